@@ -1,0 +1,54 @@
+#pragma once
+/// \file
+/// Tabular reward model: a `[contexts, actions]` table of finite rewards, `r(c, a) = table(c, a)`.
+
+#include <Eigen/Core>
+
+#include "prefopt/core/concepts.hpp"
+#include "prefopt/core/types.hpp"
+#include "prefopt/detail/tabular_checks.hpp"
+
+namespace prefopt {
+
+class tabular_reward_model {
+ public:
+  using batch_type = tabular_batch;
+
+  /// `rewards(c, a)` is the reward of action `a` in context `c`; every entry must be finite.
+  explicit tabular_reward_model(row_matrix_d rewards) : rewards_(std::move(rewards)) {
+    PREFOPT_CHECK(rewards_.rows() > 0 && rewards_.cols() > 0, shape_error,
+                  "tabular_reward_model: rewards is ", rewards_.rows(), "x", rewards_.cols(),
+                  ", expected at least one context and one action");
+    detail::check_finite_table("tabular_reward_model", "rewards", rewards_);
+  }
+
+  [[nodiscard]] index num_contexts() const noexcept { return rewards_.rows(); }
+  [[nodiscard]] index num_actions() const noexcept { return rewards_.cols(); }
+  [[nodiscard]] const row_matrix_d& table() const noexcept { return rewards_; }
+
+  /// out[i] = r(contexts[i], actions[i]).
+  void reward(const tabular_batch& batch, Eigen::Ref<vector_d> out) const {
+    detail::check_tabular_batch("tabular_reward_model::reward", batch, num_contexts(),
+                                num_actions(), out.size());
+    for (std::size_t i = 0; i < batch.actions.size(); ++i) {
+      out[static_cast<index>(i)] = rewards_(batch.contexts[i], batch.actions[i]);
+    }
+  }
+
+  /// out = r(context, .).
+  void rewards(index context, Eigen::Ref<vector_d> out) const {
+    PREFOPT_CHECK(context >= 0 && context < num_contexts(), invalid_argument,
+                  "tabular_reward_model::rewards: context = ", context,
+                  ", expected a context in [0, ", num_contexts(), ")");
+    PREFOPT_CHECK(out.size() == num_actions(), shape_error, "tabular_reward_model::rewards: out has ",
+                  out.size(), " entries, expected num_actions() = ", num_actions());
+    out = rewards_.row(context).transpose();
+  }
+
+ private:
+  row_matrix_d rewards_;
+};
+
+static_assert(RewardModel<tabular_reward_model>);
+
+}  // namespace prefopt
