@@ -19,6 +19,7 @@
 
 #include <Eigen/Core>
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -66,6 +67,21 @@ class rng {
   explicit rng(std::uint64_t seed = 0, std::uint64_t stream = 0) noexcept {
     std::uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ULL + 0x8bb84b93962eacc9ULL);
     for (auto& s : state_) s = detail::splitmix64(x);
+  }
+
+  /// A generator with the given raw xoshiro256** state (not all zero); for known-answer tests and
+  /// for resuming a saved stream.
+  static rng from_state(const std::array<std::uint64_t, 4>& state) {
+    PREFOPT_CHECK(state[0] != 0 || state[1] != 0 || state[2] != 0 || state[3] != 0,
+                  invalid_argument, "rng::from_state: state is all zero, expected a nonzero word");
+    rng g;
+    for (std::size_t i = 0; i < 4; ++i) g.state_[i] = state[i];
+    return g;
+  }
+
+  /// The raw state (to save and later resume a stream with `from_state`).
+  [[nodiscard]] std::array<std::uint64_t, 4> state() const noexcept {
+    return {state_[0], state_[1], state_[2], state_[3]};
   }
 
   static constexpr result_type min() noexcept { return 0; }
