@@ -1,1 +1,124 @@
+// Compile-time tests of the concept lattice: every shipped type models its concepts, minimal user
+// types with exactly the required members model them too, and types missing one member do not.
+#include "prefopt/prefopt.hpp"
+
+namespace {
+using prefopt::index;
+using prefopt::pair_batch;
+using prefopt::tabular_batch;
+using prefopt::vector_d;
+using ref = Eigen::Ref<vector_d>;
+
+// ---- shipped types --------------------------------------------------------------------------
+using bt_tabular = prefopt::bradley_terry_preference<prefopt::tabular_reward_model>;
+static_assert(prefopt::Policy<prefopt::tabular_softmax_policy>);
+static_assert(prefopt::TabularPolicy<prefopt::tabular_softmax_policy>);
+static_assert(prefopt::DifferentiablePolicy<prefopt::tabular_softmax_policy>);
+static_assert(prefopt::RewardModel<prefopt::tabular_reward_model>);
+static_assert(prefopt::PreferenceModel<prefopt::tabular_preference_model>);
+static_assert(prefopt::TabularPreferenceModel<prefopt::tabular_preference_model>);
+static_assert(prefopt::TabularPreferenceModel<bt_tabular>);
+static_assert(!prefopt::Policy<prefopt::tabular_preference_model>);
+static_assert(!prefopt::RewardModel<prefopt::tabular_softmax_policy>);
+static_assert(!prefopt::PreferenceModel<prefopt::tabular_reward_model>);
+
+// ---- a token-level policy fits the generic concepts -------------------------------------------
+struct token_policy {
+  using batch_type = prefopt::sequence_batch;
+  using scalar_type = float;
+  prefopt::vector_f weights;
+  void log_prob(const batch_type&, ref) const {}
+  [[nodiscard]] index num_parameters() const { return weights.size(); }
+  Eigen::Ref<prefopt::vector_f> parameters() { return weights; }
+  [[nodiscard]] Eigen::Ref<const prefopt::vector_f> parameters() const { return weights; }
+  void accumulate_log_prob_gradient(const batch_type&, Eigen::Ref<const vector_d>,
+                                    Eigen::Ref<prefopt::vector_f>) const {}
+};
+static_assert(prefopt::Policy<token_policy>);
+static_assert(prefopt::DifferentiablePolicy<token_policy>);
+static_assert(!prefopt::TabularPolicy<token_policy>);  // no table: tabular-only solvers refuse it
+
+struct sequence_judge {
+  using batch_type = prefopt::sequence_batch;
+  void preference(const pair_batch<batch_type>&, ref) const {}
+};
+static_assert(prefopt::PreferenceModel<sequence_judge>);
+static_assert(!prefopt::TabularPreferenceModel<sequence_judge>);
+
+// ---- each missing member breaks exactly its concept --------------------------------------------
+struct policy_no_batch_type {
+  void log_prob(const tabular_batch&, ref) const {}
+};
+struct policy_wrong_log_prob_return {
+  using batch_type = tabular_batch;
+  double log_prob(const batch_type&, ref) const { return 0; }
+};
+struct policy_mutating_log_prob {  // log_prob must be callable on a const policy
+  using batch_type = tabular_batch;
+  void log_prob(const batch_type&, ref) {}
+};
+static_assert(!prefopt::Policy<policy_no_batch_type>);
+static_assert(!prefopt::Policy<policy_wrong_log_prob_return>);
+static_assert(!prefopt::Policy<policy_mutating_log_prob>);
+
+struct tabular_no_shape {
+  using batch_type = tabular_batch;
+  void log_prob(const batch_type&, ref) const {}
+  void probabilities(index, ref) const {}
+};
+static_assert(prefopt::Policy<tabular_no_shape>);
+static_assert(!prefopt::TabularPolicy<tabular_no_shape>);
+
+struct differentiable_no_scalar_type {
+  using batch_type = tabular_batch;
+  vector_d theta;
+  void log_prob(const batch_type&, ref) const {}
+  [[nodiscard]] index num_parameters() const { return 0; }
+  Eigen::Ref<vector_d> parameters() { return theta; }
+  [[nodiscard]] Eigen::Ref<const vector_d> parameters() const { return theta; }
+  void accumulate_log_prob_gradient(const batch_type&, Eigen::Ref<const vector_d>, ref) const {}
+};
+static_assert(!prefopt::DifferentiablePolicy<differentiable_no_scalar_type>);
+
+struct reward_no_batch_type {
+  void reward(const tabular_batch&, ref) const {}
+};
+static_assert(!prefopt::RewardModel<reward_no_batch_type>);
+
+struct judge_on_single_batch {
+  using batch_type = tabular_batch;
+  void preference(const batch_type&, ref) const {}
+};
+static_assert(!prefopt::PreferenceModel<judge_on_single_batch>);
+
+// ---- solvers ------------------------------------------------------------------------------------
+struct problem {};
+struct counter_state {
+  int t = 0;
+};
+struct counting_solver {
+  [[nodiscard]] counter_state init(const problem&) const { return {}; }
+  int step(const problem&, counter_state& s) const { return ++s.t; }
+};
+struct solver_without_init {
+  int step(const problem&, counter_state& s) const { return ++s.t; }
+};
+struct solver_with_mutating_step {  // step must be const: hyperparameters never change in a run
+  [[nodiscard]] counter_state init(const problem&) const { return {}; }
+  int step(const problem&, counter_state& s) { return ++s.t; }
+};
+static_assert(prefopt::Solver<counting_solver, problem>);
+static_assert(std::same_as<prefopt::solver_state_t<counting_solver, problem>, counter_state>);
+static_assert(!prefopt::Solver<solver_without_init, problem>);
+static_assert(!prefopt::Solver<solver_with_mutating_step, problem>);
+static_assert(!prefopt::Solver<counting_solver, int>);
+
+static_assert(prefopt::check_policy<prefopt::tabular_softmax_policy>());
+static_assert(prefopt::check_tabular_policy<prefopt::tabular_softmax_policy>());
+static_assert(prefopt::check_differentiable_policy<token_policy>());
+static_assert(prefopt::check_reward_model<prefopt::tabular_reward_model>());
+static_assert(prefopt::check_preference_model<bt_tabular>());
+static_assert(prefopt::check_solver<counting_solver, problem>());
+}  // namespace
+
 int main() { return 0; }
