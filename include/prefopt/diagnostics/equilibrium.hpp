@@ -1,0 +1,341 @@
+#pragma once
+/// \file
+/// Equilibria of preference games, computed to a certified duality gap (ALGORITHMS.md §9.2, §9.3).
+///
+/// Regularised game (`tau > 0`), unique equilibrium `pi*_tau`, the fixed point
+/// `pi*_tau = softmax(log mu + P pi*_tau / tau)` (Nash Learning from Human Feedback, Munos et al.,
+/// arXiv 2312.00886, Prop. 1). `solve_regularised` runs a damped Newton method on
+///
+///     F(z) = z - log mu - P softmax(z) / tau,   J(z) = I - P (diag(pi) - pi pi^T) / tau,
+///
+/// whose Jacobian is never singular (`J v = 0` gives `v^T D v = (Dv)^T A (Dv) / tau = 0` with
+/// `A = P - 1/2` skew and `D = diag(pi) - pi pi^T` PSD, so `Dv = 0` and `v = 0`), so the Armijo
+/// backtracking on `||F||^2` converges globally and Newton's quadratic rate takes over near the
+/// solution. The Newton system is solved by LU for `n <= dense_limit` and matrix-free by restarted
+/// GMRES otherwise (one `P v` product per Krylov step), which keeps `n = 4096` practical. It stops
+/// at `DualGap_tau <= target_gap` (default 1e-12) and reports the certificate
+/// `KL(pi, pi*_tau) <= gap / (2 tau)`; missing the target throws `prefopt::convergence_error`.
+///
+/// Unregularised game (`tau = 0`, equilibria may be a face). `solve_unregularised` per context:
+/// a Condorcet winner (`P(y* > y) >= 1/2` for all `y`) is returned as a pure equilibrium (gap 0);
+/// for `n = 3` with a strict cycle the unique equilibrium is `pi ∝ (b, c, a)` with
+/// `a = A_01, b = A_12, c = A_20`; otherwise optimistic multiplicative weights (ONPO, arXiv
+/// 2502.16852, §8) with `eta = 1/2`, averaged, until the `tau = 0` gap of the average (or of the
+/// last iterate, whichever is smaller) is `<= target_gap`, else `convergence_error`.
+
+#include <Eigen/Core>
+#include <Eigen/LU>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "prefopt/core/assert.hpp"
+#include "prefopt/core/math.hpp"
+#include "prefopt/core/types.hpp"
+#include "prefopt/diagnostics/duality_gap.hpp"
+#include "prefopt/games/preference_game.hpp"
+#include "prefopt/policies/tabular_softmax.hpp"
+
+namespace prefopt {
+
+/// A computed equilibrium of every context of a game.
+struct equilibrium {
+  /// `[contexts, n]` equilibrium probabilities.
+  row_matrix_d probabilities;
+  /// `[contexts, n]` logits (for `tau > 0`, `log mu + P pi / tau` up to a per-row constant).
+  row_matrix_d logits;
+  /// Per-context duality gaps at the KL weight the equilibrium solves.
+  vector_d gaps;
+  /// `rho`-weighted duality gap.
+  double gap = 0.0;
+  /// `tau > 0`: the certificate `KL_rho(pi, pi*_tau) <= gap / (2 tau)`; `tau = 0`: unused (NaN).
+  double kl_bound = 0.0;
+  /// Total iterations (Newton steps, or optimistic-MWU steps) over all contexts.
+  index iterations = 0;
+
+  /// The equilibrium as a policy (logits re-centred).
+  [[nodiscard]] tabular_softmax_policy policy() const {
+    tabular_softmax_policy p(logits);
+    p.recenter();
+    return p;
+  }
+};
+
+/// Options of `solve_regularised`.
+struct regularised_equilibrium_options {
+  /// Stop when the duality gap is at most this (per context).
+  double target_gap = 1e-12;
+  /// Newton iterations per context before `convergence_error`.
+  index max_newton_iterations = 200;
+  /// Largest `n` solved by dense LU; larger games use matrix-free GMRES.
+  index dense_limit = 1024;
+  /// GMRES restart length and maximum total Krylov steps per Newton step.
+  index gmres_restart = 60;
+  index max_gmres_iterations = 2000;
+};
+
+namespace detail {
+
+/// Workspace of the per-context Newton solver.
+struct newton_context {
+  const matrix_d& p;
+  vector_d log_mu;
+  double tau;
+
+  /// Evaluates `pi = softmax(z)`, `log pi`, `g = P pi`, `F = z - log mu - g / tau`.
+  void evaluate(const vector_d& z, vector_d& pi, vector_d& log_pi, vector_d& g,
+                vector_d& f) const {
+    log_softmax(z, log_pi);
+    pi = log_pi.array().exp().matrix();
+    g.noalias() = p * pi;
+    f = z - log_mu - g / tau;
+  }
+
+  /// `J v = v - (P (pi ∘ v) - g (pi^T v)) / tau` (needs `pi`, `g` of the current point).
+  void apply_jacobian(const vector_d& pi, const vector_d& g, const vector_d& v, vector_d& tmp,
+                      vector_d& out) const {
+    tmp = pi.cwiseProduct(v);
+    out.noalias() = p * tmp;
+    out = v - (out - g * pi.dot(v)) / tau;
+  }
+};
+
+/// Restarted GMRES for `J x = b` (x starts at 0), relative tolerance `rtol`; returns Krylov steps.
+inline index gmres_solve(const newton_context& ctx, const vector_d& pi, const vector_d& g,
+                         const vector_d& b, double rtol, index restart, index max_iterations,
+                         vector_d& x) {
+  const index n = b.size();
+  x.setZero(n);
+  const double b_norm = b.norm();
+  if (b_norm == 0.0) return 0;
+  const index m = std::min(restart, n);
+  matrix_d v(n, m + 1);
+  matrix_d h = matrix_d::Zero(m + 1, m);
+  vector_d cs(m), sn(m), s(m + 1), w(n), tmp(n), r(n);
+  index total = 0;
+  while (total < max_iterations) {
+    ctx.apply_jacobian(pi, g, x, tmp, r);
+    r = b - r;
+    const double beta = r.norm();
+    if (beta <= rtol * b_norm) break;
+    v.col(0) = r / beta;
+    s.setZero();
+    s[0] = beta;
+    h.setZero();
+    index k = 0;
+    for (; k < m && total < max_iterations; ++k, ++total) {
+      ctx.apply_jacobian(pi, g, v.col(k), tmp, w);
+      for (index i = 0; i <= k; ++i) {  // modified Gram-Schmidt
+        h(i, k) = w.dot(v.col(i));
+        w -= h(i, k) * v.col(i);
+      }
+      h(k + 1, k) = w.norm();
+      if (h(k + 1, k) > 0.0) v.col(k + 1) = w / h(k + 1, k);
+      for (index i = 0; i < k; ++i) {  // apply previous Givens rotations
+        const double t = cs[i] * h(i, k) + sn[i] * h(i + 1, k);
+        h(i + 1, k) = -sn[i] * h(i, k) + cs[i] * h(i + 1, k);
+        h(i, k) = t;
+      }
+      const double d = std::hypot(h(k, k), h(k + 1, k));
+      cs[k] = h(k, k) / d;
+      sn[k] = h(k + 1, k) / d;
+      h(k, k) = d;
+      h(k + 1, k) = 0.0;
+      s[k + 1] = -sn[k] * s[k];
+      s[k] = cs[k] * s[k];
+      if (std::abs(s[k + 1]) <= rtol * b_norm) {
+        ++k;
+        ++total;
+        break;
+      }
+    }
+    // x += V_k y, with y solving the upper-triangular H_k y = s_k.
+    const vector_d y = h.topLeftCorner(k, k).triangularView<Eigen::Upper>().solve(s.head(k));
+    x.noalias() += v.leftCols(k) * y;
+    if (std::abs(s[k]) <= rtol * b_norm) break;
+  }
+  return total;
+}
+
+/// Newton's method for one context; writes the equilibrium logits `z` and returns its gap.
+inline double solve_regularised_context(const matrix_d& p, const vector_d& log_mu, double tau,
+                                        const regularised_equilibrium_options& options,
+                                        index context, vector_d& z, index& iterations) {
+  const index n = p.rows();
+  newton_context ctx{p, log_mu, tau};
+  vector_d pi(n), log_pi(n), g(n), f(n), d(n), z_try(n), pi_try(n), log_pi_try(n), g_try(n),
+      f_try(n);
+  z = log_mu;
+  ctx.evaluate(z, pi, log_pi, g, f);
+  double gap = duality_gap_from_payoff(g, log_mu, tau, log_pi);
+  double best_gap = gap;
+  const bool dense = n <= options.dense_limit;
+  matrix_d jacobian;
+  for (index it = 0; it < options.max_newton_iterations; ++it) {
+    if (gap <= options.target_gap) return gap;
+    ++iterations;
+    const double f2 = f.squaredNorm();
+    if (dense) {
+      // J = I - (P diag(pi) - g pi^T) / tau.
+      jacobian = -(p.array().rowwise() * pi.transpose().array()).matrix() / tau;
+      jacobian.noalias() += (g / tau) * pi.transpose();
+      jacobian.diagonal().array() += 1.0;
+      d = jacobian.partialPivLu().solve(-f);
+    } else {
+      const double rtol = std::clamp(std::sqrt(f2), 1e-14, 1e-1);
+      gmres_solve(ctx, pi, g, -f, rtol, options.gmres_restart, options.max_gmres_iterations, d);
+    }
+    // Armijo backtracking on ||F||^2 along the Newton direction.
+    double alpha = 1.0;
+    bool accepted = false;
+    for (int k = 0; k < 60; ++k, alpha *= 0.5) {
+      z_try = z + alpha * d;
+      ctx.evaluate(z_try, pi_try, log_pi_try, g_try, f_try);
+      if (f_try.allFinite() && f_try.squaredNorm() <= (1.0 - 1e-4 * alpha) * f2) {
+        accepted = true;
+        break;
+      }
+    }
+    if (!accepted) break;  // no decrease possible at this precision
+    z.swap(z_try);
+    pi.swap(pi_try);
+    log_pi.swap(log_pi_try);
+    g.swap(g_try);
+    f.swap(f_try);
+    gap = duality_gap_from_payoff(g, log_mu, tau, log_pi);
+    best_gap = std::min(best_gap, gap);
+  }
+  PREFOPT_CHECK(gap <= options.target_gap, convergence_error,
+                "solve_regularised: context ", context, ": duality gap ", gap, " (best ", best_gap,
+                ") after ", iterations, " Newton steps, expected <= target_gap = ",
+                options.target_gap, " (tau = ", tau, ", n = ", n, ")");
+  return gap;
+}
+
+}  // namespace detail
+
+/// The regularised equilibrium `pi*_tau` of every context of `game` (`game.tau() > 0`), to
+/// duality gap `<= options.target_gap` per context; throws `convergence_error` otherwise.
+[[nodiscard]] inline equilibrium solve_regularised(
+    const preference_game& game, const regularised_equilibrium_options& options = {}) {
+  const double tau = game.tau();
+  PREFOPT_CHECK(tau > 0.0, invalid_argument, "solve_regularised: game.tau() = ", tau,
+                ", expected tau > 0 (use solve_unregularised for tau = 0)");
+  PREFOPT_CHECK(options.target_gap > 0.0, invalid_argument,
+                "solve_regularised: options.target_gap = ", options.target_gap,
+                ", expected > 0");
+  const index n = game.num_actions();
+  equilibrium eq;
+  eq.probabilities.resize(game.num_contexts(), n);
+  eq.logits.resize(game.num_contexts(), n);
+  eq.gaps.resize(game.num_contexts());
+  vector_d z(n), pi(n);
+  for (index x = 0; x < game.num_contexts(); ++x) {
+    const vector_d log_mu = game.log_reference().row(x).transpose();
+    eq.gaps[x] = detail::solve_regularised_context(game.preference(x), log_mu, tau, options, x, z,
+                                                   eq.iterations);
+    softmax(z, pi);
+    eq.logits.row(x) = z.transpose();
+    eq.probabilities.row(x) = pi.transpose();
+  }
+  eq.gap = game.context_weights().dot(eq.gaps);
+  eq.kl_bound = eq.gap / (2.0 * tau);
+  return eq;
+}
+
+/// Options of `solve_unregularised`.
+struct unregularised_equilibrium_options {
+  /// Required `tau = 0` duality gap per context.
+  double target_gap = 1e-6;
+  /// Optimistic-MWU iterations per context before `convergence_error`.
+  index max_iterations = 2'000'000;
+  /// Step size of optimistic MWU (`<= 1/2`).
+  double eta = 0.5;
+  /// The gap is evaluated every `check_every` iterations.
+  index check_every = 50;
+};
+
+/// A `tau = 0` equilibrium of every context of `game` (the game's `tau` is ignored), with
+/// certified per-context gaps `<= options.target_gap` (exactly 0 for Condorcet winners and the
+/// 3-action closed form up to rounding); throws `convergence_error` otherwise.
+[[nodiscard]] inline equilibrium solve_unregularised(
+    const preference_game& game, const unregularised_equilibrium_options& options = {}) {
+  PREFOPT_CHECK(options.eta > 0.0 && options.eta <= 0.5, invalid_argument,
+                "solve_unregularised: options.eta = ", options.eta, ", expected 0 < eta <= 1/2");
+  PREFOPT_CHECK(options.check_every > 0, invalid_argument,
+                "solve_unregularised: options.check_every = ", options.check_every,
+                ", expected > 0");
+  const index n = game.num_actions();
+  equilibrium eq;
+  eq.probabilities.resize(game.num_contexts(), n);
+  eq.gaps.resize(game.num_contexts());
+  eq.kl_bound = std::numeric_limits<double>::quiet_NaN();
+  vector_d pi(n), g(n), zero = vector_d::Zero(n);
+  auto gap_of = [&](const matrix_d& p, const vector_d& q) {
+    g.noalias() = p * q;
+    return 2.0 * g.maxCoeff() - 1.0;
+  };
+  for (index x = 0; x < game.num_contexts(); ++x) {
+    const matrix_d& p = game.preference(x);
+    bool solved = false;
+    // 1. Condorcet winner: a pure equilibrium.
+    for (index y = 0; y < n && !solved; ++y) {
+      if (p.row(y).minCoeff() >= 0.5) {
+        pi.setZero();
+        pi[y] = 1.0;
+        solved = true;
+      }
+    }
+    // 2. Three actions with a strict cycle: pi ∝ (b, c, a).
+    if (!solved && n == 3) {
+      const double a = p(0, 1) - 0.5, b = p(1, 2) - 0.5, c = p(2, 0) - 0.5;
+      if ((a > 0 && b > 0 && c > 0) || (a < 0 && b < 0 && c < 0)) {
+        pi << b, c, a;
+        pi /= pi.sum();
+        solved = true;
+      }
+    }
+    double gap = solved ? gap_of(p, pi) : 0.0;
+    // 3. Optimistic MWU, average iterate (or last iterate when better).
+    if (!solved) {
+      vector_d z_aux = vector_d::Zero(n), z = vector_d::Zero(n), played(n), sum = zero, r(n);
+      double best = std::numeric_limits<double>::infinity();
+      for (index t = 1; t <= options.max_iterations; ++t) {
+        softmax(z, played);
+        r.noalias() = p * played;
+        sum += played;
+        z_aux += options.eta * r;
+        z = z_aux + options.eta * r;
+        z.array() -= z.maxCoeff();
+        z_aux.array() -= z_aux.maxCoeff();
+        ++eq.iterations;
+        if (t % options.check_every == 0) {
+          const vector_d avg = sum / static_cast<double>(t);
+          const double avg_gap = gap_of(p, avg);
+          const double last_gap = 2.0 * r.maxCoeff() - 1.0;
+          if (avg_gap < best) {
+            best = avg_gap;
+            pi = avg;
+          }
+          if (last_gap < best) {
+            best = last_gap;
+            pi = played;
+          }
+          if (best <= options.target_gap) break;
+        }
+      }
+      gap = best;
+      PREFOPT_CHECK(gap <= options.target_gap, convergence_error, "solve_unregularised: context ",
+                    x, ": tau = 0 duality gap ", gap, " after ", options.max_iterations,
+                    " optimistic MWU iterations, expected <= target_gap = ", options.target_gap);
+    }
+    eq.gaps[x] = gap;
+    eq.probabilities.row(x) = pi.transpose();
+  }
+  eq.logits = eq.probabilities.array().max(std::numeric_limits<double>::min()).log().matrix();
+  eq.gap = game.context_weights().dot(eq.gaps);
+  return eq;
+}
+
+}  // namespace prefopt
