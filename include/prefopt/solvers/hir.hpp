@@ -1,0 +1,284 @@
+#pragma once
+/// \file
+/// Tabular hindsight instruction relabeling (HIR; The Wisdom of Hindsight Makes Language Models
+/// Better Instruction Followers, Zhang et al., arXiv 2302.05206; ALGORITHMS.md §10) on a
+/// goal-conditioned task, with its two baselines.
+///
+/// The task (`goal_task`): instructions are goals `g in [0, G)`; a response `y in [0, n)` achieves
+/// exactly one goal, `outcome(y)`; the binary feedback for instruction `g` is
+/// `success = [outcome(y) == g]`. The policy is a tabular softmax `pi(y | g)` (one context per
+/// goal) that starts at the task's reference `mu` (the same under every instruction), under which
+/// success is rare (`1/G` on average).
+///
+/// Each `step` is one round of the two-stage loop: (1) sample `batch_size` instructions uniformly
+/// and a response from the current policy for each; (2) relabel and update with
+///
+///     L = L_sup(g+, y) + w_con L_con(y; g+, g-) + w_ent L_ent(pi(. | g+))
+///
+/// (`losses::label_smoothed_cross_entropy`, `losses::contrastive_instruction_loss_2way` or the
+/// k-way `losses::contrastive_instruction_loss` over all G instructions, `losses::entropy_bonus`),
+/// `updates_per_round` optimizer steps on the round's data. The three `hir_mode`s differ only in
+/// the instructions they train on:
+/// - `hindsight` (HIR): `g+ = outcome(y)`, the instruction the response does satisfy;
+///   `g- = g` when the response failed, else a uniformly drawn other instruction;
+/// - `no_relabeling` (baseline): `g+ = g` as sampled, `g-` a uniformly drawn other instruction;
+/// - `successes_only` (baseline; filtered supervised learning / rejection-sampling fine-tuning):
+///   `L_sup(g, y)` on the successful samples only (no contrast, no entropy term).
+
+#include <Eigen/Core>
+
+#include <cmath>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "prefopt/core/random.hpp"
+#include "prefopt/losses/hir.hpp"
+#include "prefopt/policies/tabular_softmax.hpp"
+#include "prefopt/solvers/common/optimizers.hpp"
+
+namespace prefopt {
+
+/// A goal-conditioned task with binary feedback (see the file comment).
+class goal_task {
+ public:
+  /// `outcome[y]` in `[0, goals)` is the goal response `y` achieves; `reference` (length
+  /// `outcome.size()`) is strictly positive and sums to 1 (within 1e-9).
+  goal_task(std::vector<index> outcome, index goals, vector_d reference)
+      : outcome_(std::move(outcome)), goals_(goals), reference_(std::move(reference)) {
+    constexpr const char* fn = "goal_task";
+    PREFOPT_CHECK(goals_ >= 2, invalid_argument, fn, ": goals = ", goals_, ", expected >= 2");
+    PREFOPT_CHECK(!outcome_.empty(), shape_error, fn, ": outcome is empty");
+    PREFOPT_CHECK(reference_.size() == static_cast<index>(outcome_.size()), shape_error, fn,
+                  ": reference has ", reference_.size(), " entries, expected one per response (",
+                  outcome_.size(), ")");
+    for (std::size_t y = 0; y < outcome_.size(); ++y) {
+      PREFOPT_CHECK(outcome_[y] >= 0 && outcome_[y] < goals_, invalid_argument, fn, ": outcome[",
+                    y, "] = ", outcome_[y], ", expected a goal in [0, ", goals_, ")");
+      const double m = reference_[static_cast<index>(y)];
+      PREFOPT_CHECK(std::isfinite(m) && m > 0.0, invalid_argument, fn, ": reference[", y, "] = ",
+                    m, ", expected a strictly positive probability");
+    }
+    PREFOPT_CHECK(std::abs(reference_.sum() - 1.0) <= 1e-9, invalid_argument, fn,
+                  ": reference sums to ", reference_.sum(), ", expected 1");
+  }
+
+  /// `responses` responses assigned to `goals` goals round-robin after a seeded shuffle, with a
+  /// reference drawn as `softmax(concentration * N(0, 1))`.
+  static goal_task random(index responses, index goals, double concentration, std::uint64_t seed) {
+    PREFOPT_CHECK(responses >= goals, invalid_argument, "goal_task::random: responses = ",
+                  responses, ", expected at least one response per goal (", goals, ")");
+    rng gen(seed, /*stream=*/0x601);
+    std::vector<index> outcome(static_cast<std::size_t>(responses));
+    for (std::size_t y = 0; y < outcome.size(); ++y) outcome[y] = static_cast<index>(y) % goals;
+    gen.shuffle(std::span<index>(outcome));
+    vector_d logits(responses);
+    for (index y = 0; y < responses; ++y) logits[y] = concentration * gen.normal();
+    vector_d mu(responses);
+    softmax(logits, mu);
+    return {std::move(outcome), goals, std::move(mu)};
+  }
+
+  [[nodiscard]] index num_goals() const noexcept { return goals_; }
+  [[nodiscard]] index num_responses() const noexcept {
+    return static_cast<index>(outcome_.size());
+  }
+  [[nodiscard]] index outcome(index response) const {
+    return outcome_[static_cast<std::size_t>(response)];
+  }
+  [[nodiscard]] const vector_d& reference() const noexcept { return reference_; }
+  [[nodiscard]] bool success(index goal, index response) const {
+    return outcome(response) == goal;
+  }
+
+  /// Expected success rate of `policy` (contexts = goals) with instructions drawn uniformly:
+  /// `mean_g sum_y pi(y | g) [outcome(y) == g]`.
+  template <TabularPolicy P>
+  [[nodiscard]] double success_rate(const P& policy) const {
+    PREFOPT_CHECK(policy.num_contexts() == goals_ && policy.num_actions() == num_responses(),
+                  shape_error, "goal_task::success_rate: policy is ", policy.num_contexts(), "x",
+                  policy.num_actions(), ", expected ", goals_, "x", num_responses());
+    vector_d p(num_responses());
+    double total = 0.0;
+    for (index g = 0; g < goals_; ++g) {
+      policy.probabilities(g, p);
+      for (index y = 0; y < num_responses(); ++y) total += success(g, y) ? p[y] : 0.0;
+    }
+    return total / static_cast<double>(goals_);
+  }
+
+  /// The reference as a policy over (goal, response): `mu` in every row.
+  [[nodiscard]] tabular_softmax_policy reference_policy() const {
+    row_matrix_d logits = reference_.array().log().matrix().transpose().replicate(goals_, 1);
+    return tabular_softmax_policy(std::move(logits));
+  }
+
+ private:
+  std::vector<index> outcome_;
+  index goals_;
+  vector_d reference_;
+};
+
+enum class hir_mode { hindsight, no_relabeling, successes_only };
+enum class hir_contrast { two_way, k_way };
+
+[[nodiscard]] constexpr std::string_view to_string(hir_mode m) noexcept {
+  return m == hir_mode::hindsight       ? "hindsight"
+         : m == hir_mode::no_relabeling ? "no_relabeling"
+                                        : "successes_only";
+}
+
+/// Hyperparameters of `tabular_hir` (defaults from the reference code, ALGORITHMS.md §10.2).
+struct hir_config {
+  hir_mode mode = hir_mode::hindsight;
+  hir_contrast contrast = hir_contrast::two_way;
+  index batch_size = 64;           ///< samples per round
+  index updates_per_round = 4;     ///< optimizer steps on each round's data
+  double eps_ls = losses::hir_defaults::eps_ls;
+  double w_con = losses::hir_defaults::w_con;
+  double w_ent = losses::hir_defaults::w_ent;
+  optimizer_config optimizer{optimizer_kind::adam, 0.05};
+  std::uint64_t seed = 0;
+};
+
+/// Per-round statistics.
+struct hir_stats {
+  double loss = 0.0;          ///< total loss at the round's last update
+  double batch_success = 0.0; ///< fraction of the round's samples that succeeded
+};
+
+class tabular_hir {
+ public:
+  using config_type = hir_config;
+  using step_stats = hir_stats;
+
+  class state {
+   public:
+    [[nodiscard]] const tabular_softmax_policy& policy() const noexcept { return policy_; }
+    [[nodiscard]] long iteration() const noexcept { return t_; }
+    /// Samples drawn so far (the sample budget spent).
+    [[nodiscard]] long samples() const noexcept { return samples_; }
+
+   private:
+    friend class tabular_hir;
+    state(tabular_softmax_policy policy, const hir_config& c)
+        : policy_(std::move(policy)), optimizer_(c.optimizer, policy_.num_parameters()),
+          gen_(c.seed, /*stream=*/0x41d) {}
+    tabular_softmax_policy policy_;
+    optimizer optimizer_;
+    rng gen_;
+    long t_ = 0;
+    long samples_ = 0;
+  };
+
+  explicit tabular_hir(const hir_config& config = {}) : config_(config) {
+    constexpr const char* fn = "tabular_hir";
+    PREFOPT_CHECK(config.batch_size > 0, invalid_argument, fn, ": batch_size = ",
+                  config.batch_size, ", expected > 0");
+    PREFOPT_CHECK(config.updates_per_round > 0, invalid_argument, fn, ": updates_per_round = ",
+                  config.updates_per_round, ", expected > 0");
+    PREFOPT_CHECK(config.eps_ls >= 0.0 && config.eps_ls < 0.5, invalid_argument, fn,
+                  ": eps_ls = ", config.eps_ls, ", expected a value in [0, 0.5)");
+    PREFOPT_CHECK(config.w_con >= 0.0 && config.w_ent >= 0.0, invalid_argument, fn,
+                  ": w_con = ", config.w_con, ", w_ent = ", config.w_ent, ", expected >= 0");
+    config.optimizer.validate(fn);
+  }
+
+  [[nodiscard]] const hir_config& config() const noexcept { return config_; }
+
+  [[nodiscard]] state init(const goal_task& task) const {
+    return state(task.reference_policy(), config_);
+  }
+
+  /// One round: sample, relabel, `updates_per_round` updates.
+  step_stats step(const goal_task& task, state& s) const {
+    const index goals = task.num_goals(), n = task.num_responses();
+    std::vector<index> positive, negative, responses;
+    index successes = 0;
+    for (index i = 0; i < config_.batch_size; ++i) {
+      const index g = s.gen_.uniform_index(goals);
+      const index y = s.policy_.sample(g, s.gen_);
+      const bool ok = task.success(g, y);
+      successes += ok ? 1 : 0;
+      switch (config_.mode) {
+        case hir_mode::hindsight:
+          positive.push_back(task.outcome(y));
+          negative.push_back(ok ? other_goal(g, goals, s.gen_) : g);
+          break;
+        case hir_mode::no_relabeling:
+          positive.push_back(g);
+          negative.push_back(other_goal(g, goals, s.gen_));
+          break;
+        case hir_mode::successes_only:
+          if (!ok) continue;
+          positive.push_back(g);
+          negative.push_back(g);  // unused: no contrast in this mode
+          break;
+      }
+      responses.push_back(y);
+    }
+    s.samples_ += config_.batch_size;
+    ++s.t_;
+    step_stats stats;
+    stats.batch_success = static_cast<double>(successes) / static_cast<double>(config_.batch_size);
+    if (responses.empty()) return stats;  // successes_only with no success: nothing to learn
+
+    const index b = static_cast<index>(responses.size());
+    const bool contrastive = config_.mode != hir_mode::successes_only && config_.w_con > 0.0;
+    const bool entropy = config_.mode != hir_mode::successes_only && config_.w_ent > 0.0;
+    row_matrix_d rows(b, n), grad_rows(b, n), ent_grad(b, n), ell(b, goals), grad_ell(b, goals);
+    vector_d ell_pos(b), ell_neg(b), g_pos(b), g_neg(b), gradient(s.policy_.num_parameters());
+    std::vector<token_id> targets(responses.begin(), responses.end());
+    const tabular_batch pos_batch{positive, responses}, neg_batch{negative, responses};
+    for (index u = 0; u < config_.updates_per_round; ++u) {
+      gradient.setZero();
+      for (index i = 0; i < b; ++i) rows.row(i) = s.policy_.logits().row(positive[std::size_t(i)]);
+      double loss = losses::label_smoothed_cross_entropy<double>(rows, targets, config_.eps_ls,
+                                                                 grad_rows);
+      if (entropy) {
+        loss += losses::entropy_bonus<double>(rows, config_.w_ent, ent_grad);
+        grad_rows += ent_grad;
+      }
+      for (index i = 0; i < b; ++i) {
+        gradient.segment(positive[static_cast<std::size_t>(i)] * n, n) += grad_rows.row(i);
+      }
+      if (contrastive && config_.contrast == hir_contrast::two_way) {
+        s.policy_.log_prob(pos_batch, ell_pos);
+        s.policy_.log_prob(neg_batch, ell_neg);
+        loss += config_.w_con * losses::contrastive_instruction_loss_2way<double>(
+                                    ell_pos, ell_neg, config_.eps_ls, g_pos, g_neg);
+        s.policy_.accumulate_log_prob_gradient(pos_batch, config_.w_con * g_pos, gradient);
+        s.policy_.accumulate_log_prob_gradient(neg_batch, config_.w_con * g_neg, gradient);
+      } else if (contrastive) {
+        vector_d column(b);
+        std::vector<index> instruction(static_cast<std::size_t>(b));
+        for (index k = 0; k < goals; ++k) {
+          std::fill(instruction.begin(), instruction.end(), k);
+          s.policy_.log_prob(tabular_batch{instruction, responses}, column);
+          ell.col(k) = column;
+        }
+        loss += config_.w_con * losses::contrastive_instruction_loss<double>(
+                                    ell, positive, config_.eps_ls, grad_ell);
+        for (index k = 0; k < goals; ++k) {
+          std::fill(instruction.begin(), instruction.end(), k);
+          s.policy_.accumulate_log_prob_gradient(tabular_batch{instruction, responses},
+                                                 config_.w_con * grad_ell.col(k), gradient);
+        }
+      }
+      s.optimizer_.step(s.policy_.parameters(), gradient);
+      s.policy_.recenter();
+      stats.loss = loss;
+    }
+    return stats;
+  }
+
+ private:
+  static index other_goal(index g, index goals, rng& gen) {
+    const index k = gen.uniform_index(goals - 1);
+    return k >= g ? k + 1 : k;
+  }
+
+  hir_config config_;
+};
+
+}  // namespace prefopt
