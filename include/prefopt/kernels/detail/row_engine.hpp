@@ -1,0 +1,439 @@
+#pragma once
+/// \file
+/// Internals of the logits kernels: views over caller memory, the one-pass row reductions (online
+/// log-sum-exp with entropy and KL cross terms), the one-sweep backward, the row-parallel driver
+/// and the error reporting. Not part of the public API.
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <type_traits>
+
+#include "prefopt/core/assert.hpp"
+#include "prefopt/core/types.hpp"
+#include "prefopt/kernels/options.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace prefopt::kernels::detail {
+
+inline constexpr double neg_inf = -std::numeric_limits<double>::infinity();
+inline constexpr double pos_inf = std::numeric_limits<double>::infinity();
+
+/// Floor applied to shifted log-probabilities inside cross terms (entropy, KL, their gradients).
+/// The packet exp of the floor underflows to 0 or a denormal, so `exp(floor) * floor` is
+/// negligible (< 1e-36) and `-inf` logits (masked vocabulary) contribute exactly what p log p -> 0
+/// says instead of `0 * -inf = NaN`.
+template <class Acc>
+inline constexpr Acc log_floor = std::is_same_v<Acc, float> ? Acc(-200) : Acc(-1000);
+
+template <class T>
+using carray_map = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using array_map = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+/// Read-only view of a row-major matrix: row i starts at data + i * stride.
+template <class T>
+struct cview {
+  const T* data = nullptr;
+  index rows = 0;
+  index cols = 0;
+  index stride = 0;
+  [[nodiscard]] const T* row(index i) const noexcept { return data + i * stride; }
+};
+
+/// Writable view of a row-major matrix.
+template <class T>
+struct mview {
+  T* data = nullptr;
+  index rows = 0;
+  index cols = 0;
+  index stride = 0;
+  [[nodiscard]] T* row(index i) const noexcept { return data + i * stride; }
+};
+
+template <class Derived>
+constexpr void check_matrix_type() {
+  using S = typename Derived::Scalar;
+  static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>,
+                "prefopt kernels: matrices must hold float or double");
+  static_assert(bool(Derived::Flags & Eigen::DirectAccessBit),
+                "prefopt kernels: pass a Matrix, Map, Ref or block of rows over memory, not an "
+                "expression (evaluate it first)");
+  static_assert(bool(Derived::IsRowMajor),
+                "prefopt kernels: matrices must be row-major [N, V] (prefopt::row_matrix_t, "
+                "row_matrix_map)");
+  static_assert(int(Derived::InnerStrideAtCompileTime) == 1,
+                "prefopt kernels: each row must be contiguous (inner stride 1)");
+}
+
+template <class Derived>
+[[nodiscard]] cview<typename Derived::Scalar> view_of(const Eigen::DenseBase<Derived>& m) {
+  check_matrix_type<Derived>();
+  const auto& d = m.derived();
+  return {d.data(), d.rows(), d.cols(), d.rows() <= 1 ? d.cols() : d.outerStride()};
+}
+
+template <class Derived>
+[[nodiscard]] mview<typename Derived::Scalar> mutable_view_of(const Eigen::DenseBase<Derived>& m) {
+  check_matrix_type<Derived>();
+  auto& d = const_cast<Derived&>(m.derived());  // NOLINT: Eigen's documented out-parameter idiom
+  return {d.data(), d.rows(), d.cols(), d.rows() <= 1 ? d.cols() : d.outerStride()};
+}
+
+/// `t - m` in the accumulation type (widening float tiles when Acc = double).
+template <class Acc, class T>
+[[nodiscard]] auto shifted(const carray_map<T>& t, Acc m) {
+  if constexpr (std::is_same_v<Acc, T>) {
+    return t - m;
+  } else {
+    return t.template cast<Acc>() - m;
+  }
+}
+
+/// Outcome of a row reduction.
+enum class row_status : std::uint8_t { ok, non_finite, all_neg_inf, infinite_kl };
+
+/// One-pass statistics of one row (and, for two-matrix reductions, of the second row).
+struct row_stats {
+  double m = neg_inf;      ///< row maximum (a logit value, exact)
+  double log_s = 0;        ///< log sum_j exp(z_j - m); lse = m + log_s
+  double entropy = 0;      ///< -sum p log p (when requested)
+  double m_q = neg_inf;    ///< second row
+  double log_s_q = 0;
+  double kl = 0;           ///< KL(p || q) (two-matrix)
+  double kl_reverse = 0;   ///< KL(q || p) (two-matrix)
+  row_status status = row_status::ok;
+  row_status status_q = row_status::ok;
+  [[nodiscard]] double lse() const noexcept { return m + log_s; }
+  [[nodiscard]] double lse_q() const noexcept { return m_q + log_s_q; }
+};
+
+/// Running state of an online log-sum-exp. `raise(tm)` moves the reference maximum up to `tm`,
+/// rescaling the sum and returning the shift so cross terms can be rescaled too.
+struct online_lse {
+  double m = neg_inf;
+  double s = 0;
+  bool nan_before_finite = false;  // a NaN seen while every logit so far was -inf
+
+  [[nodiscard]] row_status status() const noexcept {
+    if (nan_before_finite || std::isnan(s) || std::isnan(m) || m == pos_inf) {
+      return row_status::non_finite;
+    }
+    if (m == neg_inf) return row_status::all_neg_inf;
+    return row_status::ok;
+  }
+};
+
+/// One-pass reduction of one row: log-sum-exp and, if `Entropy`, the entropy.
+///
+/// For each tile (fixed grid of `reduction_tile` from the row start): tm = max(tile); if tm > m
+/// the state is rescaled, s <- s e^{m - tm}, u <- e^{m - tm}(u - (tm - m) s); then
+/// s += sum e^{z - m}, u += sum e^{z - m} max(z - m, floor). At the end lse = m + log s and
+/// H = log s - u / s.
+template <class Acc, bool Entropy, class T>
+[[nodiscard]] row_stats reduce_row(const T* x, index n_cols) noexcept {
+  online_lse st;
+  double u = 0;
+  [[maybe_unused]] alignas(64) Acc w[Entropy ? reduction_tile : 1];
+  for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {
+    const index n = std::min(reduction_tile, n_cols - j0);
+    const carray_map<T> t(x + j0, n);
+    const auto tm = static_cast<double>(t.maxCoeff());
+    if (tm > st.m) {
+      if (st.s > 0) {
+        const double delta = tm - st.m;
+        const double r = std::exp(-delta);
+        if constexpr (Entropy) u = r * (u - delta * st.s);
+        st.s *= r;
+      }
+      st.m = tm;
+    }
+    if (st.m == neg_inf) {
+      st.nan_before_finite = st.nan_before_finite || t.isNaN().any();
+      continue;
+    }
+    const auto ma = static_cast<Acc>(st.m);
+    if constexpr (Entropy) {
+      array_map<Acc> wm(w, n);
+      wm = shifted<Acc>(t, ma).exp();
+      st.s += static_cast<double>(wm.sum());
+      u += static_cast<double>((wm * shifted<Acc>(t, ma).max(log_floor<Acc>)).sum());
+    } else {
+      st.s += static_cast<double>(shifted<Acc>(t, ma).exp().sum());
+    }
+  }
+  row_stats r;
+  r.m = st.m;
+  r.status = st.status();
+  if (r.status == row_status::ok) {
+    r.log_s = std::log(st.s);
+    if constexpr (Entropy) r.entropy = std::max(0.0, r.log_s - u / st.s);
+  }
+  return r;
+}
+
+/// One-pass reduction of two rows p (logits zp) and q (logits zq) of the same length: both
+/// log-sum-exps, KL(p||q) = A/s_p - log s_p + log s_q with A = sum e^{zp-mp}((zp-mp) - (zq-mq)),
+/// KL(q||p) symmetrically, and optionally the entropy of p. A KL is +inf when the first
+/// distribution puts mass where the second has a -inf logit (detected exactly).
+template <class Acc, bool Entropy, class T>
+[[nodiscard]] row_stats reduce_row_pair(const T* zp, const T* zq, index n_cols) noexcept {
+  online_lse p;
+  online_lse q;
+  double u = 0;
+  double a = 0;  // sum wp (dp - dq)
+  double b = 0;  // sum wq (dq - dp)
+  bool inf_pq = false;
+  bool inf_qp = false;
+  alignas(64) Acc wp[reduction_tile];
+  alignas(64) Acc wq[reduction_tile];
+  constexpr auto floor = log_floor<Acc>;
+  constexpr auto half_max = std::numeric_limits<T>::max() / 2;
+  for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {
+    const index n = std::min(reduction_tile, n_cols - j0);
+    const carray_map<T> tp(zp + j0, n);
+    const carray_map<T> tq(zq + j0, n);
+    const auto tmp = static_cast<double>(tp.maxCoeff());
+    const auto tmq = static_cast<double>(tq.maxCoeff());
+    if (tmp > p.m) {
+      if (p.s > 0) {
+        const double delta = tmp - p.m;
+        const double r = std::exp(-delta);
+        if constexpr (Entropy) u = r * (u - delta * p.s);
+        a = r * (a - delta * p.s);
+        p.s *= r;
+      }
+      if (q.s > 0) b = (p.m == neg_inf) ? pos_inf : b + (tmp - p.m) * q.s;
+      p.m = tmp;
+    }
+    if (tmq > q.m) {
+      if (q.s > 0) {
+        const double delta = tmq - q.m;
+        const double r = std::exp(-delta);
+        b = r * (b - delta * q.s);
+        q.s *= r;
+      }
+      if (p.s > 0) a = (q.m == neg_inf) ? pos_inf : a + (tmq - q.m) * p.s;
+      q.m = tmq;
+    }
+    const bool p_live = p.m > neg_inf;
+    const bool q_live = q.m > neg_inf;
+    if (!p_live) p.nan_before_finite = p.nan_before_finite || tp.isNaN().any();
+    if (!q_live) q.nan_before_finite = q.nan_before_finite || tq.isNaN().any();
+    const auto mpa = static_cast<Acc>(p.m);
+    const auto mqa = static_cast<Acc>(q.m);
+    array_map<Acc> wpm(wp, n);
+    array_map<Acc> wqm(wq, n);
+    if (p_live) {
+      wpm = shifted<Acc>(tp, mpa).exp();
+      p.s += static_cast<double>(wpm.sum());
+      if constexpr (Entropy) u += static_cast<double>((wpm * shifted<Acc>(tp, mpa).max(floor)).sum());
+    }
+    if (q_live) {
+      wqm = shifted<Acc>(tq, mqa).exp();
+      q.s += static_cast<double>(wqm.sum());
+    }
+    if (p_live && q_live) {
+      const auto dp = shifted<Acc>(tp, mpa).max(floor);
+      const auto dq = shifted<Acc>(tq, mqa).max(floor);
+      a += static_cast<double>((wpm * (dp - dq)).sum());
+      b += static_cast<double>((wqm * (dq - dp)).sum());
+      // Exact zero-mass mismatches, only in tiles that contain -inf logits.
+      if (tp.minCoeff() == -std::numeric_limits<T>::infinity() ||
+          tq.minCoeff() == -std::numeric_limits<T>::infinity()) {
+        const auto lowest = std::numeric_limits<T>::lowest();
+        const auto d = (tq.max(lowest) - tp.max(lowest)).eval();  // tile-sized, only here
+        inf_pq = inf_pq || d.minCoeff() < -half_max;
+        inf_qp = inf_qp || d.maxCoeff() > half_max;
+      }
+    } else if (p_live && tmp > neg_inf) {
+      inf_pq = true;  // every q logit so far is -inf, p has a finite logit here
+    } else if (q_live && tmq > neg_inf) {
+      inf_qp = true;
+    }
+  }
+  row_stats r;
+  r.m = p.m;
+  r.m_q = q.m;
+  r.status = p.status();
+  r.status_q = q.status();
+  if (r.status == row_status::ok && r.status_q == row_status::ok) {
+    r.log_s = std::log(p.s);
+    r.log_s_q = std::log(q.s);
+    if constexpr (Entropy) r.entropy = std::max(0.0, r.log_s - u / p.s);
+    r.kl = inf_pq ? pos_inf : std::max(0.0, a / p.s - r.log_s + r.log_s_q);
+    r.kl_reverse = inf_qp ? pos_inf : std::max(0.0, b / q.s - r.log_s_q + r.log_s);
+  }
+  return r;
+}
+
+/// Upstream gradients and saved forward values for one row of the fused backward.
+struct row_grad_in {
+  double lse = 0;       ///< forward log-sum-exp of p
+  double g_lp = 0;      ///< dL / d log p(target)
+  index target = -1;    ///< target column (g_lp is ignored when < 0)
+  double g_h = 0;       ///< dL / d H(p)
+  double entropy = 0;   ///< forward H(p)
+  double g_kl = 0;      ///< dL / d KL(p || q)
+  double kl = 0;        ///< forward KL(p || q)
+  double lse_q = 0;     ///< forward log-sum-exp of q
+};
+
+/// Stores `value` (an Acc expression) into the T row segment `out` under `mode`.
+template <class T, class Expr>
+void store(array_map<T>& out, const Expr& value, write_mode mode) {
+  using Acc = typename Expr::Scalar;
+  if constexpr (std::is_same_v<Acc, T>) {
+    if (mode == write_mode::overwrite) {
+      out = value;
+    } else {
+      out += value;
+    }
+  } else {
+    if (mode == write_mode::overwrite) {
+      out = value.template cast<T>();
+    } else {
+      out += value.template cast<T>();
+    }
+  }
+}
+
+/// One read + one write sweep over a row: dzp_j = p_j * (c0 + c1 lp_j' - g_kl lq_j') with
+/// lp' = max(zp - lse, floor), c1 = g_kl - g_h, c0 = -g_lp - g_h H - g_kl KL, plus g_lp at the
+/// target; and, when `Kl`, dzq_j = g_kl (q_j - p_j).
+template <class Acc, bool Entropy, bool Kl, class T>
+void backward_row(const T* zp, const T* zq, T* dzp, T* dzq, index n_cols, const row_grad_in& g,
+                  write_mode mode) noexcept {
+  constexpr auto floor = log_floor<Acc>;
+  const auto lse = static_cast<Acc>(g.lse);
+  const auto lse_q = static_cast<Acc>(g.lse_q);
+  const double c0d = -g.g_lp - (Entropy ? g.g_h * g.entropy : 0.0) - (Kl ? g.g_kl * g.kl : 0.0);
+  const auto c0 = static_cast<Acc>(c0d);
+  const auto c1 = static_cast<Acc>((Kl ? g.g_kl : 0.0) - (Entropy ? g.g_h : 0.0));
+  const auto gkl = static_cast<Acc>(g.g_kl);
+  for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {
+    const index n = std::min(reduction_tile, n_cols - j0);
+    const carray_map<T> tp(zp + j0, n);
+    array_map<T> op(dzp + j0, n);
+    const auto lp = shifted<Acc>(tp, lse);
+    if constexpr (!Entropy && !Kl) {
+      store(op, c0 * lp.exp(), mode);
+    } else if constexpr (!Kl) {
+      store(op, lp.exp() * (c0 + c1 * lp.max(floor)), mode);
+    } else {
+      const carray_map<T> tq(zq + j0, n);
+      const auto lq = shifted<Acc>(tq, lse_q);
+      store(op, lp.exp() * (c0 + c1 * lp.max(floor) - gkl * lq.max(floor)), mode);
+      if (dzq != nullptr) {
+        array_map<T> oq(dzq + j0, n);
+        store(oq, gkl * (lq.exp() - lp.exp()), mode);
+      }
+    }
+  }
+  if (g.target >= 0) dzp[g.target] += static_cast<T>(g.g_lp);
+}
+
+/// Work (elements touched) below which a batch is not worth splitting across threads.
+inline constexpr index parallel_work_threshold = index{1} << 16;
+
+/// Calls `f(i)` (returning false for a bad row) for every row; returns the smallest bad row, or
+/// `n` when every row was fine. Rows are split across OpenMP threads when enabled, compiled in and
+/// worthwhile; results never depend on it. Serially, stops at the first bad row.
+template <class F>
+index for_each_row(index n, index work_per_row, bool parallel, F&& f) {
+  index first_bad = n;
+#if defined(_OPENMP)
+  if (parallel && n > 1 && n * std::max<index>(work_per_row, 1) >= parallel_work_threshold &&
+      omp_get_max_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
+    for (index i = 0; i < n; ++i) {
+      if (!f(i)) first_bad = std::min(first_bad, i);
+    }
+    return first_bad;
+  }
+#else
+  (void)parallel;
+  (void)work_per_row;
+#endif
+  for (index i = 0; i < n; ++i) {
+    if (!f(i)) return i;
+  }
+  return first_bad;
+}
+
+/// Whether row i is selected by the mask (empty mask: every row).
+[[nodiscard]] inline bool row_on(std::span<const std::uint8_t> mask, index i) noexcept {
+  return mask.empty() || mask[static_cast<std::size_t>(i)] != 0;
+}
+
+inline void check_rows(const char* kernel, const char* what, std::size_t size, index n) {
+  PREFOPT_CHECK(static_cast<index>(size) == n, shape_error, kernel, ": ", what, " has ", size,
+                " entries, expected one per logits row (", n, ")");
+}
+
+inline void check_optional_rows(const char* kernel, const char* what, std::size_t size, index n) {
+  PREFOPT_CHECK(size == 0 || static_cast<index>(size) == n, shape_error, kernel, ": ", what,
+                " has ", size, " entries, expected 0 (not computed) or one per row (", n, ")");
+}
+
+inline void check_mask(const char* kernel, const options& opt, index n) {
+  check_optional_rows(kernel, "mask", opt.mask.size(), n);
+}
+
+inline void check_targets(const char* kernel, std::span<const token_id> targets,
+                          std::span<const std::uint8_t> mask, index n, index v) {
+  check_rows(kernel, "targets", targets.size(), n);
+  for (index i = 0; i < n; ++i) {
+    if (!row_on(mask, i)) continue;
+    const auto t = targets[static_cast<std::size_t>(i)];
+    PREFOPT_CHECK(t >= 0 && t < v, invalid_argument, kernel, ": targets[", i, "] = ", t,
+                  " is outside the vocabulary [0, ", v, ")");
+  }
+}
+
+template <class A, class B>
+void check_same_shape(const char* kernel, const char* a_name, const cview<A>& a,
+                      const char* b_name, const B& b) {
+  PREFOPT_CHECK(a.rows == b.rows && a.cols == b.cols, shape_error, kernel, ": ", b_name, " is [",
+                b.rows, ", ", b.cols, "], expected the shape of ", a_name, " [", a.rows, ", ",
+                a.cols, "]");
+}
+
+/// Throws the error for a bad row, scanning that row (error path only) for the offending value.
+template <class T>
+[[noreturn]] void throw_row_error(const char* kernel, const char* argument, const cview<T>& x,
+                                  index i, row_status status) {
+  if (status == row_status::all_neg_inf) {
+    PREFOPT_THROW(invalid_argument, kernel, ": ", argument, " row ", i,
+                  " has no finite logit (every entry is -inf)");
+  }
+  const T* r = x.row(i);
+  for (index j = 0; j < x.cols; ++j) {
+    if (std::isnan(r[j]) || r[j] == std::numeric_limits<T>::infinity()) {
+      PREFOPT_THROW(invalid_argument, kernel, ": ", argument, "(", i, ", ", j, ") = ", r[j],
+                    " in row ", i, ", expected finite or -inf logits");
+    }
+  }
+  PREFOPT_THROW(invalid_argument, kernel, ": ", argument, " row ", i,
+                " produced a non-finite reduction (overflow)");
+}
+
+/// Calls `f.template operator()<Acc>()` with Acc = T or double per the options.
+template <class T, class F>
+decltype(auto) with_accumulation(accumulation a, F&& f) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (a == accumulation::double_precision) return f.template operator()<double>();
+  } else {
+    (void)a;
+  }
+  return f.template operator()<T>();
+}
+
+}  // namespace prefopt::kernels::detail
