@@ -1,0 +1,217 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <numbers>
+#include <vector>
+
+#include "finite_difference.hpp"
+#include "prefopt/core/random.hpp"
+#include "prefopt/losses/bradley_terry.hpp"
+
+using namespace prefopt;
+using Catch::Matchers::WithinAbs;
+using Catch::Matchers::WithinRel;
+
+namespace {
+double bt_value(const vector_d& rw, const vector_d& rl, const vector_d& m, double c) {
+  vector_d gw(rw.size()), gl(rw.size());
+  return losses::bradley_terry_loss<double>(rw, rl, m, gw, gl, {c, losses::reduction::mean}).loss;
+}
+}  // namespace
+
+TEST_CASE("Bradley-Terry loss is log 2 at equal rewards with gradient -1/2, +1/2", "[losses]") {
+  const vector_d r = vector_d::Constant(1, 0.7);
+  vector_d gw(1), gl(1);
+  const auto m = losses::bradley_terry_loss<double>(r, r, vector_d(), gw, gl);
+  CHECK_THAT(m.loss, WithinAbs(std::numbers::ln2, 1e-12));
+  CHECK_THAT(gw(0), WithinAbs(-0.5, 1e-15));
+  CHECK_THAT(gl(0), WithinAbs(0.5, 1e-15));
+  CHECK(m.accuracy == 0.0);  // ties count as wrong
+}
+
+TEST_CASE("Bradley-Terry loss with margin 1 at equal rewards is softplus(1) = 1.3132617",
+          "[losses]") {
+  const vector_d r = vector_d::Zero(1);
+  const vector_d margin = vector_d::Ones(1);
+  vector_d gw(1), gl(1);
+  CHECK_THAT(losses::bradley_terry_loss<double>(r, r, margin, gw, gl).loss,
+             WithinAbs(1.3132617, 1e-7));
+}
+
+TEST_CASE("Bradley-Terry gradients sum to exactly zero without centring", "[losses]") {
+  rng g(3);
+  vector_d rw(50), rl(50), gw(50), gl(50);
+  for (prefopt::index i = 0; i < 50; ++i) {
+    rw(i) = g.uniform(-30, 30);
+    rl(i) = g.uniform(-30, 30);
+  }
+  losses::bradley_terry_loss<double>(rw, rl, vector_d(), gw, gl);
+  for (prefopt::index i = 0; i < 50; ++i) CHECK(gw(i) + gl(i) == 0.0);
+}
+
+TEST_CASE("Bradley-Terry gradients match central finite differences, margins up to 50",
+          "[losses]") {
+  rng g(5);
+  const prefopt::index n = 6;
+  vector_d rw(n), rl(n), m(n);
+  for (prefopt::index i = 0; i < n; ++i) {
+    rw(i) = g.uniform(-25, 25);
+    rl(i) = g.uniform(-25, 25);
+    m(i) = g.uniform(-1, 1);
+  }
+  rw(0) = 50.0;  // z = 50 + ...
+  rl(0) = 0.0;
+  rw(1) = -25.0;
+  rl(1) = 25.0;  // z = -50
+  for (const double c : {0.0, 0.01}) {
+    vector_d gw(n), gl(n);
+    losses::bradley_terry_loss<double>(rw, rl, m, gw, gl, {c, losses::reduction::mean});
+    for (prefopt::index i = 0; i < n; ++i) {
+      // FD on the single pair (a batch mean cannot resolve 1e-22 next to O(1) losses).
+      const vector_d w1 = rw.segment(i, 1), l1 = rl.segment(i, 1), m1 = m.segment(i, 1);
+      const double fw = test::central_difference(
+          [&](const vector_d& x) { return bt_value(x, l1, m1, c); }, w1, 0);
+      const double fl = test::central_difference(
+          [&](const vector_d& x) { return bt_value(w1, x, m1, c); }, l1, 0);
+      CHECK(test::close(gw(i) * double(n), fw, 1e-6, 1e-300));
+      CHECK(test::close(gl(i) * double(n), fl, 1e-6, 1e-300));
+    }
+  }
+}
+
+TEST_CASE("Bradley-Terry metrics report accuracy, margin and mean rewards", "[losses]") {
+  const vector_d rw{{2.0, -1.0, 0.5}};
+  const vector_d rl{{1.0, 0.0, 0.5}};
+  vector_d gw(3), gl(3);
+  const auto m = losses::bradley_terry_loss<double>(rw, rl, vector_d(), gw, gl);
+  CHECK_THAT(m.accuracy, WithinAbs(1.0 / 3.0, 1e-15));
+  CHECK_THAT(m.margin, WithinAbs(0.0, 1e-15));
+  CHECK_THAT(m.mean_reward_chosen, WithinAbs(0.5, 1e-15));
+  CHECK_THAT(m.mean_reward, WithinAbs((1.5 + 1.5) / 6.0, 1e-15));
+  CHECK(m.named()[1].first == "accuracy");
+}
+
+TEST_CASE("Bradley-Terry float agrees with double", "[losses]") {
+  rng g(9);
+  vector_d rw(20), rl(20), gw(20), gl(20);
+  for (prefopt::index i = 0; i < 20; ++i) {
+    rw(i) = g.uniform(-5, 5);
+    rl(i) = g.uniform(-5, 5);
+  }
+  const vector_f rwf = rw.cast<float>(), rlf = rl.cast<float>();
+  vector_f gwf(20), glf(20);
+  const auto md = losses::bradley_terry_loss<double>(rw, rl, vector_d(), gw, gl, {0.01, {}});
+  const auto mf = losses::bradley_terry_loss<float>(rwf, rlf, vector_f(), gwf, glf, {0.01, {}});
+  CHECK_THAT(double(mf.loss), WithinRel(md.loss, 1e-5));
+  for (prefopt::index i = 0; i < 20; ++i) {
+    CHECK_THAT(double(gwf(i)), WithinRel(gw(i), 1e-4) || WithinAbs(gw(i), 1e-7));
+  }
+}
+
+TEST_CASE("Bradley-Terry loss rejects bad input with a message naming the argument", "[losses]") {
+  vector_d a(2), b(3), g2(2), g3(2);
+  a.setZero();
+  b.setZero();
+  CHECK_THROWS_WITH(losses::bradley_terry_loss<double>(a, b, vector_d(), g2, g3),
+                    Catch::Contains("r_rejected has size 3, expected 2"));
+  vector_d nan = vector_d::Zero(2);
+  nan(1) = std::nan("");
+  CHECK_THROWS_AS(losses::bradley_terry_loss<double>(a, nan, vector_d(), g2, g3),
+                  prefopt::invalid_argument);
+}
+
+TEST_CASE("Best-of-K cross-entropy with equal rewards is log K", "[losses]") {
+  const row_matrix_d r = row_matrix_d::Constant(2, 4, 0.3);
+  row_matrix_d grad(2, 4);
+  const std::vector<prefopt::index> chosen{1, 3};
+  CHECK_THAT(losses::best_of_k_loss<double>(r, chosen, grad), WithinAbs(1.3862944, 1e-7));
+  CHECK_THAT(grad(0, 1), WithinAbs((0.25 - 1.0) / 2.0, 1e-15));
+  CHECK_THAT(grad(0, 0), WithinAbs(0.25 / 2.0, 1e-15));
+}
+
+TEST_CASE("Best-of-K and K-wise ranking gradients match finite differences", "[losses]") {
+  rng g(11);
+  row_matrix_d r(3, 4);
+  for (prefopt::index i = 0; i < r.size(); ++i) r.data()[i] = g.uniform(-3, 3);
+  const std::vector<prefopt::index> chosen{0, 2, 3};
+  row_matrix_d grad(3, 4), grad2(3, 4), scratch(3, 4);
+  losses::best_of_k_loss<double>(r, chosen, grad);
+  losses::bradley_terry_ranking_loss<double>(r, grad2);
+  const vector_d flat = r.reshaped<Eigen::RowMajor>();
+  for (prefopt::index i = 0; i < flat.size(); ++i) {
+    const auto as_matrix = [](const vector_d& x) {
+      return row_matrix_d(x.reshaped<Eigen::RowMajor>(3, 4));
+    };
+    const double f1 = test::central_difference(
+        [&](const vector_d& x) { return losses::best_of_k_loss<double>(as_matrix(x), chosen, scratch); },
+        flat, i);
+    const double f2 = test::central_difference(
+        [&](const vector_d& x) {
+          return losses::bradley_terry_ranking_loss<double>(as_matrix(x), scratch);
+        },
+        flat, i);
+    CHECK(test::close(grad.data()[i], f1, 1e-6));
+    CHECK(test::close(grad2.data()[i], f2, 1e-6));
+  }
+}
+
+TEST_CASE("K-wise ranking loss averages the C(K,2) pairwise losses", "[losses]") {
+  const row_matrix_d r{{3.0, 1.0, 0.0}};
+  row_matrix_d grad(1, 3);
+  const double expected =
+      (softplus(-2.0) + softplus(-3.0) + softplus(-1.0)) / 3.0;
+  CHECK_THAT(losses::bradley_terry_ranking_loss<double>(r, grad), WithinAbs(expected, 1e-14));
+  CHECK_THAT(grad.sum(), WithinAbs(0.0, 1e-15));
+}
+
+TEST_CASE("Bradley-Terry MLE on synthetic comparisons recovers the centred rewards", "[losses]") {
+  const vector_d truth{{0.0, 0.5, -1.0, 1.5, 0.8}};
+  rng g(2024);
+  const prefopt::index pairs = 20000;
+  std::vector<prefopt::index> win(static_cast<std::size_t>(pairs)), lose(static_cast<std::size_t>(pairs));
+  for (std::size_t k = 0; k < win.size(); ++k) {
+    prefopt::index i = g.uniform_index(5), j = g.uniform_index(4);
+    if (j >= i) ++j;
+    if (!g.bernoulli(sigmoid(truth(i) - truth(j)))) std::swap(i, j);
+    win[k] = i;
+    lose[k] = j;
+  }
+  vector_d r = vector_d::Zero(5), rw(pairs), rl(pairs), gw(pairs), gl(pairs);
+  for (int it = 0; it < 300; ++it) {
+    for (prefopt::index k = 0; k < pairs; ++k) {
+      rw(k) = r(win[static_cast<std::size_t>(k)]);
+      rl(k) = r(lose[static_cast<std::size_t>(k)]);
+    }
+    losses::bradley_terry_loss<double>(rw, rl, vector_d(), gw, gl);
+    vector_d grad = vector_d::Zero(5);
+    for (prefopt::index k = 0; k < pairs; ++k) {
+      grad(win[static_cast<std::size_t>(k)]) += gw(k);
+      grad(lose[static_cast<std::size_t>(k)]) += gl(k);
+    }
+    r -= 5.0 * grad;
+  }
+  const vector_d fitted = r.array() - r.mean();
+  const vector_d centred = truth.array() - truth.mean();
+  for (prefopt::index i = 0; i < 5; ++i) CHECK_THAT(fitted(i), WithinAbs(centred(i), 0.1));
+}
+
+TEST_CASE("Elo conversion factor is 400/ln 10 = 173.7178 and matches the sigmoid", "[losses]") {
+  CHECK_THAT(losses::elo_per_nat, WithinAbs(173.7178, 1e-4));
+  CHECK_THAT(losses::elo_win_fraction(0.0), WithinAbs(0.5, 1e-15));
+  CHECK_THAT(losses::elo_win_fraction(losses::elo_from_score_difference(0.8)),
+             WithinAbs(sigmoid(0.8), 1e-14));
+  CHECK(losses::elo_win_fraction(100.0) > 0.5);
+}
+
+TEST_CASE("Reward normalisation gives sample mean 0 and std 1", "[losses]") {
+  rng g(8);
+  vector_d s(1000);
+  for (prefopt::index i = 0; i < s.size(); ++i) s(i) = 3.0 + 2.5 * g.normal();
+  const auto norm = losses::reward_normalization::fit(s);
+  norm.apply(s);
+  const double mean = s.mean();
+  const double var = (s.array() - mean).square().mean();
+  CHECK_THAT(mean, WithinAbs(0.0, 1e-12));
+  CHECK_THAT(std::sqrt(var), WithinAbs(1.0, 1e-12));
+  CHECK_THROWS_AS(losses::reward_normalization::fit(vector_d::Ones(5)), prefopt::invalid_argument);
+}
