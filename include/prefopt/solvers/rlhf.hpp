@@ -232,7 +232,9 @@ class tabular_rlhf_ppo {
     s.reference_.log_prob(rollouts, s.ref_logp_);
 
     const double tau_t = s.kl_coefficient();
-    auto view = [&](vector_d& v) { return ragged_view<double>{s.offsets_, {v.data(), v.size()}}; };
+    auto view = [&](vector_d& v) {
+      return ragged_view<double>{s.offsets_, {v.data(), static_cast<std::size_t>(v.size())}};
+    };
     auto cview = [&](const vector_d& v) {
       return ragged_view<const double>{s.offsets_, {v.data(), static_cast<std::size_t>(v.size())}};
     };
