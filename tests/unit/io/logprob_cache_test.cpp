@@ -1,0 +1,145 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "prefopt/io/logprob_cache.hpp"
+#include "temp_dir.hpp"
+
+using namespace prefopt;
+using namespace prefopt::io;
+using data::logprob_column;
+using data::logprob_value;
+using ids = std::vector<token_id>;
+
+namespace {
+
+data::preference_dataset make_dataset(bool per_token, token_id last = 14) {
+  data::preference_dataset d;
+  const std::vector<double> c0{-0.5, -1.0}, r0{-2.0}, c1{-0.25}, r1{-0.125, -3.0}, c2{-1.0},
+      r2{-0.75};
+  const auto v = [&](const std::vector<double>& t) {
+    double s = 0;
+    for (const double x : t) s += x;
+    return per_token ? logprob_value::of_tokens(t) : logprob_value::of_sequence(s);
+  };
+  d.add(ids{1, 2}, ids{3, 4}, ids{5}, {logprob_value{}, logprob_value{}, v(c0), v(r0)});
+  d.add(ids{7}, ids{8}, ids{9, 10}, {logprob_value{}, logprob_value{}, v(c1), v(r1)});
+  d.add(ids{}, ids{12}, ids{last}, {logprob_value{}, logprob_value{}, v(c2), v(r2)});
+  return d;
+}
+
+std::string read_all(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write(const std::filesystem::path& p, const std::string& s) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
+}
+
+std::string load_error(const std::filesystem::path& p, const data::preference_dataset& d,
+                       const std::string& model) {
+  try {
+    (void)load_logprob_cache(p, d, model);
+  } catch (const prefopt::io_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("Log-prob cache round trip restores every value bit for bit", "[io]") {
+  test::temp_dir dir("cache_roundtrip");
+  for (const bool per_token : {false, true}) {
+    const auto d = make_dataset(per_token);
+    const auto c = make_logprob_cache(d, "ref-model@v1");
+    CHECK(c.has_tokens == per_token);
+    save_logprob_cache(dir / "ref.cache", c);
+    CHECK_FALSE(std::filesystem::exists(dir / ".ref.cache.tmp"));
+    const auto back = load_logprob_cache(dir / "ref.cache", d, "ref-model@v1");
+    CHECK(back.model_id == "ref-model@v1");
+    CHECK(back.chosen == c.chosen);
+    CHECK(back.rejected == c.rejected);
+    CHECK(back.has_tokens == per_token);
+    CHECK(back.chosen_tokens == c.chosen_tokens);
+    CHECK(back.rejected_tokens == c.rejected_tokens);
+    // Applying the cache to a dataset without reference log-probs restores them.
+    data::preference_dataset bare;
+    bare.add(ids{1, 2}, ids{3, 4}, ids{5});
+    bare.add(ids{7}, ids{8}, ids{9, 10});
+    bare.add(ids{}, ids{12}, ids{14});
+    apply_logprob_cache(back, bare);
+    CHECK(bare.sequence_logps(logprob_column::reference_chosen) ==
+          d.sequence_logps(logprob_column::reference_chosen));
+    CHECK(bare.layout(logprob_column::reference_rejected) == d.layout(logprob_column::reference_rejected));
+  }
+}
+
+TEST_CASE("Cache: truncation at every byte fails with a clear io_error", "[io]") {
+  test::temp_dir dir("cache_truncate");
+  const auto d = make_dataset(true);
+  save_logprob_cache(dir / "c.bin", make_logprob_cache(d, "m"));
+  const std::string bytes = read_all(dir / "c.bin");
+  REQUIRE(bytes.size() > 100);
+  for (std::size_t k = 0; k < bytes.size(); ++k) {
+    write(dir / "t.bin", bytes.substr(0, k));
+    const std::string msg = load_error(dir / "t.bin", d, "m");
+    INFO("cut at " << k);
+    CHECK_THAT(msg, Catch::Contains("t.bin") && Catch::Contains("truncated"));
+  }
+  // Trailing bytes are also rejected.
+  write(dir / "t.bin", bytes + "x");
+  CHECK_THAT(load_error(dir / "t.bin", d, "m"), Catch::Contains("trailing bytes"));
+}
+
+TEST_CASE("Cache: flipping any bit pattern of any byte fails with a clear io_error", "[io]") {
+  test::temp_dir dir("cache_flip");
+  for (const bool per_token : {false, true}) {
+    const auto d = make_dataset(per_token);
+    save_logprob_cache(dir / "c.bin", make_logprob_cache(d, "model-x"));
+    const std::string bytes = read_all(dir / "c.bin");
+    int checksum_failures = 0;
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      for (const unsigned flip : {0x01U, 0x80U, 0xffU}) {
+        std::string b = bytes;
+        b[i] = static_cast<char>(static_cast<unsigned char>(b[i]) ^ flip);
+        write(dir / "f.bin", b);
+        const std::string msg = load_error(dir / "f.bin", d, "model-x");
+        INFO("byte " << i << " flip " << flip);
+        REQUIRE_FALSE(msg.empty());
+        CHECK_THAT(msg, Catch::StartsWith("load_logprob_cache: ") && Catch::Contains("f.bin"));
+        checksum_failures += msg.find("checksum mismatch") != std::string::npos ? 1 : 0;
+      }
+    }
+    CHECK(checksum_failures > static_cast<int>(bytes.size()));  // most bytes are checksummed data
+  }
+}
+
+TEST_CASE("Cache: a changed dataset record or another model id is refused", "[io]") {
+  test::temp_dir dir("cache_key");
+  const auto d = make_dataset(false);
+  save_logprob_cache(dir / "c.bin", make_logprob_cache(d, "sft-7b"));
+  const auto changed = make_dataset(false, /*last=*/15);
+  CHECK_THAT(load_error(dir / "c.bin", changed, "sft-7b"),
+             Catch::Contains("dataset fingerprint mismatch"));
+  CHECK_THAT(load_error(dir / "c.bin", d, "sft-7b-v2"),
+             Catch::Contains("made with model 'sft-7b', expected model 'sft-7b-v2'"));
+  data::preference_dataset fewer;
+  fewer.add(ids{1, 2}, ids{3, 4}, ids{5});
+  CHECK_THAT(load_error(dir / "c.bin", fewer, "sft-7b"), Catch::Contains("fingerprint mismatch"));
+  CHECK_THAT(load_error(dir / "missing.bin", d, "sft-7b"), Catch::Contains("cannot open"));
+  CHECK_THROWS_AS(apply_logprob_cache(make_logprob_cache(d, "sft-7b"), fewer), prefopt::io_error);
+}
+
+TEST_CASE("Saving over an existing cache replaces it atomically", "[io]") {
+  test::temp_dir dir("cache_replace");
+  const auto d = make_dataset(false);
+  save_logprob_cache(dir / "c.bin", make_logprob_cache(d, "a"));
+  save_logprob_cache(dir / "c.bin", make_logprob_cache(d, "b"));
+  CHECK(load_logprob_cache(dir / "c.bin", d, "b").model_id == "b");
+  CHECK_THROWS_AS(save_logprob_cache(dir / "no_such_folder" / "c.bin", make_logprob_cache(d, "a")),
+                  prefopt::io_error);
+}
