@@ -127,6 +127,8 @@ class jsonl_record_parser {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line.begin(), line.end());
+    } catch (const nlohmann::json::out_of_range& e) {
+      PREFOPT_THROW(parse_error, where, ": number out of range: ", e.what());
     } catch (const nlohmann::json::exception& e) {
       PREFOPT_THROW(parse_error, where, ": invalid JSON: ", e.what());
     }
