@@ -23,30 +23,30 @@ namespace prefopt::kernels {
 /// arithmetic; asking for nothing else costs nothing extra.
 template <class T>
 struct token_stats_outputs {
-  std::span<T> log_probs;    ///< log p(target_i); needs targets
-  std::span<T> logsumexp;    ///< lse of the (first) logits, saved for the backward
-  std::span<T> entropy;      ///< H(p_i)
-  std::span<T> kl;           ///< KL(p_i || q_i) (two-matrix form only)
-  std::span<T> kl_reverse;   ///< KL(q_i || p_i) (two-matrix form only)
-  std::span<T> logsumexp_q;  ///< lse of q_logits (two-matrix form only)
+  std::span<T> log_probs{};    ///< log p(target_i); needs targets
+  std::span<T> logsumexp{};    ///< lse of the (first) logits, saved for the backward
+  std::span<T> entropy{};      ///< H(p_i)
+  std::span<T> kl{};           ///< KL(p_i || q_i) (two-matrix form only)
+  std::span<T> kl_reverse{};   ///< KL(q_i || p_i) (two-matrix form only)
+  std::span<T> logsumexp_q{};  ///< lse of q_logits (two-matrix form only)
 };
 
 /// Upstream gradients for `token_stats_backward`: each `[N]`, or empty for zero.
 template <class T>
 struct token_stats_grads {
-  std::span<const T> log_probs;  ///< dL/d log p(target_i)
-  std::span<const T> entropy;    ///< dL/d H(p_i)
-  std::span<const T> kl;         ///< dL/d KL(p_i || q_i)
+  std::span<const T> log_probs{};  ///< dL/d log p(target_i)
+  std::span<const T> entropy{};    ///< dL/d H(p_i)
+  std::span<const T> kl{};         ///< dL/d KL(p_i || q_i)
 };
 
 /// Forward values the backward needs: `logsumexp` always; `entropy` when a gradient for it is
 /// given; `kl` and `logsumexp_q` when a KL gradient is given.
 template <class T>
 struct token_stats_saved {
-  std::span<const T> logsumexp;
-  std::span<const T> entropy;
-  std::span<const T> kl;
-  std::span<const T> logsumexp_q;
+  std::span<const T> logsumexp{};
+  std::span<const T> entropy{};
+  std::span<const T> kl{};
+  std::span<const T> logsumexp_q{};
 };
 
 /// One pass over each row of `logits` (row-major `[N, V]`) producing the requested outputs.

@@ -99,3 +99,30 @@ double value_bound(double value, index v) {
 }
 
 }  // namespace prefopt::test
+
+namespace prefopt::test {
+
+/// Central finite-difference gradient of a scalar function of a row-major double matrix.
+template <class F>
+row_matrix_d numeric_gradient(const row_matrix_d& z0, F&& f, double h = 1e-6) {
+  row_matrix_d z = z0;
+  row_matrix_d g(z.rows(), z.cols());
+  for (index i = 0; i < z.rows(); ++i) {
+    for (index j = 0; j < z.cols(); ++j) {
+      const double x = z(i, j);
+      if (!std::isfinite(x)) {
+        g(i, j) = 0;
+        continue;
+      }
+      z(i, j) = x + h;
+      const double fp = f(z);
+      z(i, j) = x - h;
+      const double fm = f(z);
+      z(i, j) = x;
+      g(i, j) = (fp - fm) / (2 * h);
+    }
+  }
+  return g;
+}
+
+}  // namespace prefopt::test

@@ -26,12 +26,48 @@ namespace prefopt::kernels::detail {
 inline constexpr double neg_inf = -std::numeric_limits<double>::infinity();
 inline constexpr double pos_inf = std::numeric_limits<double>::infinity();
 
-/// Floor applied to shifted log-probabilities inside cross terms (entropy, KL, their gradients).
-/// The packet exp of the floor underflows to 0 or a denormal, so `exp(floor) * floor` is
-/// negligible (< 1e-36) and `-inf` logits (masked vocabulary) contribute exactly what p log p -> 0
-/// says instead of `0 * -inf = NaN`.
+/// Floor applied to shifted log-probabilities inside cross terms (entropy, KL) so that an entry
+/// with zero weight (a -inf logit) contributes `0 * lowest = 0` instead of `0 * -inf = NaN`.
+/// Finite values are never changed by it.
 template <class Acc>
-inline constexpr Acc log_floor = std::is_same_v<Acc, float> ? Acc(-200) : Acc(-1000);
+inline constexpr Acc log_floor = std::numeric_limits<Acc>::lowest();
+
+/// Floor for the backward's cross terms, where the floored value is multiplied by an upstream
+/// coefficient before the zero weight: small enough to leave any meaningful log-probability alone,
+/// large enough that `coefficient * floor` stays finite.
+template <class Acc>
+inline constexpr Acc grad_log_floor = Acc(-1e30);
+
+/// exp(x) flushed to exactly 0 below log(smallest normal): the true value is below the smallest
+/// normal number there, so the absolute error is under FLT_MIN / DBL_MIN, `-inf` logits get an
+/// exact 0 weight (Eigen's packet exp returns a denormal for -inf) and no denormals are produced.
+template <class Acc>
+struct exp_flush_op {
+  static constexpr Acc threshold = std::is_same_v<Acc, float> ? Acc(-87.33654f) : Acc(-708.3964185322641);
+  Acc operator()(const Acc& x) const { return x < threshold ? Acc(0) : std::exp(x); }
+  template <class Packet>
+  Packet packetOp(const Packet& x) const {
+    using namespace Eigen::internal;  // NOLINT: Eigen's packet primitives
+    return pselect(pcmp_lt(x, pset1<Packet>(threshold)), pzero(x), pexp(x));
+  }
+};
+
+}  // namespace prefopt::kernels::detail
+
+namespace Eigen::internal {
+template <class Acc>
+struct functor_traits<prefopt::kernels::detail::exp_flush_op<Acc>> {
+  enum { Cost = 20, PacketAccess = packet_traits<Acc>::HasExp };
+};
+}  // namespace Eigen::internal
+
+namespace prefopt::kernels::detail {
+
+/// Element-wise flushed exp of an array expression.
+template <class Expr>
+[[nodiscard]] auto exp0(const Expr& e) {
+  return e.unaryExpr(exp_flush_op<typename Expr::Scalar>());
+}
 
 template <class T>
 using carray_map = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
@@ -162,11 +198,11 @@ template <class Acc, bool Entropy, class T>
     const auto ma = static_cast<Acc>(st.m);
     if constexpr (Entropy) {
       array_map<Acc> wm(w, n);
-      wm = shifted<Acc>(t, ma).exp();
+      wm = exp0(shifted<Acc>(t, ma));
       st.s += static_cast<double>(wm.sum());
       u += static_cast<double>((wm * shifted<Acc>(t, ma).max(log_floor<Acc>)).sum());
     } else {
-      st.s += static_cast<double>(shifted<Acc>(t, ma).exp().sum());
+      st.s += static_cast<double>(exp0(shifted<Acc>(t, ma)).sum());
     }
   }
   row_stats r;
@@ -232,12 +268,12 @@ template <class Acc, bool Entropy, class T>
     array_map<Acc> wpm(wp, n);
     array_map<Acc> wqm(wq, n);
     if (p_live) {
-      wpm = shifted<Acc>(tp, mpa).exp();
+      wpm = exp0(shifted<Acc>(tp, mpa));
       p.s += static_cast<double>(wpm.sum());
       if constexpr (Entropy) u += static_cast<double>((wpm * shifted<Acc>(tp, mpa).max(floor)).sum());
     }
     if (q_live) {
-      wqm = shifted<Acc>(tq, mqa).exp();
+      wqm = exp0(shifted<Acc>(tq, mqa));
       q.s += static_cast<double>(wqm.sum());
     }
     if (p_live && q_live) {
@@ -286,7 +322,9 @@ struct row_grad_in {
   double lse_q = 0;     ///< forward log-sum-exp of q
 };
 
-/// Stores `value` (an Acc expression) into the T row segment `out` under `mode`.
+/// Stores `value` (an Acc expression) into the T row segment `out` under `mode`. Only for
+/// expressions whose scalar and packet evaluations agree bitwise (no transcendental functions):
+/// Eigen peels unaligned destinations with scalar code, at a position that depends on the address.
 template <class T, class Expr>
 void store(array_map<T>& out, const Expr& value, write_mode mode) {
   using Acc = typename Expr::Scalar;
@@ -305,36 +343,47 @@ void store(array_map<T>& out, const Expr& value, write_mode mode) {
   }
 }
 
+/// Stores an expression containing exp: it is first evaluated into the 64-byte aligned `scratch`
+/// (full packets from the tile start, so the arithmetic of each element depends only on its
+/// position in the row, never on the output address), then copied or added (exact either way).
+template <class T, class Expr>
+void store_via(T* out, index n, const Expr& value, typename Expr::Scalar* scratch,
+               write_mode mode) {
+  using Acc = typename Expr::Scalar;
+  Eigen::Map<Eigen::Array<Acc, Eigen::Dynamic, 1>, Eigen::Aligned64> buf(scratch, n);
+  buf = value;
+  array_map<T> o(out, n);
+  store(o, buf, mode);
+}
+
 /// One read + one write sweep over a row: dzp_j = p_j * (c0 + c1 lp_j' - g_kl lq_j') with
 /// lp' = max(zp - lse, floor), c1 = g_kl - g_h, c0 = -g_lp - g_h H - g_kl KL, plus g_lp at the
 /// target; and, when `Kl`, dzq_j = g_kl (q_j - p_j).
 template <class Acc, bool Entropy, bool Kl, class T>
 void backward_row(const T* zp, const T* zq, T* dzp, T* dzq, index n_cols, const row_grad_in& g,
                   write_mode mode) noexcept {
-  constexpr auto floor = log_floor<Acc>;
+  constexpr auto floor = grad_log_floor<Acc>;
   const auto lse = static_cast<Acc>(g.lse);
   const auto lse_q = static_cast<Acc>(g.lse_q);
   const double c0d = -g.g_lp - (Entropy ? g.g_h * g.entropy : 0.0) - (Kl ? g.g_kl * g.kl : 0.0);
   const auto c0 = static_cast<Acc>(c0d);
   const auto c1 = static_cast<Acc>((Kl ? g.g_kl : 0.0) - (Entropy ? g.g_h : 0.0));
   const auto gkl = static_cast<Acc>(g.g_kl);
+  alignas(64) Acc scratch[reduction_tile];
   for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {
     const index n = std::min(reduction_tile, n_cols - j0);
     const carray_map<T> tp(zp + j0, n);
-    array_map<T> op(dzp + j0, n);
     const auto lp = shifted<Acc>(tp, lse);
     if constexpr (!Entropy && !Kl) {
-      store(op, c0 * lp.exp(), mode);
+      store_via(dzp + j0, n, c0 * exp0(lp), scratch, mode);
     } else if constexpr (!Kl) {
-      store(op, lp.exp() * (c0 + c1 * lp.max(floor)), mode);
+      store_via(dzp + j0, n, exp0(lp) * (c0 + c1 * lp.max(floor)), scratch, mode);
     } else {
       const carray_map<T> tq(zq + j0, n);
       const auto lq = shifted<Acc>(tq, lse_q);
-      store(op, lp.exp() * (c0 + c1 * lp.max(floor) - gkl * lq.max(floor)), mode);
-      if (dzq != nullptr) {
-        array_map<T> oq(dzq + j0, n);
-        store(oq, gkl * (lq.exp() - lp.exp()), mode);
-      }
+      store_via(dzp + j0, n, exp0(lp) * (c0 + c1 * lp.max(floor) - gkl * lq.max(floor)), scratch,
+                mode);
+      if (dzq != nullptr) store_via(dzq + j0, n, gkl * (exp0(lq) - exp0(lp)), scratch, mode);
     }
   }
   if (g.target >= 0) dzp[g.target] += static_cast<T>(g.g_lp);
