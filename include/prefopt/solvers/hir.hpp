@@ -226,12 +226,24 @@ class tabular_hir {
     const index b = static_cast<index>(responses.size());
     const bool contrastive = config_.mode != hir_mode::successes_only && config_.w_con > 0.0;
     const bool entropy = config_.mode != hir_mode::successes_only && config_.w_ent > 0.0;
-    row_matrix_d rows(b, n), grad_rows(b, n), ent_grad(b, n), ell(b, goals), grad_ell(b, goals);
+    const std::vector<token_id> targets(responses.begin(), responses.end());
+    row_matrix_d rows(b, n), grad_rows(b, n), ent_grad(b, n), log_probs(goals, n), probs(goals, n);
+    row_matrix_d ell(b, goals), grad_ell(b, goals);
     vector_d ell_pos(b), ell_neg(b), g_pos(b), g_neg(b), gradient(s.policy_.num_parameters());
-    std::vector<token_id> targets(responses.begin(), responses.end());
-    const tabular_batch pos_batch{positive, responses}, neg_batch{negative, responses};
     for (index u = 0; u < config_.updates_per_round; ++u) {
+      // Every instruction's log pi(. | g) once per update; the contrast reads its scores from it.
+      for (index g = 0; g < goals; ++g) {
+        s.policy_.log_probabilities(g, log_probs.row(g).transpose());
+      }
+      probs = log_probs.array().exp().matrix();
       gradient.setZero();
+      auto row_gradient = [&](index g) { return gradient.segment(g * n, n); };
+      // d log pi(y | g) / d z[g, .] = onehot(y) - pi(. | g), weighted by w.
+      auto add_log_prob_gradient = [&](index g, index y, double w) {
+        row_gradient(g) -= w * probs.row(g).transpose();
+        row_gradient(g)[y] += w;
+      };
+
       for (index i = 0; i < b; ++i) rows.row(i) = s.policy_.logits().row(positive[std::size_t(i)]);
       double loss = losses::label_smoothed_cross_entropy<double>(rows, targets, config_.eps_ls,
                                                                  grad_rows);
@@ -240,29 +252,34 @@ class tabular_hir {
         grad_rows += ent_grad;
       }
       for (index i = 0; i < b; ++i) {
-        gradient.segment(positive[static_cast<std::size_t>(i)] * n, n) += grad_rows.row(i);
+        row_gradient(positive[static_cast<std::size_t>(i)]) += grad_rows.row(i).transpose();
       }
       if (contrastive && config_.contrast == hir_contrast::two_way) {
-        s.policy_.log_prob(pos_batch, ell_pos);
-        s.policy_.log_prob(neg_batch, ell_neg);
+        for (index i = 0; i < b; ++i) {
+          const auto k = static_cast<std::size_t>(i);
+          ell_pos[i] = log_probs(positive[k], responses[k]);
+          ell_neg[i] = log_probs(negative[k], responses[k]);
+        }
         loss += config_.w_con * losses::contrastive_instruction_loss_2way<double>(
                                     ell_pos, ell_neg, config_.eps_ls, g_pos, g_neg);
-        s.policy_.accumulate_log_prob_gradient(pos_batch, config_.w_con * g_pos, gradient);
-        s.policy_.accumulate_log_prob_gradient(neg_batch, config_.w_con * g_neg, gradient);
-      } else if (contrastive) {
-        vector_d column(b);
-        std::vector<index> instruction(static_cast<std::size_t>(b));
-        for (index k = 0; k < goals; ++k) {
-          std::fill(instruction.begin(), instruction.end(), k);
-          s.policy_.log_prob(tabular_batch{instruction, responses}, column);
-          ell.col(k) = column;
+        for (index i = 0; i < b; ++i) {
+          const auto k = static_cast<std::size_t>(i);
+          add_log_prob_gradient(positive[k], responses[k], config_.w_con * g_pos[i]);
+          add_log_prob_gradient(negative[k], responses[k], config_.w_con * g_neg[i]);
+        }
+      } else if (contrastive) {  // k-way: softmax over all instructions
+        for (index i = 0; i < b; ++i) {
+          ell.row(i) = log_probs.col(responses[static_cast<std::size_t>(i)]).transpose();
         }
         loss += config_.w_con * losses::contrastive_instruction_loss<double>(
                                     ell, positive, config_.eps_ls, grad_ell);
-        for (index k = 0; k < goals; ++k) {
-          std::fill(instruction.begin(), instruction.end(), k);
-          s.policy_.accumulate_log_prob_gradient(tabular_batch{instruction, responses},
-                                                 config_.w_con * grad_ell.col(k), gradient);
+        // sum_i grad_ell(i, g) (onehot(y_i) - pi(.|g)): a scatter and one row update per g.
+        for (index i = 0; i < b; ++i) {
+          const index y = responses[static_cast<std::size_t>(i)];
+          for (index g = 0; g < goals; ++g) row_gradient(g)[y] += config_.w_con * grad_ell(i, g);
+        }
+        for (index g = 0; g < goals; ++g) {
+          row_gradient(g) -= config_.w_con * grad_ell.col(g).sum() * probs.row(g).transpose();
         }
       }
       s.optimizer_.step(s.policy_.parameters(), gradient);
