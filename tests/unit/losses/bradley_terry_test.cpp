@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <string>
 #include <vector>
 
 #include "finite_difference.hpp"
@@ -88,7 +89,7 @@ TEST_CASE("Bradley-Terry metrics report accuracy, margin and mean rewards", "[lo
   CHECK_THAT(m.margin, WithinAbs(0.0, 1e-15));
   CHECK_THAT(m.mean_reward_chosen, WithinAbs(0.5, 1e-15));
   CHECK_THAT(m.mean_reward, WithinAbs((1.5 + 1.5) / 6.0, 1e-15));
-  CHECK(m.named()[1].first == "accuracy");
+  CHECK(std::string(m.named()[1].first) == "accuracy");
 }
 
 TEST_CASE("Bradley-Terry float agrees with double", "[losses]") {

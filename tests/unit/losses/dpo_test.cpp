@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <string>
 #include <vector>
 
 #include "finite_difference.hpp"
@@ -355,16 +356,16 @@ TEST_CASE("DPO metrics carry the names practitioners log", "[losses]") {
   vector_d gw, gl;
   const auto m = run(sigmoid_dpo_loss({0.1}), d, gw, gl);
   const auto named = m.named();
-  CHECK(named[1].first == "rewards/chosen");
+  CHECK(std::string(named[1].first) == "rewards/chosen");
   CHECK_THAT(named[1].second, WithinAbs(0.3, 1e-15));
-  CHECK(named[2].first == "rewards/rejected");
+  CHECK(std::string(named[2].first) == "rewards/rejected");
   CHECK_THAT(named[2].second, WithinAbs(-0.1, 1e-15));
-  CHECK(named[3].first == "rewards/margins");
-  CHECK(named[4].first == "rewards/accuracies");
+  CHECK(std::string(named[3].first) == "rewards/margins");
+  CHECK(std::string(named[4].first) == "rewards/accuracies");
   CHECK(named[4].second == 1.0);
-  CHECK(named[5].first == "logps/chosen");
+  CHECK(std::string(named[5].first) == "logps/chosen");
   CHECK(named[5].second == -1.0);
-  CHECK(named[7].first == "lengths/chosen");
+  CHECK(std::string(named[7].first) == "lengths/chosen");
   CHECK(named[7].second == 4.0);
 }
 
