@@ -186,7 +186,7 @@ template <class S, class Problem, class... Callbacks>
   auto elapsed = [&start] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
-  run_result<State> result{std::move(state)};
+  run_result<State> result{std::move(state), run_status::completed, 0, 0.0, {}};
   const State& view = result.state;
 
   index stopper = -1;
@@ -201,18 +201,20 @@ template <class S, class Problem, class... Callbacks>
   {
     index k = 0;
     (notify_begin(callbacks, k++), ...);
+    (void)k;
+    (void)notify_begin;
   }
   index it = 0;
   if (stopper >= 0) {
     result.status = run_status::stopped;
-    result.message = concat("callback ", stopper, " stopped the run before the first step");
+    result.message = detail::concat("callback ", stopper, " stopped the run before the first step");
   }
   while (stopper < 0 && it < options.max_iterations) {
     const Stats stats = solver.step(problem, result.state);
     ++it;
     if (std::string where = detail::find_non_finite(view, stats); !where.empty()) {
       result.status = run_status::diverged;
-      result.message = concat("diverged at step ", it, ": ", where);
+      result.message = detail::concat("diverged at step ", it, ": ", where);
       break;
     }
     if constexpr (sizeof...(Callbacks) > 0) {
@@ -227,7 +229,7 @@ template <class S, class Problem, class... Callbacks>
       (notify_step(callbacks), ...);
       if (stopper >= 0) {
         result.status = run_status::stopped;
-        result.message = concat("callback ", stopper, " stopped the run after step ", it);
+        result.message = detail::concat("callback ", stopper, " stopped the run after step ", it);
       }
     }
   }
@@ -240,6 +242,7 @@ template <class S, class Problem, class... Callbacks>
     }
   };
   (notify_end(callbacks), ...);
+  (void)notify_end;
   return result;
 }
 
