@@ -167,20 +167,21 @@ struct online_lse {
   }
 };
 
-/// One-pass reduction of one row: log-sum-exp and, if `Entropy`, the entropy.
+/// Online log-sum-exp (and, if `Entropy`, entropy) state of one row, fed tile by tile.
 ///
 /// For each tile (fixed grid of `reduction_tile` from the row start): tm = max(tile); if tm > m
 /// the state is rescaled, s <- s e^{m - tm}, u <- e^{m - tm}(u - (tm - m) s); then
-/// s += sum e^{z - m}, u += sum e^{z - m} max(z - m, floor). At the end lse = m + log s and
-/// H = log s - u / s.
-template <class Acc, bool Entropy, class T>
-[[nodiscard]] row_stats reduce_row(const T* x, index n_cols) noexcept {
+/// s += sum e^{z - m}, u += sum e^{z - m} (z - m). At the end lse = m + log s and
+/// H = log s - u / s. `reduce_row` and the fused linear kernel feed the same tiles in the same
+/// order, so they produce bitwise identical results from identical logits.
+template <class Acc, bool Entropy>
+struct row_accumulator {
   online_lse st;
   double u = 0;
-  [[maybe_unused]] alignas(64) Acc w[Entropy ? reduction_tile : 1];
-  for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {
-    const index n = std::min(reduction_tile, n_cols - j0);
-    const carray_map<T> t(x + j0, n);
+
+  template <class T>
+  void add_tile(const T* x, index n, [[maybe_unused]] Acc* scratch) noexcept {
+    const carray_map<T> t(x, n);
     const auto tm = static_cast<double>(t.maxCoeff());
     if (tm > st.m) {
       if (st.s > 0) {
@@ -193,11 +194,11 @@ template <class Acc, bool Entropy, class T>
     }
     if (st.m == neg_inf) {
       st.nan_before_finite = st.nan_before_finite || t.isNaN().any();
-      continue;
+      return;
     }
     const auto ma = static_cast<Acc>(st.m);
     if constexpr (Entropy) {
-      array_map<Acc> wm(w, n);
+      array_map<Acc> wm(scratch, n);
       wm = exp0(shifted<Acc>(t, ma));
       st.s += static_cast<double>(wm.sum());
       u += static_cast<double>((wm * shifted<Acc>(t, ma).max(log_floor<Acc>)).sum());
@@ -205,14 +206,28 @@ template <class Acc, bool Entropy, class T>
       st.s += static_cast<double>(exp0(shifted<Acc>(t, ma)).sum());
     }
   }
-  row_stats r;
-  r.m = st.m;
-  r.status = st.status();
-  if (r.status == row_status::ok) {
-    r.log_s = std::log(st.s);
-    if constexpr (Entropy) r.entropy = std::max(0.0, r.log_s - u / st.s);
+
+  [[nodiscard]] row_stats finish() const noexcept {
+    row_stats r;
+    r.m = st.m;
+    r.status = st.status();
+    if (r.status == row_status::ok) {
+      r.log_s = std::log(st.s);
+      if constexpr (Entropy) r.entropy = std::max(0.0, r.log_s - u / st.s);
+    }
+    return r;
   }
-  return r;
+};
+
+/// One-pass reduction of one row: log-sum-exp and, if `Entropy`, the entropy.
+template <class Acc, bool Entropy, class T>
+[[nodiscard]] row_stats reduce_row(const T* x, index n_cols) noexcept {
+  row_accumulator<Acc, Entropy> acc;
+  [[maybe_unused]] alignas(64) Acc w[Entropy ? reduction_tile : 1];
+  for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {
+    acc.add_tile(x + j0, std::min(reduction_tile, n_cols - j0), w);
+  }
+  return acc.finish();
 }
 
 /// One-pass reduction of two rows p (logits zp) and q (logits zq) of the same length: both
