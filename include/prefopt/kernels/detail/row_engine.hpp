@@ -300,7 +300,7 @@ template <class Acc, bool Entropy, class T>
       if (tp.minCoeff() == -std::numeric_limits<T>::infinity() ||
           tq.minCoeff() == -std::numeric_limits<T>::infinity()) {
         const auto lowest = std::numeric_limits<T>::lowest();
-        const auto d = (tq.max(lowest) - tp.max(lowest)).eval();  // tile-sized, only here
+        const auto d = tq.max(lowest) - tp.max(lowest);  // an expression: no temporary
         inf_pq = inf_pq || d.minCoeff() < -half_max;
         inf_qp = inf_qp || d.maxCoeff() > half_max;
       }
