@@ -1,0 +1,103 @@
+// prefopt-arena: the experiment runner. Runs every configured solver on the same tabular problem,
+// prints a summary table and writes a JSON results file (see examples/arena/arena.hpp and the
+// README's "Experiment runner" section).
+//
+//   prefopt-arena [CONFIG.json] [--output FILE] [--threads N] [--quiet]
+//
+// Without CONFIG it runs the built-in default comparison (examples/arena/configs/default.json).
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "arena.hpp"
+
+namespace {
+
+constexpr const char* default_config =
+#include "default_config.inc"
+    ;
+
+int usage(int code) {
+  std::fprintf(code == 0 ? stdout : stderr,
+               "usage: prefopt-arena [CONFIG.json] [--output FILE] [--threads N] [--quiet]\n"
+               "       prefopt-arena --print-default-config\n"
+               "Runs every solver of CONFIG (default: the built-in comparison) on the same\n"
+               "tabular problem, prints a summary table and writes the results as JSON\n"
+               "(default file: prefopt-results.json).\n");
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace fs = std::filesystem;
+  using prefopt::arena::json;
+  std::string config_path, output;
+  prefopt::arena::arena_options options;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "prefopt-arena: %s needs a value\n", argv[i]);
+        std::exit(usage(2));
+      }
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") return usage(0);
+    if (arg == "--print-default-config") {
+      std::fputs(default_config, stdout);
+      return 0;
+    }
+    if (arg == "-o" || arg == "--output") {
+      output = value();
+    } else if (arg == "-j" || arg == "--threads") {
+      const std::string v = value();
+      char* end = nullptr;
+      const long n = std::strtol(v.c_str(), &end, 10);
+      if (end == v.c_str() || *end != '\0' || n < 1 || n > 256) {
+        std::fprintf(stderr, "prefopt-arena: --threads %s: expected an integer in [1, 256]\n",
+                     v.c_str());
+        return 2;
+      }
+      options.threads = static_cast<unsigned>(n);
+    } else if (arg == "-q" || arg == "--quiet") {
+      options.progress = false;
+    } else if (!arg.empty() && arg[0] == '-') {
+      std::fprintf(stderr, "prefopt-arena: unknown option %s\n", argv[i]);
+      return usage(2);
+    } else if (config_path.empty()) {
+      config_path = arg;
+    } else {
+      std::fprintf(stderr, "prefopt-arena: more than one config given\n");
+      return usage(2);
+    }
+  }
+  try {
+    json config;
+    fs::path base = fs::current_path();
+    if (config_path.empty()) {
+      config = json::parse(default_config);
+    } else {
+      std::ifstream in(config_path, std::ios::binary);
+      if (!in) PREFOPT_THROW(io_error, "cannot read config file ", config_path);
+      try {
+        config = json::parse(in);
+      } catch (const json::parse_error& e) {
+        PREFOPT_THROW(parse_error, config_path, ": not valid JSON: ", e.what());
+      }
+      base = fs::path(config_path).parent_path();
+    }
+    const auto experiment = prefopt::arena::parse_config(config, base);
+    if (output.empty()) output = "prefopt-results.json";
+    fmt::print("prefopt-arena {}: {}\n", prefopt::arena::version, experiment.name);
+    const auto results = prefopt::arena::run_experiment(experiment, options);
+    prefopt::arena::write_results(output, results);
+    fmt::print("\n{}", prefopt::arena::summary_table(experiment, results));
+    fmt::print("\nresults: {}\n", output);
+    return 0;
+  } catch (const prefopt::error& e) {
+    std::fprintf(stderr, "prefopt-arena: error: %s\n", e.what());
+    return 1;
+  }
+}
