@@ -27,6 +27,11 @@
 /// `S_l` (reference sums are stop-gradient), and metrics under TRL's names. Because `dS/dl_t = 1`,
 /// `spread_sequence_gradients` (losses/common.hpp) turns them into per-token gradients; with length
 /// averaging the `1/a` factor is already included (`dL/dl_t^w = -beta_dpo sigma(-u)/n_w`).
+/// Precision: everything is computed in the scalar type `T` with stable `softplus` / `sigmoid`, so
+/// any finite contrast works (tested up to |u| = 50 against finite differences in double). In
+/// `float` the loss agrees with the double result to 1e-5 relative and the gradients to 1e-5
+/// relative or 1e-8 absolute (tested for sums up to 30 nats in magnitude); summed log-probs of very
+/// long responses lose absolute precision in float, so sum them in double when that matters.
 /// Not supported: LD-DPO, f-DPO, WPO weighting (ALGORITHMS.md §3.4 lists them as optional).
 
 #include <Eigen/Core>

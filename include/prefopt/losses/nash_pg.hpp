@@ -142,6 +142,30 @@ inline void tabular_nash_gradient(const Eigen::Ref<const vector_d>& pi,
   out = (pi.array() * (h.array() - pi.dot(h))).matrix();
 }
 
+/// Per-token geometric-mixture logits of the Nash-MD-PG opponent (ALGORITHMS.md §6, App. F.1;
+/// TRL `GeometricMixtureWrapper`): `out = (1 - beta_mix) z_theta + beta_mix z_mu`, then softmax.
+/// `beta_mix = 0` gives the policy's logits, `beta_mix = 1` the reference's (exactly). Tabular:
+/// `log pi^{beta_mix} = (1 - beta_mix) log pi + beta_mix log mu + c` with `c = -log sum_y
+/// pi^{1-beta_mix} mu^{beta_mix}`, so `KL(pi, pi^{beta_mix}) = beta_mix KL(pi, mu) - c`.
+/// `beta_mix` in [0, 1]; `z_theta`, `z_mu`, `out` have equal sizes (`out` may alias an input).
+template <class T>
+void mixture_logits(const detail::cref_t<T>& z_theta, const detail::cref_t<T>& z_mu,
+                    double beta_mix, detail::ref_t<T> out) {
+  constexpr const char* fn = "mixture_logits";
+  detail::check_size(fn, "z_mu", z_mu.size(), z_theta.size());
+  detail::check_size(fn, "out", out.size(), z_theta.size());
+  PREFOPT_CHECK(beta_mix >= 0.0 && beta_mix <= 1.0, invalid_argument, fn, ": beta_mix = ",
+                beta_mix, ", expected a value in [0, 1]");
+  const T b = static_cast<T>(beta_mix);
+  if (beta_mix == 0.0) {
+    out = z_theta;
+  } else if (beta_mix == 1.0) {
+    out = z_mu;
+  } else {
+    out = (T(1) - b) * z_theta + b * z_mu;
+  }
+}
+
 /// `eta = 1 / eta_inv`: converts the inverse step sizes some INPO / ONPO sources report
 /// (e.g. `eta_inv = 7.5e-3` gives `eta = 133.3`).
 [[nodiscard]] inline double eta_from_inverse(double eta_inv) {

@@ -381,3 +381,12 @@ TEST_CASE("DPO rejects bad configuration and inputs with clear messages", "[loss
   d.lr.clear();
   CHECK_THROWS_AS(run(sigmoid_dpo_loss({0.1, true}), d, gw, gl), prefopt::shape_error);
 }
+
+TEST_CASE("DPO gradient vanishes linearly as beta_dpo -> 0", "[losses]") {
+  const auto d = one_pair(-2.0, -9.0, -4.0, -5.0, 3, 3);  // h = 2 - (-4) = 6
+  vector_d gw, gl;
+  for (const double beta : {1e-4, 1e-6, 1e-8}) {
+    run(sigmoid_dpo_loss({beta}), d, gw, gl);
+    CHECK_THAT(gw(0) / beta, WithinAbs(-0.5, 2.0 * beta * 6.0));
+  }
+}

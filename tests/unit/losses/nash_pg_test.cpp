@@ -308,3 +308,36 @@ TEST_CASE("from inverse eta: eta_inv 0.0075 with tau 0.0025 gives eta tau = 1/3"
   CHECK_THAT(eta_from_inverse(0.0075) * 0.0025, WithinAbs(1.0 / 3.0, 1e-12));
   CHECK_THROWS_AS(eta_from_inverse(0.0), prefopt::invalid_argument);
 }
+
+TEST_CASE("Mixture logits: beta_mix 0 is the policy, 1 the reference, softmax sums to 1",
+          "[losses]") {
+  rng g(48);
+  vector_d zt(6), zm(6), out(6), p(6);
+  for (prefopt::index i = 0; i < 6; ++i) {
+    zt(i) = g.uniform(-3, 3);
+    zm(i) = g.uniform(-3, 3);
+  }
+  mixture_logits<double>(zt, zm, 0.0, out);
+  CHECK(out == zt);
+  mixture_logits<double>(zt, zm, 1.0, out);
+  CHECK(out == zm);
+  mixture_logits<double>(zt, zm, 0.125, out);
+  softmax(out, p);
+  CHECK_THAT(p.sum(), WithinAbs(1.0, 1e-12));
+  CHECK_THROWS_AS(mixture_logits<double>(zt, zm, 1.5, out), prefopt::invalid_argument);
+}
+
+TEST_CASE("Tabular identity KL(pi, pi^beta_mix) = beta_mix KL(pi, mu) - c", "[losses]") {
+  rng g(49);
+  const vector_d pi = random_distribution(g, 5), mu = random_distribution(g, 5);
+  for (const double beta : {0.0, 0.125, 0.5, 0.9}) {
+    vector_d z(5), mixed(5);
+    mixture_logits<double>(pi.array().log().matrix(), mu.array().log().matrix(), beta, z);
+    const double log_z = logsumexp(z);
+    log_softmax(z, mixed);
+    const double c = -log_z;
+    const double kl_mix = pi.dot((pi.array().log() - mixed.array()).matrix());
+    const double kl_mu = pi.dot((pi.array().log() - mu.array().log()).matrix());
+    CHECK_THAT(kl_mix, WithinAbs(beta * kl_mu - c, 1e-12));
+  }
+}
