@@ -7,7 +7,7 @@
 // - ONPO (Zhang et al., arXiv 2502.16852) on the unregularised game, eta = 1/2; its average
 //   iterate's duality gap decays like 1/T.
 // The duality gap is printed every few steps by the `progress` callback (plain lines when the
-// output is not a terminal), and an `early_stop` callback ends Nash-MD once the gap is below 1e-10.
+// output is not a terminal), and an `early_stop` callback ends Nash-MD once the gap is below 1e-6.
 
 #include <cstdio>
 
@@ -32,9 +32,9 @@ int main() {
               eq.kl_bound);
 
   std::printf("\nNash-MD, tau = 0.1, eta_t = 2/(tau (t+2)): regularised gap of the last iterate\n");
-  early_stop stop(gap_metric{}, 1e-10, 10);
+  early_stop stop(gap_metric{}, 1e-6, 10);
   const auto nash = run(nash_md<>{}, game, {.max_iterations = 2000},
-                        progress(50, gap_metric{}, stdout, /*bar=*/0), stop);
+                        progress(100, gap_metric{}, stdout, /*bar=*/0), stop);
   std::printf("KL(pi*, pi_T) = %.3e after %ld steps\n",
               kl_divergence(game, eq.probabilities, nash.state.policy()),
               static_cast<long>(nash.iterations));
