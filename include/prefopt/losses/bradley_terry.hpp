@@ -174,6 +174,49 @@ T best_of_k_loss(const Eigen::Ref<const row_matrix_t<T>>& rewards, std::span<con
   return total * scale;
 }
 
+/// Ziegler et al. `scalar_rating`: `loss = reduce_i (r_i - y_i)^2` for `[N]` rewards and target
+/// ratings; `grad = 2 (r - y) * scale`. Returns the loss.
+template <class T>
+T scalar_rating_loss(const Eigen::Ref<const vector_t<T>>& rewards,
+                     const Eigen::Ref<const vector_t<T>>& targets, Eigen::Ref<vector_t<T>> grad,
+                     reduction reduce = reduction::mean) {
+  constexpr const char* fn = "scalar_rating_loss";
+  const index n = rewards.size();
+  PREFOPT_CHECK(n > 0, shape_error, fn, ": rewards is empty, expected at least one element");
+  detail::check_size(fn, "targets", targets.size(), n);
+  detail::check_size(fn, "grad", grad.size(), n);
+  detail::check_finite(fn, "rewards", rewards);
+  detail::check_finite(fn, "targets", targets);
+  const T scale = detail::reduction_scale<T>(reduce, n);
+  grad = (T(2) * scale) * (rewards - targets);
+  return (rewards - targets).squaredNorm() * scale;
+}
+
+/// Ziegler et al. `scalar_compare`: `loss = reduce_i (r_a - r_b - y_i)^2` with `y_i` the labelled
+/// reward difference; `grad_a = 2 (r_a - r_b - y) * scale = -grad_b`. Returns the loss.
+template <class T>
+T scalar_compare_loss(const Eigen::Ref<const vector_t<T>>& r_a,
+                      const Eigen::Ref<const vector_t<T>>& r_b,
+                      const Eigen::Ref<const vector_t<T>>& target_difference,
+                      Eigen::Ref<vector_t<T>> grad_a, Eigen::Ref<vector_t<T>> grad_b,
+                      reduction reduce = reduction::mean) {
+  constexpr const char* fn = "scalar_compare_loss";
+  const index n = r_a.size();
+  PREFOPT_CHECK(n > 0, shape_error, fn, ": r_a is empty, expected at least one pair");
+  detail::check_size(fn, "r_b", r_b.size(), n);
+  detail::check_size(fn, "target_difference", target_difference.size(), n);
+  detail::check_size(fn, "grad_a", grad_a.size(), n);
+  detail::check_size(fn, "grad_b", grad_b.size(), n);
+  detail::check_finite(fn, "r_a", r_a);
+  detail::check_finite(fn, "r_b", r_b);
+  detail::check_finite(fn, "target_difference", target_difference);
+  const T scale = detail::reduction_scale<T>(reduce, n);
+  const vector_t<T> d = r_a - r_b - target_difference;
+  grad_a = (T(2) * scale) * d;
+  grad_b = -grad_a;
+  return d.squaredNorm() * scale;
+}
+
 /// Elo points per nat of Bradley-Terry score: `400 / ln 10 = 173.7178` (Bai et al. eq. 2.1,
 /// `dElo ~ 174 dPM`).
 inline constexpr double elo_per_nat = 400.0 / std::numbers::ln10;

@@ -15,7 +15,9 @@
 ///
 /// Everything lives in `namespace prefopt::losses`; functions are templated on the scalar type
 /// (`float` or `double`), take Eigen `Ref`s / spans over caller memory and never allocate unless
-/// stated.
+/// stated. Functions whose arguments are all Eigen objects take the scalar type explicitly
+/// (`bradley_terry_loss<double>(...)`, `ppo_policy_loss<float>(...)`: Eigen `Ref` parameters cannot
+/// deduce it); functions taking a `ragged_view<const T>` or `dpo_inputs<T>` deduce it.
 
 #include <Eigen/Core>
 

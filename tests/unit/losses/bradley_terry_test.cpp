@@ -216,3 +216,27 @@ TEST_CASE("Reward normalisation gives sample mean 0 and std 1", "[losses]") {
   CHECK_THAT(std::sqrt(var), WithinAbs(1.0, 1e-12));
   CHECK_THROWS_AS(losses::reward_normalization::fit(vector_d::Ones(5)), prefopt::invalid_argument);
 }
+
+TEST_CASE("Scalar rating and scalar compare losses match finite differences", "[losses]") {
+  rng g(12);
+  vector_d a(5), b(5), y(5), ga(5), gb(5), s1(5), s2(5);
+  for (prefopt::index i = 0; i < 5; ++i) {
+    a(i) = g.uniform(-2, 2);
+    b(i) = g.uniform(-2, 2);
+    y(i) = g.uniform(-1, 1);
+  }
+  losses::scalar_rating_loss<double>(a, y, ga);
+  for (prefopt::index i = 0; i < 5; ++i) {
+    CHECK(test::close(ga(i), test::central_difference([&](const vector_d& x) {
+                        return losses::scalar_rating_loss<double>(x, y, s1);
+                      }, a, i), 1e-6));
+  }
+  losses::scalar_compare_loss<double>(a, b, y, ga, gb);
+  for (prefopt::index i = 0; i < 5; ++i) {
+    CHECK(test::close(ga(i), test::central_difference([&](const vector_d& x) {
+                        return losses::scalar_compare_loss<double>(x, b, y, s1, s2);
+                      }, a, i), 1e-6));
+    CHECK(gb(i) == -ga(i));
+  }
+  CHECK(losses::scalar_rating_loss<double>(y, y, ga) == 0.0);
+}

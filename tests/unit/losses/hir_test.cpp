@@ -160,3 +160,18 @@ TEST_CASE("HIR losses reject bad arguments", "[losses]") {
                                                        one_column),
                   prefopt::shape_error);
 }
+
+TEST_CASE("2-way contrast gradient matches finite differences at |delta| up to 50", "[losses]") {
+  const vector_d pos{{-1.0, -60.0, -3.0, -0.5}}, neg{{-51.0, -10.0, -2.0, -0.75}};
+  vector_d gp(4), gn(4), s1(4), s2(4);
+  contrastive_instruction_loss_2way<double>(pos, neg, 0.2, gp, gn);
+  for (prefopt::index i = 0; i < 4; ++i) {
+    // per-pair FD (the mean over pairs cannot resolve tiny gradients next to O(1) losses)
+    const vector_d p1 = pos.segment(i, 1), n1 = neg.segment(i, 1);
+    vector_d a(1), b(1);
+    const double fd = test::central_difference(
+        [&](const vector_d& x) { return contrastive_instruction_loss_2way<double>(x, n1, 0.2, a, b); },
+        p1, 0);
+    CHECK(test::close(gp(i) * 4.0, fd, 1e-6, 1e-300));
+  }
+}
