@@ -169,6 +169,22 @@ const T* tile_rows(const cview<T>& h, index r0, index rt, linear_workspace<T>& w
   return ws.hpad.data();
 }
 
+/// Block size, row tile and thread count the fused linear kernels use for these sizes.
+template <class T>
+void plan_linear(index n, index v, const linear_options& opt, index& block, index& tile,
+                 int& threads) {
+  block = round_up(std::min(std::max<index>(opt.block_size, 1),
+                            round_up(std::max<index>(v, 1), reduction_tile)),
+                   reduction_tile);
+  threads = 1;
+#if defined(_OPENMP)
+  if (opt.parallel && !omp_in_parallel()) threads = std::max(1, omp_get_max_threads());
+#endif
+  const index per_thread = (n + threads - 1) / threads;
+  const index t = opt.row_tile > 0 ? opt.row_tile : std::min<index>(std::max<index>(per_thread, 1), 512);
+  tile = round_up(t, gemm_shape<T>::nr);
+}
+
 template <class T>
 struct linear_problem {
   const char* kernel = "";
@@ -210,14 +226,7 @@ linear_problem<T> make_problem(const char* kernel, const cview<T>& h, const cvie
   }
   p.bias = bias.empty() ? nullptr : bias.data();
   p.targets = targets;
-  p.block = round_up(std::min(opt.block_size, round_up(std::max<index>(v, 1), reduction_tile)),
-                     reduction_tile);
-#if defined(_OPENMP)
-  if (opt.parallel && !omp_in_parallel()) p.threads = std::max(1, omp_get_max_threads());
-#endif
-  const index per_thread = (n + p.threads - 1) / p.threads;
-  const index tile = opt.row_tile > 0 ? opt.row_tile : std::min<index>(std::max<index>(per_thread, 1), 512);
-  p.tile = round_up(tile, gemm_shape<T>::nr);
+  plan_linear<T>(n, v, opt, p.block, p.tile, p.threads);
   return p;
 }
 
@@ -421,6 +430,36 @@ void linear_backward(const linear_problem<T>& p, const linear_saved<T>& saved,
 }
 
 }  // namespace detail
+
+/// Bytes the fused linear kernel allocates for `n` rows, vocabulary `v`, hidden size `d` under
+/// `opt` (and the current OpenMP thread count): the per-thread logits block, padding buffers, GEMM
+/// packing buffers and row states, plus, for the backward with several threads, the private
+/// dhidden copies. What the forward's "extra memory" is, exactly.
+template <class T>
+[[nodiscard]] std::size_t linear_workspace_bytes(index n, index v, index d,
+                                                 const linear_options& opt = {},
+                                                 bool backward = false) {
+  index block = 0;
+  index tile = 0;
+  int threads = 1;
+  detail::plan_linear<T>(n, v, opt, block, tile, threads);
+  const index mr = detail::gemm_shape<T>::mr;
+  const Eigen::internal::gemm_blocking_space<Eigen::ColMajor, T, T, Eigen::Dynamic, Eigen::Dynamic,
+                                             Eigen::Dynamic, 1, false>
+      blocking(block, tile, d, 1, true);  // computes sizes; allocates only on request
+  const index elements = block * tile + mr * d + mr * tile + tile * d +
+                         blocking.kc() * (blocking.mc() + blocking.nc());
+  std::size_t per_thread = static_cast<std::size_t>(elements) * sizeof(T) +
+                           static_cast<std::size_t>(tile) *
+                               (sizeof(detail::row_accumulator<double, true>) + sizeof(double));
+  const auto used_threads = backward ? std::min<index>(threads, (v + block - 1) / block)
+                                     : std::min<index>(threads, std::max<index>(n, 1));
+  std::size_t total = per_thread * static_cast<std::size_t>(used_threads);
+  if (backward && used_threads > 1) {
+    total += static_cast<std::size_t>((used_threads - 1) * n * d) * sizeof(T);
+  }
+  return total;
+}
 
 /// Fused forward: per-token log-probs (and log-sum-exp, entropy) of `softmax(W h_i + b)` without
 /// materializing the logits. `hidden`: row-major `[N, D]`; `weight`: row-major `[V, D]`; `bias`:

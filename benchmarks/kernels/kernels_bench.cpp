@@ -1,0 +1,349 @@
+// Timing benchmarks of the logits kernels against (a) a naive Eigen baseline that materializes the
+// log-softmax and then gathers, and (b) plain streaming passes over the same bytes (the memory
+// bandwidth roofline: a vectorized sum for reads, a scaled copy for read + write).
+//
+// Shapes N x V (float): 4096 x 32000, 1024 x 128256, 16384 x 4096, 256 x 50257; fused linear
+// N = 1024, D in {1024, 2048}, V = 32000 against the bare GEMM that writes [N, V].
+// bytes_per_second counts the logits bytes each benchmark must move (reads, plus writes for
+// gradients); the fused linear kernels report items (tokens) and their workspace as a fraction of
+// [N, V] ("extra_mem_frac").
+//
+// PREFOPT_BENCH_TINY=1 picks tiny shapes so CI can run every benchmark once in seconds:
+//   PREFOPT_BENCH_TINY=1 ./prefopt_bench_kernels --benchmark_min_time=0.01
+// Threads: build with -DPREFOPT_OPENMP=ON and set OMP_NUM_THREADS (1 or 2).
+
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "prefopt/core/random.hpp"
+#include "prefopt/core/types.hpp"
+#include "prefopt/kernels/entropy.hpp"
+#include "prefopt/kernels/kl.hpp"
+#include "prefopt/kernels/linear_log_probs.hpp"
+#include "prefopt/kernels/logsumexp.hpp"
+#include "prefopt/kernels/token_log_probs.hpp"
+#include "prefopt/kernels/token_stats.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace {
+
+using prefopt::index;
+using prefopt::row_matrix_f;
+namespace kernels = prefopt::kernels;
+
+bool tiny() {
+  const char* e = std::getenv("PREFOPT_BENCH_TINY");
+  return e != nullptr && std::string(e) == "1";
+}
+
+struct shape {
+  index n;
+  index v;
+};
+
+std::vector<shape> shapes() {
+  if (tiny()) return {{64, 1000}, {16, 5003}};
+  return {{4096, 32000}, {1024, 128256}, {16384, 4096}, {256, 50257}};
+}
+
+/// Inputs of one shape, built once and reused by every benchmark of that shape.
+struct data {
+  index n = 0;
+  index v = 0;
+  row_matrix_f z, q, d;
+  std::vector<prefopt::token_id> t;
+  std::vector<float> lp, lse, h, kl, lseq, g;
+};
+
+data& get(index n, index v) {
+  static std::unique_ptr<data> current;
+  if (!current || current->n != n || current->v != v) {
+    current.reset();  // free the previous shape first
+    auto x = std::make_unique<data>();
+    x->n = n;
+    x->v = v;
+    prefopt::rng g(1, 0);
+    x->z.resize(n, v);
+    x->q.resize(n, v);
+    x->d.resize(n, v);
+    for (index i = 0; i < n; ++i) {
+      for (index j = 0; j < v; ++j) {
+        x->z(i, j) = static_cast<float>(4 * g.normal());
+        x->q(i, j) = x->z(i, j) + static_cast<float>(0.1 * g.normal());
+      }
+    }
+    x->d.setZero();
+    x->t.resize(static_cast<std::size_t>(n));
+    for (auto& t : x->t) t = static_cast<prefopt::token_id>(g.uniform_index(v));
+    for (auto* vec : {&x->lp, &x->lse, &x->h, &x->kl, &x->lseq, &x->g}) {
+      vec->assign(static_cast<std::size_t>(n), 1.0f);
+    }
+    current = std::move(x);
+  }
+  return *current;
+}
+
+void set_bytes(benchmark::State& state, const data& x, int passes) {
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * passes * x.n * x.v *
+                          static_cast<std::int64_t>(sizeof(float)));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * x.n);
+  state.counters["N"] = static_cast<double>(x.n);
+  state.counters["V"] = static_cast<double>(x.v);
+#if defined(_OPENMP)
+  state.counters["threads"] = omp_get_max_threads();
+#else
+  state.counters["threads"] = 1;
+#endif
+}
+
+// ---- rooflines ----------------------------------------------------------------------------------
+void roofline_read(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  for (auto _ : state) {
+    float s = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for reduction(+ : s) schedule(static)
+#endif
+    for (index i = 0; i < n; ++i) s += x.z.row(i).sum();
+    benchmark::DoNotOptimize(s);
+  }
+  set_bytes(state, x, 1);
+}
+
+void roofline_read2(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  for (auto _ : state) {
+    float s = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for reduction(+ : s) schedule(static)
+#endif
+    for (index i = 0; i < n; ++i) s += x.z.row(i).sum() + x.q.row(i).sum();
+    benchmark::DoNotOptimize(s);
+  }
+  set_bytes(state, x, 2);
+}
+
+void roofline_read_write(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  for (auto _ : state) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static)
+#endif
+    for (index i = 0; i < n; ++i) x.d.row(i) = x.z.row(i) * 0.5f;
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, x, 2);
+}
+
+// ---- naive baseline: materialize log-softmax with Eigen, then gather ----------------------------
+void naive_token_log_probs(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  Eigen::VectorXf lse(n);
+  for (auto _ : state) {
+    const Eigen::VectorXf m = x.z.rowwise().maxCoeff();
+    lse = m.array() + (x.z.colwise() - m).array().exp().rowwise().sum().log();
+    x.d = x.z.colwise() - lse;  // the [N, V] log-softmax
+    for (index i = 0; i < n; ++i) x.lp[static_cast<std::size_t>(i)] = x.d(i, x.t[static_cast<std::size_t>(i)]);
+    benchmark::DoNotOptimize(x.lp.data());
+  }
+  set_bytes(state, x, 1);
+}
+
+// ---- prefopt kernels ---------------------------------------------------------------------------
+void token_log_probs(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  for (auto _ : state) {
+    kernels::token_log_probs(x.z, x.t, kernels::span_of(x.lp), {}, kernels::span_of(x.lse));
+    benchmark::DoNotOptimize(x.lp.data());
+  }
+  set_bytes(state, x, 1);
+}
+
+void token_log_probs_backward(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  kernels::token_log_probs(x.z, x.t, kernels::span_of(x.lp), {}, kernels::span_of(x.lse));
+  for (auto _ : state) {
+    kernels::token_log_probs_backward(x.z, x.t, std::span<const float>(x.lse),
+                                      std::span<const float>(x.g), x.d);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, x, 2);
+}
+
+void entropy(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  for (auto _ : state) {
+    kernels::entropy(x.z, kernels::span_of(x.h));
+    benchmark::DoNotOptimize(x.h.data());
+  }
+  set_bytes(state, x, 1);
+}
+
+void token_stats(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  for (auto _ : state) {
+    kernels::token_stats(x.z, x.t,
+                         {.log_probs = kernels::span_of(x.lp), .logsumexp = kernels::span_of(x.lse),
+                          .entropy = kernels::span_of(x.h)});
+    benchmark::DoNotOptimize(x.lp.data());
+  }
+  set_bytes(state, x, 1);
+}
+
+void kl_divergence(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  for (auto _ : state) {
+    kernels::kl_divergence(x.z, x.q, kernels::span_of(x.kl), {}, {}, kernels::span_of(x.lse),
+                           kernels::span_of(x.lseq));
+    benchmark::DoNotOptimize(x.kl.data());
+  }
+  set_bytes(state, x, 2);
+}
+
+void kl_divergence_backward(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  kernels::kl_divergence(x.z, x.q, kernels::span_of(x.kl), {}, {}, kernels::span_of(x.lse),
+                         kernels::span_of(x.lseq));
+  const row_matrix_f none;
+  for (auto _ : state) {
+    kernels::kl_divergence_backward(x.z, x.q, std::span<const float>(x.lse),
+                                    std::span<const float>(x.lseq), std::span<const float>(x.kl),
+                                    std::span<const float>(x.g), x.d, none);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, x, 3);  // read p and q, write dp (q is a frozen reference)
+}
+
+void log_softmax(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  for (auto _ : state) {
+    kernels::log_softmax(x.z, x.d);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, x, 2);
+}
+
+// ---- fused linear ------------------------------------------------------------------------------
+struct linear_data {
+  row_matrix_f h, w, z;
+  std::vector<prefopt::token_id> t;
+  std::vector<float> lp, lse;
+};
+
+linear_data make_linear(index n, index d, index v, bool with_z) {
+  linear_data x;
+  prefopt::rng g(2, 0);
+  x.h.resize(n, d);
+  x.w.resize(v, d);
+  for (index i = 0; i < x.h.size(); ++i) x.h.data()[i] = static_cast<float>(g.normal());
+  for (index i = 0; i < x.w.size(); ++i) x.w.data()[i] = static_cast<float>(0.05 * g.normal());
+  if (with_z) x.z.resize(n, v);
+  x.t.resize(static_cast<std::size_t>(n));
+  for (auto& t : x.t) t = static_cast<prefopt::token_id>(g.uniform_index(v));
+  x.lp.resize(static_cast<std::size_t>(n));
+  x.lse.resize(static_cast<std::size_t>(n));
+  return x;
+}
+
+void linear_counters(benchmark::State& state, index n, index d, index v) {
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * n);
+  state.counters["N"] = static_cast<double>(n);
+  state.counters["D"] = static_cast<double>(d);
+  state.counters["V"] = static_cast<double>(v);
+  state.counters["GFLOPS"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 *
+                                                    static_cast<double>(n) * static_cast<double>(d) *
+                                                    static_cast<double>(v) * 1e-9,
+                                                benchmark::Counter::kIsRate);
+}
+
+void bare_gemm(benchmark::State& state, index n, index d, index v) {
+  auto x = make_linear(n, d, v, true);
+  for (auto _ : state) {
+    x.z.noalias() = x.h * x.w.transpose();
+    benchmark::ClobberMemory();
+  }
+  linear_counters(state, n, d, v);
+}
+
+void linear_forward(benchmark::State& state, index n, index d, index v) {
+  auto x = make_linear(n, d, v, false);
+  for (auto _ : state) {
+    kernels::linear_log_probs(x.h, x.w, {}, x.t,
+                              {.log_probs = kernels::span_of(x.lp), .logsumexp = kernels::span_of(x.lse)});
+    benchmark::DoNotOptimize(x.lp.data());
+  }
+  linear_counters(state, n, d, v);
+  state.counters["extra_mem_frac"] =
+      static_cast<double>(kernels::linear_workspace_bytes<float>(n, v, d, {})) /
+      (static_cast<double>(n) * static_cast<double>(v) * sizeof(float));
+}
+
+void linear_backward(benchmark::State& state, index n, index d, index v) {
+  auto x = make_linear(n, d, v, false);
+  kernels::linear_log_probs(x.h, x.w, {}, x.t,
+                            {.log_probs = kernels::span_of(x.lp), .logsumexp = kernels::span_of(x.lse)});
+  row_matrix_f dh(n, d), dw(v, d);
+  const std::vector<float> g(static_cast<std::size_t>(n), 1.0f);
+  for (auto _ : state) {
+    kernels::linear_log_probs_backward(x.h, x.w, {}, x.t, {.logsumexp = x.lse}, {.log_probs = g},
+                                       dh, dw, {});
+    benchmark::ClobberMemory();
+  }
+  linear_counters(state, n, d, v);
+}
+
+void register_all() {
+  using fn = void (*)(benchmark::State&, index, index);
+  const std::vector<std::pair<const char*, fn>> per_row{
+      {"roofline_read", roofline_read},
+      {"roofline_read2", roofline_read2},
+      {"roofline_read_write", roofline_read_write},
+      {"naive_token_log_probs", naive_token_log_probs},
+      {"token_log_probs", token_log_probs},
+      {"token_log_probs_backward", token_log_probs_backward},
+      {"entropy", entropy},
+      {"token_stats_lp_lse_entropy", token_stats},
+      {"kl_divergence", kl_divergence},
+      {"kl_divergence_backward", kl_divergence_backward},
+      {"log_softmax", log_softmax},
+  };
+  for (const auto s : shapes()) {
+    for (const auto& [name, f] : per_row) {
+      const std::string full = std::string(name) + "/" + std::to_string(s.n) + "x" + std::to_string(s.v);
+      benchmark::RegisterBenchmark(full.c_str(), [f = f, s](benchmark::State& st) { f(st, s.n, s.v); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  }
+  using lfn = void (*)(benchmark::State&, index, index, index);
+  const std::vector<std::pair<const char*, lfn>> linear{
+      {"bare_gemm", bare_gemm}, {"linear_log_probs", linear_forward}, {"linear_log_probs_backward", linear_backward}};
+  const index n = tiny() ? 32 : 1024;
+  const index v = tiny() ? 3000 : 32000;
+  for (const index d : tiny() ? std::vector<index>{64} : std::vector<index>{1024, 2048}) {
+    for (const auto& [name, f] : linear) {
+      const std::string full = std::string(name) + "/N" + std::to_string(n) + "_D" + std::to_string(d) + "_V" + std::to_string(v);
+      benchmark::RegisterBenchmark(full.c_str(), [f = f, n, d, v](benchmark::State& st) { f(st, n, d, v); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
