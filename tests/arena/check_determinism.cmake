@@ -1,0 +1,27 @@
+# Runs prefopt-arena three times (1 thread, 1 thread, 3 threads) and checks that the "results"
+# parts of the files are byte-identical; wall times live in "timing" and are excluded.
+set(_files)
+foreach(run IN ITEMS a b c)
+  set(threads 1)
+  if(run STREQUAL "c")
+    set(threads 3)
+  endif()
+  execute_process(COMMAND "${ARENA}" --quiet --threads ${threads} "${CONFIG}"
+                          --output "${OUT}/determinism_${run}.json"
+                  RESULT_VARIABLE rc OUTPUT_QUIET)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "prefopt-arena failed (${rc}) on run ${run}")
+  endif()
+  file(READ "${OUT}/determinism_${run}.json" doc)
+  string(JSON results GET "${doc}" results)
+  string(JSON timing_threads GET "${doc}" timing threads)
+  list(APPEND _files "${run}")
+  set(results_${run} "${results}")
+endforeach()
+if(NOT results_a STREQUAL results_b)
+  message(FATAL_ERROR "two runs with the same config and seeds gave different results")
+endif()
+if(NOT results_a STREQUAL results_c)
+  message(FATAL_ERROR "1 and 3 threads gave different results")
+endif()
+message(STATUS "results identical across runs and thread counts (last run: ${timing_threads} threads)")

@@ -1,0 +1,15 @@
+# Runs prefopt-arena on a bad config: it must exit with code 1, print an error matching EXPECT,
+# and leave no results file behind.
+file(REMOVE "${OUT}")
+execute_process(COMMAND "${ARENA}" --quiet "${CONFIG}" --output "${OUT}"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 1)
+  message(FATAL_ERROR "expected exit code 1, got ${rc}\nstdout: ${out}\nstderr: ${err}")
+endif()
+if(NOT err MATCHES "${EXPECT}")
+  message(FATAL_ERROR "error message does not match '${EXPECT}':\n${err}")
+endif()
+if(EXISTS "${OUT}")
+  message(FATAL_ERROR "a results file was written for a rejected config")
+endif()
+message(STATUS "rejected as expected: ${err}")
