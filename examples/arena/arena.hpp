@@ -528,34 +528,49 @@ inline run_record run_game_solver(const experiment& e, const solver_spec& spec, 
     p.seed = seed;
     return f(p);
   };
+  // First iterate: the reference mu (default of the regularised methods) or uniform (default of
+  // the tau = 0 methods, whose theory starts there).
+  auto initial = [&](const char* fallback) {
+    return r.string("initial", fallback, {"reference", "uniform"}) == "reference"
+               ? initial_policy::reference()
+               : initial_policy::uniform();
+  };
   if (spec.kind == "nash_md" || spec.kind == "omd") {
     if (tau <= 0.0) config_error(spec.path, spec.kind + " needs a game with tau > 0");
     const std::string schedule = r.string("schedule", "theory", {"theory", "constant"});
+    const initial_policy start = initial("reference");
     return with_payoff([&](auto payoff) {
       using payoff_t = decltype(payoff);
       if (schedule == "theory") {
-        if (spec.kind == "nash_md") return run_it(nash_md<theory_step, payoff_t>({}, payoff));
-        return run_it(omd<theory_step, payoff_t>({}, payoff));
+        if (spec.kind == "nash_md") {
+          return run_it(nash_md<theory_step, payoff_t>({}, payoff, start));
+        }
+        return run_it(omd<theory_step, payoff_t>({}, payoff, start));
       }
       const constant_step eta(r.number("eta", 1.0 / tau, 1e-12, 1.0 / tau));
-      if (spec.kind == "nash_md") return run_it(nash_md<constant_step, payoff_t>(eta, payoff));
-      return run_it(omd<constant_step, payoff_t>(eta, payoff));
+      if (spec.kind == "nash_md") {
+        return run_it(nash_md<constant_step, payoff_t>(eta, payoff, start));
+      }
+      return run_it(omd<constant_step, payoff_t>(eta, payoff, start));
     });
   }
   if (spec.kind == "self_play") {
     const double d = std::log(static_cast<double>(game.num_actions()));
     const double eta = r.number("eta", std::sqrt(d / static_cast<double>(e.iterations)), 1e-12, 1e6);
+    const initial_policy start = initial("uniform");
     return with_payoff([&](auto payoff) {
-      return run_it(self_play_mwu<constant_step, decltype(payoff)>(constant_step(eta), payoff));
+      return run_it(
+          self_play_mwu<constant_step, decltype(payoff)>(constant_step(eta), payoff, start));
     });
   }
   if (spec.kind == "onpo" || spec.kind == "onpo_regularised") {
     const double eta = r.number("eta", 0.5, 1e-12, 1e6);
+    const initial_policy start = initial("uniform");
     return with_payoff([&](auto payoff) {
       using payoff_t = decltype(payoff);
-      if (spec.kind == "onpo") return run_it(onpo<payoff_t>(constant_step(eta), payoff));
+      if (spec.kind == "onpo") return run_it(onpo<payoff_t>(constant_step(eta), payoff, start));
       if (tau <= 0.0) config_error(spec.path, "onpo_regularised needs a game with tau > 0");
-      return run_it(regularised_onpo<payoff_t>(constant_step(eta), payoff));
+      return run_it(regularised_onpo<payoff_t>(constant_step(eta), payoff, start));
     });
   }
   if (spec.kind == "rlhf_ppo") {

@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+"""Figures from prefopt-arena results files (PNG and SVG).
+
+Usage: /usr/bin/python3 benchmarks/plot_results.py RESULTS.json [RESULTS.json ...] --out FOLDER
+
+For every results file of a preference game:
+  gap_<name>.{png,svg}        duality gap against iteration (log-log), one line per solver
+                              (mean over seeds), the regularised gap and the tau = 0 gap side by
+                              side;
+and, when the game carries lengths and gold rewards:
+  length_tradeoff_<name>      expected length against gold reward of every solver's iterates
+                              (the length/score trade-off), final points marked;
+  reward_vs_sqrt_kl_<name>    gold-reward gain over the reference against sqrt(KL(pi, mu)) along
+                              the RLHF-PPO runs, with the small-KL slope sqrt(2 Var_mu(r)) of the
+                              closed-form optimum (Bai et al. 2022, arXiv 2204.05862, Sec. 4.3);
+for a goal task (HIR):
+  success_<name>              success rate against the number of rounds.
+Needs matplotlib from Debian (python3-matplotlib); call it with /usr/bin/python3.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def mean_curve(runs, metric):
+    """Mean over seeds of a metric curve (None entries skipped), with the iterations."""
+    curves = [r["metrics"][metric] for r in runs if metric in r["metrics"]]
+    if not curves:
+        return None, None
+    iterations = runs[0]["iterations"]
+    length = min(len(c) for c in curves)
+    mean = []
+    for k in range(length):
+        values = [c[k] for c in curves if c[k] is not None]
+        mean.append(sum(values) / len(values) if values else None)
+    return iterations[:length], mean
+
+
+def save(fig, folder, stem):
+    for ext in ("png", "svg"):
+        fig.savefig(os.path.join(folder, f"{stem}.{ext}"), dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def positive_points(xs, ys):
+    pts = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None and x > 0 and y > 0]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot_gaps(res, name, folder):
+    tau = res["problem"]["tau"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=False)
+    for ax, metric, title in ((axes[0], "duality_gap", f"regularised gap (tau = {tau:g})"),
+                              (axes[1], "unregularised_gap", "unregularised gap (tau = 0)")):
+        for solver in res["solvers"]:
+            its, gap = mean_curve(solver["runs"], metric)
+            if its is None:
+                continue
+            xs, ys = positive_points([i if i > 0 else None for i in its], gap)
+            if xs:
+                style = "--" if solver["evaluates"] == "average_iterate" else "-"
+                ax.loglog(xs, ys, style, label=solver["name"])
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("duality gap")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"{name}: duality gap (dashed: average iterate)")
+    save(fig, folder, f"gap_{name}")
+
+
+def plot_length_tradeoff(res, name, folder):
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for solver in res["solvers"]:
+        _, length = mean_curve(solver["runs"], "expected_length")
+        _, gold = mean_curve(solver["runs"], "gold_reward")
+        if length is None or gold is None:
+            continue
+        line, = ax.plot(length, gold, "-", alpha=0.5, linewidth=1)
+        ax.plot(length[-1], gold[-1], "o", color=line.get_color(), label=solver["name"])
+    ref_len = res["problem"].get("reference_expected_length")
+    ref_gold = res["problem"].get("reference_gold_reward")
+    if ref_len is not None and ref_gold is not None:
+        ax.plot(ref_len, ref_gold, "k*", markersize=12, label="reference mu")
+    ax.set_xlabel("expected length")
+    ax.set_ylabel("expected gold reward")
+    ax.set_title(f"{name}: length / score trade-off (lines: training trajectories)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, folder, f"length_tradeoff_{name}")
+
+
+def plot_reward_vs_sqrt_kl(res, name, folder):
+    ref_gold = res["problem"].get("reference_gold_reward")
+    fig, ax = plt.subplots(figsize=(7, 5))
+    plotted = False
+    for solver in res["solvers"]:
+        if solver["kind"] != "rlhf_ppo":
+            continue
+        _, kl = mean_curve(solver["runs"], "kl_to_reference")
+        _, gold = mean_curve(solver["runs"], "gold_reward")
+        if kl is None or gold is None:
+            continue
+        xs = [math.sqrt(max(k, 0.0)) for k in kl]
+        ys = [g - ref_gold for g in gold]
+        ax.plot(xs, ys, ".-", markersize=3, label=solver["name"])
+        plotted = True
+    if not plotted:
+        plt.close(fig)
+        return
+    ax.set_xlabel("sqrt(KL(pi, mu))")
+    ax.set_ylabel("gold reward gain over mu")
+    ax.set_title(f"{name}: RLHF reward gain against sqrt(KL)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, folder, f"reward_vs_sqrt_kl_{name}")
+
+
+def plot_success(res, name, folder):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for solver in res["solvers"]:
+        its, success = mean_curve(solver["runs"], "success_rate")
+        if its is not None:
+            ax.plot(its, success, label=solver["name"])
+    ax.axhline(res["problem"]["reference_success_rate"], color="k", linestyle=":",
+               label="reference mu")
+    ax.set_xlabel("round (64 samples each)")
+    ax.set_ylabel("success rate")
+    ax.set_title(f"{name}: HIR against its baselines")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, folder, f"success_{name}")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+", help="prefopt-arena results files")
+    parser.add_argument("--out", default=".", help="folder for the figures")
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    for path in args.results:
+        with open(path) as f:
+            doc = json.load(f)
+        res = doc["results"]
+        name = os.path.splitext(os.path.basename(path))[0]
+        if res["problem"]["kind"] == "game":
+            plot_gaps(res, name, args.out)
+            runs = res["solvers"][0]["runs"] if res["solvers"] else []
+            metrics = runs[0]["metrics"] if runs else {}
+            if "expected_length" in metrics and "gold_reward" in metrics:
+                plot_length_tradeoff(res, name, args.out)
+            if "gold_reward" in metrics:
+                plot_reward_vs_sqrt_kl(res, name, args.out)
+        else:
+            plot_success(res, name, args.out)
+        print(f"plotted {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

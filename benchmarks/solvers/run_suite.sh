@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The convergence suite: runs prefopt-arena on every config of benchmarks/solvers/configs/ and
+# regenerates the figures of benchmarks/solvers/figures/ (shown in the README).
+# Usage: benchmarks/solvers/run_suite.sh [BUILD_DIR] [CONFIG ...]
+#   BUILD_DIR defaults to build/release (configure and build it with `cmake --preset release`).
+#   Results JSON files go to BUILD_DIR/suite/; pass config files to run only those.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "${here}/../.." && pwd)"
+build="${1:-${root}/build/release}"
+shift || true
+arena="${build}/examples/arena/prefopt-arena"
+if [[ ! -x "${arena}" ]]; then
+  echo "run_suite.sh: ${arena} not found; build it first: cmake --preset release && cmake --build --preset release" >&2
+  exit 1
+fi
+configs=("$@")
+if [[ ${#configs[@]} -eq 0 ]]; then configs=("${here}"/configs/*.json); fi
+out="${build}/suite"
+mkdir -p "${out}"
+results=()
+for config in "${configs[@]}"; do
+  name="$(basename "${config}" .json)"
+  echo "== ${name}"
+  "${arena}" --quiet --threads "$(nproc)" "${config}" --output "${out}/${name}.json"
+  results+=("${out}/${name}.json")
+done
+/usr/bin/python3 "${root}/benchmarks/plot_results.py" "${results[@]}" --out "${here}/figures"
