@@ -26,7 +26,7 @@ TEMPLATE_TEST_CASE("entropy matches a long-double reference within the documente
           const auto u = static_cast<std::size_t>(i);
           const ld ref = test::ref_entropy(z.row(i).data(), v);
           INFO("V = " << v << ", scale = " << scale << ", row " << i);
-          CHECK(std::abs(h[u] - ref) <= test::unit_roundoff<T>() * (logv + 150) *
+          CHECK(test::err(h[u], ref) <= test::unit_roundoff<T>() * (logv + 150) *
                                             (1 + static_cast<double>(ref) + logv));
           CHECK(h[u] >= T(0));
           CHECK(static_cast<double>(h[u]) <= logv + 1e-5);

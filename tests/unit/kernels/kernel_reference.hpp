@@ -15,9 +15,15 @@ namespace prefopt::test {
 
 using ld = long double;
 
+/// |a - b| computed in long double, returned as double (mixed-precision comparisons).
+template <class A, class B>
+double err(A a, B b) {
+  return static_cast<double>(std::abs(static_cast<ld>(a) - static_cast<ld>(b)));
+}
+
 template <class T>
 constexpr double unit_roundoff() {
-  return std::numeric_limits<T>::epsilon() / 2;
+  return static_cast<double>(std::numeric_limits<T>::epsilon()) / 2;
 }
 
 /// Logits [n, v] with entries uniform in [-scale, scale]; a fraction `neg_inf` of entries is -inf

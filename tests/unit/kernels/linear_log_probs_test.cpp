@@ -43,8 +43,8 @@ TEMPLATE_TEST_CASE("linear_log_probs matches log-softmax of the materialized log
       std::vector<ld> z(static_cast<std::size_t>(v));
       ld m = -std::numeric_limits<ld>::infinity();
       for (idx j = 0; j < v; ++j) {
-        ld s = bias[static_cast<std::size_t>(j)];
-        for (idx k = 0; k < d; ++k) s += static_cast<ld>(h(i, k)) * w(j, k);
+        ld s = static_cast<ld>(bias[static_cast<std::size_t>(j)]);
+        for (idx k = 0; k < d; ++k) s += static_cast<ld>(h(i, k)) * static_cast<ld>(w(j, k));
         z[static_cast<std::size_t>(j)] = s;
         m = std::max(m, s);
       }
@@ -58,9 +58,9 @@ TEMPLATE_TEST_CASE("linear_log_probs matches log-softmax of the materialized log
       // GEMM rounding (D terms of size ~1) plus the documented log-sum-exp bound.
       const double gemm = 4.0 * static_cast<double>(d) * test::unit_roundoff<T>() * 2.0;
       INFO("V = " << v << ", row " << i);
-      CHECK(std::abs(lp[u] - ref_lp) <= gemm + test::value_bound<T>(static_cast<double>(ref_lp), v));
-      CHECK(std::abs(lse[u] - ref_lse) <= gemm + test::value_bound<T>(static_cast<double>(ref_lse), v));
-      CHECK(std::abs(ent[u] - ref_h) <= gemm + 200 * test::unit_roundoff<T>() * (1 + std::log(static_cast<double>(v))));
+      CHECK(test::err(lp[u], ref_lp) <= gemm + test::value_bound<T>(static_cast<double>(ref_lp), v));
+      CHECK(test::err(lse[u], ref_lse) <= gemm + test::value_bound<T>(static_cast<double>(ref_lse), v));
+      CHECK(test::err(ent[u], ref_h) <= gemm + 200 * test::unit_roundoff<T>() * (1 + std::log(static_cast<double>(v))));
     }
   }
 }

@@ -32,12 +32,12 @@ TEMPLATE_TEST_CASE("token_log_probs matches a long-double reference within the d
           const ld ref_lse = test::ref_lse(z.row(i).data(), v);
           const T x_t = z(i, t[u]);
           INFO("V = " << v << ", scale = " << scale << ", row " << i);
-          CHECK(std::abs(lse[u] - ref_lse) <= test::value_bound<T>(static_cast<double>(ref_lse), v));
+          CHECK(test::err(lse[u], ref_lse) <= test::value_bound<T>(static_cast<double>(ref_lse), v));
           if (std::isinf(x_t)) {
             CHECK(lp[u] == -std::numeric_limits<T>::infinity());
           } else {
             const ld ref = static_cast<ld>(x_t) - ref_lse;
-            CHECK(std::abs(lp[u] - ref) <= test::value_bound<T>(static_cast<double>(ref), v));
+            CHECK(test::err(lp[u], ref) <= test::value_bound<T>(static_cast<double>(ref), v));
             CHECK(lp[u] <= T(0));
           }
         }
@@ -97,12 +97,12 @@ TEMPLATE_TEST_CASE("token_log_probs_backward matches the reference gradient with
     const ld ref_lse = test::ref_lse(z.row(i).data(), v);
     for (idx j = 0; j < v; ++j) {
       const ld p = std::isinf(z(i, j)) ? 0 : std::exp(static_cast<ld>(z(i, j)) - ref_lse);
-      const ld ref = g[static_cast<std::size_t>(i)] * ((j == t[static_cast<std::size_t>(i)] ? 1 : 0) - p);
+      const ld ref = static_cast<ld>(g[static_cast<std::size_t>(i)]) * ((j == t[static_cast<std::size_t>(i)] ? 1 : 0) - p);
       const double zj = std::isinf(z(i, j)) ? 0.0 : static_cast<double>(z(i, j));
       const double bound = std::abs(static_cast<double>(g[static_cast<std::size_t>(i)])) * u *
                            ((2 * std::abs(static_cast<double>(ref_lse)) + std::abs(zj) + 150) *
                                 static_cast<double>(p) + 1);
-      CHECK(std::abs(d(i, j) - ref) <= bound);
+      CHECK(test::err(d(i, j), ref) <= bound);
     }
   }
   // accumulate adds exactly the overwrite result to what is there.
@@ -223,6 +223,6 @@ TEST_CASE("double accumulation of float logits is within a few float ulps of the
   for (idx i = 0; i < 3; ++i) {
     const auto u = static_cast<std::size_t>(i);
     const ld ref = static_cast<ld>(z(i, t[u])) - test::ref_lse(z.row(i).data(), v);
-    CHECK(std::abs(lp[u] - ref) <= test::unit_roundoff<float>() * (std::abs(ref) + 1));
+    CHECK(test::err(lp[u], ref) <= test::unit_roundoff<float>() * (static_cast<double>(std::abs(ref)) + 1));
   }
 }
