@@ -76,31 +76,68 @@ def plot_gaps(res, name, folder):
     save(fig, folder, f"gap_{name}")
 
 
+def family(solver):
+    """Groups solvers for the trade-off figure: one colour per method family."""
+    kind = solver["kind"]
+    if kind == "dpo":
+        averaged = solver.get("config", {}).get("length_average", False)
+        return "DPO (length-averaged)" if averaged else "DPO"
+    return {"rlhf_ppo": "RLHF-PPO", "ipo": "IPO", "simpo": "SimPO", "slic": "SLiC"}.get(
+        kind, "Nash methods")
+
+
+FAMILY_STYLE = {
+    "DPO": ("tab:blue", "o"),
+    "DPO (length-averaged)": ("tab:orange", "s"),
+    "RLHF-PPO": ("tab:green", "^"),
+    "IPO": ("tab:purple", "v"),
+    "SimPO": ("tab:brown", "D"),
+    "SLiC": ("tab:pink", "P"),
+    "Nash methods": ("tab:gray", "X"),
+}
+
+
 def plot_length_tradeoff(res, name, folder):
-    fig, ax = plt.subplots(figsize=(7, 5))
+    """Final (expected length, gold reward) of every solver, one colour per family, each family's
+    points joined in order of KL(pi, mu); faint lines are the training trajectories."""
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    finals = {}
     for solver in res["solvers"]:
         _, length = mean_curve(solver["runs"], "expected_length")
         _, gold = mean_curve(solver["runs"], "gold_reward")
+        _, kl = mean_curve(solver["runs"], "kl_to_reference")
         if length is None or gold is None:
             continue
-        line, = ax.plot(length, gold, "-", alpha=0.5, linewidth=1)
-        ax.plot(length[-1], gold[-1], "o", color=line.get_color(), label=solver["name"])
+        fam = family(solver)
+        color, marker = FAMILY_STYLE[fam]
+        ax.plot(length, gold, "-", color=color, alpha=0.15, linewidth=0.8)
+        finals.setdefault(fam, []).append((kl[-1], length[-1], gold[-1], solver["name"]))
+    for fam, points in finals.items():
+        color, marker = FAMILY_STYLE[fam]
+        points.sort()
+        ax.plot([p[1] for p in points], [p[2] for p in points], "-" + marker, color=color,
+                label=fam, markersize=6)
     ref_len = res["problem"].get("reference_expected_length")
     ref_gold = res["problem"].get("reference_gold_reward")
     if ref_len is not None and ref_gold is not None:
         ax.plot(ref_len, ref_gold, "k*", markersize=12, label="reference mu")
     ax.set_xlabel("expected length")
     ax.set_ylabel("expected gold reward")
-    ax.set_title(f"{name}: length / score trade-off (lines: training trajectories)")
+    ax.set_title(f"{name}: length / score trade-off\n(markers: final policies, joined by KL(pi, mu);"
+                 " faint: trajectories)", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     save(fig, folder, f"length_tradeoff_{name}")
 
 
 def plot_reward_vs_sqrt_kl(res, name, folder):
-    ref_gold = res["problem"].get("reference_gold_reward")
+    """RLHF-PPO trajectories: gold-reward gain over mu against sqrt(KL(pi, mu)), with the
+    small-KL slope sqrt(2 Var_mu(r)) of the closed-form optimum mu exp(r / tau) / Z."""
+    problem = res["problem"]
+    ref_gold = problem.get("reference_gold_reward")
     fig, ax = plt.subplots(figsize=(7, 5))
     plotted = False
+    xmax = 0.0
     for solver in res["solvers"]:
         if solver["kind"] != "rlhf_ppo":
             continue
@@ -110,11 +147,19 @@ def plot_reward_vs_sqrt_kl(res, name, folder):
             continue
         xs = [math.sqrt(max(k, 0.0)) for k in kl]
         ys = [g - ref_gold for g in gold]
-        ax.plot(xs, ys, ".-", markersize=3, label=solver["name"])
+        xmax = max(xmax, max(xs))
+        ax.plot(xs, ys, ".-", markersize=3, linewidth=0.8, label=solver["name"])
         plotted = True
     if not plotted:
         plt.close(fig)
         return
+    if "gold_rewards" in problem and len(problem["reference"]) == 1:
+        mu, r = problem["reference"][0], problem["gold_rewards"][0]
+        mean = sum(m * x for m, x in zip(mu, r))
+        var = sum(m * (x - mean) ** 2 for m, x in zip(mu, r))
+        slope = math.sqrt(2 * var)
+        ax.plot([0, xmax], [0, slope * xmax], "k--", linewidth=1,
+                label=f"small-KL law: slope sqrt(2 Var_mu r) = {slope:.3f}")
     ax.set_xlabel("sqrt(KL(pi, mu))")
     ax.set_ylabel("gold reward gain over mu")
     ax.set_title(f"{name}: RLHF reward gain against sqrt(KL)")

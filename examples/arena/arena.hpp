@@ -722,17 +722,33 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
     json eq = json::array();
     for (index x = 0; x < points->equilibrium.rows(); ++x) {
       json row = json::array();
-      for (index y = 0; y < points->equilibrium.cols(); ++y) row.push_back(points->equilibrium(x, y));
+      for (index y = 0; y < points->equilibrium.cols(); ++y) {
+        row.push_back(points->equilibrium(x, y));
+      }
       eq.push_back(row);
     }
     problem["equilibrium"] = {{"probabilities", eq},
                               {"duality_gap", points->equilibrium_gap},
                               {"kl_bound", number_or_null(points->kl_bound)},
                               {"unique", points->unique}};
+    auto table = [](const row_matrix_d& m) {
+      json rows = json::array();
+      for (index x = 0; x < m.rows(); ++x) {
+        json row = json::array();
+        for (index y = 0; y < m.cols(); ++y) row.push_back(m(x, y));
+        rows.push_back(row);
+      }
+      return rows;
+    };
+    problem["reference"] = table(g.reference());
+    problem["context_weights"] = std::vector<double>(
+        g.context_weights().data(), g.context_weights().data() + g.context_weights().size());
     if (g.has_lengths()) {
+      problem["lengths"] = table(g.lengths());
       problem["reference_expected_length"] = expectation(g, g.reference(), g.lengths());
     }
     if (g.has_gold_rewards()) {
+      problem["gold_rewards"] = table(g.gold_rewards());
       problem["reference_gold_reward"] = expectation(g, g.reference(), g.gold_rewards());
     }
   } else {
@@ -750,6 +766,7 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
     const auto& spec = e.solvers[s];
     json solver{{"name", spec.name},
                 {"kind", spec.kind},
+                {"config", spec.params},
                 {"evaluates", judged_by_average(spec.kind) ? "average_iterate" : "last_iterate"}};
     json runs = json::array(), timing_runs = json::array();
     std::vector<std::string> names;

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "prefopt/prefopt.hpp"
+#include "prefopt/io.hpp"
 
 int main() {
   const prefopt::tabular_reward_model rewards(prefopt::row_matrix_d{{0.0, 1.0, 2.0}});
