@@ -177,17 +177,34 @@ TEST_CASE("Bradley-Terry MLE on synthetic comparisons recovers the centred rewar
     win[k] = i;
     lose[k] = j;
   }
-  vector_d r = vector_d::Zero(5), rw(pairs), rl(pairs), gw(pairs), gl(pairs);
-  for (int it = 0; it < 300; ++it) {
-    for (prefopt::index k = 0; k < pairs; ++k) {
-      rw(k) = r(win[static_cast<std::size_t>(k)]);
-      rl(k) = r(lose[static_cast<std::size_t>(k)]);
+  // Aggregate the comparisons into counts of ordered (winner, loser) pairs; the MLE gradient is the
+  // count-weighted sum of the per-pair loss gradients (reduction::sum on the distinct pairs).
+  matrix_d counts = matrix_d::Zero(5, 5);
+  for (std::size_t k = 0; k < win.size(); ++k) counts(win[k], lose[k]) += 1.0;
+  std::vector<prefopt::index> wi, li;
+  std::vector<double> weight;
+  for (prefopt::index i = 0; i < 5; ++i) {
+    for (prefopt::index j = 0; j < 5; ++j) {
+      if (counts(i, j) > 0) {
+        wi.push_back(i);
+        li.push_back(j);
+        weight.push_back(counts(i, j) / double(pairs));
+      }
     }
-    losses::bradley_terry_loss<double>(rw, rl, vector_d(), gw, gl);
+  }
+  const auto m = static_cast<prefopt::index>(wi.size());
+  vector_d r = vector_d::Zero(5), rw(m), rl(m), gw(m), gl(m);
+  for (int it = 0; it < 300; ++it) {
+    for (prefopt::index k = 0; k < m; ++k) {
+      rw(k) = r(wi[static_cast<std::size_t>(k)]);
+      rl(k) = r(li[static_cast<std::size_t>(k)]);
+    }
+    losses::bradley_terry_loss<double>(rw, rl, vector_d(), gw, gl, {0.0, losses::reduction::sum});
     vector_d grad = vector_d::Zero(5);
-    for (prefopt::index k = 0; k < pairs; ++k) {
-      grad(win[static_cast<std::size_t>(k)]) += gw(k);
-      grad(lose[static_cast<std::size_t>(k)]) += gl(k);
+    for (prefopt::index k = 0; k < m; ++k) {
+      const auto u = static_cast<std::size_t>(k);
+      grad(wi[u]) += weight[u] * gw(k);
+      grad(li[u]) += weight[u] * gl(k);
     }
     r -= 5.0 * grad;
   }
