@@ -11,7 +11,9 @@
 /// whose Jacobian is never singular (`J v = 0` gives `v^T D v = (Dv)^T A (Dv) / tau = 0` with
 /// `A = P - 1/2` skew and `D = diag(pi) - pi pi^T` PSD, so `Dv = 0` and `v = 0`), so the Armijo
 /// backtracking on `||F||^2` converges globally and Newton's quadratic rate takes over near the
-/// solution. The Newton system is solved by LU for `n <= dense_limit` and matrix-free by restarted
+/// solution. For `tau < 0.1` it follows a continuation path `tau 8^k -> tau` (each stage warm-started
+/// from the previous one's equilibrium), which keeps the Newton step count small as `tau -> 0`.
+/// The Newton system is solved by LU for `n <= dense_limit` and matrix-free by restarted
 /// GMRES otherwise (one `P v` product per Krylov step), which keeps `n = 4096` practical. It stops
 /// at `DualGap_tau <= target_gap` (default 1e-12) and reports the certificate
 /// `KL(pi, pi*_tau) <= gap / (2 tau)`; missing the target throws `prefopt::convergence_error`.
@@ -158,15 +160,16 @@ inline index gmres_solve(const newton_context& ctx, const vector_d& pi, const ve
   return total;
 }
 
-/// Newton's method for one context; writes the equilibrium logits `z` and returns its gap.
+/// Newton's method for one context from the logits `z` (updated in place); returns the gap.
+/// Throws `convergence_error` when `options.target_gap` is not reached and `must_converge`.
 inline double solve_regularised_context(const matrix_d& p, const vector_d& log_mu, double tau,
                                         const regularised_equilibrium_options& options,
-                                        index context, vector_d& z, index& iterations) {
+                                        index context, vector_d& z, index& iterations,
+                                        bool must_converge = true) {
   const index n = p.rows();
   newton_context ctx{p, log_mu, tau};
   vector_d pi(n), log_pi(n), g(n), f(n), d(n), z_try(n), pi_try(n), log_pi_try(n), g_try(n),
       f_try(n);
-  z = log_mu;
   ctx.evaluate(z, pi, log_pi, g, f);
   double gap = duality_gap_from_payoff(g, log_mu, tau, log_pi);
   double best_gap = gap;
@@ -179,6 +182,7 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
   double last_residual = std::numeric_limits<double>::infinity();
   for (index it = 0; it < options.max_newton_iterations; ++it) {
     if (gap <= options.target_gap) {
+      if (!must_converge) return gap;  // a continuation stage: no polishing
       const double residual = f.cwiseAbs().maxCoeff();
       if (polishing >= 8 || !(residual < 0.5 * last_residual) || residual == 0.0) return gap;
       last_residual = residual;
@@ -221,7 +225,7 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
     gap = duality_gap_from_payoff(g, log_mu, tau, log_pi);
     best_gap = std::min(best_gap, gap);
   }
-  PREFOPT_CHECK(gap <= options.target_gap, convergence_error,
+  PREFOPT_CHECK(!must_converge || gap <= options.target_gap, convergence_error,
                 "solve_regularised: context ", context, ": duality gap ", gap, " (best ", best_gap,
                 ") after ", iterations, " Newton steps, expected <= target_gap = ",
                 options.target_gap, " (tau = ", tau, ", n = ", n, ")");
@@ -248,8 +252,23 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
   vector_d z(n), pi(n);
   for (index x = 0; x < game.num_contexts(); ++x) {
     const vector_d log_mu = game.log_reference().row(x).transpose();
-    eq.gaps[x] = detail::solve_regularised_context(game.preference(x), log_mu, tau, options, x, z,
-                                                   eq.iterations);
+    // Continuation in tau for small tau: solve loosely (gap 1e-4) at tau * 8^k (k = K..1, the
+    // first >= 0.1), warm-starting each stage at z = log mu + P pi / tau_stage; then solve tau to the target.
+    z = log_mu;
+    int stages = 0;
+    while (tau * std::pow(8.0, stages) < 0.1) ++stages;
+    regularised_equilibrium_options loose = options;
+    loose.target_gap = std::max(options.target_gap, 1e-4);
+    for (int k = stages; k >= 0; --k) {
+      const double stage_tau = tau * std::pow(8.0, k);
+      if (k < stages) {
+        softmax(z, pi);
+        z = log_mu + game.preference(x) * pi / stage_tau;
+      }
+      eq.gaps[x] = detail::solve_regularised_context(game.preference(x), log_mu, stage_tau,
+                                                     k == 0 ? options : loose, x, z,
+                                                     eq.iterations, /*must_converge=*/k == 0);
+    }
     softmax(z, pi);
     eq.logits.row(x) = z.transpose();
     eq.probabilities.row(x) = pi.transpose();

@@ -50,8 +50,8 @@ namespace prefopt::kernels {
 /// Options of the fused linear kernels.
 struct linear_options {
   /// Vocabulary columns per block; rounded up to a multiple of `reduction_tile` (1008). Changes
-  /// memory and speed, never the forward results.
-  index block_size = 2 * reduction_tile;
+  /// memory (block x row_tile logits per thread) and speed, never the forward results.
+  index block_size = reduction_tile;
   /// Hidden rows per GEMM; 0 picks min(rows per thread, 512). Rounded up to the GEMM micro-panel
   /// width. Changes memory and speed, never the forward results.
   index row_tile = 0;
@@ -106,7 +106,7 @@ struct linear_workspace {
   std::vector<T> z;     // [tile_pad, block] logits (row r at z + r * bc)
   std::vector<T> wpad;  // [mr, D] zero-padded tail of a weight block
   std::vector<T> zpad;  // [tile_pad, mr] logits of the padded tail
-  std::vector<T> hpad;  // [tile_pad, D] zero-padded partial row tile
+  std::vector<T> hpad;  // [nr, D] zero-padded last (< nr) rows of a row tile
   Eigen::internal::gemm_blocking_space<Eigen::ColMajor, T, T, Eigen::Dynamic, Eigen::Dynamic,
                                        Eigen::Dynamic, 1, false>
       blocking;
@@ -118,55 +118,91 @@ struct linear_workspace {
         z(static_cast<std::size_t>(block_ * tile_)),
         wpad(static_cast<std::size_t>(gemm_shape<T>::mr * depth_)),
         zpad(static_cast<std::size_t>(gemm_shape<T>::mr * tile_)),
-        hpad(static_cast<std::size_t>(tile_ * depth_)),
+        hpad(static_cast<std::size_t>(gemm_shape<T>::nr * depth_)),
         blocking(block_, tile_, depth_, 1, true) {
     blocking.allocateAll();
   }
 };
 
-/// Logits of one (vocabulary block, row tile): z[r * bc + v] = sum_k w[(v0+v), k] h[r, k] (+ b).
-/// `h` points at `rt_pad` rows (a multiple of nr) with row stride `hs`.
+/// Hidden rows of one row tile as the GEMM sees them: `main` rows (a multiple of nr) read in place
+/// with row stride `stride`, then, when the tile is not a multiple of nr, one zero-padded panel of
+/// nr rows in the workspace. `cols()` is the padded count.
 template <class T>
-void block_logits(const cview<T>& w, const T* bias, index v0, index bc, const T* h, index hs,
-                  index rt_pad, linear_workspace<T>& ws) {
+struct tile_view {
+  const T* main = nullptr;
+  index stride = 0;
+  index n_main = 0;
+  const T* tail = nullptr;  // nr rows, row stride D, or null
+  [[nodiscard]] index cols() const noexcept {
+    return n_main + (tail != nullptr ? gemm_shape<T>::nr : 0);
+  }
+};
+
+template <class T>
+tile_view<T> tile_rows(const cview<T>& h, index r0, index rt, linear_workspace<T>& ws) {
+  constexpr index nr = gemm_shape<T>::nr;
+  tile_view<T> t;
+  t.main = h.row(r0);
+  t.stride = h.stride;
+  t.n_main = rt / nr * nr;
+  const index rest = rt - t.n_main;
+  if (rest > 0) {
+    std::fill(ws.hpad.begin(), ws.hpad.end(), T(0));
+    for (index r = 0; r < rest; ++r) {
+      std::copy_n(h.row(r0 + t.n_main + r), h.cols, ws.hpad.data() + r * h.cols);
+    }
+    t.tail = ws.hpad.data();
+  }
+  return t;
+}
+
+/// z (col-major [rows, tile.cols()], leading dimension ldz) += lhs [rows, D] (row-major, stride
+/// ls) * tile^T, as one GEMM per part of the tile (rows is a multiple of mr).
+template <class T>
+void gemm_tile(const T* lhs, index ls, index rows, index d, const tile_view<T>& tile, T* z,
+               index ldz, linear_workspace<T>& ws) {
   using gemm = Eigen::internal::general_matrix_matrix_product<index, T, Eigen::RowMajor, false, T,
                                                               Eigen::ColMajor, false,
                                                               Eigen::ColMajor, 1>;
+  if (rows == 0 || d == 0) return;
+  if (tile.n_main > 0) {
+    gemm::run(rows, tile.n_main, d, lhs, ls, tile.main, tile.stride, z, 1, ldz, T(1), ws.blocking,
+              nullptr);
+  }
+  if (tile.tail != nullptr) {
+    gemm::run(rows, gemm_shape<T>::nr, d, lhs, ls, tile.tail, d, z + tile.n_main * ldz, 1, ldz,
+              T(1), ws.blocking, nullptr);
+  }
+}
+
+/// Logits of one (vocabulary block, row tile): z[r * bc + v] = sum_k w[(v0+v), k] h[r, k] (+ b),
+/// for r < tile.cols(). Vocabulary rows go through the GEMM in multiples of mr (a tail of fewer
+/// rows is zero-padded to mr), so every logit comes out of the same register kernel.
+template <class T>
+void block_logits(const cview<T>& w, const T* bias, index v0, index bc, const tile_view<T>& tile,
+                  linear_workspace<T>& ws) {
   constexpr index mr = gemm_shape<T>::mr;
   const index d = w.cols;
+  const index cols = tile.cols();
   T* z = ws.z.data();
-  std::fill_n(z, static_cast<std::size_t>(bc * rt_pad), T(0));
+  std::fill_n(z, static_cast<std::size_t>(bc * cols), T(0));
   const index main = bc / mr * mr;
   const index rem = bc - main;
-  if (main > 0 && d > 0) {
-    gemm::run(main, rt_pad, d, w.row(v0), w.stride, h, hs, z, 1, bc, T(1), ws.blocking, nullptr);
-  }
+  gemm_tile(w.row(v0), w.stride, main, d, tile, z, bc, ws);
   if (rem > 0 && d > 0) {
     std::fill(ws.wpad.begin(), ws.wpad.end(), T(0));
     for (index k = 0; k < rem; ++k) {
       std::copy_n(w.row(v0 + main + k), d, ws.wpad.data() + k * d);
     }
     T* zp = ws.zpad.data();
-    std::fill_n(zp, static_cast<std::size_t>(mr * rt_pad), T(0));
-    gemm::run(mr, rt_pad, d, ws.wpad.data(), d, h, hs, zp, 1, mr, T(1), ws.blocking, nullptr);
-    for (index r = 0; r < rt_pad; ++r) std::copy_n(zp + r * mr, rem, z + r * bc + main);
+    std::fill_n(zp, static_cast<std::size_t>(mr * cols), T(0));
+    gemm_tile(ws.wpad.data(), d, mr, d, tile, zp, mr, ws);
+    for (index r = 0; r < cols; ++r) std::copy_n(zp + r * mr, rem, z + r * bc + main);
   }
   if (bias != nullptr) {
     const carray_map<T> b(bias + v0, bc);
-    for (index r = 0; r < rt_pad; ++r) array_map<T>(z + r * bc, bc) += b;
+    for (index r = 0; r < cols; ++r) array_map<T>(z + r * bc, bc) += b;
   }
-}
-
-/// Points at `rt` hidden rows starting at r0, or at a zero-padded copy when rt is not a multiple
-/// of nr. Returns the row pointer; `rt_pad` receives the padded count.
-template <class T>
-const T* tile_rows(const cview<T>& h, index r0, index rt, linear_workspace<T>& ws, index& rt_pad) {
-  constexpr index nr = gemm_shape<T>::nr;
-  rt_pad = round_up(rt, nr);
-  if (rt_pad == rt) return h.row(r0);
-  std::fill(ws.hpad.begin(), ws.hpad.begin() + rt_pad * h.cols, T(0));
-  for (index r = 0; r < rt; ++r) std::copy_n(h.row(r0 + r), h.cols, ws.hpad.data() + r * h.cols);
-  return ws.hpad.data();
 }
 
 /// Block size, row tile and thread count the fused linear kernels use for these sizes.
@@ -254,12 +290,11 @@ void linear_forward(const linear_problem<T>& p, const linear_outputs<T>& out,
     index bad = n;
     for (index r0 = a; r0 < b; r0 += p.tile) {
       const index rt = std::min(p.tile, b - r0);
-      index rt_pad = 0;
-      const T* hrows = tile_rows(p.h, r0, rt, ws, rt_pad);
+      const tile_view<T> tile = tile_rows(p.h, r0, rt, ws);
       std::fill(acc.begin(), acc.end(), row_accumulator<Acc, Entropy>{});
       for (index v0 = 0; v0 < v; v0 += p.block) {
         const index bc = std::min(p.block, v - v0);
-        block_logits(p.w, p.bias, v0, bc, hrows, rt_pad == rt ? p.h.stride : d, rt_pad, ws);
+        block_logits(p.w, p.bias, v0, bc, tile, ws);
         for (index r = 0; r < rt; ++r) {
           const index i = r0 + r;
           if (!row_on(opt.mask, i)) continue;
@@ -359,9 +394,8 @@ void linear_backward(const linear_problem<T>& p, const linear_saved<T>& saved,
       const index bc = std::min(p.block, v - v0);
       for (index r0 = 0; r0 < n; r0 += p.tile) {
         const index rt = std::min(p.tile, n - r0);
-        index rt_pad = 0;
-        const T* hrows = tile_rows(p.h, r0, rt, ws, rt_pad);
-        block_logits(p.w, p.bias, v0, bc, hrows, rt_pad == rt ? p.h.stride : d, rt_pad, ws);
+        const tile_view<T> tile = tile_rows(p.h, r0, rt, ws);
+        block_logits(p.w, p.bias, v0, bc, tile, ws);
         T* z = ws.z.data();
         for (index r = 0; r < rt; ++r) {
           const index i = r0 + r;
@@ -447,7 +481,7 @@ template <class T>
   const Eigen::internal::gemm_blocking_space<Eigen::ColMajor, T, T, Eigen::Dynamic, Eigen::Dynamic,
                                              Eigen::Dynamic, 1, false>
       blocking(block, tile, d, 1, true);  // computes sizes; allocates only on request
-  const index elements = block * tile + mr * d + mr * tile + tile * d +
+  const index elements = block * tile + mr * d + mr * tile + detail::gemm_shape<T>::nr * d +
                          blocking.kc() * (blocking.mc() + blocking.nc());
   std::size_t per_thread = static_cast<std::size_t>(elements) * sizeof(T) +
                            static_cast<std::size_t>(tile) *

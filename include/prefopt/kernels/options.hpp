@@ -15,8 +15,9 @@
 /// one read + one write sweep.
 ///
 /// **Bitwise invariance.** A row's results depend only on that row: the tile grid is anchored at
-/// the row's first element, tiles are reduced in order, and no reduction depends on the address
-/// alignment of the data. So results are bitwise identical whatever else is in the batch, whatever
+/// the row's first element, tiles are reduced in order, and no reduction or exp evaluation depends
+/// on the address alignment of the data (gradient tiles are evaluated into an aligned scratch
+/// buffer before being stored, because Eigen peels unaligned destinations with scalar code). So results are bitwise identical whatever else is in the batch, whatever
 /// the number of threads, and (for `linear_log_probs`) whatever vocabulary block size is chosen.
 /// They can differ between builds with different instruction sets (packet width).
 ///
@@ -41,6 +42,9 @@
 ///   - each gradient entry:            |err| <= |g| u ((2 |lse| + |z_j| + c) p_j + 1)
 ///     (the gradient inherits the rounding of the saved log-sum-exp, which is as large as the
 ///     rounding of the logits themselves: a relative perturbation of one ulp of the logits).
+/// exp is evaluated with a Cody-Waite reduction and Cephes polynomial (< 2 ulp, float) or Eigen's
+/// packet exp (double), and flushed to exactly 0 below log(smallest normal) (absolute error below
+/// FLT_MIN / DBL_MIN), so `-inf` logits get exactly zero probability and gradient.
 /// With `accumulation::double_precision` (float logits) the tile arithmetic is double and the
 /// errors above shrink to about the final rounding to float, u (|value| + 1).
 ///

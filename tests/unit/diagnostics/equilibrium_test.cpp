@@ -92,7 +92,7 @@ TEST_CASE("Certificate KL(pi, pi*_tau) <= gap / (2 tau) holds for random policie
 }
 
 TEST_CASE("Newton-GMRES (matrix-free) and dense LU give the same equilibrium") {
-  const auto game = random_intransitive_game(300, 17, random_reference(300, 2), 0.02);
+  const auto game = random_intransitive_game(120, 17, random_reference(120, 2), 0.02);
   regularised_equilibrium_options dense, krylov;
   krylov.dense_limit = 10;
   const auto a = solve_regularised(game, dense);
