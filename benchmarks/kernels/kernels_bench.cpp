@@ -97,9 +97,9 @@ void set_bytes(benchmark::State& state, const data& x, int passes) {
   state.counters["N"] = static_cast<double>(x.n);
   state.counters["V"] = static_cast<double>(x.v);
 #if defined(_OPENMP)
-  state.counters["threads"] = omp_get_max_threads();
+  state.counters["omp_threads"] = omp_get_max_threads();
 #else
-  state.counters["threads"] = 1;
+  state.counters["omp_threads"] = 1;
 #endif
 }
 
@@ -257,6 +257,11 @@ void linear_counters(benchmark::State& state, index n, index d, index v) {
   state.counters["N"] = static_cast<double>(n);
   state.counters["D"] = static_cast<double>(d);
   state.counters["V"] = static_cast<double>(v);
+#if defined(_OPENMP)
+  state.counters["omp_threads"] = omp_get_max_threads();
+#else
+  state.counters["omp_threads"] = 1;
+#endif
   state.counters["GFLOPS"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 *
                                                     static_cast<double>(n) * static_cast<double>(d) *
                                                     static_cast<double>(v) * 1e-9,
