@@ -52,8 +52,8 @@ struct linear_options {
   /// Vocabulary columns per block; rounded up to a multiple of `reduction_tile` (1008). Changes
   /// memory (block x row_tile logits per thread) and speed, never the forward results.
   index block_size = reduction_tile;
-  /// Hidden rows per GEMM; 0 picks min(rows per thread, 512). Rounded up to the GEMM micro-panel
-  /// width. Changes memory and speed, never the forward results.
+  /// Hidden rows per GEMM; 0 picks min(rows per thread, max(64, 512 / threads)). Rounded up to the
+  /// GEMM micro-panel width. Changes memory and speed, never the forward results.
   index row_tile = 0;
   /// Tile arithmetic precision of the log-sum-exp folds (the GEMM is in the input type).
   accumulation accumulate = accumulation::input;
@@ -217,7 +217,10 @@ void plan_linear(index n, index v, const linear_options& opt, index& block, inde
   if (opt.parallel && !omp_in_parallel()) threads = std::max(1, omp_get_max_threads());
 #endif
   const index per_thread = (n + threads - 1) / threads;
-  const index t = opt.row_tile > 0 ? opt.row_tile : std::min<index>(std::max<index>(per_thread, 1), 512);
+  // Auto tile: the whole share of a thread, capped so all threads together hold at most 512
+  // rows of logits blocks (memory stays the same whatever the thread count).
+  const index cap = std::max<index>(64, 512 / threads);
+  const index t = opt.row_tile > 0 ? opt.row_tile : std::min<index>(std::max<index>(per_thread, 1), cap);
   tile = round_up(t, gemm_shape<T>::nr);
 }
 
