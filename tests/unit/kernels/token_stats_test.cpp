@@ -92,3 +92,40 @@ TEST_CASE("token_stats refuses KL outputs without a second matrix and a KL gradi
   CHECK_THROWS_AS(kernels::token_stats_backward(z, {}, {.logsumexp = lse, .kl = kl, .logsumexp_q = lse}, {.kl = g}, d),
                   invalid_argument);
 }
+
+TEST_CASE("double accumulation makes float token_stats accurate to the final rounding",
+          "[kernels][token_stats]") {
+  const idx n = 3;
+  const idx v = 9000;
+  const auto z = test::random_logits<float>(n, v, 30.0, 71, 0.1);
+  row_matrix_f zq2 = z + test::random_logits<float>(n, v, 0.5, 73);  // close to p, same -inf mask
+  for (idx i = 0; i < n; ++i) {
+    for (idx j = 0; j < v; ++j) {
+      if (std::isinf(z(i, j))) zq2(i, j) = z(i, j);
+    }
+  }
+  const auto t = test::random_targets<float>(n, v, 74);
+  kernels::options opt;
+  opt.accumulate = kernels::accumulation::double_precision;
+  std::vector<float> lp(n), h(n), kl(n), klr(n);
+  kernels::token_stats(z, zq2, t,
+                       {.log_probs = kernels::span_of(lp), .entropy = kernels::span_of(h),
+                        .kl = kernels::span_of(kl), .kl_reverse = kernels::span_of(klr)},
+                       opt);
+  const double u = test::unit_roundoff<float>();
+  for (idx i = 0; i < n; ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    const test::ld ref_lp = static_cast<test::ld>(z(i, t[k])) - test::ref_lse(z.row(i).data(), v);
+    const test::ld ref_h = test::ref_entropy(z.row(i).data(), v);
+    const test::ld ref_kl = test::ref_kl(z.row(i).data(), zq2.row(i).data(), v);
+    const test::ld ref_klr = test::ref_kl(zq2.row(i).data(), z.row(i).data(), v);
+    if (std::isinf(z(i, t[k]))) {
+      CHECK(std::isinf(lp[k]));
+    } else {
+      CHECK(test::err(lp[k], ref_lp) <= 2 * u * (static_cast<double>(std::abs(ref_lp)) + 1));
+    }
+    CHECK(test::err(h[k], ref_h) <= 2 * u * (static_cast<double>(ref_h) + 1));
+    CHECK(test::err(kl[k], ref_kl) <= 2 * u * (static_cast<double>(ref_kl) + 1e-3));
+    CHECK(test::err(klr[k], ref_klr) <= 2 * u * (static_cast<double>(ref_klr) + 1e-3));
+  }
+}
