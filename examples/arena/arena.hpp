@@ -375,14 +375,7 @@ row_matrix_d evaluated_policy(const State& state, bool average) {
   if constexpr (requires { state.average_probabilities(); }) {
     if (average) return state.average_probabilities();
   }
-  const auto& pol = state.policy();
-  row_matrix_d p(pol.num_contexts(), pol.num_actions());
-  vector_d row(pol.num_actions());
-  for (index x = 0; x < p.rows(); ++x) {
-    pol.probabilities(x, row);
-    p.row(x) = row.transpose();
-  }
-  return p;
+  return probability_table(state.policy());
 }
 
 /// One metric of a game run, as a `double(const Problem&, const State&)` callable.

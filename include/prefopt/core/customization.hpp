@@ -25,6 +25,18 @@ void log_probabilities(const P& p, index context, Eigen::Ref<vector_d> out) {
   }
 }
 
+/// The `[num_contexts(), num_actions()]` table whose row `x` is `pi(. | x)`.
+template <TabularPolicy P>
+[[nodiscard]] row_matrix_d probability_table(const P& p) {
+  row_matrix_d table(p.num_contexts(), p.num_actions());
+  vector_d row(p.num_actions());
+  for (index x = 0; x < table.rows(); ++x) {
+    p.probabilities(x, row);
+    table.row(x) = row.transpose();
+  }
+  return table;
+}
+
 /// Draws an action from `pi(. | context)`. Uses `p.sample(context, gen)` when present, else the
 /// inverse CDF of `p.probabilities` (one draw from `gen`).
 template <TabularPolicy P>

@@ -27,14 +27,7 @@ auto final_state(const S& solver, const preference_game& game, prefopt::index st
 /// Probabilities of a solver's current iterate, `[contexts, n]`.
 template <class State>
 row_matrix_d probabilities(const State& state) {
-  const auto& pi = state.policy();
-  row_matrix_d p(pi.num_contexts(), pi.num_actions());
-  vector_d row(pi.num_actions());
-  for (prefopt::index x = 0; x < p.rows(); ++x) {
-    pi.probabilities(x, row);
-    p.row(x) = row.transpose();
-  }
-  return p;
+  return prefopt::probability_table(state.policy());
 }
 
 prefopt::rlhf_ppo_config rlhf_config(double tau) {

@@ -68,3 +68,9 @@ TEST_CASE("derived preference_matrix queries preference() on all ordered pairs",
   prefopt::matrix_d wrong(3, 3);
   CHECK_THROWS_AS(prefopt::preference_matrix(m, 0, wrong), prefopt::shape_error);
 }
+
+TEST_CASE("probability_table stacks every context's probabilities", "[models][customization]") {
+  minimal_policy pi{prefopt::row_matrix_d(2, 3)};
+  pi.table << 0.5, 0.0, 0.5, 0.1, 0.2, 0.7;
+  CHECK(prefopt::probability_table(pi) == pi.table);
+}
