@@ -7,7 +7,11 @@
 
 struct misspelled_callback {
   template <class Event>
-  bool on_stepp(const Event&) {
+#if defined(PREFOPT_COMPILE_FAIL)
+  bool on_stepp(const Event&) {  // the typo: no recognised hook
+#else
+  bool on_step(const Event&) {
+#endif
     return false;
   }
 };
