@@ -15,6 +15,7 @@
 
 #include "prefopt/callbacks/metrics.hpp"
 #include "prefopt/core/assert.hpp"
+#include "prefopt/core/customization.hpp"
 #include "prefopt/core/types.hpp"
 #include "prefopt/solvers/common/run.hpp"
 
@@ -77,14 +78,7 @@ class history_recorder {
         metrics_));
     if constexpr (requires { state.policy().num_actions(); state.average_probabilities(); }) {
       if (snapshots_) {
-        const auto& pol = state.policy();
-        row_matrix_d p(pol.num_contexts(), pol.num_actions());
-        vector_d row(pol.num_actions());
-        for (index x = 0; x < p.rows(); ++x) {
-          pol.probabilities(x, row);
-          p.row(x) = row.transpose();
-        }
-        history_.policies.push_back(std::move(p));
+        history_.policies.push_back(probability_table(state.policy()));
         history_.average_policies.push_back(state.average_probabilities());
       }
     }
