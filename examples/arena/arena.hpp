@@ -649,8 +649,9 @@ struct arena_results {
 inline json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(); }
 
 inline arena_results run_experiment(const experiment& e, const arena_options& options) {
-  // Validate every solver entry before spending time: build each once with the first seed on a
-  // zero-iteration run (cheap) so a typo in the last solver fails immediately.
+  // Validate every solver entry before the long runs: build and init each once with the first
+  // seed on a zero-iteration run, so a typo in the last solver fails immediately. This repeats
+  // each solver's init (for RLHF-PPO, its reward fit) once; a price paid for failing early.
   std::optional<game_reference_points> points;
   if (e.game) points = solve_reference_points(*e.game);
 
