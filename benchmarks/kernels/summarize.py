@@ -21,6 +21,9 @@ ROOFLINE = {
     "log_softmax": "roofline_read_write",
 }
 
+CEILING_SHAPE = "2x32000"        # L2-resident: arithmetic only
+OUT_OF_CACHE_SHAPE = "4096x32000"  # the shape the targets are stated for
+
 
 def load(paths):
     runs = defaultdict(list)  # (name, shape, threads) -> [(real_ms, bytes_per_second, cpu_ms)]
@@ -57,8 +60,27 @@ def main(paths):
         if name == "token_log_probs" and ("naive_token_log_probs", shape, threads) in med:
             naive = f"{med[('naive_token_log_probs', shape, threads)][0] / ms:.1f}"
         cpu_rate = f"{bps * ms / cpu / 1e9:.2f}" if threads == 1 and cpu > 0 else ""
-        print(f"| {name} | {shape} | {threads} | {ms:.1f} | {bps / 1e9:.2f} | {frac} | {naive} | {cpu_rate} |")
+        mstxt = f"{ms:.1f}" if ms >= 1 else f"{ms:.3f}"
+        print(f"| {name} | {shape} | {threads} | {mstxt} | {bps / 1e9:.2f} | {frac} | {naive} | {cpu_rate} |")
     print()
+    ceiling_rows = [(name, threads) for (name, shape, threads) in med
+                    if shape == CEILING_SHAPE and name in ROOFLINE and not name.startswith("naive")]
+    if ceiling_rows:
+        print(f"Compute ceiling: each kernel on the L2-resident {CEILING_SHAPE} batch (no memory traffic) "
+              f"as a fraction of the out-of-cache roofline at {OUT_OF_CACHE_SHAPE}, same run:")
+        print()
+        print("| kernel | threads | GB/s in cache | roofline GB/s out of cache | ceiling (% of roofline) | achieved out of cache |")
+        print("|---|---|---|---|---|---|")
+        for name, threads in sorted(ceiling_rows, key=lambda x: (x[1], x[0])):
+            roof = med.get((ROOFLINE[name], OUT_OF_CACHE_SHAPE, threads))
+            out = med.get((name, OUT_OF_CACHE_SHAPE, threads))
+            if roof is None or roof[1] <= 0:
+                continue
+            bps = med[(name, CEILING_SHAPE, threads)][1]
+            achieved = f"{100.0 * out[1] / roof[1]:.0f}%" if out else ""
+            print(f"| {name} | {threads} | {bps / 1e9:.2f} | {roof[1] / 1e9:.2f} | "
+                  f"{100.0 * bps / roof[1]:.0f}% | {achieved} |")
+        print()
     print("| kernel | shape | threads | median time (ms) | GFLOP/s | vs bare GEMM | extra memory / [N, V] |")
     print("|---|---|---|---|---|---|---|")
     for (name, shape, threads), (ms, bps, cpu, gflops, mem) in sorted(med.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
