@@ -1,0 +1,131 @@
+#pragma once
+/// \file
+/// `token_preference_task`: a token-level preference problem for `token_softmax_policy` — a
+/// Bradley-Terry judge over whole responses whose gold reward adds a per-token quality and a
+/// length bonus:
+///
+///     r(y) = sum_{t < n-1} quality[y_t] + length_bonus * (n - 1),      P(y > y') = sigma(r(y) - r(y')),
+///
+/// for a response `y` of `n` tokens (the last one eos, which scores 0). With `length_bonus > 0`
+/// the judge prefers longer responses at equal quality: the length-biased preferences under
+/// which DPO is known to lengthen responses (Park et al. 2024, arXiv 2403.19159) and length
+/// averaging to curb it (Grinsztajn et al. 2024, arXiv 2406.19188). The reference policy `mu`
+/// stops with a fixed probability at every position (geometric lengths truncated at L).
+///
+/// Because `r` is additive over tokens, `expected_gold_reward(pi)` is exact for the positional
+/// policy (`token_softmax_policy::expected_token_sum`).
+
+#include <Eigen/Core>
+
+#include <cmath>
+#include <cstdint>
+#include <span>
+
+#include "prefopt/core/assert.hpp"
+#include "prefopt/core/math.hpp"
+#include "prefopt/core/random.hpp"
+#include "prefopt/core/types.hpp"
+#include "prefopt/policies/token_softmax.hpp"
+
+namespace prefopt {
+
+/// Parameters of a random `token_preference_task`.
+struct token_task_config {
+  index vocab_size = 4;           ///< content tokens K >= 1
+  index max_length = 8;           ///< L >= 2 (eos included)
+  double stop_probability = 0.3;  ///< mu's eos probability per free position, in (0, 1)
+  double length_bonus = 0.5;      ///< gold reward per content token (> 0: length-biased judge)
+  double quality_scale = 1.0;     ///< token qualities ~ N(0, quality_scale^2), then centred; >= 0
+  std::uint64_t seed = 0;         ///< draws the qualities
+};
+
+class token_preference_task {
+ public:
+  /// `quality` has one entry per content token (K >= 1); `max_length >= 2`.
+  token_preference_task(vector_d quality, double length_bonus, index max_length,
+                        double stop_probability)
+      : quality_(std::move(quality)),
+        length_bonus_(length_bonus),
+        reference_(token_softmax_policy::with_stop_probability(
+            std::max<index>(quality_.size(), 1), max_length, stop_probability)) {
+    constexpr const char* fn = "token_preference_task";
+    PREFOPT_CHECK(quality_.size() >= 1, invalid_argument, fn,
+                  ": quality is empty, expected one entry per content token");
+    for (index k = 0; k < quality_.size(); ++k) {
+      PREFOPT_CHECK(std::isfinite(quality_(k)), invalid_argument, fn, ": quality[", k, "] = ",
+                    quality_(k), ", expected a finite value");
+    }
+    PREFOPT_CHECK(std::isfinite(length_bonus), invalid_argument, fn, ": length_bonus = ",
+                  length_bonus, ", expected a finite value");
+    PREFOPT_CHECK(max_length >= 2, invalid_argument, fn, ": max_length = ", max_length,
+                  ", expected >= 2 (at least one content token)");
+  }
+
+  /// Qualities drawn from `config.seed` and centred (mean 0), so that a response of uniformly
+  /// drawn content tokens gains `length_bonus` per token on average: the judge's bias is length.
+  [[nodiscard]] static token_preference_task random(const token_task_config& config) {
+    PREFOPT_CHECK(config.vocab_size >= 1, invalid_argument,
+                  "token_preference_task::random: vocab_size = ", config.vocab_size,
+                  ", expected >= 1");
+    PREFOPT_CHECK(config.quality_scale >= 0.0 && std::isfinite(config.quality_scale),
+                  invalid_argument, "token_preference_task::random: quality_scale = ",
+                  config.quality_scale, ", expected a finite value >= 0");
+    rng gen(config.seed, /*stream=*/0x70c);
+    vector_d q(config.vocab_size);
+    for (index k = 0; k < q.size(); ++k) q(k) = config.quality_scale * gen.normal();
+    q.array() -= q.mean();  // centred: under uniform content tokens, length is the only bias
+    return {std::move(q), config.length_bonus, config.max_length, config.stop_probability};
+  }
+
+  [[nodiscard]] index vocab_size() const noexcept { return quality_.size(); }
+  [[nodiscard]] index max_length() const noexcept { return reference_.max_length(); }
+  [[nodiscard]] const vector_d& quality() const noexcept { return quality_; }
+  [[nodiscard]] double length_bonus() const noexcept { return length_bonus_; }
+  /// The reference policy mu (also where offline preference data come from).
+  [[nodiscard]] const token_softmax_policy& reference() const noexcept { return reference_; }
+
+  /// Per-token gold score (K+1 entries, eos last and 0): quality + length bonus.
+  [[nodiscard]] vector_d token_values() const {
+    vector_d v(vocab_size() + 1);
+    v.head(vocab_size()) = quality_.array() + length_bonus_;
+    v(vocab_size()) = 0.0;
+    return v;
+  }
+
+  /// r(y) for a well-formed response (content tokens, then eos).
+  [[nodiscard]] double gold_reward(std::span<const token_id> y) const {
+    PREFOPT_CHECK(!y.empty() && y.back() == reference_.eos(), invalid_argument,
+                  "token_preference_task::gold_reward: the response does not end with eos = ",
+                  reference_.eos());
+    double r = 0.0;
+    for (std::size_t t = 0; t + 1 < y.size(); ++t) {
+      const token_id k = y[t];
+      PREFOPT_CHECK(k >= 0 && k < static_cast<token_id>(vocab_size()), invalid_argument,
+                    "token_preference_task::gold_reward: token ", t, " = ", k,
+                    ", expected a content token in [0, ", vocab_size(), ")");
+      r += quality_(k) + length_bonus_;
+    }
+    return r;
+  }
+
+  /// P(a > b) = sigma(r(a) - r(b)).
+  [[nodiscard]] double preference(std::span<const token_id> a, std::span<const token_id> b) const {
+    return sigmoid(gold_reward(a) - gold_reward(b));
+  }
+
+  /// E_pi[r(y)], exact.
+  [[nodiscard]] double expected_gold_reward(const token_softmax_policy& pi) const {
+    PREFOPT_CHECK(pi.vocab_size() == vocab_size() && pi.max_length() == max_length(), shape_error,
+                  "token_preference_task::expected_gold_reward: the policy has vocab_size ",
+                  pi.vocab_size(), " and max_length ", pi.max_length(), ", expected ",
+                  vocab_size(), " and ", max_length());
+    return pi.expected_token_sum(token_values());
+  }
+
+ private:
+  vector_d quality_;
+  double length_bonus_;
+  token_softmax_policy reference_;
+};
+
+}  // namespace prefopt
