@@ -42,9 +42,9 @@
 ///   - each gradient entry:            |err| <= |g| u ((2 |lse| + |z_j| + c) p_j + 1)
 ///     (the gradient inherits the rounding of the saved log-sum-exp, which is as large as the
 ///     rounding of the logits themselves: a relative perturbation of one ulp of the logits).
-/// exp is evaluated with a Cody-Waite reduction and a degree-5 minimax polynomial (< 3 ulp, float) or Eigen's
-/// packet exp (double), and flushed to exactly 0 below log(smallest normal) (absolute error below
-/// FLT_MIN / DBL_MIN), so `-inf` logits get exactly zero probability and gradient.
+/// exp is evaluated with a Cody-Waite reduction and a degree-5 minimax polynomial (< 3 ulp, float)
+/// or Eigen's packet exp (double), and flushed to exactly 0 below log(smallest normal) (absolute
+/// error below FLT_MIN / DBL_MIN), so `-inf` logits get exactly zero probability and gradient.
 /// With `accumulation::double_precision` (float logits) the tile arithmetic is double and the
 /// errors above shrink to about the final rounding to float, u (|value| + 1).
 ///

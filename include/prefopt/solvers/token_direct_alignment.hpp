@@ -1,0 +1,185 @@
+#pragma once
+/// \file
+/// Token-level direct alignment: DPO, length-averaged DPO, IPO, SimPO (any `dpo_variant`) trained
+/// on a `token_softmax_policy` from the pairwise judgements of a `token_preference_task`.
+///
+/// The same loss as the tabular solver (`losses::dpo_loss<Variant>`, ALGORITHMS.md §3), but the
+/// log-likelihoods are sums over the tokens of each response and the lengths are token counts
+/// (eos included), so length averaging divides by the number of `eos` / continue decisions that
+/// produced the response. Each step draws a minibatch of labelled pairs (responses from `mu` once
+/// into an offline dataset, or fresh from the current policy each step when `online`), computes the
+/// batch-mean loss and its gradient with respect to each sequence log-likelihood, back-propagates
+/// it through the policy (`accumulate_log_prob_gradient`) and takes one optimizer step. The policy
+/// starts at `mu`, the task's reference.
+
+#include <Eigen/Core>
+
+#include <cstdint>
+#include <vector>
+
+#include "prefopt/core/random.hpp"
+#include "prefopt/core/types.hpp"
+#include "prefopt/games/token_task.hpp"
+#include "prefopt/losses/dpo.hpp"
+#include "prefopt/policies/token_softmax.hpp"
+#include "prefopt/solvers/common/optimizers.hpp"
+#include "prefopt/solvers/direct_alignment.hpp"
+
+namespace prefopt {
+
+/// Hyperparameters of `token_direct_alignment` (as for the tabular solver).
+using token_alignment_config = direct_alignment_config;
+
+template <class Variant>
+class token_direct_alignment {
+ public:
+  using config_type = token_alignment_config;
+  using step_stats = direct_alignment_stats;
+
+  class state {
+   public:
+    [[nodiscard]] const token_softmax_policy& policy() const noexcept { return policy_; }
+    [[nodiscard]] long iteration() const noexcept { return t_; }
+
+   private:
+    friend class token_direct_alignment;
+    state(const token_softmax_policy& reference, const optimizer_config& o, std::uint64_t seed)
+        : policy_(reference),
+          reference_(reference),
+          optimizer_(o, reference.num_parameters()),
+          gen_(seed, /*stream=*/0x70d) {}
+
+    /// Ragged responses: tokens and offsets (offsets_[0] = 0).
+    struct responses {
+      std::vector<token_id> tokens;
+      std::vector<index> offsets{0};
+      std::vector<index> lengths;
+      void clear() {
+        tokens.clear();
+        offsets.assign(1, 0);
+        lengths.clear();
+      }
+      void add(const token_softmax_policy& p, rng& gen) {
+        lengths.push_back(p.sample(gen, tokens));
+        offsets.push_back(static_cast<index>(tokens.size()));
+      }
+      void add(std::span<const token_id> y) {
+        tokens.insert(tokens.end(), y.begin(), y.end());
+        lengths.push_back(static_cast<index>(y.size()));
+        offsets.push_back(static_cast<index>(tokens.size()));
+      }
+      [[nodiscard]] std::span<const token_id> get(std::size_t i) const {
+        return std::span<const token_id>(tokens).subspan(
+            static_cast<std::size_t>(offsets[i]), static_cast<std::size_t>(offsets[i + 1] - offsets[i]));
+      }
+      [[nodiscard]] sequence_batch batch() const {
+        return {{}, {std::span<const index>(offsets), std::span<const token_id>(tokens)}};
+      }
+    };
+
+    token_softmax_policy policy_;
+    token_softmax_policy reference_;
+    optimizer optimizer_;
+    rng gen_;
+    responses data_chosen_, data_rejected_;  // offline dataset
+    std::vector<std::size_t> order_;
+    std::size_t cursor_ = 0;
+    long t_ = 0;
+    responses chosen_, rejected_, draw_a_, draw_b_;
+    vector_d s_w_, s_l_, r_w_, r_l_, losses_, g_w_, g_l_, gradient_;
+  };
+
+  explicit token_direct_alignment(const token_alignment_config& config = {})
+      : config_(config), loss_(config.loss) {
+    constexpr const char* fn = "token_direct_alignment";
+    PREFOPT_CHECK(config.batch_size > 0, invalid_argument, fn, ": batch_size = ",
+                  config.batch_size, ", expected > 0");
+    PREFOPT_CHECK(config.source == pair_source::online || config.dataset_size > 0,
+                  invalid_argument, fn, ": dataset_size = ", config.dataset_size,
+                  ", expected > 0 for offline training");
+    config.optimizer.validate(fn);
+  }
+
+  [[nodiscard]] const token_alignment_config& config() const noexcept { return config_; }
+
+  /// Starts at the task's reference; offline mode draws the dataset here.
+  [[nodiscard]] state init(const token_preference_task& task) const {
+    state s(task.reference(), config_.optimizer, config_.seed);
+    if (config_.source == pair_source::offline) {
+      for (index i = 0; i < config_.dataset_size; ++i) {
+        draw_pair(task, s.reference_, s, s.data_chosen_, s.data_rejected_);
+      }
+      s.order_.resize(static_cast<std::size_t>(config_.dataset_size));
+      for (std::size_t i = 0; i < s.order_.size(); ++i) s.order_[i] = i;
+      s.gen_.shuffle(std::span<std::size_t>(s.order_));
+    }
+    for (auto* v : {&s.s_w_, &s.s_l_, &s.r_w_, &s.r_l_, &s.losses_, &s.g_w_, &s.g_l_}) {
+      v->resize(config_.batch_size);
+    }
+    s.gradient_.resize(s.policy_.num_parameters());
+    return s;
+  }
+
+  /// One minibatch, one optimizer step.
+  step_stats step(const token_preference_task& task, state& s) const {
+    s.chosen_.clear();
+    s.rejected_.clear();
+    for (index i = 0; i < config_.batch_size; ++i) {
+      if (config_.source == pair_source::online) {
+        draw_pair(task, s.policy_, s, s.chosen_, s.rejected_);
+        continue;
+      }
+      if (s.cursor_ == s.order_.size()) {  // next epoch: reshuffle
+        s.cursor_ = 0;
+        s.gen_.shuffle(std::span<std::size_t>(s.order_));
+      }
+      const std::size_t k = s.order_[s.cursor_++];
+      s.chosen_.add(s.data_chosen_.get(k));
+      s.rejected_.add(s.data_rejected_.get(k));
+    }
+    const sequence_batch chosen = s.chosen_.batch();
+    const sequence_batch rejected = s.rejected_.batch();
+    s.policy_.log_prob(chosen, s.s_w_);
+    s.policy_.log_prob(rejected, s.s_l_);
+    s.reference_.log_prob(chosen, s.r_w_);
+    s.reference_.log_prob(rejected, s.r_l_);
+    const losses::dpo_inputs<double> in{s.s_w_, s.s_l_, s.r_w_, s.r_l_, s.chosen_.lengths,
+                                        s.rejected_.lengths};
+    const auto metrics = loss_.template compute<double>(in, s.losses_, s.g_w_, s.g_l_);
+    s.gradient_.setZero();
+    s.policy_.accumulate_log_prob_gradient(chosen, s.g_w_, s.gradient_);
+    s.policy_.accumulate_log_prob_gradient(rejected, s.g_l_, s.gradient_);
+    s.optimizer_.step(s.policy_.parameters(), s.gradient_);
+    s.policy_.recenter();
+    ++s.t_;
+    return {metrics.loss, metrics.rewards_accuracies, metrics.rewards_margins};
+  }
+
+ private:
+  /// Two responses from `sampler`, labelled by the task's judge, appended to chosen / rejected.
+  static void draw_pair(const token_preference_task& task, const token_softmax_policy& sampler,
+                        state& s, typename state::responses& chosen,
+                        typename state::responses& rejected) {
+    s.draw_a_.clear();
+    s.draw_b_.clear();
+    s.draw_a_.add(sampler, s.gen_);
+    s.draw_b_.add(sampler, s.gen_);
+    const auto a = s.draw_a_.get(0);
+    const auto b = s.draw_b_.get(0);
+    const bool a_wins = s.gen_.bernoulli(task.preference(a, b));
+    chosen.add(a_wins ? a : b);
+    rejected.add(a_wins ? b : a);
+  }
+
+  token_alignment_config config_;
+  losses::dpo_loss<Variant> loss_;
+};
+
+/// DPO on token sequences; `loss.length_average = true` gives length-averaged DPO.
+using token_dpo = token_direct_alignment<losses::dpo_variant::sigmoid>;
+/// IPO on token sequences.
+using token_ipo = token_direct_alignment<losses::dpo_variant::ipo>;
+/// SimPO on token sequences (reference-free).
+using token_simpo = token_direct_alignment<losses::dpo_variant::simpo>;
+
+}  // namespace prefopt
