@@ -14,7 +14,10 @@ and, when the game carries lengths and gold rewards:
                               the RLHF-PPO runs, with the small-KL slope sqrt(2 Var_mu(r)) of the
                               closed-form optimum (Bai et al. 2022, arXiv 2204.05862, Sec. 4.3);
 for a goal task (HIR):
-  success_<name>              success rate against the number of rounds.
+  success_<name>              success rate against the number of rounds;
+for a token-level length sweep (examples/03_token_length_bias --output FILE):
+  length_tradeoff_<name>      expected length against KL(pi, mu) and against gold reward for DPO
+                              and length-averaged DPO over a sweep of beta (matched-KL view).
 Needs matplotlib from Debian (python3-matplotlib); call it with /usr/bin/python3.
 """
 import argparse
@@ -184,6 +187,37 @@ def plot_success(res, name, folder):
     save(fig, folder, f"success_{name}")
 
 
+def plot_token_length_sweep(doc, name, folder):
+    """Expected length against KL(pi, mu) (left) and against gold reward (right), one line per
+    variant over the beta sweep, the reference marked."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for averaged, fam in ((False, "DPO"), (True, "DPO (length-averaged)")):
+        pts = sorted((p["kl"], p["expected_length"], p["gold_reward"], p["beta"])
+                     for p in doc["points"] if p["length_average"] == averaged)
+        color, marker = FAMILY_STYLE[fam]
+        left.plot([p[0] for p in pts], [p[1] for p in pts], "-" + marker, color=color, label=fam)
+        right.plot([p[1] for p in pts], [p[2] for p in pts], "-" + marker, color=color, label=fam)
+        for kl, length, gold, beta in pts:
+            left.annotate(f"{beta:g}", (kl, length), fontsize=7, xytext=(3, 3),
+                          textcoords="offset points", color=color)
+    ref = doc["reference"]
+    left.plot(0.0, ref["expected_length"], "k*", markersize=12, label="reference mu")
+    right.plot(ref["expected_length"], ref["gold_reward"], "k*", markersize=12, label="reference mu")
+    left.set_xlabel("KL(pi, mu)")
+    left.set_ylabel("expected length (tokens, eos included)")
+    left.set_title("length at matched KL (labels: beta)", fontsize=10)
+    right.set_xlabel("expected length")
+    right.set_ylabel("expected gold reward")
+    right.set_title("length / score trade-off", fontsize=10)
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    task = doc["task"]
+    fig.suptitle(f"{name}: token-level task, K = {task['vocab_size']}, L = {task['max_length']}, "
+                 f"length bonus {task['length_bonus']:g}, {doc['steps']} steps per run", fontsize=10)
+    save(fig, folder, f"length_tradeoff_{name}")
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="prefopt-arena results files")
@@ -193,8 +227,12 @@ def main(argv):
     for path in args.results:
         with open(path) as f:
             doc = json.load(f)
-        res = doc["results"]
         name = os.path.splitext(os.path.basename(path))[0]
+        if doc.get("kind") == "token_length_sweep":
+            plot_token_length_sweep(doc, name, args.out)
+            print(f"plotted {path}")
+            continue
+        res = doc["results"]
         if res["problem"]["kind"] == "game":
             plot_gaps(res, name, args.out)
             runs = res["solvers"][0]["runs"] if res["solvers"] else []

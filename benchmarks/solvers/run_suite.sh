@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The convergence suite: runs prefopt-arena on every config of benchmarks/solvers/configs/ and
-# regenerates the figures of benchmarks/solvers/figures/ (shown in the README).
+# regenerates the figures of benchmarks/solvers/figures/ (shown in the README); with no CONFIG
+# arguments it also runs examples/03_token_length_bias (the token-level length experiment).
 # Usage: benchmarks/solvers/run_suite.sh [BUILD_DIR] [CONFIG ...]
 #   BUILD_DIR defaults to build/release (configure and build it with `cmake --preset release`).
 #   Results JSON files go to BUILD_DIR/suite/; pass config files to run only those.
@@ -25,4 +26,10 @@ for config in "${configs[@]}"; do
   "${arena}" --quiet --threads "$(nproc)" "${config}" --output "${out}/${name}.json"
   results+=("${out}/${name}.json")
 done
+if [[ $# -eq 0 ]]; then
+  # The token-level length experiment (DPO vs length-averaged DPO at matched KL).
+  echo "== token_level"
+  "${build}/examples/03_token_length_bias" --output "${out}/token_level.json"
+  results+=("${out}/token_level.json")
+fi
 /usr/bin/python3 "${root}/benchmarks/plot_results.py" "${results[@]}" --out "${here}/figures"
