@@ -23,6 +23,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "prefopt/core/random.hpp"
@@ -45,6 +46,16 @@ struct direct_alignment_config {
   index batch_size = 64;                  ///< pairs per step
   optimizer_config optimizer{};           ///< Adam, lr 0.05 by default
   std::uint64_t seed = 0;
+
+  /// Throws `prefopt::invalid_argument` naming `function` and the bad field (the loss's own
+  /// fields are checked by `losses::dpo_loss`).
+  void validate(const char* function) const {
+    PREFOPT_CHECK(batch_size > 0, invalid_argument, function, ": batch_size = ", batch_size,
+                  ", expected > 0");
+    PREFOPT_CHECK(source == pair_source::online || dataset_size > 0, invalid_argument, function,
+                  ": dataset_size = ", dataset_size, ", expected > 0 for offline training");
+    optimizer.validate(function);
+  }
 };
 
 /// Per-step statistics: the loss and the TRL-style metrics of the minibatch.
@@ -53,6 +64,45 @@ struct direct_alignment_stats {
   double rewards_accuracies = 0.0;
   double rewards_margins = 0.0;
 };
+
+namespace detail {
+
+/// Scratch of one DPO-family minibatch update, sized once.
+struct dpo_buffers {
+  vector_d s_w, s_l, r_w, r_l, losses, g_w, g_l, gradient;
+
+  void resize(index batch_size, index num_parameters) {
+    for (auto* v : {&s_w, &s_l, &r_w, &r_l, &losses, &g_w, &g_l}) v->resize(batch_size);
+    gradient.resize(num_parameters);
+  }
+};
+
+/// One update of `policy` on a minibatch of `chosen` / `rejected` responses (any
+/// `DifferentiablePolicy` and its batch type): sequence log-probs of the policy and the reference,
+/// the loss and its gradient with respect to them, back-propagated into the parameters, one
+/// optimizer step, then `recenter()`.
+template <class Variant, class P, class Batch>
+direct_alignment_stats dpo_update(const losses::dpo_loss<Variant>& loss, P& policy,
+                                  const P& reference, const Batch& chosen, const Batch& rejected,
+                                  std::span<const index> chosen_lengths,
+                                  std::span<const index> rejected_lengths, dpo_buffers& b,
+                                  optimizer& opt) {
+  policy.log_prob(chosen, b.s_w);
+  policy.log_prob(rejected, b.s_l);
+  reference.log_prob(chosen, b.r_w);
+  reference.log_prob(rejected, b.r_l);
+  const losses::dpo_inputs<double> in{b.s_w, b.s_l, b.r_w, b.r_l, chosen_lengths,
+                                      rejected_lengths};
+  const auto metrics = loss.template compute<double>(in, b.losses, b.g_w, b.g_l);
+  b.gradient.setZero();
+  policy.accumulate_log_prob_gradient(chosen, b.g_w, b.gradient);
+  policy.accumulate_log_prob_gradient(rejected, b.g_l, b.gradient);
+  opt.step(policy.parameters(), b.gradient);
+  policy.recenter();
+  return {metrics.loss, metrics.rewards_accuracies, metrics.rewards_margins};
+}
+
+}  // namespace detail
 
 template <class Variant>
 class tabular_direct_alignment {
@@ -85,18 +135,12 @@ class tabular_direct_alignment {
     long t_ = 0;
     // Minibatch scratch, sized once.
     std::vector<index> contexts_, chosen_, rejected_, chosen_len_, rejected_len_;
-    vector_d s_w_, s_l_, r_w_, r_l_, losses_, g_w_, g_l_, gradient_;
+    detail::dpo_buffers buffers_;
   };
 
   explicit tabular_direct_alignment(const direct_alignment_config& config = {})
       : config_(config), loss_(config.loss) {
-    constexpr const char* fn = "tabular_direct_alignment";
-    PREFOPT_CHECK(config.batch_size > 0, invalid_argument, fn, ": batch_size = ",
-                  config.batch_size, ", expected > 0");
-    PREFOPT_CHECK(config.source == pair_source::online || config.dataset_size > 0,
-                  invalid_argument, fn, ": dataset_size = ", config.dataset_size,
-                  ", expected > 0 for offline training");
-    config.optimizer.validate(fn);
+    config.validate("tabular_direct_alignment");
   }
 
   [[nodiscard]] const direct_alignment_config& config() const noexcept { return config_; }
@@ -115,10 +159,7 @@ class tabular_direct_alignment {
     for (auto* v : {&s.contexts_, &s.chosen_, &s.rejected_, &s.chosen_len_, &s.rejected_len_}) {
       v->resize(b);
     }
-    for (auto* v : {&s.s_w_, &s.s_l_, &s.r_w_, &s.r_l_, &s.losses_, &s.g_w_, &s.g_l_}) {
-      v->resize(config_.batch_size);
-    }
-    s.gradient_.resize(s.policy_.num_parameters());
+    s.buffers_.resize(config_.batch_size, s.policy_.num_parameters());
     return s;
   }
 
@@ -134,20 +175,10 @@ class tabular_direct_alignment {
       s.rejected_len_[i] = response_length(game, pair.context, pair.rejected);
     }
     const tabular_batch chosen{s.contexts_, s.chosen_}, rejected{s.contexts_, s.rejected_};
-    s.policy_.log_prob(chosen, s.s_w_);
-    s.policy_.log_prob(rejected, s.s_l_);
-    s.reference_.log_prob(chosen, s.r_w_);
-    s.reference_.log_prob(rejected, s.r_l_);
-    const losses::dpo_inputs<double> in{s.s_w_, s.s_l_, s.r_w_, s.r_l_, s.chosen_len_,
-                                        s.rejected_len_};
-    const auto metrics = loss_.template compute<double>(in, s.losses_, s.g_w_, s.g_l_);
-    s.gradient_.setZero();
-    s.policy_.accumulate_log_prob_gradient(chosen, s.g_w_, s.gradient_);
-    s.policy_.accumulate_log_prob_gradient(rejected, s.g_l_, s.gradient_);
-    s.optimizer_.step(s.policy_.parameters(), s.gradient_);
-    s.policy_.recenter();
+    const auto stats = detail::dpo_update(loss_, s.policy_, s.reference_, chosen, rejected,
+                                          s.chosen_len_, s.rejected_len_, s.buffers_, s.optimizer_);
     ++s.t_;
-    return {metrics.loss, metrics.rewards_accuracies, metrics.rewards_margins};
+    return stats;
   }
 
  private:

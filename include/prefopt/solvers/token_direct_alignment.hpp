@@ -86,18 +86,12 @@ class token_direct_alignment {
     std::size_t cursor_ = 0;
     long t_ = 0;
     responses chosen_, rejected_, draw_a_, draw_b_;
-    vector_d s_w_, s_l_, r_w_, r_l_, losses_, g_w_, g_l_, gradient_;
+    detail::dpo_buffers buffers_;
   };
 
   explicit token_direct_alignment(const token_alignment_config& config = {})
       : config_(config), loss_(config.loss) {
-    constexpr const char* fn = "token_direct_alignment";
-    PREFOPT_CHECK(config.batch_size > 0, invalid_argument, fn, ": batch_size = ",
-                  config.batch_size, ", expected > 0");
-    PREFOPT_CHECK(config.source == pair_source::online || config.dataset_size > 0,
-                  invalid_argument, fn, ": dataset_size = ", config.dataset_size,
-                  ", expected > 0 for offline training");
-    config.optimizer.validate(fn);
+    config.validate("token_direct_alignment");
   }
 
   [[nodiscard]] const token_alignment_config& config() const noexcept { return config_; }
@@ -113,10 +107,7 @@ class token_direct_alignment {
       for (std::size_t i = 0; i < s.order_.size(); ++i) s.order_[i] = i;
       s.gen_.shuffle(std::span<std::size_t>(s.order_));
     }
-    for (auto* v : {&s.s_w_, &s.s_l_, &s.r_w_, &s.r_l_, &s.losses_, &s.g_w_, &s.g_l_}) {
-      v->resize(config_.batch_size);
-    }
-    s.gradient_.resize(s.policy_.num_parameters());
+    s.buffers_.resize(config_.batch_size, s.policy_.num_parameters());
     return s;
   }
 
@@ -137,22 +128,11 @@ class token_direct_alignment {
       s.chosen_.add(s.data_chosen_.get(k));
       s.rejected_.add(s.data_rejected_.get(k));
     }
-    const sequence_batch chosen = s.chosen_.batch();
-    const sequence_batch rejected = s.rejected_.batch();
-    s.policy_.log_prob(chosen, s.s_w_);
-    s.policy_.log_prob(rejected, s.s_l_);
-    s.reference_.log_prob(chosen, s.r_w_);
-    s.reference_.log_prob(rejected, s.r_l_);
-    const losses::dpo_inputs<double> in{s.s_w_, s.s_l_, s.r_w_, s.r_l_, s.chosen_.lengths,
-                                        s.rejected_.lengths};
-    const auto metrics = loss_.template compute<double>(in, s.losses_, s.g_w_, s.g_l_);
-    s.gradient_.setZero();
-    s.policy_.accumulate_log_prob_gradient(chosen, s.g_w_, s.gradient_);
-    s.policy_.accumulate_log_prob_gradient(rejected, s.g_l_, s.gradient_);
-    s.optimizer_.step(s.policy_.parameters(), s.gradient_);
-    s.policy_.recenter();
+    const auto stats = detail::dpo_update(loss_, s.policy_, s.reference_, s.chosen_.batch(),
+                                          s.rejected_.batch(), s.chosen_.lengths,
+                                          s.rejected_.lengths, s.buffers_, s.optimizer_);
     ++s.t_;
-    return {metrics.loss, metrics.rewards_accuracies, metrics.rewards_margins};
+    return stats;
   }
 
  private:
