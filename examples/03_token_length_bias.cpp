@@ -14,8 +14,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -23,19 +26,40 @@
 #include "prefopt/prefopt.hpp"
 #include "prefopt/diagnostics/length_bias.hpp"
 
+namespace {
+
+/// Parses a whole decimal integer in [lo, hi]; false on anything else.
+bool parse_integer(const char* text, long long lo, long long hi, long long& out) {
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi) return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   prefopt::length_bias_sweep_config config;
   std::string output;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    long long v = 0;
     if (i + 1 < argc && a == "--output") {
       output = argv[++i];
-    } else if (i + 1 < argc && a == "--steps") {
-      config.steps = std::atol(argv[++i]);
-    } else if (i + 1 < argc && a == "--seed") {
-      config.task.seed = std::strtoull(argv[++i], nullptr, 10);
+    } else if (i + 1 < argc && a == "--steps" && parse_integer(argv[i + 1], 1, 100000000, v)) {
+      config.steps = static_cast<long>(v);
+      ++i;
+    } else if (i + 1 < argc && a == "--seed" &&
+               parse_integer(argv[i + 1], 0, std::numeric_limits<long long>::max(), v)) {
+      config.task.seed = static_cast<std::uint64_t>(v);
+      ++i;
     } else {
-      std::fprintf(stderr, "usage: %s [--output results.json] [--steps N] [--seed S]\n", argv[0]);
+      std::fprintf(stderr,
+                   "%s: bad argument '%s'\nusage: %s [--output results.json] [--steps N >= 1] "
+                   "[--seed S >= 0]\n",
+                   argv[0], a.c_str(), argv[0]);
       return 2;
     }
   }

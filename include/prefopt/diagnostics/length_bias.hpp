@@ -88,6 +88,12 @@ struct length_bias_result {
   }
   PREFOPT_CHECK(config.steps > 0, invalid_argument, fn, ": steps = ", config.steps,
                 ", expected > 0");
+  token_alignment_config base;
+  base.dataset_size = config.dataset_size;
+  base.batch_size = config.batch_size;
+  base.optimizer = config.optimizer;
+  base.seed = config.task.seed;  // same dataset for every run
+  base.validate(fn);
   const auto task = token_preference_task::random(config.task);
   const token_softmax_policy& mu = task.reference();
   length_bias_result out;
@@ -95,13 +101,9 @@ struct length_bias_result {
   out.reference_gold = task.expected_gold_reward(mu);
   for (const bool averaged : {false, true}) {
     for (const double beta : config.betas) {
-      token_alignment_config c;
+      token_alignment_config c = base;
       c.loss.beta_dpo = beta;
       c.loss.length_average = averaged;
-      c.dataset_size = config.dataset_size;
-      c.batch_size = config.batch_size;
-      c.optimizer = config.optimizer;
-      c.seed = config.task.seed;  // same dataset for every run
       const token_dpo solver(c);
       auto state = solver.init(task);
       for (long t = 0; t < config.steps; ++t) (void)solver.step(task, state);

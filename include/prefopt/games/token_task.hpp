@@ -17,9 +17,11 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <utility>
 
 #include "prefopt/core/assert.hpp"
 #include "prefopt/core/math.hpp"
@@ -46,20 +48,7 @@ class token_preference_task {
                         double stop_probability)
       : quality_(std::move(quality)),
         length_bonus_(length_bonus),
-        reference_(token_softmax_policy::with_stop_probability(
-            std::max<index>(quality_.size(), 1), max_length, stop_probability)) {
-    constexpr const char* fn = "token_preference_task";
-    PREFOPT_CHECK(quality_.size() >= 1, invalid_argument, fn,
-                  ": quality is empty, expected one entry per content token");
-    for (index k = 0; k < quality_.size(); ++k) {
-      PREFOPT_CHECK(std::isfinite(quality_(k)), invalid_argument, fn, ": quality[", k, "] = ",
-                    quality_(k), ", expected a finite value");
-    }
-    PREFOPT_CHECK(std::isfinite(length_bonus), invalid_argument, fn, ": length_bonus = ",
-                  length_bonus, ", expected a finite value");
-    PREFOPT_CHECK(max_length >= 2, invalid_argument, fn, ": max_length = ", max_length,
-                  ", expected >= 2 (at least one content token)");
-  }
+        reference_(make_reference(quality_, length_bonus, max_length, stop_probability)) {}
 
   /// Qualities drawn from `config.seed` and centred (mean 0), so that a response of uniformly
   /// drawn content tokens gains `length_bonus` per token on average: the judge's bias is length.
@@ -94,23 +83,13 @@ class token_preference_task {
 
   /// r(y) for a well-formed response (content tokens, then eos).
   [[nodiscard]] double gold_reward(std::span<const token_id> y) const {
-    PREFOPT_CHECK(!y.empty() && y.back() == reference_.eos(), invalid_argument,
-                  "token_preference_task::gold_reward: the response does not end with eos = ",
-                  reference_.eos());
-    double r = 0.0;
-    for (std::size_t t = 0; t + 1 < y.size(); ++t) {
-      const token_id k = y[t];
-      PREFOPT_CHECK(k >= 0 && k < static_cast<token_id>(vocab_size()), invalid_argument,
-                    "token_preference_task::gold_reward: token ", t, " = ", k,
-                    ", expected a content token in [0, ", vocab_size(), ")");
-      r += quality_(k) + length_bonus_;
-    }
-    return r;
+    return checked_reward("token_preference_task::gold_reward", "response", y);
   }
 
   /// P(a > b) = sigma(r(a) - r(b)).
   [[nodiscard]] double preference(std::span<const token_id> a, std::span<const token_id> b) const {
-    return sigmoid(gold_reward(a) - gold_reward(b));
+    constexpr const char* fn = "token_preference_task::preference";
+    return sigmoid(checked_reward(fn, "a", a) - checked_reward(fn, "b", b));
   }
 
   /// E_pi[r(y)], exact.
@@ -123,6 +102,45 @@ class token_preference_task {
   }
 
  private:
+  /// Validates the task's arguments (errors name the task) and builds mu.
+  static token_softmax_policy make_reference(const vector_d& quality, double length_bonus,
+                                             index max_length, double stop_probability) {
+    constexpr const char* fn = "token_preference_task";
+    PREFOPT_CHECK(quality.size() >= 1, invalid_argument, fn,
+                  ": quality is empty, expected one entry per content token");
+    for (index k = 0; k < quality.size(); ++k) {
+      PREFOPT_CHECK(std::isfinite(quality(k)), invalid_argument, fn, ": quality[", k, "] = ",
+                    quality(k), ", expected a finite value");
+    }
+    PREFOPT_CHECK(std::isfinite(length_bonus), invalid_argument, fn, ": length_bonus = ",
+                  length_bonus, ", expected a finite value");
+    PREFOPT_CHECK(max_length >= 2, invalid_argument, fn, ": max_length = ", max_length,
+                  ", expected >= 2 (at least one content token)");
+    PREFOPT_CHECK(stop_probability > 0.0 && stop_probability < 1.0, invalid_argument, fn,
+                  ": stop_probability = ", stop_probability, ", expected a value in (0, 1)");
+    return token_softmax_policy::with_stop_probability(quality.size(), max_length,
+                                                       stop_probability);
+  }
+
+  [[nodiscard]] double checked_reward(const char* fn, const char* argument,
+                                      std::span<const token_id> y) const {
+    const auto n = static_cast<index>(y.size());
+    PREFOPT_CHECK(n >= 1 && n <= max_length(), invalid_argument, fn, ": ", argument, " has ", n,
+                  " tokens, expected 1 to max_length = ", max_length(), " (eos included)");
+    PREFOPT_CHECK(y.back() == reference_.eos(), invalid_argument, fn, ": ", argument, "[", n - 1,
+                  "] = ", y.back(), ", expected eos = ", reference_.eos(),
+                  " at the end of the response");
+    double r = 0.0;
+    for (index t = 0; t + 1 < n; ++t) {
+      const token_id k = y[static_cast<std::size_t>(t)];
+      PREFOPT_CHECK(k >= 0 && k < static_cast<token_id>(vocab_size()), invalid_argument, fn, ": ",
+                    argument, "[", t, "] = ", k, ", expected a content token in [0, ",
+                    vocab_size(), ") before the final eos");
+      r += quality_(k) + length_bonus_;
+    }
+    return r;
+  }
+
   vector_d quality_;
   double length_bonus_;
   token_softmax_policy reference_;

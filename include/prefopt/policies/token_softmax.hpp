@@ -25,7 +25,9 @@
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -50,6 +52,13 @@ class token_softmax_policy {
                   ", expected >= 1");
     PREFOPT_CHECK(max_length >= 1, invalid_argument, fn, ": max_length = ", max_length,
                   ", expected >= 1");
+    // eos = K must be a token_id, and the table (L-1) x (K+1) must be addressable.
+    constexpr index max_vocab = std::numeric_limits<token_id>::max() - 1;
+    PREFOPT_CHECK(vocab_size <= max_vocab, invalid_argument, fn, ": vocab_size = ", vocab_size,
+                  ", expected at most ", max_vocab, " (eos = vocab_size must fit in token_id)");
+    PREFOPT_CHECK(max_length - 1 <= std::numeric_limits<index>::max() / (vocab_size + 1),
+                  invalid_argument, fn, ": max_length = ", max_length, " with vocab_size = ",
+                  vocab_size, " gives a parameter table too large to address");
     theta_ = vector_d::Zero((l_ - 1) * (k_ + 1));
   }
 
@@ -84,11 +93,18 @@ class token_softmax_policy {
 
   /// Logits of free position `t` in [0, L-1) (K+1 entries).
   [[nodiscard]] Eigen::VectorBlock<vector_d> logits(index t) {
+    PREFOPT_ASSERT(t >= 0 && t + 1 < l_);
     return theta_.segment(t * (k_ + 1), k_ + 1);
   }
   [[nodiscard]] Eigen::VectorBlock<const vector_d> logits(index t) const {
+    PREFOPT_ASSERT(t >= 0 && t + 1 < l_);
     return theta_.segment(t * (k_ + 1), k_ + 1);
   }
+
+  /// Number of token decisions behind a response of `n` tokens, i.e. of terms in its
+  /// log-probability: `min(n, L-1)` (the eos forced at the last position is not a decision).
+  /// Length-averaged losses divide by this.
+  [[nodiscard]] index decisions(index n) const noexcept { return std::min(n, l_ - 1); }
 
   /// pi_t over the K+1 tokens for any position t in [0, L) (the last is eos with probability 1).
   void probabilities(index t, Eigen::Ref<vector_d> out) const {
@@ -206,19 +222,19 @@ class token_softmax_policy {
     PREFOPT_CHECK(q.k_ == k_ && q.l_ == l_, shape_error,
                   "token_softmax_policy::kl_divergence: q has vocab_size ", q.k_,
                   " and max_length ", q.l_, ", expected ", k_, " and ", l_);
-    vector_d p(k_ + 1);
-    vector_d pq(k_ + 1);
+    // From log-softmax tables, so a q that underflows in probability still gives a finite KL.
+    const matrix_d lp = log_probability_table();
+    const matrix_d lq = q.log_probability_table();
     double reach = 1.0;
     double kl = 0.0;
     for (index t = 0; t + 1 < l_; ++t) {
-      probabilities(t, p);
-      q.probabilities(t, pq);
       double step = 0.0;
       for (index j = 0; j <= k_; ++j) {
-        if (p(j) > 0.0) step += p(j) * (std::log(p(j)) - std::log(pq(j)));
+        const double pj = std::exp(lp(t, j));
+        if (pj > 0.0) step += pj * (lp(t, j) - lq(t, j));
       }
       kl += reach * step;
-      reach *= 1.0 - p(k_);
+      reach *= 1.0 - std::exp(lp(t, k_));
     }
     return kl;
   }
@@ -234,7 +250,7 @@ class token_softmax_policy {
  private:
   /// Number of positions of `y` that carry a free decision (the last position is forced eos).
   [[nodiscard]] index free_positions(std::span<const token_id> y) const noexcept {
-    return std::min(static_cast<index>(y.size()), l_ - 1);
+    return decisions(static_cast<index>(y.size()));
   }
 
   /// log pi_t(k) for the free positions, [L-1, K+1].

@@ -80,7 +80,7 @@ struct dpo_buffers {
 /// One update of `policy` on a minibatch of `chosen` / `rejected` responses (any
 /// `DifferentiablePolicy` and its batch type): sequence log-probs of the policy and the reference,
 /// the loss and its gradient with respect to them, back-propagated into the parameters, one
-/// optimizer step, then `recenter()`.
+/// optimizer step, then `recenter()` when the policy has one (softmax tables do).
 template <class Variant, class P, class Batch>
 direct_alignment_stats dpo_update(const losses::dpo_loss<Variant>& loss, P& policy,
                                   const P& reference, const Batch& chosen, const Batch& rejected,
@@ -98,7 +98,7 @@ direct_alignment_stats dpo_update(const losses::dpo_loss<Variant>& loss, P& poli
   policy.accumulate_log_prob_gradient(chosen, b.g_w, b.gradient);
   policy.accumulate_log_prob_gradient(rejected, b.g_l, b.gradient);
   opt.step(policy.parameters(), b.gradient);
-  policy.recenter();
+  if constexpr (requires { policy.recenter(); }) policy.recenter();
   return {metrics.loss, metrics.rewards_accuracies, metrics.rewards_margins};
 }
 

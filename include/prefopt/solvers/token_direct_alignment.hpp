@@ -4,9 +4,10 @@
 /// on a `token_softmax_policy` from the pairwise judgements of a `token_preference_task`.
 ///
 /// The same loss as the tabular solver (`losses::dpo_loss<Variant>`, ALGORITHMS.md §3), but the
-/// log-likelihoods are sums over the tokens of each response and the lengths are token counts
-/// (eos included), so length averaging divides by the number of `eos` / continue decisions that
-/// produced the response. Each step draws a minibatch of labelled pairs (responses from `mu` once
+/// log-likelihoods are sums over the tokens of each response and the lengths are the numbers of
+/// token decisions behind them (`token_softmax_policy::decisions`: the token count, eos included,
+/// except that an eos forced at the maximum length is not a decision), so length averaging divides
+/// each log-ratio by the number of terms it sums. Each step draws a minibatch of labelled pairs (responses from `mu` once
 /// into an offline dataset, or fresh from the current policy each step when `online`), computes the
 /// batch-mean loss and its gradient with respect to each sequence log-likelihood, back-propagates
 /// it through the policy (`accumulate_log_prob_gradient`) and takes one optimizer step. The policy
@@ -15,6 +16,7 @@
 #include <Eigen/Core>
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "prefopt/core/random.hpp"
@@ -49,7 +51,7 @@ class token_direct_alignment {
           optimizer_(o, reference.num_parameters()),
           gen_(seed, /*stream=*/0x70d) {}
 
-    /// Ragged responses: tokens and offsets (offsets_[0] = 0).
+    /// Ragged responses: tokens, offsets (offsets[0] = 0) and decision counts.
     struct responses {
       std::vector<token_id> tokens;
       std::vector<index> offsets{0};
@@ -60,12 +62,14 @@ class token_direct_alignment {
         lengths.clear();
       }
       void add(const token_softmax_policy& p, rng& gen) {
-        lengths.push_back(p.sample(gen, tokens));
+        lengths.push_back(p.decisions(p.sample(gen, tokens)));
         offsets.push_back(static_cast<index>(tokens.size()));
       }
-      void add(std::span<const token_id> y) {
+      /// Copies response `i` of `from`.
+      void add(const responses& from, std::size_t i) {
+        const auto y = from.get(i);
         tokens.insert(tokens.end(), y.begin(), y.end());
-        lengths.push_back(static_cast<index>(y.size()));
+        lengths.push_back(from.lengths[i]);
         offsets.push_back(static_cast<index>(tokens.size()));
       }
       [[nodiscard]] std::span<const token_id> get(std::size_t i) const {
@@ -125,8 +129,8 @@ class token_direct_alignment {
         s.gen_.shuffle(std::span<std::size_t>(s.order_));
       }
       const std::size_t k = s.order_[s.cursor_++];
-      s.chosen_.add(s.data_chosen_.get(k));
-      s.rejected_.add(s.data_rejected_.get(k));
+      s.chosen_.add(s.data_chosen_, k);
+      s.rejected_.add(s.data_rejected_, k);
     }
     const auto stats = detail::dpo_update(loss_, s.policy_, s.reference_, s.chosen_.batch(),
                                           s.rejected_.batch(), s.chosen_.lengths,
@@ -144,11 +148,9 @@ class token_direct_alignment {
     s.draw_b_.clear();
     s.draw_a_.add(sampler, s.gen_);
     s.draw_b_.add(sampler, s.gen_);
-    const auto a = s.draw_a_.get(0);
-    const auto b = s.draw_b_.get(0);
-    const bool a_wins = s.gen_.bernoulli(task.preference(a, b));
-    chosen.add(a_wins ? a : b);
-    rejected.add(a_wins ? b : a);
+    const bool a_wins = s.gen_.bernoulli(task.preference(s.draw_a_.get(0), s.draw_b_.get(0)));
+    chosen.add(a_wins ? s.draw_a_ : s.draw_b_, 0);
+    rejected.add(a_wins ? s.draw_b_ : s.draw_a_, 0);
   }
 
   token_alignment_config config_;

@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "prefopt/games/token_task.hpp"
@@ -54,7 +59,7 @@ token_softmax_policy random_policy(prefopt::index k, prefopt::index l, std::uint
 
 TEST_CASE("token softmax policy: response probabilities sum to 1 and match the exact summaries",
           "[policies][token]") {
-  for (const auto& [k, l] : {std::pair<prefopt::index, prefopt::index>{1, 1}, {1, 5}, {2, 4}, {3, 5}}) {
+  for (const auto& [k, l] : {std::pair<prefopt::index, prefopt::index>{1, 1}, {1, 5}, {2, 2}, {2, 4}, {3, 5}}) {
     const token_softmax_policy pi = random_policy(k, l, static_cast<std::uint64_t>(10 * k + l));
     const token_softmax_policy mu = token_softmax_policy::with_stop_probability(k, l, 0.3);
     const all_responses all(k, l);
@@ -86,6 +91,26 @@ TEST_CASE("token softmax policy: response probabilities sum to 1 and match the e
   }
 }
 
+TEST_CASE("token softmax policy: KL stays finite when q's probabilities underflow",
+          "[policies][token]") {
+  token_softmax_policy p(2, 3);
+  token_softmax_policy q(2, 3);
+  q.logits(0)(0) = -800.0;  // exp underflows to 0, the log-probability is finite
+  // KL(p || q) = sum_t reach_t KL(p_t || q_t); only position 0 differs: p_0 uniform over 3.
+  const double expected = (std::log(1.0 / 3.0) - (-800.0 - std::log(2.0))) / 3.0 +
+                          2.0 / 3.0 * (std::log(1.0 / 3.0) - std::log(0.5));
+  CHECK(p.kl_divergence(q) == Approx(expected).epsilon(1e-12));
+}
+
+TEST_CASE("token softmax policy: decisions() counts the terms of the log-probability",
+          "[policies][token]") {
+  const token_softmax_policy pi(3, 4);
+  CHECK(pi.decisions(1) == 1);
+  CHECK(pi.decisions(3) == 3);
+  CHECK(pi.decisions(4) == 3);  // the eos forced at the last position is not a decision
+  CHECK(token_softmax_policy(3, 1).decisions(1) == 0);
+}
+
 TEST_CASE("token softmax policy: with_stop_probability gives truncated geometric lengths",
           "[policies][token]") {
   const auto mu = token_softmax_policy::with_stop_probability(4, 6, 0.25);
@@ -101,8 +126,10 @@ TEST_CASE("token softmax policy: with_stop_probability gives truncated geometric
 
 TEST_CASE("token softmax policy: the log-prob gradient matches central differences",
           "[policies][token]") {
-  token_softmax_policy pi = random_policy(3, 5, 7);
-  const all_responses all(3, 5);
+  const auto [k, l] = GENERATE(std::pair<prefopt::index, prefopt::index>{3, 5},
+                               std::pair<prefopt::index, prefopt::index>{2, 2});
+  token_softmax_policy pi = random_policy(k, l, 7);
+  const all_responses all(k, l);
   prefopt::rng gen(3);
   vector_d w(all.size());
   for (prefopt::index i = 0; i < w.size(); ++i) w(i) = gen.normal();
@@ -177,6 +204,10 @@ TEST_CASE("token softmax policy: malformed responses are errors naming response 
   const all_responses all(3, 4);
   CHECK_THROWS_WITH(pi.log_prob(all.batch(), wrong), contains("out has 1 entries"));
   CHECK_THROWS_WITH(token_softmax_policy(0, 3), contains("vocab_size = 0"));
+  CHECK_THROWS_WITH(token_softmax_policy(std::numeric_limits<token_id>::max(), 2),
+                    contains("eos = vocab_size must fit in token_id"));
+  CHECK_THROWS_WITH(token_softmax_policy(1000, std::numeric_limits<prefopt::index>::max() / 100),
+                    contains("too large to address"));
   CHECK_THROWS_WITH(token_softmax_policy::with_stop_probability(2, 3, 1.0), contains("stop_probability = 1"));
   CHECK_THROWS_WITH(pi.kl_divergence(token_softmax_policy(3, 5)), contains("max_length 5"));
 }
@@ -198,7 +229,15 @@ TEST_CASE("token preference task: gold reward, judge and exact expected reward",
   for (prefopt::index i = 0; i < all.size(); ++i) e += std::exp(lp(i)) * task.gold_reward(all.at(i));
   CHECK(task.expected_gold_reward(pi) == Approx(e).epsilon(1e-12));
   using prefopt::test::contains;
-  CHECK_THROWS_WITH(task.gold_reward(std::vector<token_id>{1, 1}), contains("does not end with eos"));
+  CHECK_THROWS_WITH(task.gold_reward(std::vector<token_id>{1, 1}),
+                    contains("token_preference_task::gold_reward: response[1] = 1, expected eos = 3"));
+  CHECK_THROWS_WITH(task.preference(a, std::vector<token_id>{0, 7, 3}),
+                    contains("token_preference_task::preference: b[1] = 7"));
+  CHECK_THROWS_WITH(task.preference(std::vector<token_id>{0, 0, 0, 0, 0, 3}, b),
+                    contains("a has 6 tokens, expected 1 to max_length = 5"));
   CHECK_THROWS_WITH(prefopt::token_preference_task(vector_d(), 0.5, 5, 0.3), contains("quality is empty"));
-  CHECK_THROWS_WITH(prefopt::token_preference_task(vector_d::Ones(2), 0.5, 1, 0.3), contains("max_length = 1"));
+  CHECK_THROWS_WITH(prefopt::token_preference_task(vector_d::Ones(2), 0.5, 1, 0.3),
+                    contains("token_preference_task: max_length = 1"));
+  CHECK_THROWS_WITH(prefopt::token_preference_task(vector_d::Ones(2), 0.5, 4, 0.0),
+                    contains("token_preference_task: stop_probability = 0"));
 }
