@@ -200,6 +200,9 @@ struct online_lse {
 inline constexpr index tile_chunk = 144;
 /// How many tiles ahead of the one being reduced the software prefetch reaches.
 inline constexpr index prefetch_distance = 2;
+static_assert(reduction_tile % tile_chunk == 0, "chunks tile the reduction tile exactly");
+static_assert(tile_chunk % 16 == 0 && (tile_chunk * sizeof(float)) % 64 == 0,
+              "chunks keep the 64-byte alignment of the tile scratch");
 
 /// Hints the cache to load the `n` elements at `p + offset`. The address may lie past the end of
 /// the caller's data (prefetches never fault), so it is formed as an integer, not a pointer.
@@ -427,7 +430,7 @@ void store(array_map<T>& out, const Expr& value, write_mode mode) {
 }
 
 /// Stores an expression containing exp: it is first evaluated into the 64-byte aligned `scratch`
-/// (full packets from the tile start, so the arithmetic of each element depends only on its
+/// (full packets from the chunk start, so the arithmetic of each element depends only on its
 /// position in the row, never on the output address), then copied or added (exact either way).
 template <class T, class Expr>
 void store_via(T* out, index n, const Expr& value, typename Expr::Scalar* scratch,
