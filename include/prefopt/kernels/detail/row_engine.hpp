@@ -222,6 +222,90 @@ inline void prefetch_ahead(const T* p, index offset, index n) noexcept {
 #endif
 }
 
+/// In-chunk sums of one row (or, when `Pair`, of a row pair whose running maxima are both
+/// finite) in one sweep over the chunk: with xp = zp - mp, wp = exp0(xp), dp = max(xp, floor),
+/// the same for q and d = dp - dq:
+///   sp = sum wp, u = sum wp dp (when `Entropy`), and for pairs sq = sum wq, a = sum wp d,
+///   b = -sum wq d.
+/// Full packets from the chunk start, then scalars: the order depends on positions only. The
+/// single-row and pair reductions share this code, so their `sp` and `u` are bitwise equal.
+template <class T>
+struct chunk_sums {
+  T sp = T(0), u = T(0), sq = T(0), a = T(0), b = T(0);
+};
+
+template <bool Entropy, bool Pair, class T>
+[[nodiscard]] chunk_sums<T> reduce_chunk(const T* zp, [[maybe_unused]] const T* zq, index n,
+                                         T mp, [[maybe_unused]] T mq) noexcept {
+  using namespace Eigen::internal;  // NOLINT: Eigen's packet primitives
+  using Packet = typename packet_traits<T>::type;
+  constexpr index width = packet_traits<T>::size;
+  const exp_flush_op<T> ex;
+  constexpr T floor = log_floor<T>;
+  const Packet vmp = pset1<Packet>(mp);
+  const Packet vfloor = pset1<Packet>(floor);
+  Packet sp = pset1<Packet>(T(0));
+  Packet u = sp;
+  [[maybe_unused]] Packet sq = sp;
+  [[maybe_unused]] Packet a = sp;
+  [[maybe_unused]] Packet b = sp;
+  [[maybe_unused]] const Packet vmq = pset1<Packet>(mq);
+  // Two interleaved accumulators for sp and u (packets 2k and 2k+1) keep the single-row sweep
+  // from waiting on the adds; a last odd packet goes to the first.
+  Packet sp1 = sp;
+  Packet u1 = sp;
+  const auto step = [&](index at, Packet& sp_acc, Packet& u_acc) {
+    const Packet xp = psub(ploadu<Packet>(zp + at), vmp);
+    const Packet ep = ex.packetOp(xp);
+    sp_acc = padd(sp_acc, ep);
+    if constexpr (Entropy || Pair) {
+      const Packet dp = pmax(xp, vfloor);
+      if constexpr (Entropy) u_acc = pmadd(ep, dp, u_acc);
+      if constexpr (Pair) {
+        const Packet xq = psub(ploadu<Packet>(zq + at), vmq);
+        const Packet eq = ex.packetOp(xq);
+        const Packet d = psub(dp, pmax(xq, vfloor));
+        sq = padd(sq, eq);
+        a = pmadd(ep, d, a);
+        b = psub(b, pmul(eq, d));
+      }
+    }
+  };
+  index j = 0;
+  for (; j + 2 * width <= n; j += 2 * width) {
+    step(j, sp, u);
+    step(j + width, sp1, u1);
+  }
+  if (j + width <= n) {
+    step(j, sp, u);
+    j += width;
+  }
+  chunk_sums<T> r;
+  r.sp = predux(padd(sp, sp1));
+  if constexpr (Entropy) r.u = predux(padd(u, u1));
+  if constexpr (Pair) {
+    r.sq = predux(sq);
+    r.a = predux(a);
+    r.b = predux(b);
+  }
+  for (; j < n; ++j) {
+    const T xp = zp[j] - mp;
+    const T ep = ex(xp);
+    const T dp = std::max(xp, floor);
+    r.sp += ep;
+    if constexpr (Entropy) r.u = std::fma(ep, dp, r.u);
+    if constexpr (Pair) {
+      const T xq = zq[j] - mq;
+      const T eq = ex(xq);
+      const T d = dp - std::max(xq, floor);
+      r.sq += eq;
+      r.a = std::fma(ep, d, r.a);
+      r.b -= eq * d;
+    }
+  }
+  return r;
+}
+
 /// Online log-sum-exp (and, if `Entropy`, entropy) state of one row, fed tile by tile.
 ///
 /// For each tile (fixed grid of `reduction_tile` from the row start): tm = max(tile); if tm > m
@@ -255,6 +339,13 @@ struct row_accumulator {
     for (index c = 0; c < n; c += tile_chunk) {
       const index cn = std::min(tile_chunk, n - c);
       prefetch_ahead(x, prefetch_distance * reduction_tile + c, cn);
+      if constexpr (std::is_same_v<Acc, T>) {
+        const auto r = reduce_chunk<Entropy, false>(x + c, static_cast<const T*>(nullptr), cn, ma,
+                                                    T(0));
+        st.s += static_cast<double>(r.sp);
+        if constexpr (Entropy) u += static_cast<double>(r.u);
+        continue;
+      }
       const carray_map<T> tc(x + c, cn);
       if constexpr (Entropy) {
         array_map<Acc> wm(scratch + c, cn);
@@ -344,6 +435,17 @@ template <class Acc, bool Entropy, class T>
       const index cn = std::min(tile_chunk, n - c);
       prefetch_ahead(zp + j0, prefetch_distance * reduction_tile + c, cn);
       prefetch_ahead(zq + j0, prefetch_distance * reduction_tile + c, cn);
+      if constexpr (std::is_same_v<Acc, T>) {
+        if (p_live && q_live) {  // the common case: one sweep over the chunk
+          const auto r = reduce_chunk<Entropy, true>(zp + j0 + c, zq + j0 + c, cn, mpa, mqa);
+          p.s += static_cast<double>(r.sp);
+          q.s += static_cast<double>(r.sq);
+          a += static_cast<double>(r.a);
+          b += static_cast<double>(r.b);
+          if constexpr (Entropy) u += static_cast<double>(r.u);
+          continue;
+        }
+      }
       const carray_map<T> tpc(zp + j0 + c, cn);
       const carray_map<T> tqc(zq + j0 + c, cn);
       array_map<Acc> wpm(wp, cn);
