@@ -10,9 +10,10 @@
 /// **One pass.** Every forward kernel reads each logit once from memory: a row is reduced in fixed
 /// tiles of `reduction_tile` elements (small enough to stay in L1) with an online (streaming)
 /// log-sum-exp whose running maximum, sum and cross terms are kept in double. Inside a tile the
-/// work is Eigen array expressions (vectorized with AVX2 / AVX-512 under `-march=native`) over
-/// chunks of 144 elements, each preceded by a software prefetch of its share of the tile two tiles
-/// ahead, so that memory reads overlap the exponentials.
+/// work runs over chunks of 144 elements, each preceded by a software prefetch of its share of the
+/// tile two tiles ahead (so that memory reads overlap the exponentials); a chunk's sums (and, for
+/// two matrices, every cross term) are accumulated in one sweep of Eigen packets (AVX2 / AVX-512
+/// under `-march=native`), and gradients are Eigen array expressions.
 /// Backward kernels take the forward's per-row log-sum-exp and write (or accumulate) the gradient in
 /// one read + one write sweep.
 ///
@@ -36,8 +37,8 @@
 ///
 /// **Accuracy** (tested against a double-precision reference for |logit| <= 1e4, rows with -inf
 /// entries, V from 1 to 256k). Let u be the unit roundoff of the logits' type (2^-24 for float,
-/// 2^-53 for double), V the vocabulary size and c = 150 (covers in-tile float summation, 63 adds per
-/// SIMD lane with AVX2, 126 with SSE, and the packet exp's few-ulp error). With `accumulation::input`:
+/// 2^-53 for double), V the vocabulary size and c = 150 (covers in-chunk float summation, at most
+/// 36 adds per SIMD lane, and the packet exp's few-ulp error). With `accumulation::input`:
 ///   - log-sum-exp and log p(target):  |err| <= u (|value| + log V + c);
 ///   - entropy:                        |err| <= u (log V + c)(1 + H + log V);
 ///   - full KL(p||q):                  |err| <= u (log V + c)(2 + max_j |zp_j - zq_j|);
