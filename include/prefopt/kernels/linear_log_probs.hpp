@@ -289,7 +289,7 @@ void linear_forward(const linear_problem<T>& p, const linear_outputs<T>& out,
     const index b = n * (tid + 1) / threads;
     std::vector<row_accumulator<Acc, Entropy>> acc(static_cast<std::size_t>(p.tile));
     std::vector<double> x_t(static_cast<std::size_t>(p.tile));
-    alignas(64) Acc scratch[reduction_tile];
+    alignas(64) Acc scratch[tile_chunk];  // a widened chunk (double accumulation)
     index bad = n;
     for (index r0 = a; r0 < b; r0 += p.tile) {
       const index rt = std::min(p.tile, b - r0);

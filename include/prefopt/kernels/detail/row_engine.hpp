@@ -306,13 +306,27 @@ template <bool Entropy, bool Pair, class T>
   return r;
 }
 
+/// The chunk `x[0, n)` in the accumulation type: `x` itself, or widened (exactly) into `buf`,
+/// which then needs `n` entries.
+template <class Acc, class T>
+[[nodiscard]] const Acc* in_acc(const T* x, [[maybe_unused]] index n,
+                                [[maybe_unused]] Acc* buf) noexcept {
+  if constexpr (std::is_same_v<Acc, T>) {
+    return x;
+  } else {
+    for (index j = 0; j < n; ++j) buf[j] = static_cast<Acc>(x[j]);
+    return buf;
+  }
+}
+
 /// Online log-sum-exp (and, if `Entropy`, entropy) state of one row, fed tile by tile.
 ///
 /// For each tile (fixed grid of `reduction_tile` from the row start): tm = max(tile); if tm > m
 /// the state is rescaled, s <- s e^{m - tm}, u <- e^{m - tm}(u - (tm - m) s); then
 /// s += sum e^{z - m}, u += sum e^{z - m} (z - m). At the end lse = m + log s and
 /// H = log s - u / s. `reduce_row` and the fused linear kernel feed the same tiles in the same
-/// order, so they produce bitwise identical results from identical logits.
+/// order, so they produce bitwise identical results from identical logits. `add_tile`'s `scratch`
+/// holds a widened chunk (`tile_chunk` entries) when Acc is wider than the logits; else unused.
 template <class Acc, bool Entropy>
 struct row_accumulator {
   online_lse st;
@@ -339,22 +353,10 @@ struct row_accumulator {
     for (index c = 0; c < n; c += tile_chunk) {
       const index cn = std::min(tile_chunk, n - c);
       prefetch_ahead(x, prefetch_distance * reduction_tile + c, cn);
-      if constexpr (std::is_same_v<Acc, T>) {
-        const auto r = reduce_chunk<Entropy, false>(x + c, static_cast<const T*>(nullptr), cn, ma,
-                                                    T(0));
-        st.s += static_cast<double>(r.sp);
-        if constexpr (Entropy) u += static_cast<double>(r.u);
-        continue;
-      }
-      const carray_map<T> tc(x + c, cn);
-      if constexpr (Entropy) {
-        array_map<Acc> wm(scratch + c, cn);
-        wm = exp0(shifted<Acc>(tc, ma));
-        st.s += static_cast<double>(wm.sum());
-        u += static_cast<double>((wm * shifted<Acc>(tc, ma).max(log_floor<Acc>)).sum());
-      } else {
-        st.s += static_cast<double>(exp0(shifted<Acc>(tc, ma)).sum());
-      }
+      const auto r = reduce_chunk<Entropy, false>(in_acc<Acc>(x + c, cn, scratch),
+                                                  static_cast<const Acc*>(nullptr), cn, ma, Acc(0));
+      st.s += static_cast<double>(r.sp);
+      if constexpr (Entropy) u += static_cast<double>(r.u);
     }
   }
 
@@ -374,7 +376,7 @@ struct row_accumulator {
 template <class Acc, bool Entropy, class T>
 [[nodiscard]] row_stats reduce_row(const T* x, index n_cols) noexcept {
   row_accumulator<Acc, Entropy> acc;
-  [[maybe_unused]] alignas(64) Acc w[Entropy ? reduction_tile : 1];
+  [[maybe_unused]] alignas(64) Acc w[std::is_same_v<Acc, T> ? 1 : tile_chunk];
   for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {
     acc.add_tile(x + j0, std::min(reduction_tile, n_cols - j0), w);
   }
@@ -394,9 +396,9 @@ template <class Acc, bool Entropy, class T>
   double b = 0;  // sum wq (dq - dp)
   bool inf_pq = false;
   bool inf_qp = false;
-  alignas(64) Acc wp[tile_chunk];
-  alignas(64) Acc wq[tile_chunk];
-  constexpr auto floor = log_floor<Acc>;
+  // Chunk buffers for widened float logits (accumulation::double_precision only).
+  alignas(64) Acc wp[std::is_same_v<Acc, T> ? 1 : tile_chunk];
+  alignas(64) Acc wq[std::is_same_v<Acc, T> ? 1 : tile_chunk];
   constexpr auto half_max = std::numeric_limits<T>::max() / 2;
   for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {
     const index n = std::min(reduction_tile, n_cols - j0);
@@ -435,37 +437,21 @@ template <class Acc, bool Entropy, class T>
       const index cn = std::min(tile_chunk, n - c);
       prefetch_ahead(zp + j0, prefetch_distance * reduction_tile + c, cn);
       prefetch_ahead(zq + j0, prefetch_distance * reduction_tile + c, cn);
-      if constexpr (std::is_same_v<Acc, T>) {
-        if (p_live && q_live) {  // the common case: one sweep over the chunk
-          const auto r = reduce_chunk<Entropy, true>(zp + j0 + c, zq + j0 + c, cn, mpa, mqa);
-          p.s += static_cast<double>(r.sp);
-          q.s += static_cast<double>(r.sq);
-          a += static_cast<double>(r.a);
-          b += static_cast<double>(r.b);
-          if constexpr (Entropy) u += static_cast<double>(r.u);
-          continue;
-        }
-      }
-      const carray_map<T> tpc(zp + j0 + c, cn);
-      const carray_map<T> tqc(zq + j0 + c, cn);
-      array_map<Acc> wpm(wp, cn);
-      array_map<Acc> wqm(wq, cn);
-      if (p_live) {
-        wpm = exp0(shifted<Acc>(tpc, mpa));
-        p.s += static_cast<double>(wpm.sum());
-        if constexpr (Entropy) {
-          u += static_cast<double>((wpm * shifted<Acc>(tpc, mpa).max(floor)).sum());
-        }
-      }
-      if (q_live) {
-        wqm = exp0(shifted<Acc>(tqc, mqa));
-        q.s += static_cast<double>(wqm.sum());
-      }
+      const Acc* xp = in_acc<Acc>(zp + j0 + c, cn, wp);
+      const Acc* xq = in_acc<Acc>(zq + j0 + c, cn, wq);
       if (p_live && q_live) {
-        const auto dp = shifted<Acc>(tpc, mpa).max(floor);
-        const auto dq = shifted<Acc>(tqc, mqa).max(floor);
-        a += static_cast<double>((wpm * (dp - dq)).sum());
-        b += static_cast<double>((wqm * (dq - dp)).sum());
+        const auto r = reduce_chunk<Entropy, true>(xp, xq, cn, mpa, mqa);
+        p.s += static_cast<double>(r.sp);
+        q.s += static_cast<double>(r.sq);
+        a += static_cast<double>(r.a);
+        b += static_cast<double>(r.b);
+        if constexpr (Entropy) u += static_cast<double>(r.u);
+      } else if (p_live) {  // every q logit so far is -inf: no cross terms yet
+        const auto r = reduce_chunk<Entropy, false>(xp, xq, cn, mpa, mqa);
+        p.s += static_cast<double>(r.sp);
+        if constexpr (Entropy) u += static_cast<double>(r.u);
+      } else if (q_live) {
+        q.s += static_cast<double>(reduce_chunk<false, false>(xq, xp, cn, mqa, mpa).sp);
       }
     }
     if (p_live && q_live) {
