@@ -7,11 +7,12 @@
 /// log-likelihoods are sums over the tokens of each response and the lengths are the numbers of
 /// token decisions behind them (`token_softmax_policy::decisions`: the token count, eos included,
 /// except that an eos forced at the maximum length is not a decision), so length averaging divides
-/// each log-ratio by the number of terms it sums. Each step draws a minibatch of labelled pairs (responses from `mu` once
-/// into an offline dataset, or fresh from the current policy each step when `online`), computes the
-/// batch-mean loss and its gradient with respect to each sequence log-likelihood, back-propagates
-/// it through the policy (`accumulate_log_prob_gradient`) and takes one optimizer step. The policy
-/// starts at `mu`, the task's reference.
+/// each log-ratio by the number of terms it sums. Each step draws a minibatch of labelled pairs
+/// (responses from `mu` once into an offline `data::preference_dataset`, or fresh from the current
+/// policy each step when `online`), computes the batch-mean loss and its gradient with respect to
+/// each sequence log-likelihood, back-propagates it through the policy
+/// (`accumulate_log_prob_gradient`) and takes one optimizer step. The policy starts at `mu`, the
+/// task's reference.
 
 #include <Eigen/Core>
 
@@ -21,6 +22,7 @@
 
 #include "prefopt/core/random.hpp"
 #include "prefopt/core/types.hpp"
+#include "prefopt/data/preference_dataset.hpp"
 #include "prefopt/games/token_task.hpp"
 #include "prefopt/losses/dpo.hpp"
 #include "prefopt/policies/token_softmax.hpp"
@@ -51,45 +53,16 @@ class token_direct_alignment {
           optimizer_(o, reference.num_parameters()),
           gen_(seed, /*stream=*/0x70d) {}
 
-    /// Ragged responses: tokens, offsets (offsets[0] = 0) and decision counts.
-    struct responses {
-      std::vector<token_id> tokens;
-      std::vector<index> offsets{0};
-      std::vector<index> lengths;
-      void clear() {
-        tokens.clear();
-        offsets.assign(1, 0);
-        lengths.clear();
-      }
-      void add(const token_softmax_policy& p, rng& gen) {
-        lengths.push_back(p.decisions(p.sample(gen, tokens)));
-        offsets.push_back(static_cast<index>(tokens.size()));
-      }
-      /// Copies response `i` of `from`.
-      void add(const responses& from, std::size_t i) {
-        const auto y = from.get(i);
-        tokens.insert(tokens.end(), y.begin(), y.end());
-        lengths.push_back(from.lengths[i]);
-        offsets.push_back(static_cast<index>(tokens.size()));
-      }
-      [[nodiscard]] std::span<const token_id> get(std::size_t i) const {
-        return std::span<const token_id>(tokens).subspan(
-            static_cast<std::size_t>(offsets[i]), static_cast<std::size_t>(offsets[i + 1] - offsets[i]));
-      }
-      [[nodiscard]] sequence_batch batch() const {
-        return {{}, {std::span<const index>(offsets), std::span<const token_id>(tokens)}};
-      }
-    };
-
     token_softmax_policy policy_;
     token_softmax_policy reference_;
     optimizer optimizer_;
     rng gen_;
-    responses data_chosen_, data_rejected_;  // offline dataset
-    std::vector<std::size_t> order_;
+    data::preference_dataset dataset_;  // offline pairs (no prompts)
+    std::vector<index> order_;
     std::size_t cursor_ = 0;
     long t_ = 0;
-    responses chosen_, rejected_, draw_a_, draw_b_;
+    std::vector<index> picked_;
+    std::vector<token_id> draw_a_, draw_b_;
     detail::dpo_buffers buffers_;
   };
 
@@ -105,11 +78,11 @@ class token_direct_alignment {
     state s(task.reference(), config_.optimizer, config_.seed);
     if (config_.source == pair_source::offline) {
       for (index i = 0; i < config_.dataset_size; ++i) {
-        draw_pair(task, s.reference_, s, s.data_chosen_, s.data_rejected_);
+        draw_pair(task, s.reference_, s, s.dataset_);
       }
       s.order_.resize(static_cast<std::size_t>(config_.dataset_size));
-      for (std::size_t i = 0; i < s.order_.size(); ++i) s.order_[i] = i;
-      s.gen_.shuffle(std::span<std::size_t>(s.order_));
+      for (std::size_t i = 0; i < s.order_.size(); ++i) s.order_[i] = static_cast<index>(i);
+      s.gen_.shuffle(std::span<index>(s.order_));
     }
     s.buffers_.resize(config_.batch_size, s.policy_.num_parameters());
     return s;
@@ -117,40 +90,46 @@ class token_direct_alignment {
 
   /// One minibatch, one optimizer step.
   step_stats step(const token_preference_task& task, state& s) const {
-    s.chosen_.clear();
-    s.rejected_.clear();
+    data::preference_dataset fresh;  // online pairs of this step
+    const data::preference_dataset* pairs = &s.dataset_;
+    s.picked_.clear();
     for (index i = 0; i < config_.batch_size; ++i) {
       if (config_.source == pair_source::online) {
-        draw_pair(task, s.policy_, s, s.chosen_, s.rejected_);
+        draw_pair(task, s.policy_, s, fresh);
+        s.picked_.push_back(i);
+        pairs = &fresh;
         continue;
       }
       if (s.cursor_ == s.order_.size()) {  // next epoch: reshuffle
         s.cursor_ = 0;
-        s.gen_.shuffle(std::span<std::size_t>(s.order_));
+        s.gen_.shuffle(std::span<index>(s.order_));
       }
-      const std::size_t k = s.order_[s.cursor_++];
-      s.chosen_.add(s.data_chosen_, k);
-      s.rejected_.add(s.data_rejected_, k);
+      s.picked_.push_back(s.order_[s.cursor_++]);
     }
-    const auto stats = detail::dpo_update(loss_, s.policy_, s.reference_, s.chosen_.batch(),
-                                          s.rejected_.batch(), s.chosen_.lengths,
-                                          s.rejected_.lengths, s.buffers_, s.optimizer_);
+    data::preference_batch b = pairs->batch(s.picked_);
+    for (auto* lengths : {&b.chosen_lengths, &b.rejected_lengths}) {
+      for (index& n : *lengths) n = s.policy_.decisions(n);  // tokens -> token decisions
+    }
+    const data::preference_batch& cb = b;
+    const sequence_batch chosen{cb.prompts.view(), cb.chosen.view()};
+    const sequence_batch rejected{cb.prompts.view(), cb.rejected.view()};
+    const auto stats = detail::dpo_update(loss_, s.policy_, s.reference_, chosen, rejected,
+                                          cb.chosen_lengths, cb.rejected_lengths, s.buffers_,
+                                          s.optimizer_);
     ++s.t_;
     return stats;
   }
 
  private:
-  /// Two responses from `sampler`, labelled by the task's judge, appended to chosen / rejected.
+  /// Two responses from `sampler`, labelled by the task's judge, appended to `pairs`.
   static void draw_pair(const token_preference_task& task, const token_softmax_policy& sampler,
-                        state& s, typename state::responses& chosen,
-                        typename state::responses& rejected) {
+                        state& s, data::preference_dataset& pairs) {
     s.draw_a_.clear();
     s.draw_b_.clear();
-    s.draw_a_.add(sampler, s.gen_);
-    s.draw_b_.add(sampler, s.gen_);
-    const bool a_wins = s.gen_.bernoulli(task.preference(s.draw_a_.get(0), s.draw_b_.get(0)));
-    chosen.add(a_wins ? s.draw_a_ : s.draw_b_, 0);
-    rejected.add(a_wins ? s.draw_b_ : s.draw_a_, 0);
+    (void)sampler.sample(s.gen_, s.draw_a_);
+    (void)sampler.sample(s.gen_, s.draw_b_);
+    const bool a_wins = s.gen_.bernoulli(task.preference(s.draw_a_, s.draw_b_));
+    pairs.add({}, a_wins ? s.draw_a_ : s.draw_b_, a_wins ? s.draw_b_ : s.draw_a_);
   }
 
   token_alignment_config config_;
