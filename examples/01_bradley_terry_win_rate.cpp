@@ -59,7 +59,8 @@ int main() {
   const double estimate = static_cast<double>(wins) / pairs;
   const double stderr_ = std::sqrt(estimate * (1 - estimate) / pairs);
 
-  std::printf("\nwin rate of pi ~ mu exp(r/tau) (tau = %.1f) against the uniform reference:\n", tau);
+  std::printf("\nwin rate of pi ~ mu exp(r/tau) (tau = %.1f) against the uniform reference:\n",
+              tau);
   std::printf("  exact     %.4f\n", exact);
   std::printf("  sampled   %.4f +- %.4f (%d labelled pairs)\n", estimate, stderr_, pairs);
   std::printf("  self-play %.4f (the policy against itself)\n", self_play);

@@ -50,7 +50,8 @@ void report(const char* title, const Loss& loss, const prefopt::data::preference
       grad_chosen, prefopt::ragged_view<double>{batch.chosen.offsets(), token_grads});
   fmt::print("  {:>4} {:>9} {:>12} {:>14}\n", "pair", "loss", "len(chosen)", "dL/dl_t (chosen)");
   for (prefopt::index i = 0; i < n; ++i) {
-    const auto first = static_cast<std::size_t>(batch.chosen.offsets()[static_cast<std::size_t>(i)]);
+    const auto first =
+        static_cast<std::size_t>(batch.chosen.offsets()[static_cast<std::size_t>(i)]);
     fmt::print("  {:>4} {:>9.5f} {:>12} {:>+14.6f}\n", batch.indices[static_cast<std::size_t>(i)],
                losses(i), batch.chosen_lengths[static_cast<std::size_t>(i)], token_grads[first]);
   }

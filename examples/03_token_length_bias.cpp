@@ -18,13 +18,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
-#include "prefopt/prefopt.hpp"
 #include "prefopt/diagnostics/length_bias.hpp"
+#include "prefopt/prefopt.hpp"
 
 namespace {
 
@@ -65,11 +65,12 @@ int main(int argc, char** argv) {
   }
   try {
     const auto result = prefopt::run_length_bias_sweep(config);
-    std::printf("token-level task: K = %lld content tokens, L = %lld, mu stops w.p. %.2f, "
-                "length bonus %.2f; mu: E|y| = %.3f, E r = %.3f\n",
-                static_cast<long long>(config.task.vocab_size),
-                static_cast<long long>(config.task.max_length), config.task.stop_probability,
-                config.task.length_bonus, result.reference_length, result.reference_gold);
+    std::printf(
+        "token-level task: K = %lld content tokens, L = %lld, mu stops w.p. %.2f, "
+        "length bonus %.2f; mu: E|y| = %.3f, E r = %.3f\n",
+        static_cast<long long>(config.task.vocab_size),
+        static_cast<long long>(config.task.max_length), config.task.stop_probability,
+        config.task.length_bonus, result.reference_length, result.reference_gold);
     std::printf("%-22s %8s %10s %10s %10s\n", "variant", "beta", "KL(pi,mu)", "E|y|", "E r(y)");
     for (const auto& p : result.points) {
       std::printf("%-22s %8.3f %10.4f %10.4f %10.4f\n",
@@ -100,9 +101,8 @@ int main(int argc, char** argv) {
                                  {"gold_reward", p.gold}});
       }
       for (const auto& m : result.matched) {
-        doc["matched"].push_back({{"kl", m.kl},
-                                  {"length_dpo", m.length_dpo},
-                                  {"length_averaged", m.length_averaged}});
+        doc["matched"].push_back(
+            {{"kl", m.kl}, {"length_dpo", m.length_dpo}, {"length_averaged", m.length_averaged}});
       }
       const std::string tmp = output + ".tmp";
       {

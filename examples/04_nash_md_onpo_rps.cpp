@@ -40,10 +40,9 @@ int main() {
               static_cast<long>(nash.iterations));
 
   std::printf("\nONPO, tau = 0 game, eta = 1/2: unregularised gap of the average iterate\n");
-  const auto optimistic = run(onpo<>{constant_step(0.5), exact_payoff{},
-                                     initial_policy::from_probabilities(mu)},
-                              game, {.max_iterations = 1000},
-                              progress(100, average_gap_metric{/*tau=*/0.0}, stdout, /*bar=*/0));
+  const auto optimistic = run(
+      onpo<>{constant_step(0.5), exact_payoff{}, initial_policy::from_probabilities(mu)}, game,
+      {.max_iterations = 1000}, progress(100, average_gap_metric{/*tau=*/0.0}, stdout, /*bar=*/0));
   const row_matrix_d average = optimistic.state.average_probabilities();
   std::printf("average policy (%.4f, %.4f, %.4f); the tau = 0 equilibrium is uniform\n",
               average(0, 0), average(0, 1), average(0, 2));

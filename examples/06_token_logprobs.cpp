@@ -42,11 +42,12 @@ int main() {
   std::vector<float> lp(static_cast<std::size_t>(total)), lse(lp.size()), ent(lp.size());
   k::options opt;
   opt.mask = mask;
-  k::token_stats(logits, targets,
-                 {.log_probs = k::span_of(lp), .logsumexp = k::span_of(lse), .entropy = k::span_of(ent)},
-                 opt);
+  k::token_stats(
+      logits, targets,
+      {.log_probs = k::span_of(lp), .logsumexp = k::span_of(lse), .entropy = k::span_of(ent)}, opt);
 
-  // Sequence log-probs over response tokens only: gather them, then a ragged mean (length-averaged).
+  // Sequence log-probs over response tokens only: gather them, then a ragged mean
+  // (length-averaged).
   std::vector<float> response_lp;
   std::vector<idx> where;  // position of each response token in the batch
   for (idx t = 0; t < total; ++t) {
@@ -64,8 +65,9 @@ int main() {
                 static_cast<double>(seq_mean[s]));
   }
   for (idx t = 0; t < total; ++t) {
-    std::printf("position %2lld  mask %d  log p = %9.4f  entropy = %.4f\n", static_cast<long long>(t),
-                mask[static_cast<std::size_t>(t)], static_cast<double>(lp[static_cast<std::size_t>(t)]),
+    std::printf("position %2lld  mask %d  log p = %9.4f  entropy = %.4f\n",
+                static_cast<long long>(t), mask[static_cast<std::size_t>(t)],
+                static_cast<double>(lp[static_cast<std::size_t>(t)]),
                 static_cast<double>(ent[static_cast<std::size_t>(t)]));
   }
 
@@ -74,11 +76,13 @@ int main() {
   std::vector<float> d_response(response_lp.size());
   k::ragged_mean_backward<float>(offsets, d_seq, k::span_of(d_response));
   std::vector<float> d_lp(static_cast<std::size_t>(total), 0.0f);
-  for (std::size_t r = 0; r < where.size(); ++r) d_lp[static_cast<std::size_t>(where[r])] = d_response[r];
+  for (std::size_t r = 0; r < where.size(); ++r)
+    d_lp[static_cast<std::size_t>(where[r])] = d_response[r];
   prefopt::row_matrix_f d_logits(total, vocab);
-  k::token_log_probs_backward(logits, targets, std::span<const float>(lse), std::span<const float>(d_lp),
-                              d_logits, opt);
+  k::token_log_probs_backward(logits, targets, std::span<const float>(lse),
+                              std::span<const float>(d_lp), d_logits, opt);
   std::printf("|dL/dlogits| = %.6f (prompt rows are exactly zero: %s)\n",
-              static_cast<double>(d_logits.norm()), d_logits.topRows(prompt_len[0]).norm() == 0.0f ? "yes" : "no");
+              static_cast<double>(d_logits.norm()),
+              d_logits.topRows(prompt_len[0]).norm() == 0.0f ? "yes" : "no");
   return 0;
 }

@@ -153,7 +153,8 @@ void naive_token_log_probs(benchmark::State& state, index n, index v) {
     const Eigen::VectorXf m = x.z.rowwise().maxCoeff();
     lse = m.array() + (x.z.colwise() - m).array().exp().rowwise().sum().log();
     x.d = x.z.colwise() - lse;  // the [N, V] log-softmax
-    for (index i = 0; i < n; ++i) x.lp[static_cast<std::size_t>(i)] = x.d(i, x.t[static_cast<std::size_t>(i)]);
+    for (index i = 0; i < n; ++i)
+      x.lp[static_cast<std::size_t>(i)] = x.d(i, x.t[static_cast<std::size_t>(i)]);
     benchmark::DoNotOptimize(x.lp.data());
   }
   set_bytes(state, x, 1);
@@ -193,7 +194,8 @@ void token_stats(benchmark::State& state, index n, index v) {
   auto& x = get(n, v);
   for (auto _ : state) {
     kernels::token_stats(x.z, x.t,
-                         {.log_probs = kernels::span_of(x.lp), .logsumexp = kernels::span_of(x.lse),
+                         {.log_probs = kernels::span_of(x.lp),
+                          .logsumexp = kernels::span_of(x.lse),
                           .entropy = kernels::span_of(x.h)});
     benchmark::DoNotOptimize(x.lp.data());
   }
@@ -265,10 +267,10 @@ void linear_counters(benchmark::State& state, index n, index d, index v) {
 #else
   state.counters["omp_threads"] = 1;
 #endif
-  state.counters["GFLOPS"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 *
-                                                    static_cast<double>(n) * static_cast<double>(d) *
-                                                    static_cast<double>(v) * 1e-9,
-                                                benchmark::Counter::kIsRate);
+  state.counters["GFLOPS"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * static_cast<double>(n) *
+                             static_cast<double>(d) * static_cast<double>(v) * 1e-9,
+                         benchmark::Counter::kIsRate);
 }
 
 void bare_gemm(benchmark::State& state, index n, index d, index v) {
@@ -283,8 +285,9 @@ void bare_gemm(benchmark::State& state, index n, index d, index v) {
 void linear_forward(benchmark::State& state, index n, index d, index v) {
   auto x = make_linear(n, d, v, false);
   for (auto _ : state) {
-    kernels::linear_log_probs(x.h, x.w, {}, x.t,
-                              {.log_probs = kernels::span_of(x.lp), .logsumexp = kernels::span_of(x.lse)});
+    kernels::linear_log_probs(
+        x.h, x.w, {}, x.t,
+        {.log_probs = kernels::span_of(x.lp), .logsumexp = kernels::span_of(x.lse)});
     benchmark::DoNotOptimize(x.lp.data());
   }
   linear_counters(state, n, d, v);
@@ -295,8 +298,9 @@ void linear_forward(benchmark::State& state, index n, index d, index v) {
 
 void linear_backward(benchmark::State& state, index n, index d, index v) {
   auto x = make_linear(n, d, v, false);
-  kernels::linear_log_probs(x.h, x.w, {}, x.t,
-                            {.log_probs = kernels::span_of(x.lp), .logsumexp = kernels::span_of(x.lse)});
+  kernels::linear_log_probs(
+      x.h, x.w, {}, x.t,
+      {.log_probs = kernels::span_of(x.lp), .logsumexp = kernels::span_of(x.lse)});
   row_matrix_f dh(n, d), dw(v, d);
   const std::vector<float> g(static_cast<std::size_t>(n), 1.0f);
   for (auto _ : state) {
@@ -324,21 +328,27 @@ void register_all() {
   };
   for (const auto s : shapes()) {
     for (const auto& [name, f] : per_row) {
-      const std::string full = std::string(name) + "/" + std::to_string(s.n) + "x" + std::to_string(s.v);
-      benchmark::RegisterBenchmark(full.c_str(), [f = f, s](benchmark::State& st) { f(st, s.n, s.v); })
+      const std::string full =
+          std::string(name) + "/" + std::to_string(s.n) + "x" + std::to_string(s.v);
+      benchmark::RegisterBenchmark(full.c_str(),
+                                   [f = f, s](benchmark::State& st) { f(st, s.n, s.v); })
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }
   }
   using lfn = void (*)(benchmark::State&, index, index, index);
   const std::vector<std::pair<const char*, lfn>> linear{
-      {"bare_gemm", bare_gemm}, {"linear_log_probs", linear_forward}, {"linear_log_probs_backward", linear_backward}};
+      {"bare_gemm", bare_gemm},
+      {"linear_log_probs", linear_forward},
+      {"linear_log_probs_backward", linear_backward}};
   const index n = tiny() ? 32 : 1024;
   const index v = tiny() ? 3000 : 32000;
   for (const index d : tiny() ? std::vector<index>{64} : std::vector<index>{1024, 2048}) {
     for (const auto& [name, f] : linear) {
-      const std::string full = std::string(name) + "/N" + std::to_string(n) + "_D" + std::to_string(d) + "_V" + std::to_string(v);
-      benchmark::RegisterBenchmark(full.c_str(), [f = f, n, d, v](benchmark::State& st) { f(st, n, d, v); })
+      const std::string full = std::string(name) + "/N" + std::to_string(n) + "_D" +
+                               std::to_string(d) + "_V" + std::to_string(v);
+      benchmark::RegisterBenchmark(full.c_str(),
+                                   [f = f, n, d, v](benchmark::State& st) { f(st, n, d, v); })
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }

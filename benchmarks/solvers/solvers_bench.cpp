@@ -81,19 +81,18 @@ int main(int argc, char** argv) {
   };
   add("matvec", bm_matvec);
   add("nash_md_step", [](benchmark::State& st) { bm_step(st, nash_md<>{}); });
-  add("nash_md_constant_step", [](benchmark::State& st) {
-    bm_step(st, nash_md<constant_step>{constant_step(1.0)});
-  });
+  add("nash_md_constant_step",
+      [](benchmark::State& st) { bm_step(st, nash_md<constant_step>{constant_step(1.0)}); });
   add("omd_step", [](benchmark::State& st) { bm_step(st, omd<>{}); });
-  add("self_play_mwu_step", [](benchmark::State& st) {
-    bm_step(st, self_play_mwu<>{constant_step(0.1)});
-  });
+  add("self_play_mwu_step",
+      [](benchmark::State& st) { bm_step(st, self_play_mwu<>{constant_step(0.1)}); });
   add("onpo_step", [](benchmark::State& st) { bm_step(st, onpo<>{}); });
   add("nash_md_sampled16_step", [](benchmark::State& st) {
     bm_step(st, nash_md<theory_step, sampled_payoff>{theory_step{}, sampled_payoff{16, 1}});
   });
   auto* eq = benchmark::RegisterBenchmark("solve_regularised", bm_equilibrium);
-  for (auto n : tiny ? std::vector<std::int64_t>{10} : std::vector<std::int64_t>{10, 100, 1000, 4096}) {
+  for (auto n :
+       tiny ? std::vector<std::int64_t>{10} : std::vector<std::int64_t>{10, 100, 1000, 4096}) {
     eq->Arg(n);
   }
   eq->Unit(benchmark::kMillisecond)->Iterations(tiny ? 1 : 2);

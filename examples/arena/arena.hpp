@@ -9,6 +9,7 @@
 // byte-identical "results" part whatever the thread count; wall times live in "timing".
 
 #include <fmt/core.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -19,7 +20,6 @@
 #include <fstream>
 #include <limits>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -93,8 +93,8 @@ class object_reader {
     if (!v.is_number_integer()) config_error(child(key), "expected an integer, got " + v.dump());
     const auto x = v.get<long long>();
     if (x < lo || x > hi) {
-      config_error(child(key), fmt::format("{} is out of range, expected an integer in [{}, {}]",
-                                           x, lo, hi));
+      config_error(child(key),
+                   fmt::format("{} is out of range, expected an integer in [{}, {}]", x, lo, hi));
     }
     return static_cast<index>(x);
   }
@@ -174,8 +174,8 @@ struct experiment {
 };
 
 inline const std::vector<std::string> game_solver_kinds = {
-    "nash_md", "omd", "self_play", "onpo", "onpo_regularised", "rlhf_ppo",
-    "dpo",     "ipo", "simpo",     "slic"};
+    "nash_md",  "omd", "self_play", "onpo",  "onpo_regularised",
+    "rlhf_ppo", "dpo", "ipo",       "simpo", "slic"};
 inline const std::vector<std::string> task_solver_kinds = {"hir"};
 
 inline preference_game catalog_game(object_reader& r) {
@@ -248,8 +248,8 @@ inline preference_game read_game(const json& j, const std::filesystem::path& bas
     } else {
       const vector_d v = r.vector("reference");
       if (v.size() != game.num_actions()) {
-        config_error(r.child("reference"), fmt::format("has {} entries, expected {}", v.size(),
-                                                       game.num_actions()));
+        config_error(r.child("reference"),
+                     fmt::format("has {} entries, expected {}", v.size(), game.num_actions()));
       }
       mu.rowwise() = v.transpose();
     }
@@ -330,10 +330,10 @@ inline experiment parse_config(const json& j, const std::filesystem::path& base)
 
 /// What the evaluation of a game compares against, computed once per experiment.
 struct game_reference_points {
-  row_matrix_d equilibrium;       ///< pi*_tau (tau > 0) or an approximate tau = 0 equilibrium
-  double equilibrium_gap = 0.0;   ///< its certified duality gap
-  double kl_bound = 0.0;          ///< KL(pi, pi*_tau) <= gap / (2 tau); NaN at tau = 0
-  bool unique = false;            ///< tau > 0: the equilibrium is unique (KL to it is reported)
+  row_matrix_d equilibrium;      ///< pi*_tau (tau > 0) or an approximate tau = 0 equilibrium
+  double equilibrium_gap = 0.0;  ///< its certified duality gap
+  double kl_bound = 0.0;         ///< KL(pi, pi*_tau) <= gap / (2 tau); NaN at tau = 0
+  bool unique = false;           ///< tau > 0: the equilibrium is unique (KL to it is reported)
 };
 
 inline game_reference_points solve_reference_points(const preference_game& game) {
@@ -358,9 +358,9 @@ enum class metric_kind : int {
   gold_reward,
 };
 inline constexpr const char* metric_names[] = {
-    "duality_gap",           "exploitability",          "unregularised_gap",
-    "kl_to_equilibrium",     "kl_to_reference",         "win_rate_vs_reference",
-    "win_rate_vs_equilibrium", "expected_length",       "gold_reward"};
+    "duality_gap",     "exploitability",        "unregularised_gap",       "kl_to_equilibrium",
+    "kl_to_reference", "win_rate_vs_reference", "win_rate_vs_equilibrium", "expected_length",
+    "gold_reward"};
 
 /// `sum_x rho(x) sum_y pi(y|x) table(x, y)` for a `[contexts, n]` probability table.
 inline double expectation(const preference_game& game, const row_matrix_d& probs,
@@ -466,17 +466,16 @@ template <class S>
 run_record execute_on_game(const S& solver, const preference_game& game,
                            const game_reference_points& points, bool average,
                            const run_settings& settings) {
-  history_recorder recorder(
-      settings.eval_every, /*snapshots=*/false,
-      game_metric<metric_kind::duality_gap>{&points, average},
-      game_metric<metric_kind::exploitability>{&points, average},
-      game_metric<metric_kind::unregularised_gap>{&points, average},
-      game_metric<metric_kind::kl_to_equilibrium>{&points, average},
-      game_metric<metric_kind::kl_to_reference>{&points, average},
-      game_metric<metric_kind::win_rate_vs_reference>{&points, average},
-      game_metric<metric_kind::win_rate_vs_equilibrium>{&points, average},
-      game_metric<metric_kind::expected_length>{&points, average},
-      game_metric<metric_kind::gold_reward>{&points, average});
+  history_recorder recorder(settings.eval_every, /*snapshots=*/false,
+                            game_metric<metric_kind::duality_gap>{&points, average},
+                            game_metric<metric_kind::exploitability>{&points, average},
+                            game_metric<metric_kind::unregularised_gap>{&points, average},
+                            game_metric<metric_kind::kl_to_equilibrium>{&points, average},
+                            game_metric<metric_kind::kl_to_reference>{&points, average},
+                            game_metric<metric_kind::win_rate_vs_reference>{&points, average},
+                            game_metric<metric_kind::win_rate_vs_equilibrium>{&points, average},
+                            game_metric<metric_kind::expected_length>{&points, average},
+                            game_metric<metric_kind::gold_reward>{&points, average});
   return execute(solver, game, std::move(recorder), settings);
 }
 
@@ -549,7 +548,8 @@ inline run_record run_game_solver(const experiment& e, const solver_spec& spec, 
   }
   if (spec.kind == "self_play") {
     const double d = std::log(static_cast<double>(game.num_actions()));
-    const double eta = r.number("eta", std::sqrt(d / static_cast<double>(e.iterations)), 1e-12, 1e6);
+    const double eta =
+        r.number("eta", std::sqrt(d / static_cast<double>(e.iterations)), 1e-12, 1e6);
     const initial_policy start = initial("uniform");
     return with_payoff([&](auto payoff) {
       return run_it(
@@ -575,8 +575,8 @@ inline run_record run_game_solver(const experiment& e, const solver_spec& spec, 
     c.kl_target = r.number("kl_target", c.kl_target, 1e-12, 1e6);
     c.kl_horizon = r.number("kl_horizon", c.kl_horizon, 1e-12, 1e12);
     c.batch_size = r.integer("batch_size", c.batch_size, 2, 1'000'000);
-    c.minibatch_size = r.integer("minibatch_size", std::min(c.minibatch_size, c.batch_size), 1,
-                                 c.batch_size);
+    c.minibatch_size =
+        r.integer("minibatch_size", std::min(c.minibatch_size, c.batch_size), 1, c.batch_size);
     c.epochs = r.integer("epochs", c.epochs, 1, 1000);
     c.eps_clip = r.number("eps_clip", c.eps_clip, 1e-6, 0.999);
     c.reward.pairs = r.integer("reward_pairs", c.reward.pairs, 1, 100'000'000);
@@ -640,13 +640,15 @@ struct arena_options {
 };
 
 struct arena_results {
-  json results;  ///< deterministic part
-  json timing;   ///< wall times
+  json results;                               ///< deterministic part
+  json timing;                                ///< wall times
   std::vector<std::vector<run_record>> runs;  ///< [solver][seed]
 };
 
 /// `value` as JSON; non-finite values become null.
-inline json number_or_null(double value) { return std::isfinite(value) ? json(value) : json(); }
+inline json number_or_null(double value) {
+  return std::isfinite(value) ? json(value) : json();
+}
 
 inline arena_results run_experiment(const experiment& e, const arena_options& options) {
   // Validate every solver entry before the long runs: build and init each once with the first
@@ -670,8 +672,8 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
   }
 
   const std::size_t jobs = n_solvers * n_seeds;
-  const unsigned threads = std::max(1U, std::min<unsigned>(options.threads,
-                                                           static_cast<unsigned>(jobs)));
+  const unsigned threads =
+      std::max(1U, std::min<unsigned>(options.threads, static_cast<unsigned>(jobs)));
   std::atomic<std::size_t> next{0};
   std::mutex print_mutex;
   std::exception_ptr failure;
@@ -793,8 +795,8 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
                       {"message", rec.message},
                       {"iterations", h.iterations},
                       {"metrics", metrics}});
-      timing_runs.push_back({{"seed", e.seeds[k]}, {"seconds", rec.seconds},
-                             {"curve_seconds", h.seconds}});
+      timing_runs.push_back(
+          {{"seed", e.seeds[k]}, {"seconds", rec.seconds}, {"curve_seconds", h.seconds}});
       total_seconds += rec.seconds;
     }
     json summary = json::object();
@@ -806,8 +808,8 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
     res["solvers"].push_back(solver);
     timing_solvers.push_back({{"name", spec.name}, {"runs", timing_runs}});
   }
-  out.timing = {{"total_seconds", total_seconds}, {"threads", threads},
-                {"solvers", timing_solvers}};
+  out.timing = {
+      {"total_seconds", total_seconds}, {"threads", threads}, {"solvers", timing_solvers}};
   return out;
 }
 

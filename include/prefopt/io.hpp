@@ -4,10 +4,10 @@
 /// JSON games and run histories, JSONL preference datasets, the reference log-prob cache, atomic
 /// files, and the progress callback. Includes `prefopt/prefopt.hpp`.
 
-#include "prefopt/prefopt.hpp"
 #include "prefopt/callbacks/progress.hpp"
 #include "prefopt/io/atomic_file.hpp"
 #include "prefopt/io/game_json.hpp"
 #include "prefopt/io/history_json.hpp"
 #include "prefopt/io/jsonl_dataset.hpp"
 #include "prefopt/io/logprob_cache.hpp"
+#include "prefopt/prefopt.hpp"

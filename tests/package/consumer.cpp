@@ -2,9 +2,9 @@
 // model and checks the win rate of one tabular policy against another. It also touches fmt and
 // nlohmann_json through prefopt::io's usage requirements. Exit code 0 means everything agreed.
 #include <fmt/core.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <nlohmann/json.hpp>
 
 #include "prefopt/io.hpp"
 
@@ -13,8 +13,8 @@ int main() {
   const prefopt::bradley_terry_preference judge(rewards);
   prefopt::matrix_d p(3, 3);
   prefopt::preference_matrix(judge, 0, p);
-  const auto greedy = prefopt::tabular_softmax_policy::from_probabilities(
-      prefopt::row_matrix_d{{0.1, 0.1, 0.8}});
+  const auto greedy =
+      prefopt::tabular_softmax_policy::from_probabilities(prefopt::row_matrix_d{{0.1, 0.1, 0.8}});
   const prefopt::tabular_softmax_policy uniform(1, 3);
   prefopt::vector_d a(3), b(3);
   greedy.probabilities(0, a);

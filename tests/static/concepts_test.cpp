@@ -121,4 +121,6 @@ static_assert(prefopt::check_preference_model<bt_tabular>());
 static_assert(prefopt::check_solver<counting_solver, problem>());
 }  // namespace
 
-int main() { return 0; }
+int main() {
+  return 0;
+}

@@ -1,6 +1,7 @@
 // Compile-fail test: a callback with no recognised hook (here a misspelled `on_stepp`) must be
 // rejected by prefopt::run with the message
-//   "prefopt::run: a callback has no recognised hook: provide on_begin(...), on_step(...) or on_end(...)"
+//   "prefopt::run: a callback has no recognised hook: provide on_begin(...), on_step(...) or
+//   on_end(...)"
 #include "prefopt/games/catalog.hpp"
 #include "prefopt/solvers/common/run.hpp"
 #include "prefopt/solvers/nash/mirror_descent.hpp"
@@ -8,13 +9,14 @@
 struct misspelled_callback {
   template <class Event>
 #if defined(PREFOPT_COMPILE_FAIL)
-  bool on_stepp(const Event&) {  // the typo: no recognised hook
+  bool on_stepp(const Event&){// the typo: no recognised hook
 #else
   bool on_step(const Event&) {
 #endif
-    return false;
-  }
-};
+                              return false;
+}
+}
+;
 
 int main() {
   const auto game = prefopt::rock_paper_scissors_game({}, 0.5);

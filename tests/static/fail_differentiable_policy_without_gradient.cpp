@@ -17,4 +17,6 @@ struct user_policy {
 
 static_assert(prefopt::check_differentiable_policy<user_policy>());
 
-int main() { return 0; }
+int main() {
+  return 0;
+}

@@ -10,4 +10,6 @@ struct user_policy {
 
 static_assert(prefopt::check_policy<user_policy>());
 
-int main() { return 0; }
+int main() {
+  return 0;
+}

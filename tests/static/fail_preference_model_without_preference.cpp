@@ -12,4 +12,6 @@ struct user_judge {
 
 static_assert(prefopt::check_preference_model<user_judge>());
 
-int main() { return 0; }
+int main() {
+  return 0;
+}

@@ -12,4 +12,6 @@ struct user_reward {
 
 static_assert(prefopt::check_reward_model<user_reward>());
 
-int main() { return 0; }
+int main() {
+  return 0;
+}

@@ -19,4 +19,6 @@ struct user_solver {
 
 static_assert(prefopt::check_solver<user_solver, problem>());
 
-int main() { return 0; }
+int main() {
+  return 0;
+}

@@ -7,10 +7,14 @@ struct user_policy {
   [[nodiscard]] prefopt::index num_contexts() const { return 1; }
   [[nodiscard]] prefopt::index num_actions() const { return 2; }
 #if !defined(PREFOPT_COMPILE_FAIL)
-  void probabilities(prefopt::index, Eigen::Ref<prefopt::vector_d> out) const { out.setConstant(0.5); }
+  void probabilities(prefopt::index, Eigen::Ref<prefopt::vector_d> out) const {
+    out.setConstant(0.5);
+  }
 #endif
 };
 
 static_assert(prefopt::check_tabular_policy<user_policy>());
 
-int main() { return 0; }
+int main() {
+  return 0;
+}

@@ -76,7 +76,7 @@ void check_preference_laws(const M& model, double tol = 1e-12) {
 
 /// Rewards are finite and `reward` on the batch of all pairs agrees with `rewards(context, .)`.
 template <RewardModel R>
-  requires std::same_as<typename R::batch_type, tabular_batch> && has_table_shape<R>
+requires std::same_as<typename R::batch_type, tabular_batch> && has_table_shape<R>
 void check_reward_laws(const R& model) {
   const index n = model.num_actions();
   vector_d row(n), batch_values(n);

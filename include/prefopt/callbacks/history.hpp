@@ -76,7 +76,10 @@ class history_recorder {
           return std::vector<double>{static_cast<double>(m(problem, state))...};
         },
         metrics_));
-    if constexpr (requires { state.policy().num_actions(); state.average_probabilities(); }) {
+    if constexpr (requires {
+                    state.policy().num_actions();
+                    state.average_probabilities();
+                  }) {
       if (snapshots_) {
         history_.policies.push_back(probability_table(state.policy()));
         history_.average_policies.push_back(state.average_probabilities());

@@ -16,8 +16,7 @@ class metric_tracker {
  public:
   explicit metric_tracker(Metric metric, index every = 1)
       : metric_(std::move(metric)), every_(every) {
-    PREFOPT_CHECK(every > 0, invalid_argument, "metric_tracker: every = ", every,
-                  ", expected > 0");
+    PREFOPT_CHECK(every > 0, invalid_argument, "metric_tracker: every = ", every, ", expected > 0");
   }
 
   template <class Event>

@@ -44,7 +44,9 @@ class progress {
   /// Prints every `every` steps to `out` (stderr by default); `bar` forces (true) or disables
   /// (false) the terminal bar, default: detect with `isatty`.
   explicit progress(index every = 100, Metric metric = {}, std::FILE* out = stderr, int bar = -1)
-      : every_(every), metric_(std::move(metric)), out_(out),
+      : every_(every),
+        metric_(std::move(metric)),
+        out_(out),
         bar_(bar < 0 ? detail::is_terminal(out) : bar != 0) {
     PREFOPT_CHECK(every > 0, invalid_argument, "progress: every = ", every, ", expected > 0");
   }
@@ -60,12 +62,12 @@ class progress {
     const double rate = e.seconds > 0.0 ? static_cast<double>(e.iteration) / e.seconds : 0.0;
     if (bar_) {
       constexpr int width = 30;
-      const double fraction = e.max_iterations > 0
-                                  ? static_cast<double>(e.iteration) /
-                                        static_cast<double>(e.max_iterations)
-                                  : 1.0;
+      const double fraction = e.max_iterations > 0 ? static_cast<double>(e.iteration) /
+                                                         static_cast<double>(e.max_iterations)
+                                                   : 1.0;
       const int filled = static_cast<int>(fraction * width);
-      fmt::print(out_, "\r[{}{}] {:3.0f}%  {}/{}  {:.1f}s  {:.0f} it/s{}", std::string(static_cast<std::size_t>(filled), '#'),
+      fmt::print(out_, "\r[{}{}] {:3.0f}%  {}/{}  {:.1f}s  {:.0f} it/s{}",
+                 std::string(static_cast<std::size_t>(filled), '#'),
                  std::string(static_cast<std::size_t>(width - filled), '.'), 100.0 * fraction,
                  e.iteration, e.max_iterations, e.seconds, rate, metric);
     } else {

@@ -2,18 +2,17 @@
 /// \file
 /// The extension points of prefopt: one C++20 concept per role.
 ///
-/// | concept                  | required members                                                    |
+/// | concept                  | required members |
 /// |--------------------------|---------------------------------------------------------------------|
-/// | `Policy`                 | `batch_type`; `log_prob(batch, out)`                                |
-/// | `TabularPolicy`          | `Policy` over `tabular_batch`; `num_contexts()`, `num_actions()`,   |
-/// |                          | `probabilities(context, out)`                                       |
-/// | `DifferentiablePolicy`   | `Policy`; `scalar_type`; `num_parameters()`, `parameters()`,        |
-/// |                          | `accumulate_log_prob_gradient(batch, weights, gradient)`            |
-/// | `RewardModel`            | `batch_type`; `reward(batch, out)`                                  |
-/// | `PreferenceModel`        | `batch_type`; `preference(pairs, out)`                              |
-/// | `TabularPreferenceModel` | `PreferenceModel` over `tabular_batch`; `num_contexts()`,           |
-/// |                          | `num_actions()`                                                     |
-/// | `Solver<S, Problem>`     | `init(problem) -> state`; `step(problem, state) -> step stats`      |
+/// | `Policy`                 | `batch_type`; `log_prob(batch, out)` | | `TabularPolicy`          |
+/// `Policy` over `tabular_batch`; `num_contexts()`, `num_actions()`,   | | |
+/// `probabilities(context, out)`                                       | | `DifferentiablePolicy`
+/// | `Policy`; `scalar_type`; `num_parameters()`, `parameters()`,        | | |
+/// `accumulate_log_prob_gradient(batch, weights, gradient)`            | | `RewardModel` |
+/// `batch_type`; `reward(batch, out)`                                  | | `PreferenceModel` |
+/// `batch_type`; `preference(pairs, out)`                              | | `TabularPreferenceModel`
+/// | `PreferenceModel` over `tabular_batch`; `num_contexts()`,           | | | `num_actions()` | |
+/// `Solver<S, Problem>`     | `init(problem) -> state`; `step(problem, state) -> step stats`      |
 ///
 /// Optional members (the library derives them when absent, see `core/customization.hpp`):
 /// `TabularPolicy::log_probabilities(context, out)` and `sample(context, rng)`;
@@ -34,10 +33,10 @@
 /// `accumulate_log_prob_gradient` back-propagates per-sequence weights (the loss's gradient with
 /// respect to each sequence log-prob, e.g. `-beta_dpo sigma(-u)` for DPO) through the kernels'
 /// backward into the model's flat `parameters()`, whose `scalar_type` may be float. A reward model
-/// or pairwise judge over sequences uses the same `sequence_batch` and `pair_batch<sequence_batch>`.
-/// Only `TabularPolicy` / `TabularPreferenceModel` are table-specific; every solver that needs no
-/// table (the DPO family, the PPO losses, Nash-MD-PG surrogates) is written against the generic
-/// concepts, so the same code serves both.
+/// or pairwise judge over sequences uses the same `sequence_batch` and
+/// `pair_batch<sequence_batch>`. Only `TabularPolicy` / `TabularPreferenceModel` are
+/// table-specific; every solver that needs no table (the DPO family, the PPO losses, Nash-MD-PG
+/// surrogates) is written against the generic concepts, so the same code serves both.
 
 #include <Eigen/Core>
 
@@ -56,15 +55,16 @@ namespace prefopt {
 
 /// `P::batch_type`: the batch a policy scores (`tabular_batch`, `sequence_batch`, ...).
 template <class P>
-concept has_batch_type = requires { typename P::batch_type; };
+concept has_batch_type = requires {
+  typename P::batch_type;
+};
 
 /// `p.log_prob(batch, out)`: writes `out[i] = log pi(y_i | x_i)` for every element of the batch.
 template <class P>
-concept has_log_prob =
-    has_batch_type<P> &&
+concept has_log_prob = has_batch_type<P> &&
     requires(const P& p, const typename P::batch_type& batch, Eigen::Ref<vector_d> out) {
-      { p.log_prob(batch, out) } -> std::same_as<void>;
-    };
+  { p.log_prob(batch, out) } -> std::same_as<void>;
+};
 
 /// A policy pi(y | x): scores the log-probability of responses given contexts for a batch.
 ///
@@ -93,7 +93,7 @@ concept has_probabilities = requires(const P& p, index context, Eigen::Ref<vecto
 /// Optional: `log_probabilities(context, out)`, `sample(context, rng&) -> index`.
 template <class P>
 concept TabularPolicy = Policy<P> && std::same_as<typename P::batch_type, tabular_batch> &&
-                        has_table_shape<P> && has_probabilities<P>;
+    has_table_shape<P> && has_probabilities<P>;
 
 /// `P::scalar_type`, `num_parameters()`, mutable and const `parameters()` (a flat vector view).
 template <class P>
@@ -107,12 +107,11 @@ concept has_parameters = requires(P& p, const P& cp) {
 /// `p.accumulate_log_prob_gradient(batch, weights, gradient)`:
 /// `gradient += sum_i weights[i] * grad_theta log pi(y_i | x_i)`.
 template <class P>
-concept has_log_prob_gradient =
-    has_batch_type<P> && has_parameters<P> &&
+concept has_log_prob_gradient = has_batch_type<P> && has_parameters<P> &&
     requires(const P& p, const typename P::batch_type& batch, Eigen::Ref<const vector_d> weights,
              Eigen::Ref<vector_t<typename P::scalar_type>> gradient) {
-      { p.accumulate_log_prob_gradient(batch, weights, gradient) } -> std::same_as<void>;
-    };
+  { p.accumulate_log_prob_gradient(batch, weights, gradient) } -> std::same_as<void>;
+};
 
 /// A policy with trainable parameters theta and the gradient of its log-probabilities.
 ///
@@ -131,11 +130,10 @@ concept DifferentiablePolicy = Policy<P> && has_parameters<P> && has_log_prob_gr
 
 /// `m.reward(batch, out)`: writes `out[i] = r(x_i, y_i)`.
 template <class R>
-concept has_reward =
-    has_batch_type<R> &&
+concept has_reward = has_batch_type<R> &&
     requires(const R& r, const typename R::batch_type& batch, Eigen::Ref<vector_d> out) {
-      { r.reward(batch, out) } -> std::same_as<void>;
-    };
+  { r.reward(batch, out) } -> std::same_as<void>;
+};
 
 /// A scalar reward model r(x, y).
 ///
@@ -148,10 +146,10 @@ concept RewardModel = has_batch_type<R> && has_reward<R>;
 /// `m.preference(pairs, out)`: writes `out[i] = P(first_i > second_i | x_i)`.
 template <class M>
 concept has_preference = has_batch_type<M> &&
-                         requires(const M& m, const pair_batch<typename M::batch_type>& pairs,
-                                  Eigen::Ref<vector_d> out) {
-                           { m.preference(pairs, out) } -> std::same_as<void>;
-                         };
+    requires(const M& m, const pair_batch<typename M::batch_type>& pairs,
+             Eigen::Ref<vector_d> out) {
+  { m.preference(pairs, out) } -> std::same_as<void>;
+};
 
 /// A preference model P(y > y' | x) (a pairwise judge; possibly intransitive).
 ///
@@ -168,9 +166,8 @@ concept PreferenceModel = has_batch_type<M> && has_preference<M>;
 /// `num_actions()`. Optional: `preference_matrix(context, Eigen::Ref<matrix_d> out)` (derived from
 /// `preference` over all pairs when absent).
 template <class M>
-concept TabularPreferenceModel = PreferenceModel<M> &&
-                                 std::same_as<typename M::batch_type, tabular_batch> &&
-                                 has_table_shape<M>;
+concept TabularPreferenceModel =
+    PreferenceModel<M> && std::same_as<typename M::batch_type, tabular_batch> && has_table_shape<M>;
 
 // ---------------------------------------------------------------------------------------------
 // Solvers
@@ -184,16 +181,16 @@ concept has_init = requires(const S& s, const Problem& problem) {
 
 /// The state type a solver creates for a problem.
 template <class S, class Problem>
-  requires has_init<S, Problem>
-using solver_state_t = std::remove_cvref_t<decltype(std::declval<const S&>().init(
-    std::declval<const Problem&>()))>;
+requires has_init<S, Problem>
+using solver_state_t =
+    std::remove_cvref_t<decltype(std::declval<const S&>().init(std::declval<const Problem&>()))>;
 
 /// `s.step(problem, state)`: advances one iteration and returns that step's statistics.
 template <class S, class Problem>
 concept has_step = has_init<S, Problem> &&
-                   requires(const S& s, const Problem& problem, solver_state_t<S, Problem>& state) {
-                     { s.step(problem, state) };
-                   };
+    requires(const S& s, const Problem& problem, solver_state_t<S, Problem>& state) {
+  {s.step(problem, state)};
+};
 
 /// An iterative solver of `Problem`, advanced one step at a time by `run(...)`.
 ///

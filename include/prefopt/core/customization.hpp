@@ -41,7 +41,9 @@ template <TabularPolicy P>
 /// inverse CDF of `p.probabilities` (one draw from `gen`).
 template <TabularPolicy P>
 index sample(const P& p, index context, rng& gen) {
-  if constexpr (requires { { p.sample(context, gen) } -> std::convertible_to<index>; }) {
+  if constexpr (requires {
+                  { p.sample(context, gen) } -> std::convertible_to<index>;
+                }) {
     return p.sample(context, gen);
   } else {
     vector_d probs(p.num_actions());
@@ -58,9 +60,8 @@ void preference_matrix(const M& m, index context, Eigen::Ref<matrix_d> out) {
     m.preference_matrix(context, out);
   } else {
     const index n = m.num_actions();
-    PREFOPT_CHECK(out.rows() == n && out.cols() == n, shape_error,
-                  "preference_matrix: out is ", out.rows(), "x", out.cols(), ", expected ", n, "x",
-                  n);
+    PREFOPT_CHECK(out.rows() == n && out.cols() == n, shape_error, "preference_matrix: out is ",
+                  out.rows(), "x", out.cols(), ", expected ", n, "x", n);
     const auto pairs = static_cast<std::size_t>(n * n);
     std::vector<index> contexts(pairs, context), first(pairs), second(pairs);
     for (index i = 0; i < n; ++i) {
@@ -78,7 +79,7 @@ void preference_matrix(const M& m, index context, Eigen::Ref<matrix_d> out) {
 /// Writes `out[a] = r(context, a)` for every action of a tabular reward model. Uses `m.rewards`
 /// when present, else `m.reward` on the batch of all actions.
 template <RewardModel R>
-  requires std::same_as<typename R::batch_type, tabular_batch> && has_table_shape<R>
+requires std::same_as<typename R::batch_type, tabular_batch> && has_table_shape<R>
 void rewards(const R& m, index context, Eigen::Ref<vector_d> out) {
   if constexpr (requires { m.rewards(context, out); }) {
     m.rewards(context, out);

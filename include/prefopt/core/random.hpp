@@ -13,9 +13,9 @@
 /// - `bernoulli(p)`, `categorical(w)`, `shuffle`: built on the two above, no `std::` distribution.
 ///
 /// Integer, uniform, Bernoulli, categorical and shuffle streams are bit-identical everywhere.
-/// `normal()` uses `std::log`, `std::sqrt` and `std::cos` (Box-Muller, two uniforms per sample): its
-/// stream is bit-identical wherever those are correctly rounded (glibc on x86-64) and within an ulp
-/// elsewhere. Not cryptographically secure.
+/// `normal()` uses `std::log`, `std::sqrt` and `std::cos` (Box-Muller, two uniforms per sample):
+/// its stream is bit-identical wherever those are correctly rounded (glibc on x86-64) and within an
+/// ulp elsewhere. Not cryptographically secure.
 
 #include <Eigen/Core>
 
@@ -44,7 +44,7 @@ constexpr std::uint64_t splitmix64(std::uint64_t& x) noexcept {
 
 /// Full 64x64 -> 128-bit product as (high, low) words, in portable C++.
 constexpr std::pair<std::uint64_t, std::uint64_t> mul_64x64(std::uint64_t a,
-                                                           std::uint64_t b) noexcept {
+                                                            std::uint64_t b) noexcept {
   const std::uint64_t a_lo = a & 0xffffffffULL, a_hi = a >> 32U;
   const std::uint64_t b_lo = b & 0xffffffffULL, b_hi = b >> 32U;
   const std::uint64_t lo_lo = a_lo * b_lo, hi_lo = a_hi * b_lo, lo_hi = a_lo * b_hi;
@@ -137,8 +137,8 @@ class rng {
     double total = 0.0;
     for (index i = 0; i < n; ++i) {
       const double w = static_cast<double>(weights.derived().coeff(i));
-      PREFOPT_CHECK(w >= 0.0 && std::isfinite(w), invalid_argument, "rng::categorical: weights[",
-                    i, "] = ", w, ", expected a finite non-negative weight");
+      PREFOPT_CHECK(w >= 0.0 && std::isfinite(w), invalid_argument, "rng::categorical: weights[", i,
+                    "] = ", w, ", expected a finite non-negative weight");
       total += w;
     }
     PREFOPT_CHECK(total > 0.0, invalid_argument, "rng::categorical: weights sum to 0");

@@ -77,12 +77,12 @@ struct ragged_view {
   /// Throws `prefopt::shape_error` naming `function`, `argument` and the first bad offset.
   void validate(const char* function, const char* argument) const {
     if (offsets.empty()) return;  // an empty batch
-    PREFOPT_CHECK(offsets.front() >= 0, shape_error, function, ": ", argument, ".offsets[0] = ",
-                  offsets.front(), ", expected >= 0");
+    PREFOPT_CHECK(offsets.front() >= 0, shape_error, function, ": ", argument,
+                  ".offsets[0] = ", offsets.front(), ", expected >= 0");
     for (std::size_t i = 1; i < offsets.size(); ++i) {
       PREFOPT_CHECK(offsets[i] >= offsets[i - 1], shape_error, function, ": ", argument,
-                    ".offsets[", i, "] = ", offsets[i], " < offsets[", i - 1, "] = ", offsets[i - 1],
-                    ", expected non-decreasing offsets");
+                    ".offsets[", i, "] = ", offsets[i], " < offsets[", i - 1,
+                    "] = ", offsets[i - 1], ", expected non-decreasing offsets");
     }
     PREFOPT_CHECK(offsets.back() <= static_cast<index>(values.size()), shape_error, function, ": ",
                   argument, ".offsets[", offsets.size() - 1, "] = ", offsets.back(),

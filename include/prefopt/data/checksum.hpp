@@ -48,7 +48,9 @@ class fnv1a64 {
     return *this;
   }
   /// Feeds a double's IEEE-754 bit pattern, little-endian.
-  constexpr fnv1a64& update_f64(double x) noexcept { return update_u64(std::bit_cast<std::uint64_t>(x)); }
+  constexpr fnv1a64& update_f64(double x) noexcept {
+    return update_u64(std::bit_cast<std::uint64_t>(x));
+  }
 
   [[nodiscard]] constexpr std::uint64_t value() const noexcept { return state_; }
 

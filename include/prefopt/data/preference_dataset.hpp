@@ -83,10 +83,14 @@ inline constexpr std::array<logprob_column, 4> all_logprob_columns{
 /// JSONL field names of the columns (`policy_chosen_logps`, ...).
 [[nodiscard]] constexpr std::string_view column_name(logprob_column c) noexcept {
   switch (c) {
-    case logprob_column::policy_chosen: return "policy_chosen_logps";
-    case logprob_column::policy_rejected: return "policy_rejected_logps";
-    case logprob_column::reference_chosen: return "reference_chosen_logps";
-    case logprob_column::reference_rejected: return "reference_rejected_logps";
+    case logprob_column::policy_chosen:
+      return "policy_chosen_logps";
+    case logprob_column::policy_rejected:
+      return "policy_rejected_logps";
+    case logprob_column::reference_chosen:
+      return "reference_chosen_logps";
+    case logprob_column::reference_rejected:
+      return "reference_rejected_logps";
   }
   return "?";
 }
@@ -102,7 +106,9 @@ struct logprob_value {
   std::span<const double> tokens = {};  ///< used when `layout == per_token`
 
   static logprob_value none() noexcept { return {}; }
-  static logprob_value of_sequence(double v) noexcept { return {logprob_layout::per_sequence, v, {}}; }
+  static logprob_value of_sequence(double v) noexcept {
+    return {logprob_layout::per_sequence, v, {}};
+  }
   static logprob_value of_tokens(std::span<const double> t) noexcept {
     return {logprob_layout::per_token, 0.0, t};
   }
@@ -211,8 +217,8 @@ class preference_dataset {
     return col.tokens;
   }
 
-  /// Replaces (or adds) a column with per-sequence values (`[size()]`, finite, <= 0), e.g. reference
-  /// log-probs loaded from a cache. Validates everything before changing anything.
+  /// Replaces (or adds) a column with per-sequence values (`[size()]`, finite, <= 0), e.g.
+  /// reference log-probs loaded from a cache. Validates everything before changing anything.
   void set_sequence_logps(logprob_column c, std::span<const double> values) {
     constexpr const char* fn = "preference_dataset::set_sequence_logps";
     PREFOPT_CHECK(static_cast<index>(values.size()) == size(), shape_error, fn, ": ",
@@ -287,8 +293,8 @@ class preference_dataset {
   /// (e.g. a permutation from `rng::shuffle`); `order` empty means 0..size()-1.
   [[nodiscard]] std::vector<preference_batch> batches(index batch_size,
                                                       std::span<const index> order = {}) const {
-    PREFOPT_CHECK(batch_size > 0, invalid_argument, "preference_dataset::batches: batch_size = ",
-                  batch_size, ", expected > 0");
+    PREFOPT_CHECK(batch_size > 0, invalid_argument,
+                  "preference_dataset::batches: batch_size = ", batch_size, ", expected > 0");
     std::vector<index> identity;
     if (order.empty()) {
       identity.resize(static_cast<std::size_t>(size()));
@@ -296,8 +302,10 @@ class preference_dataset {
       order = identity;
     }
     std::vector<preference_batch> out;
-    for (std::size_t start = 0; start < order.size(); start += static_cast<std::size_t>(batch_size)) {
-      const std::size_t count = std::min(order.size() - start, static_cast<std::size_t>(batch_size));
+    for (std::size_t start = 0; start < order.size();
+         start += static_cast<std::size_t>(batch_size)) {
+      const std::size_t count =
+          std::min(order.size() - start, static_cast<std::size_t>(batch_size));
       out.push_back(batch(order.subspan(start, count)));
     }
     return out;
@@ -323,9 +331,12 @@ class preference_dataset {
 
   [[nodiscard]] static constexpr std::string_view layout_name(logprob_layout l) noexcept {
     switch (l) {
-      case logprob_layout::none: return "none";
-      case logprob_layout::per_sequence: return "per_sequence";
-      case logprob_layout::per_token: return "per_token";
+      case logprob_layout::none:
+        return "none";
+      case logprob_layout::per_sequence:
+        return "per_sequence";
+      case logprob_layout::per_token:
+        return "per_token";
     }
     return "?";
   }

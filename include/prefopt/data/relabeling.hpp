@@ -70,8 +70,7 @@ class binary_relabeler {
 
   [[nodiscard]] relabeled_instructions operator()(std::string_view /*instruction*/,
                                                   std::string_view /*query*/,
-                                                  std::string_view /*output*/,
-                                                  feedback fb) const {
+                                                  std::string_view /*output*/, feedback fb) const {
     if (fb == feedback::correct) {
       return {strings_.positive_if_correct.empty() ? strings_.correct_instruction
                                                    : strings_.positive_if_correct,
@@ -88,8 +87,8 @@ class binary_relabeler {
 
 /// `(instruction, query, output, feedback) -> (positive, negative)` with the default strings.
 [[nodiscard]] inline relabeled_instructions relabel(std::string_view instruction,
-                                                    std::string_view query,
-                                                    std::string_view output, feedback fb) {
+                                                    std::string_view query, std::string_view output,
+                                                    feedback fb) {
   return binary_relabeler{}(instruction, query, output, fb);
 }
 

@@ -35,7 +35,8 @@ inline void check_finite_table(const char* function, const char* argument,
   for (index c = 0; c < table.rows(); ++c) {
     for (index a = 0; a < table.cols(); ++a) {
       PREFOPT_CHECK(std::isfinite(table(c, a)), invalid_argument, function, ": ", argument,
-                    "(context ", c, ", action ", a, ") = ", table(c, a), ", expected a finite value");
+                    "(context ", c, ", action ", a, ") = ", table(c, a),
+                    ", expected a finite value");
     }
   }
 }

@@ -71,9 +71,9 @@ template <class G, class M, class L>
 /// `(P, mu, tau)`; `P` is `n x n`, `mu` strictly positive. Zero entries of `pi` are allowed.
 [[nodiscard]] inline double duality_gap(const matrix_d& p, const vector_d& mu, double tau,
                                         const vector_d& pi) {
-  PREFOPT_CHECK(p.rows() == p.cols() && mu.size() == p.rows() && pi.size() == p.rows(),
-                shape_error, "duality_gap: P is ", p.rows(), "x", p.cols(), ", mu has ",
-                mu.size(), " entries, pi has ", pi.size(), "; expected n x n, n and n");
+  PREFOPT_CHECK(p.rows() == p.cols() && mu.size() == p.rows() && pi.size() == p.rows(), shape_error,
+                "duality_gap: P is ", p.rows(), "x", p.cols(), ", mu has ", mu.size(),
+                " entries, pi has ", pi.size(), "; expected n x n, n and n");
   PREFOPT_CHECK(tau >= 0.0, invalid_argument, "duality_gap: tau = ", tau, ", expected tau >= 0");
   const vector_d g = p * pi;
   const vector_d log_mu = mu.array().log().matrix();

@@ -11,12 +11,12 @@
 /// whose Jacobian is never singular (`J v = 0` gives `v^T D v = (Dv)^T A (Dv) / tau = 0` with
 /// `A = P - 1/2` skew and `D = diag(pi) - pi pi^T` PSD, so `Dv = 0` and `v = 0`), so the Armijo
 /// backtracking on `||F||^2` converges globally and Newton's quadratic rate takes over near the
-/// solution. For `tau < 0.1` it follows a continuation path `tau 8^k -> tau` (each stage warm-started
-/// from the previous one's equilibrium), which keeps the Newton step count small as `tau -> 0`.
-/// The Newton system is solved by LU for `n <= dense_limit` and matrix-free by restarted
-/// GMRES otherwise (one `P v` product per Krylov step), which keeps `n = 4096` practical. It stops
-/// at `DualGap_tau <= target_gap` (default 1e-12) and reports the certificate
-/// `KL(pi, pi*_tau) <= gap / (2 tau)`; missing the target throws `prefopt::convergence_error`.
+/// solution. For `tau < 0.1` it follows a continuation path `tau 8^k -> tau` (each stage
+/// warm-started from the previous one's equilibrium), which keeps the Newton step count small as
+/// `tau -> 0`. The Newton system is solved by LU for `n <= dense_limit` and matrix-free by
+/// restarted GMRES otherwise (one `P v` product per Krylov step), which keeps `n = 4096` practical.
+/// It stops at `DualGap_tau <= target_gap` (default 1e-12) and reports the certificate `KL(pi,
+/// pi*_tau) <= gap / (2 tau)`; missing the target throws `prefopt::convergence_error`.
 ///
 /// Unregularised game (`tau = 0`, equilibria may be a face). `solve_unregularised` per context:
 /// a Condorcet winner (`P(y* > y) >= 1/2` for all `y`) is returned as a pure equilibrium (gap 0);
@@ -86,8 +86,7 @@ struct newton_context {
   double tau;
 
   /// Evaluates `pi = softmax(z)`, `log pi`, `g = P pi`, `F = z - log mu - g / tau`.
-  void evaluate(const vector_d& z, vector_d& pi, vector_d& log_pi, vector_d& g,
-                vector_d& f) const {
+  void evaluate(const vector_d& z, vector_d& pi, vector_d& log_pi, vector_d& g, vector_d& f) const {
     log_softmax(z, log_pi);
     pi = log_pi.array().exp().matrix();
     g.noalias() = p * pi;
@@ -227,8 +226,9 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
   }
   PREFOPT_CHECK(!must_converge || gap <= options.target_gap, convergence_error,
                 "solve_regularised: context ", context, ": duality gap ", gap, " (best ", best_gap,
-                ") after ", iterations, " Newton steps, expected <= target_gap = ",
-                options.target_gap, " (tau = ", tau, ", n = ", n, ")");
+                ") after ", iterations,
+                " Newton steps, expected <= target_gap = ", options.target_gap, " (tau = ", tau,
+                ", n = ", n, ")");
   return gap;
 }
 
@@ -242,8 +242,7 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
   PREFOPT_CHECK(tau > 0.0, invalid_argument, "solve_regularised: game.tau() = ", tau,
                 ", expected tau > 0 (use solve_unregularised for tau = 0)");
   PREFOPT_CHECK(options.target_gap > 0.0, invalid_argument,
-                "solve_regularised: options.target_gap = ", options.target_gap,
-                ", expected > 0");
+                "solve_regularised: options.target_gap = ", options.target_gap, ", expected > 0");
   const index n = game.num_actions();
   equilibrium eq;
   eq.probabilities.resize(game.num_contexts(), n);
@@ -253,7 +252,8 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
   for (index x = 0; x < game.num_contexts(); ++x) {
     const vector_d log_mu = game.log_reference().row(x).transpose();
     // Continuation in tau for small tau: solve loosely (gap 1e-4) at tau * 8^k (k = K..1, the
-    // first >= 0.1), warm-starting each stage at z = log mu + P pi / tau_stage; then solve tau to the target.
+    // first >= 0.1), warm-starting each stage at z = log mu + P pi / tau_stage; then solve tau to
+    // the target.
     z = log_mu;
     int stages = 0;
     while (tau * std::pow(8.0, stages) < 0.1) ++stages;
@@ -266,8 +266,8 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
         z = log_mu + game.preference(x) * pi / stage_tau;
       }
       eq.gaps[x] = detail::solve_regularised_context(game.preference(x), log_mu, stage_tau,
-                                                     k == 0 ? options : loose, x, z,
-                                                     eq.iterations, /*must_converge=*/k == 0);
+                                                     k == 0 ? options : loose, x, z, eq.iterations,
+                                                     /*must_converge=*/k == 0);
     }
     softmax(z, pi);
     eq.logits.row(x) = z.transpose();

@@ -32,12 +32,12 @@ namespace prefopt {
 
 /// Configuration of `run_length_bias_sweep`.
 struct length_bias_sweep_config {
-  token_task_config task{};                                   ///< the judge and mu
+  token_task_config task{};                                        ///< the judge and mu
   std::vector<double> betas{0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0};  ///< beta_dpo values, > 0
-  long steps = 1000;                                          ///< optimizer steps per run, > 0
-  index dataset_size = 8192;                                  ///< offline pairs from mu
+  long steps = 1000;                                               ///< optimizer steps per run, > 0
+  index dataset_size = 8192;                                       ///< offline pairs from mu
   index batch_size = 64;
-  optimizer_config optimizer{.learning_rate = 0.02};          ///< Adam
+  optimizer_config optimizer{.learning_rate = 0.02};  ///< Adam
 };
 
 /// One trained policy of the sweep.
@@ -79,12 +79,13 @@ struct length_bias_result {
   return false;
 }
 
-[[nodiscard]] inline length_bias_result run_length_bias_sweep(const length_bias_sweep_config& config) {
+[[nodiscard]] inline length_bias_result run_length_bias_sweep(
+    const length_bias_sweep_config& config) {
   constexpr const char* fn = "run_length_bias_sweep";
   PREFOPT_CHECK(!config.betas.empty(), invalid_argument, fn, ": betas is empty");
   for (std::size_t i = 0; i < config.betas.size(); ++i) {
-    PREFOPT_CHECK(config.betas[i] > 0.0, invalid_argument, fn, ": betas[", i, "] = ",
-                  config.betas[i], ", expected > 0");
+    PREFOPT_CHECK(config.betas[i] > 0.0, invalid_argument, fn, ": betas[", i,
+                  "] = ", config.betas[i], ", expected > 0");
   }
   PREFOPT_CHECK(config.steps > 0, invalid_argument, fn, ": steps = ", config.steps,
                 ", expected > 0");

@@ -41,8 +41,7 @@ template <class A, class B>
 /// `P_tau(pi > pi') = P(pi > pi') - tau KL_rho(pi, mu) + tau KL_rho(pi', mu)` (the game's `tau`
 /// by default).
 template <class A, class B>
-[[nodiscard]] double regularised_win_rate(const preference_game& game, const A& pi,
-                                          const B& other,
+[[nodiscard]] double regularised_win_rate(const preference_game& game, const A& pi, const B& other,
                                           double tau = std::numeric_limits<double>::quiet_NaN()) {
   if (std::isnan(tau)) tau = game.tau();
   return win_rate(game, pi, other) - tau * kl_to_reference(game, pi) +

@@ -3,16 +3,20 @@
 /// The catalog of test games of ALGORITHMS.md §9.4, each built from its definition (dice faces,
 /// voter rankings, rater types, rewards), never from a hard-coded answer:
 ///
-/// | function                          | P                                                  | known `tau = 0` equilibrium |
+/// | function                          | P                                                  | known
+/// `tau = 0` equilibrium |
 /// |-----------------------------------|----------------------------------------------------|-----------------------------|
-/// | `efron_dice_game`                 | dice {2,4,9}, {1,6,8}, {3,5,7}: cyclic, 5/9        | uniform                     |
-/// | `rock_paper_scissors_game`        | `[[1/2,1,0],[0,1/2,1],[1,0,1/2]]`                  | uniform                     |
-/// | `biased_rock_paper_scissors_game` | cyclic with win probabilities `p01, p12, p20`      | `pi ∝ (b, c, a)` (§9.3)     |
-/// | `epsilon_population_game`         | three rater types (Nash-MD Sec. 3.2)               | `(1/3+e/2, 1/3+e/2, 1/3-e)` |
-/// | `condorcet_voters_game`           | `n` voters with cyclically shifted rankings        | uniform                     |
-/// | `random_intransitive_game`        | strict lower triangle `U(0,1)` (EGPO), seeded      | —                           |
-/// | `bradley_terry_game`              | `sigma(r_i - r_j)` (transitive)                    | `argmax r` (Condorcet winner) |
-/// | `mixture_game`                    | contexts of several games, weights `rho`           | per context                 |
+/// | `efron_dice_game`                 | dice {2,4,9}, {1,6,8}, {3,5,7}: cyclic, 5/9        |
+/// uniform                     | | `rock_paper_scissors_game`        |
+/// `[[1/2,1,0],[0,1/2,1],[1,0,1/2]]`                  | uniform                     | |
+/// `biased_rock_paper_scissors_game` | cyclic with win probabilities `p01, p12, p20`      | `pi ∝
+/// (b, c, a)` (§9.3)     | | `epsilon_population_game`         | three rater types (Nash-MD
+/// Sec. 3.2)               | `(1/3+e/2, 1/3+e/2, 1/3-e)` | | `condorcet_voters_game`           |
+/// `n` voters with cyclically shifted rankings        | uniform                     | |
+/// `random_intransitive_game`        | strict lower triangle `U(0,1)` (EGPO), seeded      | — | |
+/// `bradley_terry_game`              | `sigma(r_i - r_j)` (transitive)                    | `argmax
+/// r` (Condorcet winner) | | `mixture_game`                    | contexts of several games, weights
+/// `rho`           | per context                 |
 ///
 /// Every function takes the reference `mu` (default uniform) and `tau` (default 0). Action order of
 /// rock-paper-scissors: action `i` beats action `i + 1 (mod 3)`.
@@ -115,13 +119,13 @@ inline matrix_d ranking_preference_matrix(const std::vector<index>& ranking) {
 inline matrix_d population_preference_matrix(const std::vector<matrix_d>& types,
                                              const vector_d& masses) {
   PREFOPT_CHECK(!types.empty() && masses.size() == static_cast<index>(types.size()), shape_error,
-                "population_preference_matrix: ", types.size(), " rater types but ",
-                masses.size(), " masses, expected one mass per type (at least one)");
+                "population_preference_matrix: ", types.size(), " rater types but ", masses.size(),
+                " masses, expected one mass per type (at least one)");
   matrix_d p = matrix_d::Zero(types.front().rows(), types.front().cols());
   for (std::size_t k = 0; k < types.size(); ++k) {
     const double w = masses[static_cast<index>(k)];
-    PREFOPT_CHECK(w >= 0.0, invalid_argument, "population_preference_matrix: masses[", k, "] = ",
-                  w, ", expected >= 0");
+    PREFOPT_CHECK(w >= 0.0, invalid_argument, "population_preference_matrix: masses[", k, "] = ", w,
+                  ", expected >= 0");
     PREFOPT_CHECK(types[k].rows() == p.rows() && types[k].cols() == p.cols(), shape_error,
                   "population_preference_matrix: types[", k, "] is ", types[k].rows(), "x",
                   types[k].cols(), ", expected ", p.rows(), "x", p.cols());
@@ -232,8 +236,8 @@ inline preference_game mixture_game(const std::vector<preference_game>& games,
   for (std::size_t g = 0; g < games.size(); ++g) {
     PREFOPT_CHECK(games[g].num_actions() == n, shape_error, fn, ": games[", g, "] has ",
                   games[g].num_actions(), " responses, expected ", n, " like games[0]");
-    PREFOPT_CHECK(games[g].tau() == tau, invalid_argument, fn, ": games[", g, "].tau() = ",
-                  games[g].tau(), ", expected ", tau, " like games[0]");
+    PREFOPT_CHECK(games[g].tau() == tau, invalid_argument, fn, ": games[", g,
+                  "].tau() = ", games[g].tau(), ", expected ", tau, " like games[0]");
     contexts += games[g].num_contexts();
     lengths = lengths && games[g].has_lengths();
     gold = gold && games[g].has_gold_rewards();

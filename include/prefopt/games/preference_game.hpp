@@ -60,14 +60,14 @@ class preference_game {
     for (index x = 0; x < contexts; ++x) {
       for (index a = 0; a < n; ++a) {
         const double m = reference_(x, a);
-        PREFOPT_CHECK(std::isfinite(m) && m > 0.0, invalid_argument, fn, ": reference(context ",
-                      x, ", response ", a, ") = ", m,
+        PREFOPT_CHECK(std::isfinite(m) && m > 0.0, invalid_argument, fn, ": reference(context ", x,
+                      ", response ", a, ") = ", m,
                       ", expected a strictly positive probability (mu must cover every response)");
       }
       const double sum = reference_.row(x).sum();
       PREFOPT_CHECK(std::abs(sum - 1.0) <= distribution_tolerance, invalid_argument, fn,
-                    ": reference row of context ", x, " sums to ", sum,
-                    ", expected 1 (tolerance ", distribution_tolerance, ")");
+                    ": reference row of context ", x, " sums to ", sum, ", expected 1 (tolerance ",
+                    distribution_tolerance, ")");
     }
     PREFOPT_CHECK(std::isfinite(tau_) && tau_ >= 0.0, invalid_argument, fn, ": tau = ", tau_,
                   ", expected a finite tau >= 0");
@@ -181,10 +181,10 @@ class preference_game {
                   "x", num_actions(), " (contexts x responses)");
     for (index x = 0; x < m.rows(); ++x) {
       for (index a = 0; a < m.cols(); ++a) {
-        PREFOPT_CHECK(std::isfinite(m(x, a)) && (!non_negative || m(x, a) >= 0.0),
-                      invalid_argument, function, ": ", argument, "(context ", x, ", response ",
-                      a, ") = ", m(x, a),
-                      non_negative ? ", expected a finite value >= 0" : ", expected a finite value");
+        PREFOPT_CHECK(
+            std::isfinite(m(x, a)) && (!non_negative || m(x, a) >= 0.0), invalid_argument, function,
+            ": ", argument, "(context ", x, ", response ", a, ") = ", m(x, a),
+            non_negative ? ", expected a finite value >= 0" : ", expected a finite value");
       }
     }
   }

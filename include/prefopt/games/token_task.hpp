@@ -4,7 +4,8 @@
 /// Bradley-Terry judge over whole responses whose gold reward adds a per-token quality and a
 /// length bonus:
 ///
-///     r(y) = sum_{t < n-1} quality[y_t] + length_bonus * (n - 1),      P(y > y') = sigma(r(y) - r(y')),
+///     r(y) = sum_{t < n-1} quality[y_t] + length_bonus * (n - 1),      P(y > y') = sigma(r(y) -
+///     r(y')),
 ///
 /// for a response `y` of `n` tokens (the last one eos, which scores 0). With `length_bonus > 0`
 /// the judge prefers longer responses at equal quality: the length-biased preferences under
@@ -57,8 +58,9 @@ class token_preference_task {
                   "token_preference_task::random: vocab_size = ", config.vocab_size,
                   ", expected >= 1");
     PREFOPT_CHECK(config.quality_scale >= 0.0 && std::isfinite(config.quality_scale),
-                  invalid_argument, "token_preference_task::random: quality_scale = ",
-                  config.quality_scale, ", expected a finite value >= 0");
+                  invalid_argument,
+                  "token_preference_task::random: quality_scale = ", config.quality_scale,
+                  ", expected a finite value >= 0");
     rng gen(config.seed, /*stream=*/0x70c);
     vector_d q(config.vocab_size);
     for (index k = 0; k < q.size(); ++k) q(k) = config.quality_scale * gen.normal();
@@ -96,8 +98,8 @@ class token_preference_task {
   [[nodiscard]] double expected_gold_reward(const token_softmax_policy& pi) const {
     PREFOPT_CHECK(pi.vocab_size() == vocab_size() && pi.max_length() == max_length(), shape_error,
                   "token_preference_task::expected_gold_reward: the policy has vocab_size ",
-                  pi.vocab_size(), " and max_length ", pi.max_length(), ", expected ",
-                  vocab_size(), " and ", max_length());
+                  pi.vocab_size(), " and max_length ", pi.max_length(), ", expected ", vocab_size(),
+                  " and ", max_length());
     return pi.expected_token_sum(token_values());
   }
 
@@ -109,11 +111,11 @@ class token_preference_task {
     PREFOPT_CHECK(quality.size() >= 1, invalid_argument, fn,
                   ": quality is empty, expected one entry per content token");
     for (index k = 0; k < quality.size(); ++k) {
-      PREFOPT_CHECK(std::isfinite(quality(k)), invalid_argument, fn, ": quality[", k, "] = ",
-                    quality(k), ", expected a finite value");
+      PREFOPT_CHECK(std::isfinite(quality(k)), invalid_argument, fn, ": quality[", k,
+                    "] = ", quality(k), ", expected a finite value");
     }
-    PREFOPT_CHECK(std::isfinite(length_bonus), invalid_argument, fn, ": length_bonus = ",
-                  length_bonus, ", expected a finite value");
+    PREFOPT_CHECK(std::isfinite(length_bonus), invalid_argument, fn,
+                  ": length_bonus = ", length_bonus, ", expected a finite value");
     PREFOPT_CHECK(max_length >= 2, invalid_argument, fn, ": max_length = ", max_length,
                   ", expected >= 2 (at least one content token)");
     PREFOPT_CHECK(stop_probability > 0.0 && stop_probability < 1.0, invalid_argument, fn,
@@ -134,8 +136,8 @@ class token_preference_task {
     for (index t = 0; t + 1 < n; ++t) {
       const token_id k = y[static_cast<std::size_t>(t)];
       PREFOPT_CHECK(k >= 0 && k < static_cast<token_id>(vocab_size()), invalid_argument, fn, ": ",
-                    argument, "[", t, "] = ", k, ", expected a content token in [0, ",
-                    vocab_size(), ") before the final eos");
+                    argument, "[", t, "] = ", k, ", expected a content token in [0, ", vocab_size(),
+                    ") before the final eos");
       r += quality_(k) + length_bonus_;
     }
     return r;

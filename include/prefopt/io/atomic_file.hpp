@@ -51,7 +51,8 @@ inline void write_file_atomically(const std::filesystem::path& destination,
   const fs::path temporary = folder / ("." + destination.filename().string() + ".tmp");
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    PREFOPT_CHECK(out.good(), io_error, "write_file_atomically: cannot create ", temporary.string());
+    PREFOPT_CHECK(out.good(), io_error, "write_file_atomically: cannot create ",
+                  temporary.string());
     out.write(content.data(), static_cast<std::streamsize>(content.size()));
     out.flush();
     if (!out.good()) {

@@ -45,8 +45,8 @@ inline double json_number(const json& j, const std::string& path) {
 inline vector_d json_vector(const json& j, const std::string& path, index expected) {
   PREFOPT_CHECK(j.is_array(), parse_error, "game JSON ", path, ": expected an array, got ",
                 j.type_name());
-  PREFOPT_CHECK(expected < 0 || static_cast<index>(j.size()) == expected, parse_error,
-                "game JSON ", path, ": has ", j.size(), " entries, expected ", expected);
+  PREFOPT_CHECK(expected < 0 || static_cast<index>(j.size()) == expected, parse_error, "game JSON ",
+                path, ": has ", j.size(), " entries, expected ", expected);
   vector_d v(static_cast<index>(j.size()));
   for (std::size_t i = 0; i < j.size(); ++i) {
     v[static_cast<index>(i)] = json_number(j[i], path + "/" + std::to_string(i));
@@ -60,8 +60,8 @@ inline matrix_d json_matrix(const json& j, const std::string& path) {
   const auto n = static_cast<index>(j.size());
   matrix_d m(n, n);
   for (index i = 0; i < n; ++i) {
-    m.row(i) = json_vector(j[static_cast<std::size_t>(i)], path + "/" + std::to_string(i), n)
-                   .transpose();
+    m.row(i) =
+        json_vector(j[static_cast<std::size_t>(i)], path + "/" + std::to_string(i), n).transpose();
   }
   return m;
 }

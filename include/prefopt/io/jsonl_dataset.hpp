@@ -16,14 +16,14 @@
 /// Strictness: every problem is a `prefopt::parse_error` whose message starts with
 /// `file:line:` and names the field (with its array index) and what was expected — a line longer
 /// than `max_line_bytes` (checked while reading, before parsing), invalid UTF-8 (with the byte
-/// column), invalid JSON (nlohmann's message with the byte position), a missing field, a wrong type,
-/// a negative / out-of-range / non-integer id, a non-finite or positive log-prob, an unknown field
-/// (unless `allow_unknown_fields`), an empty response (unless `allow_empty_responses`), a blank
-/// line, or an empty file. A file that cannot be opened or read is an `io_error`. Nothing is ever
-/// dropped or truncated silently: only the explicit `max_prompt_length` / `max_response_length`
-/// options truncate (prompts keep their last tokens, responses their first, per-token log-probs
-/// with them), and the report counts every truncation. Duplicate keys in one object are not
-/// detected (nlohmann keeps the last).
+/// column), invalid JSON (nlohmann's message with the byte position), a missing field, a wrong
+/// type, a negative / out-of-range / non-integer id, a non-finite or positive log-prob, an unknown
+/// field (unless `allow_unknown_fields`), an empty response (unless `allow_empty_responses`), a
+/// blank line, or an empty file. A file that cannot be opened or read is an `io_error`. Nothing is
+/// ever dropped or truncated silently: only the explicit `max_prompt_length` /
+/// `max_response_length` options truncate (prompts keep their last tokens, responses their first,
+/// per-token log-probs with them), and the report counts every truncation. Duplicate keys in one
+/// object are not detected (nlohmann keeps the last).
 
 #include <nlohmann/json.hpp>
 
@@ -177,17 +177,17 @@ class jsonl_record_parser {
                       it->type_name());
       }
       if (report_.records > 0 && v.layout != layouts_[k]) {
-        PREFOPT_THROW(parse_error, where, ": field '", name, "': ",
-                      describe(v.layout), " but the first record has ", describe(layouts_[k]),
+        PREFOPT_THROW(parse_error, where, ": field '", name, "': ", describe(v.layout),
+                      " but the first record has ", describe(layouts_[k]),
                       "; every record must use the same log-prob fields and forms");
       }
       if (v.layout == data::logprob_layout::per_sequence && options_.max_response_length > 0 &&
           static_cast<index>(data::is_chosen(c) ? chosen.size() : rejected.size()) >
               options_.max_response_length) {
-        PREFOPT_THROW(parse_error, where, ": field '", name,
-                      "': the response is longer than max_response_length = ",
-                      options_.max_response_length,
-                      " but its log-prob is a per-sequence sum, which cannot be truncated");
+        PREFOPT_THROW(
+            parse_error, where, ": field '", name,
+            "': the response is longer than max_response_length = ", options_.max_response_length,
+            " but its log-prob is a per-sequence sum, which cannot be truncated");
       }
     }
     // Explicit truncation (counted).
@@ -244,9 +244,12 @@ class jsonl_record_parser {
 
   static const char* describe(data::logprob_layout l) {
     switch (l) {
-      case data::logprob_layout::none: return "absent";
-      case data::logprob_layout::per_sequence: return "a per-sequence number";
-      case data::logprob_layout::per_token: return "a per-token array";
+      case data::logprob_layout::none:
+        return "absent";
+      case data::logprob_layout::per_sequence:
+        return "a per-sequence number";
+      case data::logprob_layout::per_token:
+        return "a per-token array";
     }
     return "?";
   }
@@ -348,7 +351,8 @@ class jsonl_record_parser {
     pos = end + 1;
   }
   if (result.report.records == 0) {
-    PREFOPT_THROW(parse_error, source, ": no records (empty file), expected one JSON object per line");
+    PREFOPT_THROW(parse_error, source,
+                  ": no records (empty file), expected one JSON object per line");
   }
   return result;
 }
@@ -377,11 +381,12 @@ class jsonl_record_parser {
     const auto got = static_cast<std::size_t>(in.gcount());
     std::size_t start = 0;
     while (start < got) {
-      const auto* nl = static_cast<const char*>(std::memchr(block.data() + start, '\n', got - start));
+      const auto* nl =
+          static_cast<const char*>(std::memchr(block.data() + start, '\n', got - start));
       const std::size_t end = nl ? static_cast<std::size_t>(nl - block.data()) : got;
       if (line.size() + (end - start) > options.max_line_bytes) {
-        PREFOPT_THROW(parse_error, source, ":", line_number, ": line is longer than max_line_bytes = ",
-                      options.max_line_bytes);
+        PREFOPT_THROW(parse_error, source, ":", line_number,
+                      ": line is longer than max_line_bytes = ", options.max_line_bytes);
       }
       line.append(block.data() + start, end - start);
       if (nl) finish_line();
@@ -391,7 +396,8 @@ class jsonl_record_parser {
   PREFOPT_CHECK(in.eof(), io_error, "load_preference_jsonl: reading ", source, " failed");
   if (!line.empty()) finish_line();  // last line without a trailing newline
   if (result.report.records == 0) {
-    PREFOPT_THROW(parse_error, source, ": no records (empty file), expected one JSON object per line");
+    PREFOPT_THROW(parse_error, source,
+                  ": no records (empty file), expected one JSON object per line");
   }
   return result;
 }

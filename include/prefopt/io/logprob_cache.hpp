@@ -81,7 +81,9 @@ inline void put_u32(std::string& s, std::uint32_t x) {
 inline void put_u64(std::string& s, std::uint64_t x) {
   for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((x >> (8 * i)) & 0xffU));
 }
-inline void put_f64(std::string& s, double x) { put_u64(s, std::bit_cast<std::uint64_t>(x)); }
+inline void put_f64(std::string& s, double x) {
+  put_u64(s, std::bit_cast<std::uint64_t>(x));
+}
 
 /// Bounds-checked little-endian reader over the cache bytes.
 class cache_reader {
@@ -115,11 +117,13 @@ class cache_reader {
 
 /// a + b, failing on overflow of size_t.
 inline std::size_t checked_add(const cache_reader& r, std::size_t a, std::uint64_t b) {
-  if (b > std::numeric_limits<std::size_t>::max() - a) r.fail("declared sizes overflow (corrupted header)");
+  if (b > std::numeric_limits<std::size_t>::max() - a)
+    r.fail("declared sizes overflow (corrupted header)");
   return a + static_cast<std::size_t>(b);
 }
 inline std::uint64_t checked_mul8(const cache_reader& r, std::uint64_t n) {
-  if (n > std::numeric_limits<std::uint64_t>::max() / 8) r.fail("declared sizes overflow (corrupted header)");
+  if (n > std::numeric_limits<std::uint64_t>::max() / 8)
+    r.fail("declared sizes overflow (corrupted header)");
   return n * 8;
 }
 
@@ -171,15 +175,19 @@ inline std::uint64_t checked_mul8(const cache_reader& r, std::uint64_t n) {
   detail::put_u32(s, c.has_tokens ? 1U : 0U);
   detail::put_u64(s, c.dataset_fingerprint);
   detail::put_u64(s, c.chosen.size());
-  detail::put_u64(s, c.has_tokens ? static_cast<std::uint64_t>(c.chosen_tokens.total_length()) : 0U);
-  detail::put_u64(s, c.has_tokens ? static_cast<std::uint64_t>(c.rejected_tokens.total_length()) : 0U);
+  detail::put_u64(s,
+                  c.has_tokens ? static_cast<std::uint64_t>(c.chosen_tokens.total_length()) : 0U);
+  detail::put_u64(s,
+                  c.has_tokens ? static_cast<std::uint64_t>(c.rejected_tokens.total_length()) : 0U);
   detail::put_u32(s, static_cast<std::uint32_t>(c.model_id.size()));
   s.append(c.model_id);
   for (const double v : c.chosen) detail::put_f64(s, v);
   for (const double v : c.rejected) detail::put_f64(s, v);
   if (c.has_tokens) {
-    for (index i = 0; i < c.size(); ++i) detail::put_u64(s, static_cast<std::uint64_t>(c.chosen_tokens.length(i)));
-    for (index i = 0; i < c.size(); ++i) detail::put_u64(s, static_cast<std::uint64_t>(c.rejected_tokens.length(i)));
+    for (index i = 0; i < c.size(); ++i)
+      detail::put_u64(s, static_cast<std::uint64_t>(c.chosen_tokens.length(i)));
+    for (index i = 0; i < c.size(); ++i)
+      detail::put_u64(s, static_cast<std::uint64_t>(c.rejected_tokens.length(i)));
     for (const double v : c.chosen_tokens.values()) detail::put_f64(s, v);
     for (const double v : c.rejected_tokens.values()) detail::put_f64(s, v);
   }
@@ -210,8 +218,10 @@ inline std::uint64_t checked_mul8(const cache_reader& r, std::uint64_t n) {
   const std::uint64_t tc = r.u64(32);
   const std::uint64_t tr = r.u64(40);
   const std::uint32_t m = r.u32(48);
-  if (m > detail::cache_max_model_id) r.fail("model id length " + std::to_string(m) + " exceeds 4096 (corrupted header)");
-  if (!tokens && (tc != 0 || tr != 0)) r.fail("token counts without per-token values (corrupted header)");
+  if (m > detail::cache_max_model_id)
+    r.fail("model id length " + std::to_string(m) + " exceeds 4096 (corrupted header)");
+  if (!tokens && (tc != 0 || tr != 0))
+    r.fail("token counts without per-token values (corrupted header)");
   // Expected total size.
   std::size_t expected = detail::checked_add(r, detail::cache_header_bytes, m);
   const std::uint64_t seq_bytes = detail::checked_mul8(r, n);
@@ -263,14 +273,14 @@ inline std::uint64_t checked_mul8(const cache_reader& r, std::uint64_t n) {
     }
     for (std::size_t i = 0; i < count; ++i, at += 8) {
       len_r[i] = r.u64(at);
-      if (len_r[i] > tr) r.fail("rejected length " + std::to_string(i) + " exceeds the token count");
+      if (len_r[i] > tr)
+        r.fail("rejected length " + std::to_string(i) + " exceeds the token count");
       sum_r += len_r[i];
     }
     if (sum_c != tc || sum_r != tr) r.fail("per-token lengths do not add up to the token counts");
     std::vector<double> values;
-    for (auto [lens, out, what] :
-         {std::tuple{&len_c, &c.chosen_tokens, "chosen_tokens"},
-          std::tuple{&len_r, &c.rejected_tokens, "rejected_tokens"}}) {
+    for (auto [lens, out, what] : {std::tuple{&len_c, &c.chosen_tokens, "chosen_tokens"},
+                                   std::tuple{&len_r, &c.rejected_tokens, "rejected_tokens"}}) {
       for (std::size_t i = 0; i < count; ++i) {
         read_values(values, static_cast<std::size_t>((*lens)[i]), what);
         out->push_back(values);

@@ -8,8 +8,8 @@
 ///   `A = sum_j e^{zp_j - mp} ((zp_j - mp) - (zq_j - mq))`, `s_p = sum_j e^{zp_j - mp}`,
 /// and symmetrically `KL(q || p)`; both come out of the same single pass over the two matrices.
 /// Convention of ALGORITHMS.md §0.1: the first argument is the sampling distribution.
-/// Gradients of `KL(p || q)`: `dKL/dzp_j = p_j ((log p_j - log q_j) - KL)`, `dKL/dzq_j = q_j - p_j`.
-/// For the reverse direction swap the roles of the two matrices.
+/// Gradients of `KL(p || q)`: `dKL/dzp_j = p_j ((log p_j - log q_j) - KL)`, `dKL/dzq_j = q_j -
+/// p_j`. For the reverse direction swap the roles of the two matrices.
 /// `-inf` logits: entries with p_j = 0 contribute 0; `KL(p || q) = +inf` exactly when p_j > 0 for
 /// some j with zq_j = -inf (its gradient is then undefined and `kl_divergence_backward` throws).
 /// KL values are clamped at 0 from below. Guarantees, accuracy and threading:
@@ -26,8 +26,8 @@ namespace prefopt::kernels {
 
 /// kl[i] = KL(p_i || q_i) and kl_reverse[i] = KL(q_i || p_i), p_i = softmax(p_logits(i, :)),
 /// q_i = softmax(q_logits(i, :)). Both logits are row-major `[N, V]` of the same type and shape;
-/// every output is `[N]` or empty (not computed): `kl`, `kl_reverse`, `lse_p`, `lse_q` (the last two
-/// are saved for the backward). One read of each matrix.
+/// every output is `[N]` or empty (not computed): `kl`, `kl_reverse`, `lse_p`, `lse_q` (the last
+/// two are saved for the backward). One read of each matrix.
 template <class P, class Q>
 void kl_divergence(const Eigen::DenseBase<P>& p_logits, const Eigen::DenseBase<Q>& q_logits,
                    std::span<typename P::Scalar> kl, std::span<typename P::Scalar> kl_reverse,

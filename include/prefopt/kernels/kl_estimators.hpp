@@ -8,7 +8,8 @@
 ///   - `k1 = d_t`                       unbiased, can be negative (TRL `kl`); dk/dd = 1
 ///   - `k2 = d_t^2 / 2`                 non-negative, biased (TRL `mse`);     dk/dd = d
 ///   - `k3 = (e^{-d_t} - 1) + d_t`      non-negative, unbiased;               dk/dd = 1 - e^{-d}
-///   - `abs = |d_t|`                                                          dk/dd = sign(d) (0 at 0)
+///   - `abs = |d_t|`                                                          dk/dd = sign(d) (0 at
+///   0)
 /// and dk/dlr = -dk/dd. The fifth estimator, `full` (exact KL over the vocabulary), needs logits:
 /// see `kl.hpp`. k3 is evaluated with `expm1` and, for |d| < 0.5, a Taylor series, so it keeps full
 /// relative accuracy as d -> 0. Masked positions (options::mask) give 0 and a 0 gradient (or an
@@ -32,8 +33,10 @@ enum class kl_estimator : std::uint8_t { k1, k2, k3, abs };
 template <class T>
 [[nodiscard]] T kl_estimate(kl_estimator e, T d) noexcept {
   switch (e) {
-    case kl_estimator::k1: return d;
-    case kl_estimator::k2: return T(0.5) * d * d;
+    case kl_estimator::k1:
+      return d;
+    case kl_estimator::k2:
+      return T(0.5) * d * d;
     case kl_estimator::k3: {
       const double x = static_cast<double>(d);
       if (std::abs(x) < 0.5) {
@@ -48,7 +51,8 @@ template <class T>
       }
       return static_cast<T>(std::expm1(-x) + x);
     }
-    case kl_estimator::abs: return std::abs(d);
+    case kl_estimator::abs:
+      return std::abs(d);
   }
   return d;
 }
@@ -57,10 +61,14 @@ template <class T>
 template <class T>
 [[nodiscard]] T kl_estimate_derivative(kl_estimator e, T d) noexcept {
   switch (e) {
-    case kl_estimator::k1: return T(1);
-    case kl_estimator::k2: return d;
-    case kl_estimator::k3: return static_cast<T>(-std::expm1(-static_cast<double>(d)));
-    case kl_estimator::abs: return d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
+    case kl_estimator::k1:
+      return T(1);
+    case kl_estimator::k2:
+      return d;
+    case kl_estimator::k3:
+      return static_cast<T>(-std::expm1(-static_cast<double>(d)));
+    case kl_estimator::abs:
+      return d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
   }
   return T(0);
 }
@@ -85,8 +93,8 @@ void check_estimator_inputs(const char* kernel, std::span<const T> lp, std::span
 }
 
 template <class T>
-void sampled_kl_impl(kl_estimator e, std::span<const T> lp, std::span<const T> lr,
-                     std::span<T> out, const options& opt) {
+void sampled_kl_impl(kl_estimator e, std::span<const T> lp, std::span<const T> lr, std::span<T> out,
+                     const options& opt) {
   check_estimator_inputs("sampled_kl", lp, lr, out.size(), opt);
   for (std::size_t u = 0; u < lp.size(); ++u) {
     out[u] = row_on(opt.mask, static_cast<index>(u)) ? kl_estimate(e, lp[u] - lr[u]) : T(0);
@@ -133,16 +141,16 @@ inline void sampled_kl_backward(kl_estimator e, std::span<const float> log_probs
                                 std::span<const float> ref_log_probs, std::span<const float> grad,
                                 std::span<float> d_log_probs, std::span<float> d_ref_log_probs = {},
                                 const options& opt = {}) {
-  detail::sampled_kl_backward_impl(e, log_probs, ref_log_probs, grad, d_log_probs,
-                                   d_ref_log_probs, opt);
+  detail::sampled_kl_backward_impl(e, log_probs, ref_log_probs, grad, d_log_probs, d_ref_log_probs,
+                                   opt);
 }
 /// Double overload of `sampled_kl_backward`.
 inline void sampled_kl_backward(kl_estimator e, std::span<const double> log_probs,
-                                std::span<const double> ref_log_probs,
-                                std::span<const double> grad, std::span<double> d_log_probs,
+                                std::span<const double> ref_log_probs, std::span<const double> grad,
+                                std::span<double> d_log_probs,
                                 std::span<double> d_ref_log_probs = {}, const options& opt = {}) {
-  detail::sampled_kl_backward_impl(e, log_probs, ref_log_probs, grad, d_log_probs,
-                                   d_ref_log_probs, opt);
+  detail::sampled_kl_backward_impl(e, log_probs, ref_log_probs, grad, d_log_probs, d_ref_log_probs,
+                                   opt);
 }
 
 }  // namespace prefopt::kernels

@@ -5,8 +5,8 @@
 /// to `dhidden`, `dweight` and `dbias` by recomputing the logits block by block.
 ///
 /// `z_i = W h_i + b` (`hidden` `[N, D]`, `weight` `[V, D]`, optional `bias` `[V]`, all row-major),
-/// `log p_i = z_{i, t_i} - logsumexp(z_i)`, `H_i = -sum_v p_iv log p_iv`. The vocabulary is walked in
-/// blocks of `block_size` columns: each block of logits for a tile of rows is one GEMM into a
+/// `log p_i = z_{i, t_i} - logsumexp(z_i)`, `H_i = -sum_v p_iv log p_iv`. The vocabulary is walked
+/// in blocks of `block_size` columns: each block of logits for a tile of rows is one GEMM into a
 /// workspace, then folded into each row's online log-sum-exp (the same tile reduction as
 /// `token_log_probs`, so the results are those of `token_log_probs` on the same logits, bit for
 /// bit). The idea is that of the "cut cross-entropy" / chunked-vocabulary losses used on GPUs
@@ -95,7 +95,9 @@ struct gemm_shape {
   static constexpr index nr = Eigen::internal::gebp_traits<T, T>::nr;
 };
 
-[[nodiscard]] inline index round_up(index x, index m) { return (x + m - 1) / m * m; }
+[[nodiscard]] inline index round_up(index x, index m) {
+  return (x + m - 1) / m * m;
+}
 
 /// Per-thread scratch of the fused linear kernels.
 template <class T>
@@ -161,9 +163,9 @@ tile_view<T> tile_rows(const cview<T>& h, index r0, index rt, linear_workspace<T
 template <class T>
 void gemm_tile(const T* lhs, index ls, index rows, index d, const tile_view<T>& tile, T* z,
                index ldz, linear_workspace<T>& ws) {
-  using gemm = Eigen::internal::general_matrix_matrix_product<index, T, Eigen::RowMajor, false, T,
-                                                              Eigen::ColMajor, false,
-                                                              Eigen::ColMajor, 1>;
+  using gemm =
+      Eigen::internal::general_matrix_matrix_product<index, T, Eigen::RowMajor, false, T,
+                                                     Eigen::ColMajor, false, Eigen::ColMajor, 1>;
   if (rows == 0 || d == 0) return;
   if (tile.n_main > 0) {
     gemm::run(rows, tile.n_main, d, lhs, ls, tile.main, tile.stride, z, 1, ldz, T(1), ws.blocking,
@@ -209,9 +211,9 @@ void block_logits(const cview<T>& w, const T* bias, index v0, index bc, const ti
 template <class T>
 void plan_linear(index n, index v, const linear_options& opt, index& block, index& tile,
                  int& threads) {
-  block = round_up(std::min(std::max<index>(opt.block_size, 1),
-                            round_up(std::max<index>(v, 1), reduction_tile)),
-                   reduction_tile);
+  block = round_up(
+      std::min(std::max<index>(opt.block_size, 1), round_up(std::max<index>(v, 1), reduction_tile)),
+      reduction_tile);
   threads = 1;
 #if defined(_OPENMP)
   if (opt.parallel && !omp_in_parallel()) threads = std::max(1, omp_get_max_threads());
@@ -220,7 +222,8 @@ void plan_linear(index n, index v, const linear_options& opt, index& block, inde
   // Auto tile: the whole share of a thread, capped so all threads together hold at most 512
   // rows of logits blocks (memory stays the same whatever the thread count).
   const index cap = std::max<index>(64, 512 / threads);
-  const index t = opt.row_tile > 0 ? opt.row_tile : std::min<index>(std::max<index>(per_thread, 1), cap);
+  const index t =
+      opt.row_tile > 0 ? opt.row_tile : std::min<index>(std::max<index>(per_thread, 1), cap);
   tile = round_up(t, gemm_shape<T>::nr);
 }
 
@@ -308,7 +311,8 @@ void linear_forward(const linear_problem<T>& p, const linear_outputs<T>& out,
           }
           if (!out.log_probs.empty()) {
             const index t = p.targets[static_cast<std::size_t>(i)];
-            if (t >= v0 && t < v0 + bc) x_t[static_cast<std::size_t>(r)] = static_cast<double>(zr[t - v0]);
+            if (t >= v0 && t < v0 + bc)
+              x_t[static_cast<std::size_t>(r)] = static_cast<double>(zr[t - v0]);
           }
         }
       }
@@ -526,15 +530,12 @@ void linear_log_probs(const Eigen::DenseBase<H>& hidden, const Eigen::DenseBase<
 /// empty (0 x 0 matrices, empty span). `saved.logsumexp` (and `saved.entropy` with an entropy
 /// gradient) come from the forward.
 template <class H, class W, class DH, class DW>
-void linear_log_probs_backward(const Eigen::DenseBase<H>& hidden,
-                               const Eigen::DenseBase<W>& weight,
-                               std::span<const typename H::Scalar> bias,
-                               std::span<const token_id> targets,
-                               const linear_saved<typename H::Scalar>& saved,
-                               const linear_grads<typename H::Scalar>& grads,
-                               const Eigen::DenseBase<DH>& dhidden,
-                               const Eigen::DenseBase<DW>& dweight,
-                               std::span<typename H::Scalar> dbias, const linear_options& opt = {}) {
+void linear_log_probs_backward(
+    const Eigen::DenseBase<H>& hidden, const Eigen::DenseBase<W>& weight,
+    std::span<const typename H::Scalar> bias, std::span<const token_id> targets,
+    const linear_saved<typename H::Scalar>& saved, const linear_grads<typename H::Scalar>& grads,
+    const Eigen::DenseBase<DH>& dhidden, const Eigen::DenseBase<DW>& dweight,
+    std::span<typename H::Scalar> dbias, const linear_options& opt = {}) {
   using T = typename H::Scalar;
   static_assert(std::is_same_v<T, typename W::Scalar> && std::is_same_v<T, typename DH::Scalar> &&
                     std::is_same_v<T, typename DW::Scalar>,

@@ -5,8 +5,8 @@
 /// `lse_i = log sum_j exp(z_ij)` computed in one streaming pass (online log-sum-exp over fixed
 /// L1-sized tiles, see `kernels/options.hpp` for guarantees, accuracy and threading);
 /// `log_softmax(z)_ij = z_ij - lse_i`. A row of `-inf` entries only (no finite logit), a NaN or a
-/// +inf logit raises `prefopt::invalid_argument` naming the row. Masked rows (options::mask) are not
-/// read: their log-sum-exp is 0 and their log-softmax row is 0 (or left untouched in place).
+/// +inf logit raises `prefopt::invalid_argument` naming the row. Masked rows (options::mask) are
+/// not read: their log-sum-exp is 0 and their log-softmax row is 0 (or left untouched in place).
 
 #include <Eigen/Core>
 
@@ -20,8 +20,8 @@ namespace prefopt::kernels {
 /// lse[i] = log sum_j exp(logits(i, j)). `logits`: row-major `[N, V]` float or double (Matrix,
 /// Map, Ref or row block); `lse`: `[N]`. One read of the logits.
 template <class Logits>
-void row_logsumexp(const Eigen::DenseBase<Logits>& logits,
-                   std::span<typename Logits::Scalar> lse, const options& opt = {}) {
+void row_logsumexp(const Eigen::DenseBase<Logits>& logits, std::span<typename Logits::Scalar> lse,
+                   const options& opt = {}) {
   detail::forward_request<typename Logits::Scalar> r;
   r.kernel = "row_logsumexp";
   r.p = detail::view_of(logits);

@@ -14,15 +14,16 @@
 /// tile two tiles ahead (so that memory reads overlap the exponentials); a chunk's sums (and, for
 /// two matrices, every cross term) are accumulated in one sweep of Eigen packets (AVX2 / AVX-512
 /// under `-march=native`), and gradients are Eigen array expressions.
-/// Backward kernels take the forward's per-row log-sum-exp and write (or accumulate) the gradient in
-/// one read + one write sweep.
+/// Backward kernels take the forward's per-row log-sum-exp and write (or accumulate) the gradient
+/// in one read + one write sweep.
 ///
 /// **Bitwise invariance.** A row's results depend only on that row: the tile grid is anchored at
 /// the row's first element, tiles are reduced in order, and no reduction or exp evaluation depends
 /// on the address alignment of the data (gradient tiles are evaluated into an aligned scratch
-/// buffer before being stored, because Eigen peels unaligned destinations with scalar code). So results are bitwise identical whatever else is in the batch, whatever
-/// the number of threads, and (for `linear_log_probs`) whatever vocabulary block size is chosen.
-/// They can differ between builds with different instruction sets (packet width).
+/// buffer before being stored, because Eigen peels unaligned destinations with scalar code). So
+/// results are bitwise identical whatever else is in the batch, whatever the number of threads, and
+/// (for `linear_log_probs`) whatever vocabulary block size is chosen. They can differ between
+/// builds with different instruction sets (packet width).
 ///
 /// **Non-finite input.** NaN or +inf logits are detected from the running maximum and sum at the
 /// end of the row (no extra pass) and raise `prefopt::invalid_argument` naming the kernel, the row
@@ -82,7 +83,8 @@ struct options {
   /// Arithmetic precision inside a tile.
   accumulation accumulate = accumulation::input;
   /// Optional row mask `[N]`: rows with `mask[i] == 0` are not read; their outputs are 0 (per-row
-  /// values, and gradients under `overwrite`), targets there are not checked. Empty: all rows valid.
+  /// values, and gradients under `overwrite`), targets there are not checked. Empty: all rows
+  /// valid.
   std::span<const std::uint8_t> mask{};
   /// Split rows across OpenMP threads when compiled with OpenMP. Never changes results.
   bool parallel = true;

@@ -53,8 +53,7 @@ struct token_stats_saved {
 /// `targets` (`[N]`, in `[0, V)`) is needed only for `log_probs` (may be empty otherwise).
 template <class Logits>
 void token_stats(const Eigen::DenseBase<Logits>& logits, std::span<const token_id> targets,
-                 const token_stats_outputs<typename Logits::Scalar>& out,
-                 const options& opt = {}) {
+                 const token_stats_outputs<typename Logits::Scalar>& out, const options& opt = {}) {
   detail::forward_request<typename Logits::Scalar> r;
   r.kernel = "token_stats";
   r.p = detail::view_of(logits);
@@ -72,8 +71,7 @@ void token_stats(const Eigen::DenseBase<Logits>& logits, std::span<const token_i
 template <class Logits, class Q>
 void token_stats(const Eigen::DenseBase<Logits>& logits, const Eigen::DenseBase<Q>& q_logits,
                  std::span<const token_id> targets,
-                 const token_stats_outputs<typename Logits::Scalar>& out,
-                 const options& opt = {}) {
+                 const token_stats_outputs<typename Logits::Scalar>& out, const options& opt = {}) {
   static_assert(std::is_same_v<typename Logits::Scalar, typename Q::Scalar>,
                 "token_stats: logits and q_logits must have the same scalar type");
   detail::forward_request<typename Logits::Scalar> r;
@@ -95,8 +93,7 @@ void token_stats(const Eigen::DenseBase<Logits>& logits, const Eigen::DenseBase<
 ///                         + g_KL,i p_ij ((log p_ij - log q_ij) - KL_i), in one sweep.
 /// Single-matrix form: `grads.kl` must be empty.
 template <class Logits, class Grad>
-void token_stats_backward(const Eigen::DenseBase<Logits>& logits,
-                          std::span<const token_id> targets,
+void token_stats_backward(const Eigen::DenseBase<Logits>& logits, std::span<const token_id> targets,
                           const token_stats_saved<typename Logits::Scalar>& saved,
                           const token_stats_grads<typename Logits::Scalar>& grads,
                           const Eigen::DenseBase<Grad>& dlogits, const options& opt = {}) {

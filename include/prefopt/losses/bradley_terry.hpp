@@ -29,8 +29,8 @@ namespace prefopt::losses {
 
 /// Options of `bradley_terry_loss`.
 struct bradley_terry_options {
-  /// Reward-centring weight `c_center` (Eisenstein et al.): adds `c_center * (r_w + r_l)^2` per pair.
-  /// Off by default; 0.01 is the recommended value.
+  /// Reward-centring weight `c_center` (Eisenstein et al.): adds `c_center * (r_w + r_l)^2` per
+  /// pair. Off by default; 0.01 is the recommended value.
   double c_center = 0.0;
   reduction reduce = reduction::mean;
 };
@@ -38,12 +38,12 @@ struct bradley_terry_options {
 /// Metrics of a Bradley-Terry batch (TRL RewardTrainer names in `named()`).
 template <class T>
 struct reward_model_metrics {
-  T loss = T(0);                 ///< the reduced loss
-  T accuracy = T(0);             ///< fraction of pairs with `r_w > r_l` (ties count as wrong)
-  T margin = T(0);               ///< mean `r_w - r_l`
-  T mean_reward = T(0);          ///< mean of all `2N` rewards
-  T mean_reward_chosen = T(0);   ///< mean `r_w`
-  T mean_reward_rejected = T(0); ///< mean `r_l`
+  T loss = T(0);                  ///< the reduced loss
+  T accuracy = T(0);              ///< fraction of pairs with `r_w > r_l` (ties count as wrong)
+  T margin = T(0);                ///< mean `r_w - r_l`
+  T mean_reward = T(0);           ///< mean of all `2N` rewards
+  T mean_reward_chosen = T(0);    ///< mean `r_w`
+  T mean_reward_rejected = T(0);  ///< mean `r_l`
 
   [[nodiscard]] std::array<std::pair<std::string_view, T>, 6> named() const {
     return {{{"loss", loss},
@@ -61,7 +61,8 @@ struct reward_model_metrics {
 /// - `r_chosen`, `r_rejected`: `[N]` rewards of the preferred and dispreferred responses.
 /// - `margin`: `[N]` per-pair margins `m_i` (Llama-2), or size 0 for no margin. It enters inside
 ///   the sigmoid as `r_w - r_l - m`.
-/// - `grad_chosen`, `grad_rejected`: `[N]` outputs, `dL/dr_w = -sigma(-(r_w - r_l - m)) + 2 c (r_w +
+/// - `grad_chosen`, `grad_rejected`: `[N]` outputs, `dL/dr_w = -sigma(-(r_w - r_l - m)) + 2 c (r_w
+/// +
 ///   r_l)` and `dL/dr_l = +sigma(-(r_w - r_l - m)) + 2 c (r_w + r_l)`, times the reduction scale.
 /// Stable for any finite rewards (log sigma through softplus). Throws on shape mismatch or
 /// non-finite input. `N = 0` is an error.
@@ -229,7 +230,9 @@ inline constexpr double elo_per_nat = 400.0 / std::numbers::ln10;
 /// Elo difference corresponding to a preference-model score difference `d_pm` (natural-log BT
 /// scores): `d_elo = (400 / ln 10) d_pm`, so `elo_win_fraction(elo_from_score_difference(d)) =
 /// sigma(d)` exactly.
-[[nodiscard]] inline double elo_from_score_difference(double d_pm) { return elo_per_nat * d_pm; }
+[[nodiscard]] inline double elo_from_score_difference(double d_pm) {
+  return elo_per_nat * d_pm;
+}
 
 /// Affine reward normalisation `r' = gain * r + bias` (Ziegler et al.): fitted on rewards of
 /// reference-policy samples so that they get mean `target_mean` and (population) standard

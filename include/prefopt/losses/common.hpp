@@ -136,9 +136,9 @@ void sequence_sums(ragged_view<const T> token_values, std::span<const std::uint8
 ///
 /// When a loss already used length averaging, its gradient with respect to `S_i` already carries
 /// the `1/max(L_i, 1)` factor (e.g. DPO: `dL/dl_t^w = -beta_dpo sigma(-u)/n_w`), so plain spreading
-/// is right. `divide_by_length = true` additionally divides by `max(L_i, 1)` (L_i = unmasked count):
-/// use it for losses defined on mean-token log-likelihoods whose gradient was taken with respect to
-/// the mean (HIR contrast).
+/// is right. `divide_by_length = true` additionally divides by `max(L_i, 1)` (L_i = unmasked
+/// count): use it for losses defined on mean-token log-likelihoods whose gradient was taken with
+/// respect to the mean (HIR contrast).
 template <class T>
 void spread_sequence_gradients(const Eigen::Ref<const vector_t<T>>& sequence_grads,
                                ragged_view<T> token_grads, std::span<const std::uint8_t> mask = {},

@@ -12,11 +12,13 @@
 ///
 /// | variant            | loss `l(h)` with `u = beta_dpo h`                     | paper |
 /// |--------------------|------------------------------------------------------|-------|
-/// | `sigmoid`          | `-log sigma(u)`                                      | DPO, arXiv 2305.18290 |
-/// | `label_smoothed`   | `-(1-eps_ls) log sigma(u) - eps_ls log sigma(-u)`     | conservative / robust DPO (TRL `robust`-style smoothing) |
-/// | `ipo`              | `(h - 1/(2 beta_dpo))^2`                              | IPO, arXiv 2310.12036 |
-/// | `hinge`            | `max(0, 1 - u)`                                      | SLiC-HF, arXiv 2305.10425 (with reference, as TRL `hinge`) |
-/// | `simpo`            | `-log sigma(u - gamma_simpo)`, no reference           | SimPO, arXiv 2405.14734 |
+/// | `sigmoid`          | `-log sigma(u)`                                      | DPO, arXiv
+/// 2305.18290 | | `label_smoothed`   | `-(1-eps_ls) log sigma(u) - eps_ls log sigma(-u)`     |
+/// conservative / robust DPO (TRL `robust`-style smoothing) | | `ipo`              | `(h - 1/(2
+/// beta_dpo))^2`                              | IPO, arXiv 2310.12036 | | `hinge`            |
+/// `max(0, 1 - u)`                                      | SLiC-HF, arXiv 2305.10425 (with
+/// reference, as TRL `hinge`) | | `simpo`            | `-log sigma(u - gamma_simpo)`, no reference
+/// | SimPO, arXiv 2405.14734 |
 ///
 /// Length averaging (Averaging log-likelihoods in direct alignment, Grinsztajn et al., arXiv
 /// 2406.19188; TRL `sigmoid_norm`) divides policy and reference log-ratios by their own length and
@@ -177,8 +179,8 @@ class dpo_loss {
     detail::check_lower(fn, "beta_dpo", config.beta_dpo, 0.0, true);
     PREFOPT_CHECK(config.eps_ls >= 0.0 && config.eps_ls < 0.5, invalid_argument, fn,
                   ": eps_ls = ", config.eps_ls, ", expected a value in [0, 0.5)");
-    PREFOPT_CHECK(std::isfinite(config.gamma_simpo), invalid_argument, fn, ": gamma_simpo = ",
-                  config.gamma_simpo, ", expected a finite value");
+    PREFOPT_CHECK(std::isfinite(config.gamma_simpo), invalid_argument, fn,
+                  ": gamma_simpo = ", config.gamma_simpo, ", expected a finite value");
   }
 
   [[nodiscard]] const dpo_config& config() const noexcept { return config_; }

@@ -10,9 +10,9 @@
 ///   label smoothing (k = 2, eps_ls = 0 equals the 2-way form),
 /// - `entropy_bonus`: `-w_ent * mean entropy` (`w_ent = 0.001` in the code).
 /// The contrast acts on per-instruction scores `ell`, by default mean-token log-likelihoods
-/// (`sequence_log_likelihoods` with `likelihood_reduction::mean_token`); `spread_sequence_gradients`
-/// (with `divide_by_length` for `mean_token`) maps its gradients back to tokens.
-/// The relabeling interface lives in `data/relabeling.hpp`.
+/// (`sequence_log_likelihoods` with `likelihood_reduction::mean_token`);
+/// `spread_sequence_gradients` (with `divide_by_length` for `mean_token`) maps its gradients back
+/// to tokens. The relabeling interface lives in `data/relabeling.hpp`.
 
 #include <Eigen/Core>
 
@@ -49,8 +49,8 @@ void sequence_log_likelihoods(ragged_view<const T> token_logps, likelihood_reduc
   for (index i = 0; i < token_logps.num_sequences(); ++i) {
     T s = T(0);
     for (const T x : token_logps.sequence(i)) s += x;
-    out(i) = how == likelihood_reduction::sum ? s
-                                               : s / detail::clamped_length<T>(token_logps.length(i));
+    out(i) =
+        how == likelihood_reduction::sum ? s : s / detail::clamped_length<T>(token_logps.length(i));
   }
 }
 

@@ -8,9 +8,9 @@
 /// | tag       | value                    | properties |
 /// |-----------|--------------------------|------------|
 /// | `kl_k1`   | `d`                      | unbiased, can be negative (TRL `kl`) |
-/// | `kl_k2`   | `d^2 / 2`                | >= 0, biased, ~KL for close policies (TRL v0.11 `mse`) |
-/// | `kl_k3`   | `(exp(-d) - 1) + d`      | >= 0, unbiased, lower variance |
-/// | `kl_abs`  | `abs(d)`                 | >= 0, biased |
+/// | `kl_k2`   | `d^2 / 2`                | >= 0, biased, ~KL for close policies (TRL v0.11 `mse`)
+/// | | `kl_k3`   | `(exp(-d) - 1) + d`      | >= 0, unbiased, lower variance | | `kl_abs`  |
+/// `abs(d)`                 | >= 0, biased |
 ///
 /// plus `full_kl`, the exact per-position KL over the vocabulary from two log-prob rows.
 /// `derivative(d)` is `d(value)/d(d)` (for users who differentiate the penalty; PPO shaping treats

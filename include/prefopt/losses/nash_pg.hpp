@@ -31,9 +31,9 @@ enum class kl_credit {
 /// Summary of `nash_md_pg_surrogate`.
 template <class T>
 struct nash_pg_stats {
-  T loss = T(0);                ///< the reduced surrogate value
-  T mean_advantage = T(0);      ///< batch mean of `P(y > y') - 1/2`
-  T mean_sequence_kl = T(0);    ///< batch mean of `sum_t d_t`
+  T loss = T(0);              ///< the reduced surrogate value
+  T mean_advantage = T(0);    ///< batch mean of `P(y > y') - 1/2`
+  T mean_sequence_kl = T(0);  ///< batch mean of `sum_t d_t`
 };
 
 /// Nash-MD-PG surrogate. For sequence `i` with per-token log-ratios `d_t = l_t - lr_t` and
@@ -100,15 +100,14 @@ nash_pg_stats<T> nash_md_pg_surrogate(ragged_view<const T> policy_logps,
 /// Regularised preference of a tabular policy against a fixed opponent, one context:
 /// `P_tau(pi > pi') - 1/2 + tau KL(pi', mu) = pi^T P pi' - tau KL(pi, mu)` (the part that depends
 /// on `pi`). `pi`, `pi_opponent`, `mu`: `[n]` distributions (`mu > 0`); `P`: `[n, n]`.
-[[nodiscard]] inline double tabular_regularized_preference(const Eigen::Ref<const vector_d>& pi,
-                                                           const Eigen::Ref<const matrix_d>& P,
-                                                           const Eigen::Ref<const vector_d>& pi_opponent,
-                                                           const Eigen::Ref<const vector_d>& mu,
-                                                           double tau) {
+[[nodiscard]] inline double tabular_regularized_preference(
+    const Eigen::Ref<const vector_d>& pi, const Eigen::Ref<const matrix_d>& P,
+    const Eigen::Ref<const vector_d>& pi_opponent, const Eigen::Ref<const vector_d>& mu,
+    double tau) {
   constexpr const char* fn = "tabular_regularized_preference";
   const index n = pi.size();
-  PREFOPT_CHECK(P.rows() == n && P.cols() == n, shape_error, fn, ": P is ", P.rows(), "x",
-                P.cols(), ", expected ", n, "x", n);
+  PREFOPT_CHECK(P.rows() == n && P.cols() == n, shape_error, fn, ": P is ", P.rows(), "x", P.cols(),
+                ", expected ", n, "x", n);
   detail::check_size(fn, "pi_opponent", pi_opponent.size(), n);
   detail::check_size(fn, "mu", mu.size(), n);
   double kl = 0.0;
@@ -128,8 +127,8 @@ inline void tabular_nash_gradient(const Eigen::Ref<const vector_d>& pi,
                                   Eigen::Ref<vector_d> out) {
   constexpr const char* fn = "tabular_nash_gradient";
   const index n = pi.size();
-  PREFOPT_CHECK(P.rows() == n && P.cols() == n, shape_error, fn, ": P is ", P.rows(), "x",
-                P.cols(), ", expected ", n, "x", n);
+  PREFOPT_CHECK(P.rows() == n && P.cols() == n, shape_error, fn, ": P is ", P.rows(), "x", P.cols(),
+                ", expected ", n, "x", n);
   detail::check_size(fn, "pi_opponent", pi_opponent.size(), n);
   detail::check_size(fn, "mu", mu.size(), n);
   detail::check_size(fn, "out", out.size(), n);
@@ -154,8 +153,8 @@ void mixture_logits(const detail::cref_t<T>& z_theta, const detail::cref_t<T>& z
   constexpr const char* fn = "mixture_logits";
   detail::check_size(fn, "z_mu", z_mu.size(), z_theta.size());
   detail::check_size(fn, "out", out.size(), z_theta.size());
-  PREFOPT_CHECK(beta_mix >= 0.0 && beta_mix <= 1.0, invalid_argument, fn, ": beta_mix = ",
-                beta_mix, ", expected a value in [0, 1]");
+  PREFOPT_CHECK(beta_mix >= 0.0 && beta_mix <= 1.0, invalid_argument, fn, ": beta_mix = ", beta_mix,
+                ", expected a value in [0, 1]");
   const T b = static_cast<T>(beta_mix);
   if (beta_mix == 0.0) {
     out = z_theta;
@@ -237,11 +236,10 @@ T inpo_loss(const detail::cref_t<T>& policy_chosen, const detail::cref_t<T>& pol
     detail::check_size(fn, "reference_chosen", reference_chosen.size(), policy_chosen.size());
     detail::check_size(fn, "reference_rejected", reference_rejected.size(), policy_chosen.size());
   }
-  return detail::anchored_squared_loss<T>(fn, policy_chosen, policy_rejected, reference_chosen,
-                                          reference_rejected, anchor_chosen, anchor_rejected,
-                                          static_cast<T>(c), static_cast<T>(1.0 - c),
-                                          static_cast<T>(eta / 2.0), grad_chosen, grad_rejected,
-                                          reduce);
+  return detail::anchored_squared_loss<T>(
+      fn, policy_chosen, policy_rejected, reference_chosen, reference_rejected, anchor_chosen,
+      anchor_rejected, static_cast<T>(c), static_cast<T>(1.0 - c), static_cast<T>(eta / 2.0),
+      grad_chosen, grad_rejected, reduce);
 }
 
 /// ONPO loss (ALGORITHMS.md §8.3): `g = log(pi(y_w)/pi(y_l)) - log(pi'(y_w)/pi'(y_l))`,
@@ -257,10 +255,9 @@ T onpo_loss(const detail::cref_t<T>& policy_chosen, const detail::cref_t<T>& pol
   constexpr const char* fn = "onpo_loss";
   detail::check_lower(fn, "eta", eta, 0.0, true);
   const vector_t<T> none;
-  return detail::anchored_squared_loss<T>(fn, policy_chosen, policy_rejected, none, none,
-                                          anchor_chosen, anchor_rejected, T(0), T(1),
-                                          static_cast<T>(eta / 2.0), grad_chosen, grad_rejected,
-                                          reduce);
+  return detail::anchored_squared_loss<T>(
+      fn, policy_chosen, policy_rejected, none, none, anchor_chosen, anchor_rejected, T(0), T(1),
+      static_cast<T>(eta / 2.0), grad_chosen, grad_rejected, reduce);
 }
 
 }  // namespace prefopt::losses

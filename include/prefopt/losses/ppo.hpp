@@ -125,9 +125,8 @@ template <class Estimator = kl_k1, class T>
 /// `lambda = 1` gives reward-to-go minus value (gamma = 1); `lambda = 0` the TD error.
 /// All four views share one layout; `advantages` and `returns` are outputs.
 template <class T>
-void generalized_advantages(ragged_view<const T> rewards, ragged_view<const T> values,
-                            double gamma, double lambda, ragged_view<T> advantages,
-                            ragged_view<T> returns) {
+void generalized_advantages(ragged_view<const T> rewards, ragged_view<const T> values, double gamma,
+                            double lambda, ragged_view<T> advantages, ragged_view<T> returns) {
   constexpr const char* fn = "generalized_advantages";
   rewards.validate(fn, "rewards");
   values.validate(fn, "values");
@@ -222,8 +221,8 @@ ppo_policy_stats<T> ppo_policy_loss(const detail::cref_t<T>& new_logps,
   detail::check_size(fn, "old_logps", old_logps.size(), n);
   detail::check_size(fn, "advantages", advantages.size(), n);
   detail::check_size(fn, "grad_new_logps", grad_new_logps.size(), n);
-  PREFOPT_CHECK(eps_clip > 0.0 && eps_clip < 1.0, invalid_argument, fn, ": eps_clip = ",
-                eps_clip, ", expected a value in (0, 1)");
+  PREFOPT_CHECK(eps_clip > 0.0 && eps_clip < 1.0, invalid_argument, fn, ": eps_clip = ", eps_clip,
+                ", expected a value in (0, 1)");
   detail::check_finite(fn, "new_logps", new_logps);
   detail::check_finite(fn, "old_logps", old_logps);
   detail::check_finite(fn, "advantages", advantages);
@@ -335,8 +334,9 @@ class adaptive_kl_controller {
 
   /// `horizon` that makes the code form's per-step gain `n_steps/horizon` equal the paper's `K_p`.
   [[nodiscard]] static double horizon_for_gain(index n_steps, double k_p) {
-    PREFOPT_CHECK(n_steps > 0, invalid_argument, "adaptive_kl_controller::horizon_for_gain: n_steps = ",
-                  n_steps, ", expected > 0");
+    PREFOPT_CHECK(n_steps > 0, invalid_argument,
+                  "adaptive_kl_controller::horizon_for_gain: n_steps = ", n_steps,
+                  ", expected > 0");
     detail::check_lower("adaptive_kl_controller::horizon_for_gain", "k_p", k_p, 0.0, true);
     return static_cast<double>(n_steps) / k_p;
   }

@@ -146,9 +146,8 @@ class tabular_softmax_policy {
  private:
   /// Returns `contexts` after checking the shape is non-empty.
   static index checked_shape(index contexts, index actions) {
-    PREFOPT_CHECK(contexts > 0 && actions > 0, shape_error,
-                  "tabular_softmax_policy: shape ", contexts, "x", actions,
-                  ", expected at least one context and one action");
+    PREFOPT_CHECK(contexts > 0 && actions > 0, shape_error, "tabular_softmax_policy: shape ",
+                  contexts, "x", actions, ", expected at least one context and one action");
     return contexts;
   }
 

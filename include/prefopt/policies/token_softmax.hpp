@@ -57,8 +57,9 @@ class token_softmax_policy {
     PREFOPT_CHECK(vocab_size <= max_vocab, invalid_argument, fn, ": vocab_size = ", vocab_size,
                   ", expected at most ", max_vocab, " (eos = vocab_size must fit in token_id)");
     PREFOPT_CHECK(max_length - 1 <= std::numeric_limits<index>::max() / (vocab_size + 1),
-                  invalid_argument, fn, ": max_length = ", max_length, " with vocab_size = ",
-                  vocab_size, " gives a parameter table too large to address");
+                  invalid_argument, fn, ": max_length = ", max_length,
+                  " with vocab_size = ", vocab_size,
+                  " gives a parameter table too large to address");
     theta_ = vector_d::Zero((l_ - 1) * (k_ + 1));
   }
 
@@ -108,11 +109,12 @@ class token_softmax_policy {
 
   /// pi_t over the K+1 tokens for any position t in [0, L) (the last is eos with probability 1).
   void probabilities(index t, Eigen::Ref<vector_d> out) const {
-    PREFOPT_CHECK(t >= 0 && t < l_, invalid_argument, "token_softmax_policy::probabilities: t = ",
-                  t, ", expected a position in [0, ", l_, ")");
+    PREFOPT_CHECK(t >= 0 && t < l_, invalid_argument,
+                  "token_softmax_policy::probabilities: t = ", t, ", expected a position in [0, ",
+                  l_, ")");
     PREFOPT_CHECK(out.size() == k_ + 1, shape_error,
-                  "token_softmax_policy::probabilities: out has ", out.size(), " entries, expected ",
-                  k_ + 1);
+                  "token_softmax_policy::probabilities: out has ", out.size(),
+                  " entries, expected ", k_ + 1);
     if (t == l_ - 1) {
       out.setZero();
       out(k_) = 1.0;
@@ -145,8 +147,8 @@ class token_softmax_policy {
                                     Eigen::Ref<vector_d> gradient) const {
     constexpr const char* fn = "token_softmax_policy::accumulate_log_prob_gradient";
     check_batch(fn, batch);
-    PREFOPT_CHECK(weights.size() == batch.size(), shape_error, fn, ": weights has ",
-                  weights.size(), " entries, expected ", batch.size());
+    PREFOPT_CHECK(weights.size() == batch.size(), shape_error, fn, ": weights has ", weights.size(),
+                  " entries, expected ", batch.size());
     PREFOPT_CHECK(gradient.size() == num_parameters(), shape_error, fn, ": gradient has ",
                   gradient.size(), " entries, expected ", num_parameters());
     // Per position: sum of weights of responses reaching it (times -pi_t), plus the one-hot terms.

@@ -40,11 +40,11 @@ enum class pair_source { offline, online };
 
 /// Hyperparameters of `tabular_direct_alignment`.
 struct direct_alignment_config {
-  losses::dpo_config loss{};              ///< beta_dpo, length_average, eps_ls, gamma_simpo
+  losses::dpo_config loss{};  ///< beta_dpo, length_average, eps_ls, gamma_simpo
   pair_source source = pair_source::offline;
-  index dataset_size = 4096;              ///< offline pairs drawn from mu in init
-  index batch_size = 64;                  ///< pairs per step
-  optimizer_config optimizer{};           ///< Adam, lr 0.05 by default
+  index dataset_size = 4096;     ///< offline pairs drawn from mu in init
+  index batch_size = 64;         ///< pairs per step
+  optimizer_config optimizer{};  ///< Adam, lr 0.05 by default
   std::uint64_t seed = 0;
 
   /// Throws `prefopt::invalid_argument` naming `function` and the bad field (the loss's own
@@ -91,8 +91,7 @@ direct_alignment_stats dpo_update(const losses::dpo_loss<Variant>& loss, P& poli
   policy.log_prob(rejected, b.s_l);
   reference.log_prob(chosen, b.r_w);
   reference.log_prob(rejected, b.r_l);
-  const losses::dpo_inputs<double> in{b.s_w, b.s_l, b.r_w, b.r_l, chosen_lengths,
-                                      rejected_lengths};
+  const losses::dpo_inputs<double> in{b.s_w, b.s_l, b.r_w, b.r_l, chosen_lengths, rejected_lengths};
   const auto metrics = loss.template compute<double>(in, b.losses, b.g_w, b.g_l);
   b.gradient.setZero();
   policy.accumulate_log_prob_gradient(chosen, b.g_w, b.gradient);
@@ -119,8 +118,8 @@ class tabular_direct_alignment {
 
    private:
     friend class tabular_direct_alignment;
-    state(tabular_softmax_policy policy, tabular_softmax_policy reference, const optimizer_config& o,
-          std::uint64_t seed)
+    state(tabular_softmax_policy policy, tabular_softmax_policy reference,
+          const optimizer_config& o, std::uint64_t seed)
         : policy_(std::move(policy)),
           reference_(std::move(reference)),
           optimizer_(o, policy_.num_parameters()),

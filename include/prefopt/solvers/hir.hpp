@@ -53,11 +53,11 @@ class goal_task {
                   ": reference has ", reference_.size(), " entries, expected one per response (",
                   outcome_.size(), ")");
     for (std::size_t y = 0; y < outcome_.size(); ++y) {
-      PREFOPT_CHECK(outcome_[y] >= 0 && outcome_[y] < goals_, invalid_argument, fn, ": outcome[",
-                    y, "] = ", outcome_[y], ", expected a goal in [0, ", goals_, ")");
+      PREFOPT_CHECK(outcome_[y] >= 0 && outcome_[y] < goals_, invalid_argument, fn, ": outcome[", y,
+                    "] = ", outcome_[y], ", expected a goal in [0, ", goals_, ")");
       const double m = reference_[static_cast<index>(y)];
-      PREFOPT_CHECK(std::isfinite(m) && m > 0.0, invalid_argument, fn, ": reference[", y, "] = ",
-                    m, ", expected a strictly positive probability");
+      PREFOPT_CHECK(std::isfinite(m) && m > 0.0, invalid_argument, fn, ": reference[", y, "] = ", m,
+                    ", expected a strictly positive probability");
     }
     PREFOPT_CHECK(std::abs(reference_.sum() - 1.0) <= 1e-9, invalid_argument, fn,
                   ": reference sums to ", reference_.sum(), ", expected 1");
@@ -66,8 +66,9 @@ class goal_task {
   /// `responses` responses assigned to `goals` goals round-robin after a seeded shuffle, with a
   /// reference drawn as `softmax(concentration * N(0, 1))`.
   static goal_task random(index responses, index goals, double concentration, std::uint64_t seed) {
-    PREFOPT_CHECK(responses >= goals, invalid_argument, "goal_task::random: responses = ",
-                  responses, ", expected at least one response per goal (", goals, ")");
+    PREFOPT_CHECK(responses >= goals, invalid_argument,
+                  "goal_task::random: responses = ", responses,
+                  ", expected at least one response per goal (", goals, ")");
     rng gen(seed, /*stream=*/0x601);
     std::vector<index> outcome(static_cast<std::size_t>(responses));
     for (std::size_t y = 0; y < outcome.size(); ++y) outcome[y] = static_cast<index>(y) % goals;
@@ -80,16 +81,12 @@ class goal_task {
   }
 
   [[nodiscard]] index num_goals() const noexcept { return goals_; }
-  [[nodiscard]] index num_responses() const noexcept {
-    return static_cast<index>(outcome_.size());
-  }
+  [[nodiscard]] index num_responses() const noexcept { return static_cast<index>(outcome_.size()); }
   [[nodiscard]] index outcome(index response) const {
     return outcome_[static_cast<std::size_t>(response)];
   }
   [[nodiscard]] const vector_d& reference() const noexcept { return reference_; }
-  [[nodiscard]] bool success(index goal, index response) const {
-    return outcome(response) == goal;
-  }
+  [[nodiscard]] bool success(index goal, index response) const { return outcome(response) == goal; }
 
   /// Expected success rate of `policy` (contexts = goals) with instructions drawn uniformly:
   /// `mean_g sum_y pi(y | g) [outcome(y) == g]`.
@@ -132,8 +129,8 @@ enum class hir_contrast { two_way, k_way };
 struct hir_config {
   hir_mode mode = hir_mode::hindsight;
   hir_contrast contrast = hir_contrast::two_way;
-  index batch_size = 64;           ///< samples per round
-  index updates_per_round = 4;     ///< optimizer steps on each round's data
+  index batch_size = 64;        ///< samples per round
+  index updates_per_round = 4;  ///< optimizer steps on each round's data
   double eps_ls = losses::hir_defaults::eps_ls;
   double w_con = losses::hir_defaults::w_con;
   double w_ent = losses::hir_defaults::w_ent;
@@ -143,8 +140,8 @@ struct hir_config {
 
 /// Per-round statistics.
 struct hir_stats {
-  double loss = 0.0;          ///< total loss at the round's last update
-  double batch_success = 0.0; ///< fraction of the round's samples that succeeded
+  double loss = 0.0;           ///< total loss at the round's last update
+  double batch_success = 0.0;  ///< fraction of the round's samples that succeeded
 };
 
 class tabular_hir {
@@ -162,7 +159,8 @@ class tabular_hir {
    private:
     friend class tabular_hir;
     state(tabular_softmax_policy policy, const hir_config& c)
-        : policy_(std::move(policy)), optimizer_(c.optimizer, policy_.num_parameters()),
+        : policy_(std::move(policy)),
+          optimizer_(c.optimizer, policy_.num_parameters()),
           gen_(c.seed, /*stream=*/0x41d) {}
     tabular_softmax_policy policy_;
     optimizer optimizer_;
@@ -173,10 +171,10 @@ class tabular_hir {
 
   explicit tabular_hir(const hir_config& config = {}) : config_(config) {
     constexpr const char* fn = "tabular_hir";
-    PREFOPT_CHECK(config.batch_size > 0, invalid_argument, fn, ": batch_size = ",
-                  config.batch_size, ", expected > 0");
-    PREFOPT_CHECK(config.updates_per_round > 0, invalid_argument, fn, ": updates_per_round = ",
-                  config.updates_per_round, ", expected > 0");
+    PREFOPT_CHECK(config.batch_size > 0, invalid_argument, fn, ": batch_size = ", config.batch_size,
+                  ", expected > 0");
+    PREFOPT_CHECK(config.updates_per_round > 0, invalid_argument, fn,
+                  ": updates_per_round = ", config.updates_per_round, ", expected > 0");
     PREFOPT_CHECK(config.eps_ls >= 0.0 && config.eps_ls < 0.5, invalid_argument, fn,
                   ": eps_ls = ", config.eps_ls, ", expected a value in [0, 0.5)");
     PREFOPT_CHECK(config.w_con >= 0.0 && config.w_ent >= 0.0, invalid_argument, fn,
@@ -245,8 +243,8 @@ class tabular_hir {
       };
 
       for (index i = 0; i < b; ++i) rows.row(i) = s.policy_.logits().row(positive[std::size_t(i)]);
-      double loss = losses::label_smoothed_cross_entropy<double>(rows, targets, config_.eps_ls,
-                                                                 grad_rows);
+      double loss =
+          losses::label_smoothed_cross_entropy<double>(rows, targets, config_.eps_ls, grad_rows);
       if (entropy) {
         loss += losses::entropy_bonus<double>(rows, config_.w_ent, ent_grad);
         grad_rows += ent_grad;

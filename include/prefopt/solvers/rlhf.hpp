@@ -12,7 +12,8 @@
 /// finite when some response always wins; rewards are then centred per context).
 /// Stage 2 (`step`): one PPO iteration on the tabular policy (Ziegler et al., arXiv 1909.08593;
 /// Stiennon et al., arXiv 2009.01325; PPO, arXiv 1707.06347): sample `batch_size` responses
-/// `y ~ pi(.|x)`, shape the reward `r_hat(x, y) - tau_t k1(y)` with `k1 = log pi(y|x) - log mu(y|x)`
+/// `y ~ pi(.|x)`, shape the reward `r_hat(x, y) - tau_t k1(y)` with `k1 = log pi(y|x) - log
+/// mu(y|x)`
 /// (`losses::shape_rewards`), advantages by GAE (one-step episodes, no value head, `gamma =
 /// lambda = 1`) whitened over the batch, then `epochs` passes of shuffled minibatches minimising
 /// the clipped surrogate `losses::ppo_policy_loss` with the optimizer. The KL coefficient `tau_t`
@@ -42,10 +43,10 @@ namespace prefopt {
 
 /// Hyperparameters of the Bradley-Terry reward fit (stage 1).
 struct reward_fit_config {
-  index pairs = 8192;                 ///< labelled pairs drawn from mu x mu
-  index iterations = 1500;            ///< full-batch Adam iterations
-  double learning_rate = 0.05;        ///< Adam step
-  double l2 = 1e-4;                   ///< weight of (l2/2) sum r^2, >= 0
+  index pairs = 8192;           ///< labelled pairs drawn from mu x mu
+  index iterations = 1500;      ///< full-batch Adam iterations
+  double learning_rate = 0.05;  ///< Adam step
+  double l2 = 1e-4;             ///< weight of (l2/2) sum r^2, >= 0
 };
 
 /// Result of `fit_bradley_terry_rewards`.
@@ -63,10 +64,10 @@ struct reward_fit_result {
   constexpr const char* fn = "fit_bradley_terry_rewards";
   PREFOPT_CHECK(config.pairs > 0, invalid_argument, fn, ": pairs = ", config.pairs,
                 ", expected > 0");
-  PREFOPT_CHECK(config.iterations > 0, invalid_argument, fn, ": iterations = ",
-                config.iterations, ", expected > 0");
-  PREFOPT_CHECK(config.l2 >= 0.0 && std::isfinite(config.l2), invalid_argument, fn, ": l2 = ",
-                config.l2, ", expected a finite value >= 0");
+  PREFOPT_CHECK(config.iterations > 0, invalid_argument, fn, ": iterations = ", config.iterations,
+                ", expected > 0");
+  PREFOPT_CHECK(config.l2 >= 0.0 && std::isfinite(config.l2), invalid_argument, fn,
+                ": l2 = ", config.l2, ", expected a finite value >= 0");
   const tabular_softmax_policy mu = reference_policy(game);
   const index n_pairs = config.pairs;
   std::vector<labelled_pair> pairs(static_cast<std::size_t>(n_pairs));
@@ -115,13 +116,13 @@ enum class kl_control { fixed, adaptive };
 /// Hyperparameters of `tabular_rlhf_ppo`.
 struct rlhf_ppo_config {
   reward_fit_config reward{};
-  double tau = 0.1;                   ///< KL coefficient (initial value when adaptive), > 0
+  double tau = 0.1;  ///< KL coefficient (initial value when adaptive), > 0
   kl_control control = kl_control::fixed;
-  double kl_target = 0.05;            ///< adaptive: target mean sequence KL, > 0
-  double kl_horizon = 10000.0;        ///< adaptive: horizon (per-step gain batch_size/horizon)
-  index batch_size = 256;             ///< rollouts per PPO iteration
-  index minibatch_size = 64;          ///< samples per gradient step
-  index epochs = 4;                   ///< passes over the rollout batch
+  double kl_target = 0.05;      ///< adaptive: target mean sequence KL, > 0
+  double kl_horizon = 10000.0;  ///< adaptive: horizon (per-step gain batch_size/horizon)
+  index batch_size = 256;       ///< rollouts per PPO iteration
+  index minibatch_size = 64;    ///< samples per gradient step
+  index epochs = 4;             ///< passes over the rollout batch
   double eps_clip = 0.2;
   optimizer_config optimizer{optimizer_kind::adam, 0.02};
   std::uint64_t seed = 0;
@@ -184,8 +185,9 @@ class tabular_rlhf_ppo {
     constexpr const char* fn = "tabular_rlhf_ppo";
     PREFOPT_CHECK(config.tau > 0.0 && std::isfinite(config.tau), invalid_argument, fn,
                   ": tau = ", config.tau, ", expected a finite tau > 0");
-    PREFOPT_CHECK(config.batch_size >= 2, invalid_argument, fn, ": batch_size = ",
-                  config.batch_size, ", expected >= 2 (advantages are whitened over the batch)");
+    PREFOPT_CHECK(config.batch_size >= 2, invalid_argument, fn,
+                  ": batch_size = ", config.batch_size,
+                  ", expected >= 2 (advantages are whitened over the batch)");
     PREFOPT_CHECK(config.minibatch_size > 0 && config.minibatch_size <= config.batch_size,
                   invalid_argument, fn, ": minibatch_size = ", config.minibatch_size,
                   ", expected a value in [1, batch_size]");
@@ -207,8 +209,8 @@ class tabular_rlhf_ppo {
     for (auto* v : {&s.contexts_, &s.actions_, &s.order_}) v->resize(static_cast<std::size_t>(b));
     s.offsets_.resize(static_cast<std::size_t>(b + 1));
     std::iota(s.offsets_.begin(), s.offsets_.end(), index{0});  // one token per episode
-    for (auto* v : {&s.old_logp_, &s.ref_logp_, &s.scores_, &s.rewards_, &s.values_,
-                    &s.advantages_, &s.returns_}) {
+    for (auto* v : {&s.old_logp_, &s.ref_logp_, &s.scores_, &s.rewards_, &s.values_, &s.advantages_,
+                    &s.returns_}) {
       v->setZero(b);
     }
     s.mb_contexts_.resize(static_cast<std::size_t>(m));
@@ -241,8 +243,7 @@ class tabular_rlhf_ppo {
     const auto shaping = losses::shape_rewards<losses::kl_k1, double>(
         cview(s.old_logp_), cview(s.ref_logp_), s.scores_, {}, tau_t, 0.0, view(s.rewards_));
     losses::generalized_advantages<double>(cview(s.rewards_), cview(s.values_), /*gamma=*/1.0,
-                                           /*lambda=*/1.0, view(s.advantages_),
-                                           view(s.returns_));
+                                           /*lambda=*/1.0, view(s.advantages_), view(s.returns_));
     losses::whiten<double>(view(s.advantages_));
 
     step_stats stats;
@@ -264,9 +265,8 @@ class tabular_rlhf_ppo {
         }
         const tabular_batch mb{s.mb_contexts_, s.mb_actions_};
         s.policy_.log_prob(mb, s.mb_new_);
-        const auto pg =
-            losses::ppo_policy_loss<double>(s.mb_new_, s.mb_old_, s.mb_adv_, config_.eps_clip,
-                                            s.mb_grad_);
+        const auto pg = losses::ppo_policy_loss<double>(s.mb_new_, s.mb_old_, s.mb_adv_,
+                                                        config_.eps_clip, s.mb_grad_);
         s.gradient_.setZero();
         s.policy_.accumulate_log_prob_gradient(mb, s.mb_grad_, s.gradient_);
         s.optimizer_.step(s.policy_.parameters(), s.gradient_);

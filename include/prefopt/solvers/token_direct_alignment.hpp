@@ -113,9 +113,9 @@ class token_direct_alignment {
     const data::preference_batch& cb = b;
     const sequence_batch chosen{cb.prompts.view(), cb.chosen.view()};
     const sequence_batch rejected{cb.prompts.view(), cb.rejected.view()};
-    const auto stats = detail::dpo_update(loss_, s.policy_, s.reference_, chosen, rejected,
-                                          cb.chosen_lengths, cb.rejected_lengths, s.buffers_,
-                                          s.optimizer_);
+    const auto stats =
+        detail::dpo_update(loss_, s.policy_, s.reference_, chosen, rejected, cb.chosen_lengths,
+                           cb.rejected_lengths, s.buffers_, s.optimizer_);
     ++s.t_;
     return stats;
   }

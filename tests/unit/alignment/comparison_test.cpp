@@ -57,10 +57,11 @@ TEST_CASE("on an intransitive game RLHF and DPO keep a duality gap while Nash-MD
   const double tau = 0.05;
   const auto game = prefopt::biased_rock_paper_scissors_game(0.9, 0.7, 0.6, mu, tau);
 
-  const double nash_md_gap = prefopt::duality_gap(
-      game, final_state(prefopt::nash_md<>{}, game, 3000).policy());
+  const double nash_md_gap =
+      prefopt::duality_gap(game, final_state(prefopt::nash_md<>{}, game, 3000).policy());
   const auto onpo_state = final_state(prefopt::onpo<>{}, game, 3000);
-  const double onpo_gap = prefopt::unregularised_duality_gap(game, onpo_state.average_probabilities());
+  const double onpo_gap =
+      prefopt::unregularised_duality_gap(game, onpo_state.average_probabilities());
   const double rlhf_gap = prefopt::duality_gap(
       game, final_state(prefopt::tabular_rlhf_ppo(rlhf_config(tau)), game, 200).policy());
   const double dpo_gap = prefopt::duality_gap(
@@ -92,15 +93,14 @@ TEST_CASE("on a Bradley-Terry game every solver finds the Condorcet winner as ta
   CHECK(winner_mass(probabilities(final_state(prefopt::nash_md<>{}, game, 3000))) > 0.9);
   CHECK(winner_mass(probabilities(final_state(prefopt::omd<>{}, game, 3000))) > 0.9);
   CHECK(winner_mass(final_state(prefopt::onpo<>{}, game, 3000).average_probabilities()) > 0.9);
-  CHECK(winner_mass(
-            final_state(prefopt::self_play_mwu<>(prefopt::constant_step(0.5)), game, 3000)
-                .average_probabilities()) > 0.9);
+  CHECK(winner_mass(final_state(prefopt::self_play_mwu<>(prefopt::constant_step(0.5)), game, 3000)
+                        .average_probabilities()) > 0.9);
   CHECK(winner_mass(probabilities(
             final_state(prefopt::tabular_rlhf_ppo(rlhf_config(tau)), game, 200))) > 0.9);
-  CHECK(winner_mass(probabilities(
-            final_state(prefopt::tabular_dpo(dpo_config(tau)), game, 1000))) > 0.9);
-  CHECK(winner_mass(probabilities(
-            final_state(prefopt::tabular_ipo(dpo_config(tau)), game, 1000))) > 0.9);
-  CHECK(winner_mass(probabilities(
-            final_state(prefopt::tabular_simpo(dpo_config(tau)), game, 1000))) > 0.9);
+  CHECK(winner_mass(probabilities(final_state(prefopt::tabular_dpo(dpo_config(tau)), game, 1000))) >
+        0.9);
+  CHECK(winner_mass(probabilities(final_state(prefopt::tabular_ipo(dpo_config(tau)), game, 1000))) >
+        0.9);
+  CHECK(winner_mass(
+            probabilities(final_state(prefopt::tabular_simpo(dpo_config(tau)), game, 1000))) > 0.9);
 }

@@ -1,10 +1,11 @@
+#include "prefopt/solvers/direct_alignment.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
 
 #include "prefopt/diagnostics/divergence.hpp"
 #include "prefopt/games/catalog.hpp"
-#include "prefopt/solvers/direct_alignment.hpp"
 #include "prefopt/solvers/rlhf.hpp"
 
 using prefopt::direct_alignment_config;

@@ -1,9 +1,9 @@
+#include "prefopt/solvers/hir.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <vector>
-
-#include "prefopt/solvers/hir.hpp"
 
 using prefopt::goal_task;
 using prefopt::hir_config;

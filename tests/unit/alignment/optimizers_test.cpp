@@ -1,8 +1,8 @@
+#include "prefopt/solvers/common/optimizers.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
-
-#include "prefopt/solvers/common/optimizers.hpp"
 
 using prefopt::optimizer;
 using prefopt::optimizer_config;

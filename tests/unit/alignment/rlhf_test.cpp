@@ -1,10 +1,11 @@
+#include "prefopt/solvers/rlhf.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
 
 #include "prefopt/diagnostics/divergence.hpp"
 #include "prefopt/games/catalog.hpp"
-#include "prefopt/solvers/rlhf.hpp"
 
 using prefopt::preference_game;
 using prefopt::row_matrix_d;

@@ -68,9 +68,10 @@ TEST_CASE("token DPO rejects bad configurations by name", "[alignment][token]") 
   CHECK_THROWS_WITH(prefopt::run_length_bias_sweep(s), contains("betas[1] = 0"));
 }
 
-TEST_CASE("with length-biased preferences DPO lengthens responses more than length-averaged DPO "
-          "at matched KL",
-          "[alignment][token][length]") {
+TEST_CASE(
+    "with length-biased preferences DPO lengthens responses more than length-averaged DPO "
+    "at matched KL",
+    "[alignment][token][length]") {
   // Three independently drawn tasks (token qualities from the seed, centred, length bonus 0.5);
   // the default sweep (beta 0.5 .. 32, 1000 Adam steps on 8192 pairs from mu) on each.
   for (const std::uint64_t seed : {1u, 2u, 3u}) {
@@ -79,8 +80,8 @@ TEST_CASE("with length-biased preferences DPO lengthens responses more than leng
     const auto result = prefopt::run_length_bias_sweep(config);
     INFO("seed " << seed << ", mu expected length " << result.reference_length);
     for (const auto& p : result.points) {
-      INFO((p.length_average ? "averaged" : "dpo") << " beta " << p.beta << ": KL " << p.kl
-                                                    << ", length " << p.length);
+      INFO((p.length_average ? "averaged" : "dpo")
+           << " beta " << p.beta << ": KL " << p.kl << ", length " << p.length);
       // Both variants follow the length-biased judge: longer than mu once they move at all.
       if (p.kl >= 0.05) CHECK(p.length > result.reference_length + 0.1);
     }

@@ -1,3 +1,5 @@
+#include "prefopt/solvers/common/run.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -5,7 +7,6 @@
 #include <string>
 
 #include "prefopt/games/catalog.hpp"
-#include "prefopt/solvers/common/run.hpp"
 #include "prefopt/solvers/nash/mirror_descent.hpp"
 
 using namespace prefopt;
@@ -26,7 +27,8 @@ struct gradient_descent {
   scalar_state init(const quadratic_problem&) const { return {}; }
   scalar_stats step(const quadratic_problem& p, scalar_state& s) const {
     s.x -= lr * 2 * (s.x - p.target);
-    return {(s.x - p.target) * (s.x - p.target) * (lr > 1 ? std::numeric_limits<double>::infinity() : 1.0)};
+    return {(s.x - p.target) * (s.x - p.target) *
+            (lr > 1 ? std::numeric_limits<double>::infinity() : 1.0)};
   }
 };
 
@@ -90,7 +92,8 @@ TEST_CASE("A callback returning true stops the run after that step; the others s
   CHECK(a.steps == 7);
   CHECK(a.ends == 1);
   CHECK(result.message.find("callback 1") != std::string::npos);
-  const auto early = run(gradient_descent{}, quadratic_problem{}, {.max_iterations = 20}, stop_before_start{}, a);
+  const auto early =
+      run(gradient_descent{}, quadratic_problem{}, {.max_iterations = 20}, stop_before_start{}, a);
   CHECK(early.status == run_status::stopped);
   CHECK(early.iterations == 0);
 }

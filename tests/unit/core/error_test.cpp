@@ -1,12 +1,14 @@
+#include "prefopt/core/error.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <string>
 #include <type_traits>
 
 #include "prefopt/core/assert.hpp"
-#include "prefopt/core/error.hpp"
 
-TEST_CASE("every prefopt error derives from prefopt::error and std::runtime_error", "[core][error]") {
+TEST_CASE("every prefopt error derives from prefopt::error and std::runtime_error",
+          "[core][error]") {
   STATIC_REQUIRE(std::is_base_of_v<std::runtime_error, prefopt::error>);
   STATIC_REQUIRE(std::is_base_of_v<prefopt::error, prefopt::invalid_argument>);
   STATIC_REQUIRE(std::is_base_of_v<prefopt::invalid_argument, prefopt::shape_error>);
@@ -25,7 +27,8 @@ TEST_CASE("PREFOPT_THROW streams its parts into the message of the named kind", 
   }
 }
 
-TEST_CASE("PREFOPT_CHECK throws only on failure and builds the message only then", "[core][error]") {
+TEST_CASE("PREFOPT_CHECK throws only on failure and builds the message only then",
+          "[core][error]") {
   int evaluated = 0;
   auto part = [&] {
     ++evaluated;
@@ -40,8 +43,9 @@ TEST_CASE("PREFOPT_CHECK throws only on failure and builds the message only then
 
 TEST_CASE("PREFOPT_ASSERT is active in the tests and names file and line", "[core][error]") {
   // The test suites compile with PREFOPT_ENABLE_ASSERTS.
-  CHECK_THROWS_WITH([] { PREFOPT_ASSERT(2 < 1); }(),
-                    Catch::Contains("error_test.cpp") && Catch::Contains("assertion failed: 2 < 1"));
+  CHECK_THROWS_WITH(
+      [] { PREFOPT_ASSERT(2 < 1); }(),
+      Catch::Contains("error_test.cpp") && Catch::Contains("assertion failed: 2 < 1"));
   CHECK_NOTHROW([] { PREFOPT_ASSERT(1 < 2); }());
 }
 

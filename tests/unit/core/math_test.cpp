@@ -1,9 +1,10 @@
+#include "prefopt/core/math.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <limits>
 
-#include "prefopt/core/math.hpp"
 #include "prefopt/core/types.hpp"
 
 TEMPLATE_TEST_CASE("softplus, log_sigmoid and sigmoid are finite and exact at extreme arguments",

@@ -1,3 +1,5 @@
+#include "prefopt/core/random.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -5,8 +7,6 @@
 #include <numeric>
 #include <random>
 #include <vector>
-
-#include "prefopt/core/random.hpp"
 
 using prefopt::rng;
 

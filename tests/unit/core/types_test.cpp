@@ -1,8 +1,8 @@
+#include "prefopt/core/types.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <vector>
-
-#include "prefopt/core/types.hpp"
 
 using prefopt::ragged_view;
 
@@ -35,7 +35,8 @@ TEST_CASE("an empty ragged_view has no sequences", "[core][types]") {
   CHECK_NOTHROW(view.validate("test", "view"));
 }
 
-TEST_CASE("ragged_view::validate names the function, argument and the bad offset", "[core][types]") {
+TEST_CASE("ragged_view::validate names the function, argument and the bad offset",
+          "[core][types]") {
   const std::vector<int> values{1, 2, 3};
   {
     const std::vector<prefopt::index> offsets{0, 2, 1};

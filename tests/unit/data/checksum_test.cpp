@@ -1,8 +1,8 @@
+#include "prefopt/data/checksum.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <string>
-
-#include "prefopt/data/checksum.hpp"
 
 using namespace prefopt::data;
 

@@ -1,8 +1,8 @@
+#include "prefopt/data/preference_dataset.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <vector>
-
-#include "prefopt/data/preference_dataset.hpp"
 
 using namespace prefopt;
 using namespace prefopt::data;
@@ -91,7 +91,7 @@ TEST_CASE("Fingerprint changes with any token, any record order or count", "[dat
   e.add(ids{7}, ids{8, 9, 10}, ids{11});
   e.add(ids{}, ids{12}, ids{13, 14});
   CHECK(e.fingerprint() == f);  // log-probs are not part of the fingerprint
-  preference_dataset moved;  // same tokens, one moved across the prompt/response boundary
+  preference_dataset moved;     // same tokens, one moved across the prompt/response boundary
   moved.add(ids{1}, ids{2, 3, 4}, ids{5});
   moved.add(ids{7}, ids{8, 9, 10}, ids{11});
   moved.add(ids{}, ids{12}, ids{13, 14});

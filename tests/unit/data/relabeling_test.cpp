@@ -1,8 +1,8 @@
+#include "prefopt/data/relabeling.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <set>
-
-#include "prefopt/data/relabeling.hpp"
 
 using namespace prefopt;
 using namespace prefopt::data;
@@ -32,8 +32,7 @@ TEST_CASE("The instruction block before the first blank line is replaced", "[dat
   CHECK_THROWS_AS(replace_instruction("no blank line\nQ: x", "c"), prefopt::invalid_argument);
 }
 
-TEST_CASE("Sub-span sampler: start even < L-3, end odd, start < end <= L, reproducible",
-          "[data]") {
+TEST_CASE("Sub-span sampler: start even < L-3, end odd, start < end <= L, reproducible", "[data]") {
   for (prefopt::index length = 4; length < 40; ++length) {
     rng a(99), b(99);
     std::set<prefopt::index> starts;
@@ -47,7 +46,8 @@ TEST_CASE("Sub-span sampler: start even < L-3, end odd, start < end <= L, reprod
       CHECK(s.end <= length);
       starts.insert(s.start);
     }
-    CHECK(static_cast<prefopt::index>(starts.size()) == (length - 2) / 2);  // every allowed start occurs
+    CHECK(static_cast<prefopt::index>(starts.size()) ==
+          (length - 2) / 2);  // every allowed start occurs
   }
   rng g(1);
   CHECK(sample_sub_span(3, g) == sub_span{0, 3});
@@ -57,9 +57,9 @@ TEST_CASE("Sub-span swap rule triggers exactly when a wrong output's prefix is i
           "[data]") {
   CHECK(sub_span_swaps("(A", "(A)", true, feedback::wrong));
   CHECK(sub_span_swaps("The (A).", "the (a)", true, feedback::wrong));
-  CHECK_FALSE(sub_span_swaps("(A", "(A)", false, feedback::wrong));    // not truncated
-  CHECK_FALSE(sub_span_swaps("(A", "(A)", true, feedback::correct));   // already correct
-  CHECK_FALSE(sub_span_swaps("(B", "(A)", true, feedback::wrong));     // not contained
+  CHECK_FALSE(sub_span_swaps("(A", "(A)", false, feedback::wrong));   // not truncated
+  CHECK_FALSE(sub_span_swaps("(A", "(A)", true, feedback::correct));  // already correct
+  CHECK_FALSE(sub_span_swaps("(B", "(A)", true, feedback::wrong));    // not contained
   auto r = relabel("", "", "", feedback::wrong);
   CHECK(apply_sub_span_rule(r, "(A", "(A)", true, feedback::wrong));
   CHECK(r.positive == "Solve the question with correct answer.");

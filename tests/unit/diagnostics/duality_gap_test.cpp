@@ -1,7 +1,8 @@
+#include "prefopt/diagnostics/duality_gap.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "prefopt/diagnostics/divergence.hpp"
-#include "prefopt/diagnostics/duality_gap.hpp"
 #include "prefopt/diagnostics/equilibrium.hpp"
 #include "prefopt/diagnostics/win_rate.hpp"
 #include "prefopt/games/catalog.hpp"
@@ -125,5 +126,6 @@ TEST_CASE("Gaps and KL are rho-weighted averages over contexts") {
         Approx(0.75 * test::kl(pi.row(1).transpose(), preference_game::uniform(3)) +
                0.25 * test::kl(pi.row(0).transpose(), preference_game::uniform(3)))
             .margin(1e-15));
-  CHECK_THROWS_AS(duality_gap(game, row_matrix_d(row_matrix_d::Constant(1, 3, 1.0 / 3))), shape_error);
+  CHECK_THROWS_AS(duality_gap(game, row_matrix_d(row_matrix_d::Constant(1, 3, 1.0 / 3))),
+                  shape_error);
 }

@@ -1,8 +1,9 @@
+#include "prefopt/diagnostics/equilibrium.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "prefopt/diagnostics/divergence.hpp"
 #include "prefopt/diagnostics/duality_gap.hpp"
-#include "prefopt/diagnostics/equilibrium.hpp"
 #include "prefopt/games/catalog.hpp"
 #include "test_games.hpp"
 
@@ -13,7 +14,8 @@ namespace {
 /// max_y |BR_tau(pi)(y) - pi(y)| with BR_tau(pi) = softmax(log mu + P pi / tau), computed directly.
 double fixed_point_residual(const preference_game& game, const row_matrix_d& pi) {
   const vector_d p = pi.row(0).transpose();
-  const vector_d logits = game.log_reference().row(0).transpose() + game.preference(0) * p / game.tau();
+  const vector_d logits =
+      game.log_reference().row(0).transpose() + game.preference(0) * p / game.tau();
   vector_d br(p.size());
   softmax(logits, br);
   return (br - p).cwiseAbs().maxCoeff();
@@ -123,7 +125,8 @@ TEST_CASE("solve_regularised fails loudly: tau = 0 is invalid, an unreachable ta
                   convergence_error);
 }
 
-TEST_CASE("tau = 0: dice and Condorcet give uniform, eps-population its NE, BT the Condorcet winner") {
+TEST_CASE(
+    "tau = 0: dice and Condorcet give uniform, eps-population its NE, BT the Condorcet winner") {
   const auto dice = solve_unregularised(efron_dice_game());
   check_probabilities(dice.probabilities, preference_game::uniform(3), 1e-15);
   CHECK(dice.gap <= 1e-15);

@@ -13,7 +13,9 @@ inline prefopt::vector_d vec(std::initializer_list<double> values) {
   for (double x : values) v[i++] = x;
   return v;
 }
-inline prefopt::row_matrix_d row(const prefopt::vector_d& v) { return v.transpose(); }
+inline prefopt::row_matrix_d row(const prefopt::vector_d& v) {
+  return v.transpose();
+}
 
 /// KL(p, q) from probabilities (plain formula, independent of the library's).
 inline double kl(const prefopt::vector_d& p, const prefopt::vector_d& q) {

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "prefopt/games/catalog.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace prefopt;
 

@@ -1,10 +1,11 @@
+#include "prefopt/io/game_json.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <string>
 
 #include "prefopt/games/catalog.hpp"
-#include "prefopt/io/game_json.hpp"
 
 using namespace prefopt;
 
@@ -40,7 +41,8 @@ TEST_CASE("A game round-trips through JSON (P, mu, rho, tau, metadata)") {
 }
 
 TEST_CASE("A single-context game JSON may omit contexts, reference and tau") {
-  const auto g = io::game_from_json_string(R"({"preference": [[0.5, 1, 0], [0, 0.5, 1], [1, 0, 0.5]]})");
+  const auto g =
+      io::game_from_json_string(R"({"preference": [[0.5, 1, 0], [0, 0.5, 1], [1, 0, 0.5]]})");
   CHECK(g.tau() == 0.0);
   CHECK(g.reference()(0, 2) == Approx(1.0 / 3));
 }

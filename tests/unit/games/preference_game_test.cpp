@@ -1,8 +1,8 @@
+#include "prefopt/games/preference_game.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <string>
-
-#include "prefopt/games/preference_game.hpp"
 
 using namespace prefopt;
 
@@ -60,8 +60,9 @@ TEST_CASE("preference_game rejects P + P^T != 1") {
 TEST_CASE("preference_game rejects a reference with zeros, negatives or a wrong sum") {
   vector_d mu(3);
   mu << 0.5, 0.5, 0.0;
-  CHECK(message_of([&] { preference_game(rps(), mu, 0.1); }).find("reference(context 0, response 2) = 0") !=
-        std::string::npos);
+  CHECK(message_of([&] {
+          preference_game(rps(), mu, 0.1);
+        }).find("reference(context 0, response 2) = 0") != std::string::npos);
   mu << 0.6, 0.6, -0.2;
   CHECK_THROWS_AS(preference_game(rps(), mu, 0.1), invalid_argument);
   mu << 0.5, 0.3, 0.3;
@@ -69,15 +70,17 @@ TEST_CASE("preference_game rejects a reference with zeros, negatives or a wrong 
 }
 
 TEST_CASE("preference_game rejects tau < 0 and mismatched sizes") {
-  CHECK(message_of([&] { preference_game::with_uniform_reference(rps(), -0.1); })
-            .find("tau = -0.1") != std::string::npos);
+  CHECK(message_of([&] {
+          preference_game::with_uniform_reference(rps(), -0.1);
+        }).find("tau = -0.1") != std::string::npos);
   CHECK_THROWS_AS(preference_game(rps(), preference_game::uniform(4), 0.1), shape_error);
   CHECK_THROWS_AS(preference_game(std::vector<matrix_d>{rps(), matrix_d::Constant(2, 2, 0.5)},
                                   row_matrix_d::Constant(2, 3, 1.0 / 3), 0.1),
                   shape_error);
   vector_d rho(2);
   rho << 0.5, 0.6;
-  CHECK_THROWS_AS(preference_game(std::vector<matrix_d>{rps(), rps()}, row_matrix_d::Constant(2, 3, 1.0 / 3), 0.1, rho),
+  CHECK_THROWS_AS(preference_game(std::vector<matrix_d>{rps(), rps()},
+                                  row_matrix_d::Constant(2, 3, 1.0 / 3), 0.1, rho),
                   invalid_argument);
   row_matrix_d bad_len(1, 2);
   bad_len << 1, 2;

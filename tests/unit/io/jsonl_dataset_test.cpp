@@ -1,10 +1,11 @@
+#include "prefopt/io/jsonl_dataset.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <string>
 #include <vector>
 
-#include "prefopt/io/jsonl_dataset.hpp"
 #include "temp_dir.hpp"
 
 using namespace prefopt;
@@ -51,8 +52,10 @@ TEST_CASE("JSONL loader accepts CRLF line ends and a last line without newline",
   test::temp_dir dir("jsonl_crlf");
   std::string crlf;
   for (const char c : valid) {
-    if (c == '\n') crlf += "\r\n";
-    else crlf += c;
+    if (c == '\n')
+      crlf += "\r\n";
+    else
+      crlf += c;
   }
   crlf.pop_back();
   crlf.pop_back();  // no final line end
@@ -111,7 +114,8 @@ TEST_CASE("JSONL options: vocabulary bound, unknown fields, empty responses", "[
   jsonl_options lenient;
   lenient.allow_unknown_fields = true;
   CHECK(parse_preference_jsonl(extra, "e.jsonl", lenient).dataset.size() == 1);
-  const std::string empty_response = R"({"prompt_ids": [1], "chosen_ids": [], "rejected_ids": [3]})";
+  const std::string empty_response =
+      R"({"prompt_ids": [1], "chosen_ids": [], "rejected_ids": [3]})";
   CHECK_THROWS_WITH(parse_preference_jsonl(empty_response, "e.jsonl"),
                     Catch::Contains("field 'chosen_ids': empty"));
   lenient.allow_empty_responses = true;

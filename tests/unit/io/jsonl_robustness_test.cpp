@@ -29,37 +29,54 @@ std::vector<bad_case> bad_cases() {
   const std::string g = good_line + "\n";
   return {
       {"truncated line", g + R"({"prompt_ids": [1, 2], "chosen_ids": [3)", {":2: invalid JSON"}},
-      {"wrong type", R"({"prompt_ids": [1], "chosen_ids": "abc", "rejected_ids": [2]})",
+      {"wrong type",
+       R"({"prompt_ids": [1], "chosen_ids": "abc", "rejected_ids": [2]})",
        {":1: field 'chosen_ids': expected an array of token ids, got string"}},
-      {"missing field", R"({"prompt_ids": [1], "chosen_ids": [2]})",
+      {"missing field",
+       R"({"prompt_ids": [1], "chosen_ids": [2]})",
        {":1: field 'rejected_ids': missing"}},
-      {"negative id", R"({"prompt_ids": [1], "chosen_ids": [2, -5], "rejected_ids": [2]})",
+      {"negative id",
+       R"({"prompt_ids": [1], "chosen_ids": [2, -5], "rejected_ids": [2]})",
        {":1: field 'chosen_ids[1]': token id -5 is negative"}},
-      {"huge id", R"({"prompt_ids": [3000000000], "chosen_ids": [2], "rejected_ids": [2]})",
+      {"huge id",
+       R"({"prompt_ids": [3000000000], "chosen_ids": [2], "rejected_ids": [2]})",
        {":1: field 'prompt_ids[0]': token id 3000000000 is out of range"}},
-      {"beyond int64", R"({"prompt_ids": [99999999999999999999999], "chosen_ids": [2], "rejected_ids": [2]})",
+      {"beyond int64",
+       R"({"prompt_ids": [99999999999999999999999], "chosen_ids": [2], "rejected_ids": [2]})",
        {"field 'prompt_ids[0]': expected an integer token id"}},
-      {"float id", R"({"prompt_ids": [1.5], "chosen_ids": [2], "rejected_ids": [2]})",
+      {"float id",
+       R"({"prompt_ids": [1.5], "chosen_ids": [2], "rejected_ids": [2]})",
        {"field 'prompt_ids[0]': expected an integer token id, got the non-integer number 1.5"}},
-      {"string id", R"({"prompt_ids": ["1"], "chosen_ids": [2], "rejected_ids": [2]})",
+      {"string id",
+       R"({"prompt_ids": ["1"], "chosen_ids": [2], "rejected_ids": [2]})",
        {"field 'prompt_ids[0]': expected an integer token id, got string"}},
-      {"positive log-prob", R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "reference_chosen_logps": 0.5})",
+      {"positive log-prob",
+       R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "reference_chosen_logps": 0.5})",
        {"field 'reference_chosen_logps': log-prob 0.5 is out of range"}},
-      {"overflowing log-prob", R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "reference_chosen_logps": -1e400})",
+      {"overflowing log-prob",
+       R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "reference_chosen_logps": -1e400})",
        {":1: number out of range"}},
-      {"NaN literal", R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "reference_chosen_logps": NaN})",
+      {"NaN literal",
+       R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "reference_chosen_logps": NaN})",
        {":1: invalid JSON"}},
-      {"log-prob of wrong type", R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "policy_chosen_logps": "x"})",
+      {"log-prob of wrong type",
+       R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "policy_chosen_logps": "x"})",
        {"field 'policy_chosen_logps': expected a number (sequence log-prob) or an array"}},
-      {"per-token length mismatch", R"({"prompt_ids": [1], "chosen_ids": [2, 3], "rejected_ids": [2], "policy_chosen_logps": [-1]})",
+      {"per-token length mismatch",
+       R"({"prompt_ids": [1], "chosen_ids": [2, 3], "rejected_ids": [2], "policy_chosen_logps": [-1]})",
        {"field 'policy_chosen_logps': 1 per-token log-probs, expected 2"}},
-      {"per-token element type", R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "policy_chosen_logps": [null]})",
+      {"per-token element type",
+       R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "policy_chosen_logps": [null]})",
        {"field 'policy_chosen_logps[0]': expected a number, got null"}},
-      {"inconsistent layout", g + R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "reference_chosen_logps": [-1], "reference_rejected_logps": [-0.5]})",
-       {":2: field 'reference_chosen_logps': a per-token array but the first record has a per-sequence number"}},
-      {"missing optional field later", g + R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "reference_chosen_logps": -1})",
+      {"inconsistent layout",
+       g + R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "reference_chosen_logps": [-1], "reference_rejected_logps": [-0.5]})",
+       {":2: field 'reference_chosen_logps': a per-token array but the first record has a "
+        "per-sequence number"}},
+      {"missing optional field later",
+       g + R"({"prompt_ids": [1], "chosen_ids": [2], "rejected_ids": [2], "reference_chosen_logps": -1})",
        {":2: field 'reference_rejected_logps': absent but the first record has a per-token array"}},
-      {"invalid UTF-8", "{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [2], \"note\": \"\xc3\x28\"}",
+      {"invalid UTF-8",
+       "{\"prompt_ids\": [1], \"chosen_ids\": [2], \"rejected_ids\": [2], \"note\": \"\xc3\x28\"}",
        {":1: invalid UTF-8 at byte 70 (byte 0xc3)"}},
       {"UTF-8 surrogate", "{\"x\": \"\xed\xa0\x80\"}", {":1: invalid UTF-8 at byte 8"}},
       {"overlong UTF-8", "{\"x\": \"\xc0\xaf\"}", {":1: invalid UTF-8"}},
@@ -107,8 +124,9 @@ TEST_CASE("A line longer than the configured maximum is rejected before parsing"
   write(dir / "long.jsonl", good_line + "\n");
   CHECK_THROWS_WITH(load_preference_jsonl(dir / "long.jsonl", o),
                     Catch::Contains("long.jsonl:1: line is longer than max_line_bytes = 64"));
-  CHECK_THROWS_WITH(parse_preference_jsonl(good_line, "m", o),
-                    Catch::Contains("m:1: line is 133 bytes long, longer than max_line_bytes = 64"));
+  CHECK_THROWS_WITH(
+      parse_preference_jsonl(good_line, "m", o),
+      Catch::Contains("m:1: line is 133 bytes long, longer than max_line_bytes = 64"));
   // A 3 MB line (spanning many read blocks) with a 1 MB limit.
   o.max_line_bytes = 1 << 20;
   write(dir / "huge.jsonl", good_line + "\n" + std::string(3 << 20, ' ') + "\n");
@@ -140,12 +158,21 @@ TEST_CASE("Random mutations of a valid file never crash: success or prefopt::err
     std::string s = file;
     const int edits = 1 + static_cast<int>(g.uniform_index(4));
     for (int e = 0; e < edits && !s.empty(); ++e) {
-      const auto at = static_cast<std::size_t>(g.uniform_index(static_cast<prefopt::index>(s.size())));
+      const auto at =
+          static_cast<std::size_t>(g.uniform_index(static_cast<prefopt::index>(s.size())));
       switch (g.uniform_index(4)) {
-        case 0: s[at] = static_cast<char>(g.uniform_index(256)); break;
-        case 1: s.erase(at, 1); break;
-        case 2: s.insert(at, 1, "[]{}\",:-0123456789e.\x80\xff"[g.uniform_index(23)]); break;
-        default: s.resize(at); break;
+        case 0:
+          s[at] = static_cast<char>(g.uniform_index(256));
+          break;
+        case 1:
+          s.erase(at, 1);
+          break;
+        case 2:
+          s.insert(at, 1, "[]{}\",:-0123456789e.\x80\xff"[g.uniform_index(23)]);
+          break;
+        default:
+          s.resize(at);
+          break;
       }
     }
     try {

@@ -1,3 +1,5 @@
+#include "prefopt/io/logprob_cache.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -5,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "prefopt/io/logprob_cache.hpp"
 #include "temp_dir.hpp"
 
 using namespace prefopt;
@@ -74,7 +75,8 @@ TEST_CASE("Log-prob cache round trip restores every value bit for bit", "[io]") 
     apply_logprob_cache(back, bare);
     CHECK(bare.sequence_logps(logprob_column::reference_chosen) ==
           d.sequence_logps(logprob_column::reference_chosen));
-    CHECK(bare.layout(logprob_column::reference_rejected) == d.layout(logprob_column::reference_rejected));
+    CHECK(bare.layout(logprob_column::reference_rejected) ==
+          d.layout(logprob_column::reference_rejected));
   }
 }
 

@@ -8,7 +8,8 @@ namespace prefopt::test {
 
 class temp_dir {
  public:
-  explicit temp_dir(const std::string& name) : path_(std::filesystem::current_path() / ("tmp_io_" + name)) {
+  explicit temp_dir(const std::string& name)
+      : path_(std::filesystem::current_path() / ("tmp_io_" + name)) {
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
@@ -18,7 +19,9 @@ class temp_dir {
   }
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
-  [[nodiscard]] std::filesystem::path operator/(const std::string& file) const { return path_ / file; }
+  [[nodiscard]] std::filesystem::path operator/(const std::string& file) const {
+    return path_ / file;
+  }
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
 
  private:

@@ -1,3 +1,5 @@
+#include "prefopt/kernels/entropy.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -5,7 +7,6 @@
 #include <vector>
 
 #include "kernel_reference.hpp"
-#include "prefopt/kernels/entropy.hpp"
 
 using namespace prefopt;
 using idx = prefopt::index;
@@ -18,7 +19,8 @@ TEMPLATE_TEST_CASE("entropy matches a long-double reference within the documente
     for (const double scale : {0.5, 10.0, 1e4}) {
       for (const double neg_inf : {0.0, 0.5}) {
         const idx n = 4;
-        const auto z = test::random_logits<T>(n, v, scale, static_cast<std::uint64_t>(v) * 3 + 1, neg_inf);
+        const auto z =
+            test::random_logits<T>(n, v, scale, static_cast<std::uint64_t>(v) * 3 + 1, neg_inf);
         std::vector<T> h(n), lse(n);
         kernels::entropy(z, kernels::span_of(h), {}, kernels::span_of(lse));
         const double logv = std::log(static_cast<double>(v));
@@ -26,8 +28,8 @@ TEMPLATE_TEST_CASE("entropy matches a long-double reference within the documente
           const auto u = static_cast<std::size_t>(i);
           const ld ref = test::ref_entropy(z.row(i).data(), v);
           INFO("V = " << v << ", scale = " << scale << ", row " << i);
-          CHECK(test::err(h[u], ref) <= test::unit_roundoff<T>() * (logv + 150) *
-                                            (1 + static_cast<double>(ref) + logv));
+          CHECK(test::err(h[u], ref) <=
+                test::unit_roundoff<T>() * (logv + 150) * (1 + static_cast<double>(ref) + logv));
           CHECK(h[u] >= T(0));
           CHECK(static_cast<double>(h[u]) <= logv + 1e-5);
         }
@@ -77,7 +79,7 @@ TEST_CASE("entropy_backward rejects a non-finite saved entropy", "[kernels][entr
   h[1] = std::numeric_limits<float>::quiet_NaN();
   row_matrix_f d(2, 10);
   const std::vector<float> g{1, 1};
-  CHECK_THROWS_WITH(kernels::entropy_backward(z, std::span<const float>(lse),
-                                              std::span<const float>(h), g, d),
-                    Catch::Contains("entropy_backward") && Catch::Contains("entropy[1]"));
+  CHECK_THROWS_WITH(
+      kernels::entropy_backward(z, std::span<const float>(lse), std::span<const float>(h), g, d),
+      Catch::Contains("entropy_backward") && Catch::Contains("entropy[1]"));
 }

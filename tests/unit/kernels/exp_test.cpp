@@ -21,7 +21,8 @@ namespace detail = prefopt::kernels::detail;
 template <class T>
 std::vector<T> packet_exp(const std::vector<T>& x) {
   std::vector<T> y(x.size());
-  const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> xm(x.data(), static_cast<Eigen::Index>(x.size()));
+  const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> xm(
+      x.data(), static_cast<Eigen::Index>(x.size()));
   Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> ym(y.data(), static_cast<Eigen::Index>(y.size()));
   ym = detail::exp0(xm);
   return y;
@@ -33,12 +34,14 @@ double ulps(T x, T y) {
   const long double ref = std::exp(static_cast<long double>(x));
   const auto r = static_cast<T>(ref);
   const T ulp = std::nextafter(r, std::numeric_limits<T>::infinity()) - r;
-  return static_cast<double>(std::fabs(static_cast<long double>(y) - ref) / static_cast<long double>(ulp));
+  return static_cast<double>(std::fabs(static_cast<long double>(y) - ref) /
+                             static_cast<long double>(ulp));
 }
 
 }  // namespace
 
-TEST_CASE("float packet exp is within 3 ulp over [threshold, 0] and a little above", "[kernels][exp]") {
+TEST_CASE("float packet exp is within 3 ulp over [threshold, 0] and a little above",
+          "[kernels][exp]") {
   // Every representable spacing matters near 0 (where the kernels' largest weights are); sweep
   // [-87.3, 2] with a step that is not a multiple of ln 2 so every reduced argument r is visited.
   std::vector<float> x;

@@ -1,3 +1,5 @@
+#include "prefopt/kernels/kl_estimators.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -7,7 +9,6 @@
 #include "kernel_reference.hpp"
 #include "prefopt/core/math.hpp"
 #include "prefopt/kernels/kl.hpp"
-#include "prefopt/kernels/kl_estimators.hpp"
 
 using namespace prefopt;
 using idx = prefopt::index;
@@ -81,8 +82,10 @@ TEST_CASE("sampled KL gradients equal finite differences for every estimator",
     kernels::sampled_kl_backward(e, lp, lr, g, kernels::span_of(dl), kernels::span_of(dr));
     for (std::size_t t = 0; t < lp.size(); ++t) {
       const double h = 1e-7;
-      const double num = g[t] * (kernels::kl_estimate(e, lp[t] + h - lr[t]) -
-                                 kernels::kl_estimate(e, lp[t] - h - lr[t])) / (2 * h);
+      const double num = g[t] *
+                         (kernels::kl_estimate(e, lp[t] + h - lr[t]) -
+                          kernels::kl_estimate(e, lp[t] - h - lr[t])) /
+                         (2 * h);
       CHECK(std::abs(dl[t] - num) < 1e-6);
       CHECK(dr[t] == -dl[t]);
     }
@@ -109,5 +112,6 @@ TEST_CASE("sampled KL masks positions, accumulates and rejects bad input",
   CHECK_THROWS_WITH(kernels::sampled_kl(kl_estimator::k1, lp, lr, kernels::span_of(out)),
                     Catch::Contains("sampled_kl") && Catch::Contains("ref_log_probs[1]"));
   lr.pop_back();
-  CHECK_THROWS_AS(kernels::sampled_kl(kl_estimator::k1, lp, lr, kernels::span_of(out)), shape_error);
+  CHECK_THROWS_AS(kernels::sampled_kl(kl_estimator::k1, lp, lr, kernels::span_of(out)),
+                  shape_error);
 }

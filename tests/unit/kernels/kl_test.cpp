@@ -1,3 +1,5 @@
+#include "prefopt/kernels/kl.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -5,7 +7,6 @@
 #include <vector>
 
 #include "kernel_reference.hpp"
-#include "prefopt/kernels/kl.hpp"
 
 using namespace prefopt;
 using idx = prefopt::index;
@@ -28,8 +29,10 @@ TEMPLATE_TEST_CASE("kl_divergence matches a long-double reference in both direct
         const auto u = static_cast<std::size_t>(i);
         const ld ref = test::ref_kl(zp.row(i).data(), zq.row(i).data(), v);
         const ld ref_r = test::ref_kl(zq.row(i).data(), zp.row(i).data(), v);
-        const double spread =
-            static_cast<double>((zp.row(i).template cast<double>() - zq.row(i).template cast<double>()).cwiseAbs().maxCoeff());
+        const double spread = static_cast<double>(
+            (zp.row(i).template cast<double>() - zq.row(i).template cast<double>())
+                .cwiseAbs()
+                .maxCoeff());
         const double bound = test::unit_roundoff<T>() * (logv + 150) * (2 + spread);
         INFO("V = " << v << ", scale = " << scale << ", row " << i);
         CHECK(test::err(kl[u], ref) <= bound);
@@ -105,14 +108,15 @@ TEST_CASE("kl_divergence_backward refuses an infinite KL and mismatched shapes",
   p << 0, 1, 2;
   q << 0, 1, -std::numeric_limits<float>::infinity();
   std::vector<float> kl(1), lp(1), lq(1);
-  kernels::kl_divergence(p, q, kernels::span_of(kl), {}, {}, kernels::span_of(lp), kernels::span_of(lq));
+  kernels::kl_divergence(p, q, kernels::span_of(kl), {}, {}, kernels::span_of(lp),
+                         kernels::span_of(lq));
   CHECK(std::isinf(kl[0]));
   row_matrix_f dp(1, 3), dq(1, 3);
   const std::vector<float> g{1};
-  CHECK_THROWS_WITH(kernels::kl_divergence_backward(p, q, std::span<const float>(lp),
-                                                    std::span<const float>(lq),
-                                                    std::span<const float>(kl), g, dp, dq),
-                    Catch::Contains("kl[0] = inf"));
+  CHECK_THROWS_WITH(
+      kernels::kl_divergence_backward(p, q, std::span<const float>(lp), std::span<const float>(lq),
+                                      std::span<const float>(kl), g, dp, dq),
+      Catch::Contains("kl[0] = inf"));
   row_matrix_f q2(1, 4);
   q2.setZero();
   CHECK_THROWS_AS(kernels::kl_divergence(p, q2, kernels::span_of(kl), {}), shape_error);

@@ -1,3 +1,5 @@
+#include "prefopt/kernels/linear_log_probs.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -6,7 +8,6 @@
 #include <vector>
 
 #include "kernel_reference.hpp"
-#include "prefopt/kernels/linear_log_probs.hpp"
 #include "prefopt/kernels/token_log_probs.hpp"
 
 #if defined(_OPENMP)
@@ -37,7 +38,8 @@ TEMPLATE_TEST_CASE("linear_log_probs matches log-softmax of the materialized log
     const auto t = test::random_targets<T>(n, v, 4);
     std::vector<T> lp(n), lse(n), ent(n);
     kernels::linear_log_probs(h, w, std::span<const T>(bias), t,
-                              {.log_probs = kernels::span_of(lp), .logsumexp = kernels::span_of(lse),
+                              {.log_probs = kernels::span_of(lp),
+                               .logsumexp = kernels::span_of(lse),
                                .entropy = kernels::span_of(ent)});
     for (idx i = 0; i < n; ++i) {
       std::vector<ld> z(static_cast<std::size_t>(v));
@@ -58,15 +60,19 @@ TEMPLATE_TEST_CASE("linear_log_probs matches log-softmax of the materialized log
       // GEMM rounding (D terms of size ~1) plus the documented log-sum-exp bound.
       const double gemm = 4.0 * static_cast<double>(d) * test::unit_roundoff<T>() * 2.0;
       INFO("V = " << v << ", row " << i);
-      CHECK(test::err(lp[u], ref_lp) <= gemm + test::value_bound<T>(static_cast<double>(ref_lp), v));
-      CHECK(test::err(lse[u], ref_lse) <= gemm + test::value_bound<T>(static_cast<double>(ref_lse), v));
-      CHECK(test::err(ent[u], ref_h) <= gemm + 200 * test::unit_roundoff<T>() * (1 + std::log(static_cast<double>(v))));
+      CHECK(test::err(lp[u], ref_lp) <=
+            gemm + test::value_bound<T>(static_cast<double>(ref_lp), v));
+      CHECK(test::err(lse[u], ref_lse) <=
+            gemm + test::value_bound<T>(static_cast<double>(ref_lse), v));
+      CHECK(test::err(ent[u], ref_h) <=
+            gemm + 200 * test::unit_roundoff<T>() * (1 + std::log(static_cast<double>(v))));
     }
   }
 }
 
-TEMPLATE_TEST_CASE("linear_log_probs forward is bitwise invariant to batch, block size and row tile",
-                   "[kernels][linear_log_probs][invariance]", float, double) {
+TEMPLATE_TEST_CASE(
+    "linear_log_probs forward is bitwise invariant to batch, block size and row tile",
+    "[kernels][linear_log_probs][invariance]", float, double) {
   using T = TestType;
   const idx n = 21;
   const idx d = 64;
@@ -76,7 +82,8 @@ TEMPLATE_TEST_CASE("linear_log_probs forward is bitwise invariant to batch, bloc
   const auto t = test::random_targets<T>(n, v, 7);
   std::vector<T> lp(n), lse(n), ent(n);
   kernels::linear_log_probs(h, w, {}, t,
-                            {.log_probs = kernels::span_of(lp), .logsumexp = kernels::span_of(lse),
+                            {.log_probs = kernels::span_of(lp),
+                             .logsumexp = kernels::span_of(lse),
                              .entropy = kernels::span_of(ent)});
   for (const idx block : {idx{1}, idx{1008}, idx{3024}, idx{100000}}) {
     for (const idx tile : {idx{0}, idx{1}, idx{4}, idx{7}, idx{64}}) {
@@ -85,7 +92,8 @@ TEMPLATE_TEST_CASE("linear_log_probs forward is bitwise invariant to batch, bloc
       opt.row_tile = tile;
       std::vector<T> lp2(n), lse2(n), ent2(n);
       kernels::linear_log_probs(h, w, {}, t,
-                                {.log_probs = kernels::span_of(lp2), .logsumexp = kernels::span_of(lse2),
+                                {.log_probs = kernels::span_of(lp2),
+                                 .logsumexp = kernels::span_of(lse2),
                                  .entropy = kernels::span_of(ent2)},
                                 opt);
       INFO("block " << block << ", tile " << tile);
@@ -104,7 +112,8 @@ TEMPLATE_TEST_CASE("linear_log_probs forward is bitwise invariant to batch, bloc
   }
   std::vector<T> lp3(3);
   kernels::linear_log_probs(hs, w, {}, ts, {.log_probs = kernels::span_of(lp3)});
-  for (std::size_t k = 0; k < pick.size(); ++k) CHECK(lp3[k] == lp[static_cast<std::size_t>(pick[k])]);
+  for (std::size_t k = 0; k < pick.size(); ++k)
+    CHECK(lp3[k] == lp[static_cast<std::size_t>(pick[k])]);
   // The fused result is that of token_log_probs on the same logits (the GEMM's own rounding aside,
   // which the kernel makes position independent): compare within the bound.
   row_matrix_t<T> z = h * w.transpose();
@@ -145,23 +154,28 @@ TEST_CASE("linear_log_probs_backward equals finite differences in hidden, weight
   auto loss = [&](const row_matrix_d& hh, const row_matrix_d& ww, const std::vector<double>& bb) {
     std::vector<double> lp(n), e(n);
     kernels::linear_log_probs(hh, ww, std::span<const double>(bb), t,
-                              {.log_probs = kernels::span_of(lp), .entropy = kernels::span_of(e)}, opt);
+                              {.log_probs = kernels::span_of(lp), .entropy = kernels::span_of(e)},
+                              opt);
     double s = 0;
     for (std::size_t i = 0; i < lp.size(); ++i) s += g_lp[i] * lp[i] + g_h[i] * e[i];
     return s;
   };
   std::vector<double> lp(n), lse(n), ent(n);
   kernels::linear_log_probs(h, w, std::span<const double>(bias), t,
-                            {.log_probs = kernels::span_of(lp), .logsumexp = kernels::span_of(lse),
-                             .entropy = kernels::span_of(ent)}, opt);
+                            {.log_probs = kernels::span_of(lp),
+                             .logsumexp = kernels::span_of(lse),
+                             .entropy = kernels::span_of(ent)},
+                            opt);
   CHECK(lp[2] == 0.0);
   row_matrix_d dh(n, d), dw(v, d);
   std::vector<double> db(v);
-  kernels::linear_log_probs_backward(h, w, std::span<const double>(bias), t,
-                                     {.logsumexp = lse, .entropy = ent}, {.log_probs = g_lp, .entropy = g_h},
-                                     dh, dw, kernels::span_of(db), opt);
-  const auto num_h = test::numeric_gradient(h, [&](const row_matrix_d& x) { return loss(x, w, bias); });
-  const auto num_w = test::numeric_gradient(w, [&](const row_matrix_d& x) { return loss(h, x, bias); });
+  kernels::linear_log_probs_backward(
+      h, w, std::span<const double>(bias), t, {.logsumexp = lse, .entropy = ent},
+      {.log_probs = g_lp, .entropy = g_h}, dh, dw, kernels::span_of(db), opt);
+  const auto num_h =
+      test::numeric_gradient(h, [&](const row_matrix_d& x) { return loss(x, w, bias); });
+  const auto num_w =
+      test::numeric_gradient(w, [&](const row_matrix_d& x) { return loss(h, x, bias); });
   row_matrix_d bmat(1, v);
   for (idx j = 0; j < v; ++j) bmat(0, j) = bias[static_cast<std::size_t>(j)];
   const auto num_b = test::numeric_gradient(bmat, [&](const row_matrix_d& x) {
@@ -175,8 +189,8 @@ TEST_CASE("linear_log_probs_backward equals finite differences in hidden, weight
   row_matrix_d dh2 = row_matrix_d::Constant(n, d, 1.0), none;
   opt.mode = kernels::write_mode::accumulate;
   kernels::linear_log_probs_backward(h, w, std::span<const double>(bias), t,
-                                     {.logsumexp = lse, .entropy = ent}, {.log_probs = g_lp, .entropy = g_h},
-                                     dh2, none, {}, opt);
+                                     {.logsumexp = lse, .entropy = ent},
+                                     {.log_probs = g_lp, .entropy = g_h}, dh2, none, {}, opt);
   CHECK(((dh2.array() - 1.0) - dh.array()).abs().maxCoeff() < 1e-14);
 }
 
@@ -189,17 +203,20 @@ TEST_CASE("linear_log_probs backward gives the same gradient for every block siz
   const auto w = random_matrix<float>(v, d, 0.5, 12);
   const auto t = test::random_targets<float>(n, v, 13);
   std::vector<float> lse(n), lp(n);
-  kernels::linear_log_probs(h, w, {}, t, {.log_probs = kernels::span_of(lp), .logsumexp = kernels::span_of(lse)});
+  kernels::linear_log_probs(
+      h, w, {}, t, {.log_probs = kernels::span_of(lp), .logsumexp = kernels::span_of(lse)});
   const std::vector<float> g(n, 1.0f);
   row_matrix_f dh_ref(n, d), dw_ref(v, d);
-  kernels::linear_log_probs_backward(h, w, {}, t, {.logsumexp = lse}, {.log_probs = g}, dh_ref, dw_ref, {});
+  kernels::linear_log_probs_backward(h, w, {}, t, {.logsumexp = lse}, {.log_probs = g}, dh_ref,
+                                     dw_ref, {});
   for (const idx block : {idx{1008}, idx{2016}}) {
     for (const idx tile : {idx{4}, idx{5}}) {
       kernels::linear_options opt;
       opt.block_size = block;
       opt.row_tile = tile;
       row_matrix_f dh(n, d), dw(v, d);
-      kernels::linear_log_probs_backward(h, w, {}, t, {.logsumexp = lse}, {.log_probs = g}, dh, dw, {}, opt);
+      kernels::linear_log_probs_backward(h, w, {}, t, {.logsumexp = lse}, {.log_probs = g}, dh, dw,
+                                         {}, opt);
       CHECK((dh - dh_ref).cwiseAbs().maxCoeff() < 1e-5f);
       CHECK((dw - dw_ref).cwiseAbs().maxCoeff() < 1e-5f);
     }
@@ -213,7 +230,8 @@ TEST_CASE("linear_log_probs rejects mismatched shapes, bad targets and non-finit
   const auto w_bad = random_matrix<float>(20, 9, 1.0, 2);
   std::vector<token_id> t{1, 2, 3};
   std::vector<float> lp(3);
-  CHECK_THROWS_AS(kernels::linear_log_probs(h, w_bad, {}, t, {.log_probs = kernels::span_of(lp)}), shape_error);
+  CHECK_THROWS_AS(kernels::linear_log_probs(h, w_bad, {}, t, {.log_probs = kernels::span_of(lp)}),
+                  shape_error);
   t[1] = 20;
   CHECK_THROWS_WITH(kernels::linear_log_probs(h, w, {}, t, {.log_probs = kernels::span_of(lp)}),
                     Catch::Contains("linear_log_probs") && Catch::Contains("targets[1] = 20"));

@@ -1,3 +1,5 @@
+#include "prefopt/kernels/logsumexp.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -6,7 +8,6 @@
 #include <vector>
 
 #include "kernel_reference.hpp"
-#include "prefopt/kernels/logsumexp.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -23,7 +24,8 @@ TEMPLATE_TEST_CASE("row_logsumexp matches a long-double reference within the doc
     for (const double scale : {1.0, 100.0, 1e4}) {
       for (const double neg_inf : {0.0, 0.3}) {
         const idx n = 5;
-        const auto z = test::random_logits<T>(n, v, scale, static_cast<std::uint64_t>(v) * 31 + 7, neg_inf);
+        const auto z =
+            test::random_logits<T>(n, v, scale, static_cast<std::uint64_t>(v) * 31 + 7, neg_inf);
         std::vector<T> lse(n);
         kernels::row_logsumexp(z, kernels::span_of(lse));
         for (idx i = 0; i < n; ++i) {
@@ -53,7 +55,8 @@ TEST_CASE("row_logsumexp is accurate for a 256k vocabulary with float and double
     const auto u = static_cast<std::size_t>(i);
     const ld ref = test::ref_lse(z.row(i).data(), v);
     CHECK(test::err(lse[u], ref) <= test::value_bound<float>(static_cast<double>(ref), v));
-    CHECK(test::err(lse_d[u], ref) <= test::unit_roundoff<float>() * (static_cast<double>(std::abs(ref)) + 1));
+    CHECK(test::err(lse_d[u], ref) <=
+          test::unit_roundoff<float>() * (static_cast<double>(std::abs(ref)) + 1));
     const ld ref2 = test::ref_lse(z2.row(i).data(), v);
     CHECK(test::err(lse2[u], ref2) <= test::value_bound<float>(static_cast<double>(ref2), v));
   }
@@ -81,7 +84,8 @@ TEMPLATE_TEST_CASE("log_softmax out of place and in place agree bitwise and norm
             test::value_bound<T>(static_cast<double>(static_cast<ld>(z(i, j)) - ref), v));
       total += std::exp(static_cast<ld>(out(i, j)));
     }
-    CHECK(test::err(total, 1) <= 200 * test::unit_roundoff<T>() * std::sqrt(static_cast<double>(v)));
+    CHECK(test::err(total, 1) <=
+          200 * test::unit_roundoff<T>() * std::sqrt(static_cast<double>(v)));
   }
   kernels::log_softmax_inplace(z);
   CHECK(std::memcmp(z.data(), out.data(), sizeof(T) * static_cast<std::size_t>(n * v)) == 0);

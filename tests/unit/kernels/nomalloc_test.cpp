@@ -47,18 +47,34 @@ void* operator new(std::size_t n) {
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
-void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new[](std::size_t n) {
+  return operator new(n);
+}
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
   g_news.fetch_add(1, std::memory_order_relaxed);
   return std::malloc(n == 0 ? 1 : n);
 }
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept {
+  return operator new(n, t);
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  std::free(p);
+}
 #endif
 
 using namespace prefopt;
@@ -76,7 +92,8 @@ long allocations_in(F&& f) {
 }
 }  // namespace
 
-TEMPLATE_TEST_CASE("per-row kernels make no heap allocation", "[kernels][nomalloc]", float, double) {
+TEMPLATE_TEST_CASE("per-row kernels make no heap allocation", "[kernels][nomalloc]", float,
+                   double) {
   using T = TestType;
   const idx n = 6;
   const idx v = 2500;
@@ -92,44 +109,54 @@ TEMPLATE_TEST_CASE("per-row kernels make no heap allocation", "[kernels][nomallo
     opt.mask = mask;
     CHECK(allocations_in([&] { kernels::row_logsumexp(z, kernels::span_of(lse), opt); }) == 0);
     CHECK(allocations_in([&] { kernels::log_softmax(z, out, opt); }) == 0);
-    CHECK(allocations_in([&] { kernels::token_log_probs(z, t, kernels::span_of(lp), opt, kernels::span_of(lse)); }) == 0);
     CHECK(allocations_in([&] {
-            kernels::token_log_probs_backward(z, t, std::span<const T>(lse), std::span<const T>(g), d, opt);
-          }) == 0);
-    CHECK(allocations_in([&] { kernels::entropy(z, kernels::span_of(h), opt, kernels::span_of(lse)); }) == 0);
-    CHECK(allocations_in([&] {
-            kernels::entropy_backward(z, std::span<const T>(lse), std::span<const T>(h), std::span<const T>(g), d, opt);
+            kernels::token_log_probs(z, t, kernels::span_of(lp), opt, kernels::span_of(lse));
           }) == 0);
     CHECK(allocations_in([&] {
-            kernels::kl_divergence(z, q, kernels::span_of(kl), kernels::span_of(klr), opt, kernels::span_of(lse),
-                                   kernels::span_of(lseq));
+            kernels::token_log_probs_backward(z, t, std::span<const T>(lse), std::span<const T>(g),
+                                              d, opt);
+          }) == 0);
+    CHECK(allocations_in(
+              [&] { kernels::entropy(z, kernels::span_of(h), opt, kernels::span_of(lse)); }) == 0);
+    CHECK(allocations_in([&] {
+            kernels::entropy_backward(z, std::span<const T>(lse), std::span<const T>(h),
+                                      std::span<const T>(g), d, opt);
+          }) == 0);
+    CHECK(allocations_in([&] {
+            kernels::kl_divergence(z, q, kernels::span_of(kl), kernels::span_of(klr), opt,
+                                   kernels::span_of(lse), kernels::span_of(lseq));
           }) == 0);
     CHECK(allocations_in([&] {
             kernels::kl_divergence_backward(z, q, std::span<const T>(lse), std::span<const T>(lseq),
-                                            std::span<const T>(kl), std::span<const T>(g), d, dq, opt);
+                                            std::span<const T>(kl), std::span<const T>(g), d, dq,
+                                            opt);
           }) == 0);
     CHECK(allocations_in([&] {
             kernels::token_stats(z, q, t,
-                                 {.log_probs = kernels::span_of(lp), .logsumexp = kernels::span_of(lse),
-                                  .entropy = kernels::span_of(h), .kl = kernels::span_of(kl),
+                                 {.log_probs = kernels::span_of(lp),
+                                  .logsumexp = kernels::span_of(lse),
+                                  .entropy = kernels::span_of(h),
+                                  .kl = kernels::span_of(kl),
                                   .logsumexp_q = kernels::span_of(lseq)},
                                  opt);
           }) == 0);
     CHECK(allocations_in([&] {
-            kernels::token_stats_backward(z, q, t, {.logsumexp = lse, .entropy = h, .kl = kl, .logsumexp_q = lseq},
-                                          {.log_probs = g, .entropy = g, .kl = g}, d, dq, opt);
+            kernels::token_stats_backward(
+                z, q, t, {.logsumexp = lse, .entropy = h, .kl = kl, .logsumexp_q = lseq},
+                {.log_probs = g, .entropy = g, .kl = g}, d, dq, opt);
           }) == 0);
     CHECK(allocations_in([&] { kernels::log_softmax_inplace(z, opt); }) == 0);
   }
   std::vector<T> est(n);
   CHECK(allocations_in([&] {
-          kernels::sampled_kl(kernels::kl_estimator::k3, std::span<const T>(lp), std::span<const T>(lp),
-                              kernels::span_of(est));
+          kernels::sampled_kl(kernels::kl_estimator::k3, std::span<const T>(lp),
+                              std::span<const T>(lp), kernels::span_of(est));
         }) == 0);
   const std::vector<idx> offsets{0, 2, 6};
   std::vector<T> seq(2);
   CHECK(allocations_in([&] {
-          kernels::ragged_sum(ragged_view<const T>{offsets, std::span<const T>(lp)}, kernels::span_of(seq));
+          kernels::ragged_sum(ragged_view<const T>{offsets, std::span<const T>(lp)},
+                              kernels::span_of(seq));
           kernels::ragged_mean_backward<T>(offsets, seq, kernels::span_of(est));
         }) == 0);
 }

@@ -1,14 +1,13 @@
+#include "prefopt/kernels/ragged.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <vector>
 
-#include "prefopt/kernels/ragged.hpp"
-
 using namespace prefopt;
 using idx = prefopt::index;
 
-TEST_CASE("ragged sums and length-averaged means follow ALGORITHMS.md 0.2.2",
-          "[kernels][ragged]") {
+TEST_CASE("ragged sums and length-averaged means follow ALGORITHMS.md 0.2.2", "[kernels][ragged]") {
   const std::vector<double> values{1, 2, 3, 99, 4, 5, 6, 7};
   const std::vector<idx> offsets{0, 3, 3, 4, 8};  // [1 2 3], [], [99], [4 5 6 7]
   const ragged_view<const double> r{offsets, values};
@@ -26,7 +25,8 @@ TEST_CASE("ragged backward broadcasts the sequence gradient, divided by the leng
   std::vector<float> d(7, 10.0f);
   kernels::ragged_sum_backward<float>(offsets, g, kernels::span_of(d));
   CHECK(d == std::vector<float>{10, 2, 2, -3, -3, -3, 10});
-  kernels::ragged_mean_backward<float>(offsets, g, kernels::span_of(d), kernels::write_mode::accumulate);
+  kernels::ragged_mean_backward<float>(offsets, g, kernels::span_of(d),
+                                       kernels::write_mode::accumulate);
   CHECK(d == std::vector<float>{10, 3, 3, -4, -4, -4, 10});
 }
 
@@ -46,12 +46,14 @@ TEST_CASE("ragged reductions reject bad offsets and sizes", "[kernels][ragged]")
   const std::vector<float> values{1, 2, 3};
   const std::vector<idx> bad{0, 2, 1};
   std::vector<float> out(2);
-  CHECK_THROWS_WITH(kernels::ragged_sum(ragged_view<const float>{bad, values}, kernels::span_of(out)),
-                    Catch::Contains("ragged_sum") && Catch::Contains("offsets[2]"));
+  CHECK_THROWS_WITH(
+      kernels::ragged_sum(ragged_view<const float>{bad, values}, kernels::span_of(out)),
+      Catch::Contains("ragged_sum") && Catch::Contains("offsets[2]"));
   const std::vector<idx> past{0, 4};
   std::vector<float> one(1);
-  CHECK_THROWS_AS(kernels::ragged_mean(ragged_view<const float>{past, values}, kernels::span_of(one)),
-                  shape_error);
+  CHECK_THROWS_AS(
+      kernels::ragged_mean(ragged_view<const float>{past, values}, kernels::span_of(one)),
+      shape_error);
   const std::vector<idx> ok{0, 1, 3};
   CHECK_THROWS_AS(kernels::ragged_sum(ragged_view<const float>{ok, values}, kernels::span_of(one)),
                   shape_error);

@@ -1,3 +1,5 @@
+#include "prefopt/kernels/token_log_probs.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -6,7 +8,6 @@
 #include <vector>
 
 #include "kernel_reference.hpp"
-#include "prefopt/kernels/token_log_probs.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -23,7 +24,8 @@ TEMPLATE_TEST_CASE("token_log_probs matches a long-double reference within the d
     for (const double scale : {1.0, 1e4}) {
       for (const double neg_inf : {0.0, 0.4}) {
         const idx n = 6;
-        const auto z = test::random_logits<T>(n, v, scale, static_cast<std::uint64_t>(v) + 1, neg_inf);
+        const auto z =
+            test::random_logits<T>(n, v, scale, static_cast<std::uint64_t>(v) + 1, neg_inf);
         const auto t = test::random_targets<T>(n, v, 3);
         std::vector<T> lp(n), lse(n);
         kernels::token_log_probs(z, t, kernels::span_of(lp), {}, kernels::span_of(lse));
@@ -32,7 +34,8 @@ TEMPLATE_TEST_CASE("token_log_probs matches a long-double reference within the d
           const ld ref_lse = test::ref_lse(z.row(i).data(), v);
           const T x_t = z(i, t[u]);
           INFO("V = " << v << ", scale = " << scale << ", row " << i);
-          CHECK(test::err(lse[u], ref_lse) <= test::value_bound<T>(static_cast<double>(ref_lse), v));
+          CHECK(test::err(lse[u], ref_lse) <=
+                test::value_bound<T>(static_cast<double>(ref_lse), v));
           if (std::isinf(x_t)) {
             CHECK(lp[u] == -std::numeric_limits<T>::infinity());
           } else {
@@ -80,8 +83,9 @@ TEST_CASE("token_log_probs_backward equals finite differences of sum g_i log p_i
   for (idx i = 0; i < n; ++i) CHECK(std::abs(d.row(i).sum()) < 1e-12);
 }
 
-TEMPLATE_TEST_CASE("token_log_probs_backward matches the reference gradient within the bound and accumulates",
-                   "[kernels][token_log_probs][gradient]", float, double) {
+TEMPLATE_TEST_CASE(
+    "token_log_probs_backward matches the reference gradient within the bound and accumulates",
+    "[kernels][token_log_probs][gradient]", float, double) {
   using T = TestType;
   const idx n = 4;
   const idx v = 3000;
@@ -97,11 +101,13 @@ TEMPLATE_TEST_CASE("token_log_probs_backward matches the reference gradient with
     const ld ref_lse = test::ref_lse(z.row(i).data(), v);
     for (idx j = 0; j < v; ++j) {
       const ld p = std::isinf(z(i, j)) ? 0 : std::exp(static_cast<ld>(z(i, j)) - ref_lse);
-      const ld ref = static_cast<ld>(g[static_cast<std::size_t>(i)]) * ((j == t[static_cast<std::size_t>(i)] ? 1 : 0) - p);
+      const ld ref = static_cast<ld>(g[static_cast<std::size_t>(i)]) *
+                     ((j == t[static_cast<std::size_t>(i)] ? 1 : 0) - p);
       const double zj = std::isinf(z(i, j)) ? 0.0 : static_cast<double>(z(i, j));
       const double bound = std::abs(static_cast<double>(g[static_cast<std::size_t>(i)])) * u *
                            ((2 * std::abs(static_cast<double>(ref_lse)) + std::abs(zj) + 150) *
-                                static_cast<double>(p) + 1);
+                                static_cast<double>(p) +
+                            1);
       CHECK(test::err(d(i, j), ref) <= bound);
     }
   }
@@ -183,19 +189,22 @@ TEMPLATE_TEST_CASE("token log-probs and their gradient are bitwise independent o
   std::vector<T> buf(static_cast<std::size_t>(3 * v + 1));
   std::vector<token_id> tt;
   for (std::size_t k = 0; k < pick.size(); ++k) {
-    std::memcpy(buf.data() + 1 + static_cast<idx>(k) * v, z.row(pick[k]).data(), sizeof(T) * static_cast<std::size_t>(v));
+    std::memcpy(buf.data() + 1 + static_cast<idx>(k) * v, z.row(pick[k]).data(),
+                sizeof(T) * static_cast<std::size_t>(v));
     tt.push_back(t[static_cast<std::size_t>(pick[k])]);
   }
   const Eigen::Map<const row_matrix_t<T>> sub(buf.data() + 1, 3, v);
   std::vector<T> lp2(3), lse2(3);
   kernels::token_log_probs(sub, tt, kernels::span_of(lp2), {}, kernels::span_of(lse2));
   row_matrix_t<T> d2(3, v);
-  kernels::token_log_probs_backward(sub, tt, std::span<const T>(lse2), std::span<const T>(g.data(), 3), d2);
+  kernels::token_log_probs_backward(sub, tt, std::span<const T>(lse2),
+                                    std::span<const T>(g.data(), 3), d2);
   for (std::size_t k = 0; k < pick.size(); ++k) {
     const auto u = static_cast<std::size_t>(pick[k]);
     CHECK(lp2[k] == lp[u]);
     CHECK(lse2[k] == lse[u]);
-    CHECK(std::memcmp(d2.row(static_cast<idx>(k)).data(), d.row(pick[k]).data(), sizeof(T) * static_cast<std::size_t>(v)) == 0);
+    CHECK(std::memcmp(d2.row(static_cast<idx>(k)).data(), d.row(pick[k]).data(),
+                      sizeof(T) * static_cast<std::size_t>(v)) == 0);
   }
 #if defined(_OPENMP)
   const auto zb = test::random_logits<T>(48, v, 40.0, 43);
@@ -223,6 +232,7 @@ TEST_CASE("double accumulation of float logits is within a few float ulps of the
   for (idx i = 0; i < 3; ++i) {
     const auto u = static_cast<std::size_t>(i);
     const ld ref = static_cast<ld>(z(i, t[u])) - test::ref_lse(z.row(i).data(), v);
-    CHECK(test::err(lp[u], ref) <= test::unit_roundoff<float>() * (static_cast<double>(std::abs(ref)) + 1));
+    CHECK(test::err(lp[u], ref) <=
+          test::unit_roundoff<float>() * (static_cast<double>(std::abs(ref)) + 1));
   }
 }

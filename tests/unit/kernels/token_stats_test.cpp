@@ -1,3 +1,5 @@
+#include "prefopt/kernels/token_stats.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include "prefopt/kernels/kl.hpp"
 #include "prefopt/kernels/logsumexp.hpp"
 #include "prefopt/kernels/token_log_probs.hpp"
-#include "prefopt/kernels/token_stats.hpp"
 
 using namespace prefopt;
 using idx = prefopt::index;
@@ -23,13 +24,18 @@ TEMPLATE_TEST_CASE("token_stats outputs are bitwise equal to the dedicated kerne
   const auto zq = test::random_logits<T>(n, v, 20.0, 52, 0.0);
   const auto t = test::random_targets<T>(n, v, 2);
   std::vector<T> lp(n), lse(n), h(n), kl(n), klr(n), lseq(n);
-  kernels::token_stats(z, zq, t, {.log_probs = kernels::span_of(lp), .logsumexp = kernels::span_of(lse),
-                                  .entropy = kernels::span_of(h), .kl = kernels::span_of(kl),
-                                  .kl_reverse = kernels::span_of(klr), .logsumexp_q = kernels::span_of(lseq)});
+  kernels::token_stats(z, zq, t,
+                       {.log_probs = kernels::span_of(lp),
+                        .logsumexp = kernels::span_of(lse),
+                        .entropy = kernels::span_of(h),
+                        .kl = kernels::span_of(kl),
+                        .kl_reverse = kernels::span_of(klr),
+                        .logsumexp_q = kernels::span_of(lseq)});
   std::vector<T> lp1(n), lse1(n), h1(n), kl1(n), klr1(n), lseq1(n), lp2(n), h2(n);
   kernels::token_log_probs(z, t, kernels::span_of(lp1), {}, kernels::span_of(lse1));
   kernels::entropy(z, kernels::span_of(h1));
-  kernels::kl_divergence(z, zq, kernels::span_of(kl1), kernels::span_of(klr1), {}, {}, kernels::span_of(lseq1));
+  kernels::kl_divergence(z, zq, kernels::span_of(kl1), kernels::span_of(klr1), {}, {},
+                         kernels::span_of(lseq1));
   kernels::token_stats(z, t, {.log_probs = kernels::span_of(lp2), .entropy = kernels::span_of(h2)});
   CHECK(lp == lp1);
   CHECK(lp2 == lp1);
@@ -52,17 +58,25 @@ TEST_CASE("token_stats_backward equals finite differences of a mixed loss in dou
   const std::vector<double> g_lp{1.0, -0.5, 0.3}, g_h{0.2, 0.7, -1.0}, g_kl{-0.6, 1.2, 0.4};
   auto loss = [&](const row_matrix_d& a, const row_matrix_d& b) {
     std::vector<double> lp(n), h(n), kl(n);
-    kernels::token_stats(a, b, t, {.log_probs = kernels::span_of(lp), .entropy = kernels::span_of(h), .kl = kernels::span_of(kl)});
+    kernels::token_stats(a, b, t,
+                         {.log_probs = kernels::span_of(lp),
+                          .entropy = kernels::span_of(h),
+                          .kl = kernels::span_of(kl)});
     double s = 0;
-    for (std::size_t i = 0; i < lp.size(); ++i) s += g_lp[i] * lp[i] + g_h[i] * h[i] + g_kl[i] * kl[i];
+    for (std::size_t i = 0; i < lp.size(); ++i)
+      s += g_lp[i] * lp[i] + g_h[i] * h[i] + g_kl[i] * kl[i];
     return s;
   };
   std::vector<double> lp(n), lse(n), h(n), kl(n), lseq(n);
-  kernels::token_stats(z, zq, t, {.log_probs = kernels::span_of(lp), .logsumexp = kernels::span_of(lse),
-                                  .entropy = kernels::span_of(h), .kl = kernels::span_of(kl),
-                                  .logsumexp_q = kernels::span_of(lseq)});
+  kernels::token_stats(z, zq, t,
+                       {.log_probs = kernels::span_of(lp),
+                        .logsumexp = kernels::span_of(lse),
+                        .entropy = kernels::span_of(h),
+                        .kl = kernels::span_of(kl),
+                        .logsumexp_q = kernels::span_of(lseq)});
   row_matrix_d dz(n, v), dq(n, v);
-  kernels::token_stats_backward(z, zq, t, {.logsumexp = lse, .entropy = h, .kl = kl, .logsumexp_q = lseq},
+  kernels::token_stats_backward(z, zq, t,
+                                {.logsumexp = lse, .entropy = h, .kl = kl, .logsumexp_q = lseq},
                                 {.log_probs = g_lp, .entropy = g_h, .kl = g_kl}, dz, dq);
   const auto num_z = test::numeric_gradient(z, [&](const row_matrix_d& x) { return loss(x, zq); });
   const auto num_q = test::numeric_gradient(zq, [&](const row_matrix_d& x) { return loss(z, x); });
@@ -70,7 +84,8 @@ TEST_CASE("token_stats_backward equals finite differences of a mixed loss in dou
   CHECK((dq - num_q).cwiseAbs().maxCoeff() < 1e-8);
   // Single-matrix form: log-prob and entropy gradients only.
   row_matrix_d d1(n, v);
-  kernels::token_stats_backward(z, t, {.logsumexp = lse, .entropy = h}, {.log_probs = g_lp, .entropy = g_h}, d1);
+  kernels::token_stats_backward(z, t, {.logsumexp = lse, .entropy = h},
+                                {.log_probs = g_lp, .entropy = g_h}, d1);
   const auto num1 = test::numeric_gradient(z, [&](const row_matrix_d& x) {
     std::vector<double> a(n), b(n);
     kernels::token_stats(x, t, {.log_probs = kernels::span_of(a), .entropy = kernels::span_of(b)});
@@ -89,7 +104,8 @@ TEST_CASE("token_stats refuses KL outputs without a second matrix and a KL gradi
   std::vector<float> lse(2), g(2, 1.0f);
   kernels::row_logsumexp(z, kernels::span_of(lse));
   row_matrix_f d(2, 5);
-  CHECK_THROWS_AS(kernels::token_stats_backward(z, {}, {.logsumexp = lse, .kl = kl, .logsumexp_q = lse}, {.kl = g}, d),
+  CHECK_THROWS_AS(kernels::token_stats_backward(
+                      z, {}, {.logsumexp = lse, .kl = kl, .logsumexp_q = lse}, {.kl = g}, d),
                   invalid_argument);
 }
 
@@ -109,8 +125,10 @@ TEST_CASE("double accumulation makes float token_stats accurate to the final rou
   opt.accumulate = kernels::accumulation::double_precision;
   std::vector<float> lp(n), h(n), kl(n), klr(n);
   kernels::token_stats(z, zq2, t,
-                       {.log_probs = kernels::span_of(lp), .entropy = kernels::span_of(h),
-                        .kl = kernels::span_of(kl), .kl_reverse = kernels::span_of(klr)},
+                       {.log_probs = kernels::span_of(lp),
+                        .entropy = kernels::span_of(h),
+                        .kl = kernels::span_of(kl),
+                        .kl_reverse = kernels::span_of(klr)},
                        opt);
   const double u = test::unit_roundoff<float>();
   for (idx i = 0; i < n; ++i) {

@@ -1,3 +1,5 @@
+#include "prefopt/losses/bradley_terry.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -7,7 +9,6 @@
 
 #include "finite_difference.hpp"
 #include "prefopt/core/random.hpp"
-#include "prefopt/losses/bradley_terry.hpp"
 
 using namespace prefopt;
 using Catch::Matchers::WithinAbs;
@@ -144,7 +145,9 @@ TEST_CASE("Best-of-K and K-wise ranking gradients match finite differences", "[l
       return row_matrix_d(x.reshaped<Eigen::RowMajor>(3, 4));
     };
     const double f1 = test::central_difference(
-        [&](const vector_d& x) { return losses::best_of_k_loss<double>(as_matrix(x), chosen, scratch); },
+        [&](const vector_d& x) {
+          return losses::best_of_k_loss<double>(as_matrix(x), chosen, scratch);
+        },
         flat, i);
     const double f2 = test::central_difference(
         [&](const vector_d& x) {
@@ -159,8 +162,7 @@ TEST_CASE("Best-of-K and K-wise ranking gradients match finite differences", "[l
 TEST_CASE("K-wise ranking loss averages the C(K,2) pairwise losses", "[losses]") {
   const row_matrix_d r{{3.0, 1.0, 0.0}};
   row_matrix_d grad(1, 3);
-  const double expected =
-      (softplus(-2.0) + softplus(-3.0) + softplus(-1.0)) / 3.0;
+  const double expected = (softplus(-2.0) + softplus(-3.0) + softplus(-1.0)) / 3.0;
   CHECK_THAT(losses::bradley_terry_ranking_loss<double>(r, grad), WithinAbs(expected, 1e-14));
   CHECK_THAT(grad.sum(), WithinAbs(0.0, 1e-15));
 }
@@ -169,7 +171,8 @@ TEST_CASE("Bradley-Terry MLE on synthetic comparisons recovers the centred rewar
   const vector_d truth{{0.0, 0.5, -1.0, 1.5, 0.8}};
   rng g(2024);
   const prefopt::index pairs = 20000;
-  std::vector<prefopt::index> win(static_cast<std::size_t>(pairs)), lose(static_cast<std::size_t>(pairs));
+  std::vector<prefopt::index> win(static_cast<std::size_t>(pairs)),
+      lose(static_cast<std::size_t>(pairs));
   for (std::size_t k = 0; k < win.size(); ++k) {
     prefopt::index i = g.uniform_index(5), j = g.uniform_index(4);
     if (j >= i) ++j;
@@ -244,15 +247,20 @@ TEST_CASE("Scalar rating and scalar compare losses match finite differences", "[
   }
   losses::scalar_rating_loss<double>(a, y, ga);
   for (prefopt::index i = 0; i < 5; ++i) {
-    CHECK(test::close(ga(i), test::central_difference([&](const vector_d& x) {
-                        return losses::scalar_rating_loss<double>(x, y, s1);
-                      }, a, i), 1e-6));
+    CHECK(test::close(
+        ga(i),
+        test::central_difference(
+            [&](const vector_d& x) { return losses::scalar_rating_loss<double>(x, y, s1); }, a, i),
+        1e-6));
   }
   losses::scalar_compare_loss<double>(a, b, y, ga, gb);
   for (prefopt::index i = 0; i < 5; ++i) {
-    CHECK(test::close(ga(i), test::central_difference([&](const vector_d& x) {
-                        return losses::scalar_compare_loss<double>(x, b, y, s1, s2);
-                      }, a, i), 1e-6));
+    CHECK(test::close(
+        ga(i),
+        test::central_difference(
+            [&](const vector_d& x) { return losses::scalar_compare_loss<double>(x, b, y, s1, s2); },
+            a, i),
+        1e-6));
     CHECK(gb(i) == -ga(i));
   }
   CHECK(losses::scalar_rating_loss<double>(y, y, ga) == 0.0);

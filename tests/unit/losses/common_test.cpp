@@ -1,8 +1,8 @@
+#include "prefopt/losses/common.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <vector>
-
-#include "prefopt/losses/common.hpp"
 
 using namespace prefopt;
 using namespace prefopt::losses;
@@ -20,12 +20,12 @@ TEST_CASE("Ragged helpers reject inconsistent shapes naming the argument", "[los
   std::vector<double> values(3);
   vector_d sums(2);
   std::vector<prefopt::index> lengths(2);
-  CHECK_THROWS_WITH(sequence_sums<double>(ragged_view<const double>{offsets, values}, {}, sums,
-                                          lengths),
-                    Catch::Contains("token_values.offsets[2]"));
+  CHECK_THROWS_WITH(
+      sequence_sums<double>(ragged_view<const double>{offsets, values}, {}, sums, lengths),
+      Catch::Contains("token_values.offsets[2]"));
   const std::vector<prefopt::index> good{0, 2, 3};
   const std::vector<std::uint8_t> short_mask{1, 1};
-  CHECK_THROWS_WITH(sequence_sums<double>(ragged_view<const double>{good, values}, short_mask,
-                                          sums, lengths),
-                    Catch::Contains("mask has size 2, expected 3"));
+  CHECK_THROWS_WITH(
+      sequence_sums<double>(ragged_view<const double>{good, values}, short_mask, sums, lengths),
+      Catch::Contains("mask has size 2, expected 3"));
 }

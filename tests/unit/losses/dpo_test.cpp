@@ -1,3 +1,5 @@
+#include "prefopt/losses/dpo.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 #include "finite_difference.hpp"
 #include "prefopt/core/math.hpp"
 #include "prefopt/core/random.hpp"
-#include "prefopt/losses/dpo.hpp"
 
 using namespace prefopt;
 using namespace prefopt::losses;
@@ -23,9 +24,14 @@ struct pair_data {
   [[nodiscard]] dpo_inputs<double> inputs() const { return {pc, pr, rc, rr, lc, lr}; }
 };
 
-pair_data one_pair(double sw, double sl, double rw, double rl, prefopt::index nw, prefopt::index nl) {
-  return {vector_d::Constant(1, sw), vector_d::Constant(1, sl), vector_d::Constant(1, rw),
-          vector_d::Constant(1, rl), {nw}, {nl}};
+pair_data one_pair(double sw, double sl, double rw, double rl, prefopt::index nw,
+                   prefopt::index nl) {
+  return {vector_d::Constant(1, sw),
+          vector_d::Constant(1, sl),
+          vector_d::Constant(1, rw),
+          vector_d::Constant(1, rl),
+          {nw},
+          {nl}};
 }
 
 template <class Loss>
@@ -255,8 +261,7 @@ TEST_CASE("SimPO ignores the reference and subtracts its target margin", "[losse
   CHECK_THROWS_AS(run(sigmoid_dpo_loss({2.0}), d, gw, gl), prefopt::shape_error);
 }
 
-TEST_CASE("Every direct-alignment variant matches finite differences, |u| up to 50",
-          "[losses]") {
+TEST_CASE("Every direct-alignment variant matches finite differences, |u| up to 50", "[losses]") {
   rng g(7);
   auto d = random_pairs(g, 6, 40.0);
   // Pair 0: u = +50, pair 1: u = -50 with beta = 1 (summed).
@@ -277,8 +282,7 @@ TEST_CASE("Every direct-alignment variant matches finite differences, |u| up to 
   }
 }
 
-TEST_CASE("DPO gradients through the softmax match finite differences in the logits",
-          "[losses]") {
+TEST_CASE("DPO gradients through the softmax match finite differences in the logits", "[losses]") {
   // Two responses of 3 and 2 tokens over a vocabulary of 5, logits z; l_t = log_softmax(z_t)[y_t].
   rng g(13);
   const prefopt::index v = 5;
@@ -291,8 +295,10 @@ TEST_CASE("DPO gradients through the softmax match finite differences in the log
     vector_d lp(v);
     for (prefopt::index t = 0; t < 5; ++t) {
       log_softmax(x.segment(t * v, v), lp);
-      if (t < 3) sw += lp(yw[static_cast<std::size_t>(t)]);
-      else sl += lp(yl[static_cast<std::size_t>(t - 3)]);
+      if (t < 3)
+        sw += lp(yw[static_cast<std::size_t>(t)]);
+      else
+        sl += lp(yl[static_cast<std::size_t>(t - 3)]);
     }
   };
   for (const bool avg : {false, true}) {
@@ -302,16 +308,18 @@ TEST_CASE("DPO gradients through the softmax match finite differences in the log
       double sw, sl;
       sums(x, sw, sl);
       vector_d losses(1), a(1), b(1);
-      return loss.compute<double>({vector_d::Constant(1, sw), vector_d::Constant(1, sl), ref_w,
-                                   ref_l, lw, ll},
-                                  losses, a, b)
+      return loss
+          .compute<double>(
+              {vector_d::Constant(1, sw), vector_d::Constant(1, sl), ref_w, ref_l, lw, ll}, losses,
+              a, b)
           .loss;
     };
     double sw, sl;
     sums(z, sw, sl);
     vector_d losses(1), gw(1), gl(1);
-    loss.compute<double>({vector_d::Constant(1, sw), vector_d::Constant(1, sl), ref_w, ref_l, lw, ll},
-                         losses, gw, gl);
+    loss.compute<double>(
+        {vector_d::Constant(1, sw), vector_d::Constant(1, sl), ref_w, ref_l, lw, ll}, losses, gw,
+        gl);
     // Per-token gradients, then dl_t/dz_tk = 1[k = y_t] - p_tk.
     const std::vector<prefopt::index> off_w{0, 3}, off_l{0, 2};
     std::vector<double> tw(3), tl(2);
@@ -320,8 +328,10 @@ TEST_CASE("DPO gradients through the softmax match finite differences in the log
     for (prefopt::index t = 0; t < 5; ++t) {
       vector_d p(v);
       softmax(z.segment(t * v, v), p);
-      const double gt = t < 3 ? tw[static_cast<std::size_t>(t)] : tl[static_cast<std::size_t>(t - 3)];
-      const prefopt::index y = t < 3 ? yw[static_cast<std::size_t>(t)] : yl[static_cast<std::size_t>(t - 3)];
+      const double gt =
+          t < 3 ? tw[static_cast<std::size_t>(t)] : tl[static_cast<std::size_t>(t - 3)];
+      const prefopt::index y =
+          t < 3 ? yw[static_cast<std::size_t>(t)] : yl[static_cast<std::size_t>(t - 3)];
       for (prefopt::index k = 0; k < v; ++k) {
         const double analytic = gt * ((k == y ? 1.0 : 0.0) - p(k));
         CHECK(test::close(analytic, test::central_difference(value, z, t * v + k), 1e-7, 1e-11));
@@ -342,8 +352,8 @@ TEST_CASE("DPO in float agrees with double within 1e-5 relative", "[losses]") {
     vector_f lf(16), gwf(16), glf(16);
     const auto mf = loss.compute<float>({pc, pr, rc, rr, d.lc, d.lr}, lf, gwf, glf);
     CHECK_THAT(double(mf.loss), WithinRel(md.loss, 1e-5));
-    CHECK_THAT(double(mf.rewards_margins), WithinRel(md.rewards_margins, 1e-4) ||
-                                               WithinAbs(md.rewards_margins, 1e-5));
+    CHECK_THAT(double(mf.rewards_margins),
+               WithinRel(md.rewards_margins, 1e-4) || WithinAbs(md.rewards_margins, 1e-5));
     for (prefopt::index i = 0; i < 16; ++i) {
       CHECK_THAT(double(gwf(i)), WithinRel(gw(i), 1e-5) || WithinAbs(gw(i), 1e-8));
       CHECK_THAT(double(glf(i)), WithinRel(gl(i), 1e-5) || WithinAbs(gl(i), 1e-8));

@@ -1,3 +1,5 @@
+#include "prefopt/losses/hir.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -7,7 +9,6 @@
 #include "finite_difference.hpp"
 #include "prefopt/core/random.hpp"
 #include "prefopt/losses/common.hpp"
-#include "prefopt/losses/hir.hpp"
 
 using namespace prefopt;
 using namespace prefopt::losses;
@@ -35,8 +36,8 @@ TEST_CASE("2-way HIR contrast gradient is q+ - (1 - eps) and vanishes at log((1-
   CHECK(gn(0) == -gp(0));
   const double star = std::log((1 - eps) / eps);
   CHECK_THAT(star, WithinAbs(1.3862944, 1e-7));
-  contrastive_instruction_loss_2way<double>(vector_d::Constant(1, star), vector_d::Zero(1), eps,
-                                            gp, gn);
+  contrastive_instruction_loss_2way<double>(vector_d::Constant(1, star), vector_d::Zero(1), eps, gp,
+                                            gn);
   CHECK_THAT(gp(0), WithinAbs(0.0, 1e-15));
 }
 
@@ -63,9 +64,10 @@ TEST_CASE("k-way contrast with k = 2 equals the 2-way form", "[losses]") {
   }
 }
 
-TEST_CASE("k-way contrast gradient matches finite differences (batch form, positives on the "
-          "diagonal)",
-          "[losses]") {
+TEST_CASE(
+    "k-way contrast gradient matches finite differences (batch form, positives on the "
+    "diagonal)",
+    "[losses]") {
   rng g(52);
   const prefopt::index b = 4;
   row_matrix_d ell(b, b), grad(b, b), scratch(b, b);
@@ -130,7 +132,8 @@ TEST_CASE("Entropy bonus: uniform rows have entropy log V and more entropy lower
   CHECK_THAT(uniform, WithinAbs(-std::log(double(v)), 1e-12));
   row_matrix_d peaked = row_matrix_d::Zero(1, v);
   peaked(0, 2) = 3.0;
-  CHECK(entropy_bonus<double>(peaked, 0.001, grad) > entropy_bonus<double>(row_matrix_d::Zero(1, v), 0.001, grad));
+  CHECK(entropy_bonus<double>(peaked, 0.001, grad) >
+        entropy_bonus<double>(row_matrix_d::Zero(1, v), 0.001, grad));
 }
 
 TEST_CASE("Mean-token log-likelihoods and their per-token gradients", "[losses]") {
@@ -156,9 +159,9 @@ TEST_CASE("HIR losses reject bad arguments", "[losses]") {
   CHECK_THROWS_WITH(label_smoothed_cross_entropy<double>(logits, bad, 0.1, grad),
                     Catch::Contains("targets[0] = 3"));
   row_matrix_d one_column(2, 1);
-  CHECK_THROWS_AS(contrastive_instruction_loss<double>(row_matrix_d::Zero(2, 1), {}, 0.1,
-                                                       one_column),
-                  prefopt::shape_error);
+  CHECK_THROWS_AS(
+      contrastive_instruction_loss<double>(row_matrix_d::Zero(2, 1), {}, 0.1, one_column),
+      prefopt::shape_error);
 }
 
 TEST_CASE("2-way contrast gradient matches finite differences at |delta| up to 50", "[losses]") {
@@ -170,7 +173,9 @@ TEST_CASE("2-way contrast gradient matches finite differences at |delta| up to 5
     const vector_d p1 = pos.segment(i, 1), n1 = neg.segment(i, 1);
     vector_d a(1), b(1);
     const double fd = test::central_difference(
-        [&](const vector_d& x) { return contrastive_instruction_loss_2way<double>(x, n1, 0.2, a, b); },
+        [&](const vector_d& x) {
+          return contrastive_instruction_loss_2way<double>(x, n1, 0.2, a, b);
+        },
         p1, 0);
     CHECK(test::close(gp(i) * 4.0, fd, 1e-6, 1e-300));
   }

@@ -1,18 +1,20 @@
+#include "prefopt/losses/kl_estimators.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
 
 #include "prefopt/core/math.hpp"
 #include "prefopt/core/random.hpp"
-#include "prefopt/losses/kl_estimators.hpp"
 
 using namespace prefopt;
 using namespace prefopt::losses;
 using Catch::Matchers::WithinAbs;
 
-TEST_CASE("KL estimators at d = 0.1: k1 0.1, k2 0.005, k3 0.0048374180, abs 0.1; k3(-0.1) = "
-          "0.0051709181",
-          "[losses]") {
+TEST_CASE(
+    "KL estimators at d = 0.1: k1 0.1, k2 0.005, k3 0.0048374180, abs 0.1; k3(-0.1) = "
+    "0.0051709181",
+    "[losses]") {
   CHECK_THAT(kl_k1::value(0.1), WithinAbs(0.1, 1e-15));
   CHECK_THAT(kl_k2::value(0.1), WithinAbs(0.005, 1e-15));
   CHECK_THAT(kl_k3::value(0.1), WithinAbs(0.0048374180, 1e-9));
@@ -54,9 +56,12 @@ TEST_CASE("E_pi[k1] = E_pi[k3] = full KL exactly on a small vocabulary; k2, k3, 
 TEST_CASE("KL estimator derivatives match finite differences", "[losses]") {
   for (const double d : {-2.0, -0.3, 0.05, 1.7}) {
     const double h = 1e-6;
-    CHECK_THAT(kl_k2::derivative(d), WithinAbs((kl_k2::value(d + h) - kl_k2::value(d - h)) / (2 * h), 1e-8));
-    CHECK_THAT(kl_k3::derivative(d), WithinAbs((kl_k3::value(d + h) - kl_k3::value(d - h)) / (2 * h), 1e-8));
-    CHECK_THAT(kl_abs::derivative(d), WithinAbs((kl_abs::value(d + h) - kl_abs::value(d - h)) / (2 * h), 1e-8));
+    CHECK_THAT(kl_k2::derivative(d),
+               WithinAbs((kl_k2::value(d + h) - kl_k2::value(d - h)) / (2 * h), 1e-8));
+    CHECK_THAT(kl_k3::derivative(d),
+               WithinAbs((kl_k3::value(d + h) - kl_k3::value(d - h)) / (2 * h), 1e-8));
+    CHECK_THAT(kl_abs::derivative(d),
+               WithinAbs((kl_abs::value(d + h) - kl_abs::value(d - h)) / (2 * h), 1e-8));
   }
   CHECK(kl_k1::derivative(0.3) == 1.0);
 }

@@ -1,3 +1,5 @@
+#include "prefopt/losses/nash_pg.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -6,7 +8,6 @@
 #include "finite_difference.hpp"
 #include "prefopt/core/math.hpp"
 #include "prefopt/core/random.hpp"
-#include "prefopt/losses/nash_pg.hpp"
 
 using namespace prefopt;
 using namespace prefopt::losses;
@@ -34,7 +35,8 @@ vector_d random_distribution(rng& g, prefopt::index n) {
 }
 
 /// Gradient with respect to the logits of one-token sequences y ~ pi, y' ~ opponent, computed
-/// exactly by enumeration from the surrogate's per-token gradients: sum pi(y) pi'(y') g_y (e_y - pi).
+/// exactly by enumeration from the surrogate's per-token gradients: sum pi(y) pi'(y') g_y (e_y -
+/// pi).
 vector_d expected_surrogate_gradient(const vector_d& pi, const matrix_d& P, const vector_d& opp,
                                      const vector_d& mu, double tau, kl_credit credit) {
   const prefopt::index n = pi.size();
@@ -105,7 +107,8 @@ TEST_CASE("The expected Nash-MD-PG surrogate gradient is minus the exact tabular
   const double tau = 0.2;
   vector_d exact(n);
   tabular_nash_gradient(pi, P, opp, mu, tau, exact);
-  const vector_d expected = expected_surrogate_gradient(pi, P, opp, mu, tau, kl_credit::reward_to_go);
+  const vector_d expected =
+      expected_surrogate_gradient(pi, P, opp, mu, tau, kl_credit::reward_to_go);
   for (prefopt::index i = 0; i < n; ++i) CHECK_THAT(expected(i), WithinAbs(-exact(i), 1e-12));
 }
 
@@ -128,8 +131,8 @@ TEST_CASE("Monte-Carlo mean of the surrogate gradient matches the exact one with
     const std::vector<double> l{std::log(pi(y))}, lr{std::log(mu(y))};
     std::vector<double> tg(1);
     nash_md_pg_surrogate<double>(ragged_view<const double>{off, l},
-                                 ragged_view<const double>{off, lr},
-                                 vector_d::Constant(1, outcome), tau, ragged_view<double>{off, tg});
+                                 ragged_view<const double>{off, lr}, vector_d::Constant(1, outcome),
+                                 tau, ragged_view<double>{off, tg});
     vector_d score = -pi;
     score(y) += 1.0;
     const vector_d sample = -tg[0] * score;  // ascent direction estimate g_hat
@@ -143,21 +146,24 @@ TEST_CASE("Monte-Carlo mean of the surrogate gradient matches the exact one with
   }
 }
 
-TEST_CASE("The stopped KL term has expected gradient grad KL(pi, mu); the un-stopped sequence "
-          "term has 0",
-          "[losses]") {
+TEST_CASE(
+    "The stopped KL term has expected gradient grad KL(pi, mu); the un-stopped sequence "
+    "term has 0",
+    "[losses]") {
   rng g(45);
   const prefopt::index n = 5;
   const vector_d pi = random_distribution(g, n), mu = random_distribution(g, n);
   const matrix_d half = matrix_d::Constant(n, n, 0.5);  // P = 1/2: only the KL term remains
   const double tau = 0.7;
-  const vector_d expected = expected_surrogate_gradient(pi, half, pi, mu, tau, kl_credit::reward_to_go);
+  const vector_d expected =
+      expected_surrogate_gradient(pi, half, pi, mu, tau, kl_credit::reward_to_go);
   // grad_theta KL(pi, mu) = pi * (log pi - log mu - KL)
   const vector_d logratio = (pi.array().log() - mu.array().log()).matrix();
   const double kl = pi.dot(logratio);
   const vector_d grad_kl = (pi.array() * (logratio.array() - kl)).matrix();
   CHECK(grad_kl.norm() > 1e-3);
-  for (prefopt::index i = 0; i < n; ++i) CHECK_THAT(expected(i), WithinAbs(tau * grad_kl(i), 1e-12));
+  for (prefopt::index i = 0; i < n; ++i)
+    CHECK_THAT(expected(i), WithinAbs(tau * grad_kl(i), 1e-12));
   // E[grad (log pi(y) - log mu(y))] = sum_y pi(y) (e_y - pi) = 0
   vector_d unstopped = vector_d::Zero(n);
   for (prefopt::index y = 0; y < n; ++y) {
@@ -173,27 +179,24 @@ TEST_CASE("Nash-MD-PG token credit: reward-to-go vs TRL same-position", "[losses
   const std::vector<double> l{-1.0, -2.0, -0.5}, lr{-1.5, -1.0, -0.25};  // d = 0.5, -1, -0.25
   const double p = 0.8, tau = 0.1;
   std::vector<double> g(3), h(3);
-  const auto s = nash_md_pg_surrogate<double>(ragged_view<const double>{off, l},
-                                              ragged_view<const double>{off, lr},
-                                              vector_d::Constant(1, p), tau,
-                                              ragged_view<double>{off, g});
+  const auto s = nash_md_pg_surrogate<double>(
+      ragged_view<const double>{off, l}, ragged_view<const double>{off, lr},
+      vector_d::Constant(1, p), tau, ragged_view<double>{off, g});
   CHECK_THAT(g[0], WithinAbs(-(0.3 - tau * (0.5 - 1.0 - 0.25)), 1e-15));
   CHECK_THAT(g[1], WithinAbs(-(0.3 - tau * (-1.0 - 0.25)), 1e-15));
   CHECK_THAT(g[2], WithinAbs(-(0.3 - tau * -0.25), 1e-15));
   CHECK_THAT(s.mean_sequence_kl, WithinAbs(-0.75, 1e-15));
   CHECK_THAT(s.mean_advantage, WithinAbs(0.3, 1e-15));
-  const auto t = nash_md_pg_surrogate<double>(ragged_view<const double>{off, l},
-                                              ragged_view<const double>{off, lr},
-                                              vector_d::Constant(1, p), tau,
-                                              ragged_view<double>{off, h}, kl_credit::same_position);
+  const auto t = nash_md_pg_surrogate<double>(
+      ragged_view<const double>{off, l}, ragged_view<const double>{off, lr},
+      vector_d::Constant(1, p), tau, ragged_view<double>{off, h}, kl_credit::same_position);
   // TRL: L = tau sum sg(d_t) l_t - (p - 1/2) sum l_t
   const double trl = tau * (0.5 * -1.0 + -1.0 * -2.0 + -0.25 * -0.5) - 0.3 * (-3.5);
   CHECK_THAT(t.loss, WithinAbs(trl, 1e-14));
   CHECK_THAT(h[1], WithinAbs(tau * -1.0 - 0.3, 1e-15));
-  CHECK_THROWS_AS(nash_md_pg_surrogate<double>(ragged_view<const double>{off, l},
-                                               ragged_view<const double>{off, lr},
-                                               vector_d::Constant(1, 1.5), tau,
-                                               ragged_view<double>{off, h}),
+  CHECK_THROWS_AS(nash_md_pg_surrogate<double>(
+                      ragged_view<const double>{off, l}, ragged_view<const double>{off, lr},
+                      vector_d::Constant(1, 1.5), tau, ragged_view<double>{off, h}),
                   prefopt::invalid_argument);
 }
 
@@ -214,10 +217,14 @@ TEST_CASE("INPO and ONPO gradients match finite differences", "[losses]") {
   inpo_loss<double>(sw, sl, rw, rl, aw, al, eta, tau, gw, gl);
   for (prefopt::index i = 0; i < n; ++i) {
     const double fw = test::central_difference(
-        [&](const vector_d& x) { return inpo_loss<double>(x, sl, rw, rl, aw, al, eta, tau, s1, s2); },
+        [&](const vector_d& x) {
+          return inpo_loss<double>(x, sl, rw, rl, aw, al, eta, tau, s1, s2);
+        },
         sw, i);
     const double fl = test::central_difference(
-        [&](const vector_d& x) { return inpo_loss<double>(sw, x, rw, rl, aw, al, eta, tau, s1, s2); },
+        [&](const vector_d& x) {
+          return inpo_loss<double>(sw, x, rw, rl, aw, al, eta, tau, s1, s2);
+        },
         sl, i);
     CHECK(test::close(gw(i), fw, 1e-6));
     CHECK(test::close(gl(i), fl, 1e-6));
@@ -266,18 +273,18 @@ TEST_CASE("Tabular INPO and ONPO losses are stationary at their closed-form upda
   const vector_d pi_t = random_distribution(g, n), ref = random_distribution(g, n);
   const double eta = 0.8, tau = 0.5;
   // INPO closed form: pi ∝ pi_t^{1-eta tau} ref^{eta tau} exp(eta P pi_t)
-  vector_d z = (1 - eta * tau) * pi_t.array().log().matrix() + eta * tau * ref.array().log().matrix() +
-               eta * P * pi_t;
+  vector_d z = (1 - eta * tau) * pi_t.array().log().matrix() +
+               eta * tau * ref.array().log().matrix() + eta * P * pi_t;
   vector_d pi(n);
   softmax(z, pi);
   vector_d current = pi;
   const auto inpo = [&](prefopt::index a, prefopt::index b, double& gw, double& gl) {
     vector_d gwv(1), glv(1);
-    inpo_loss<double>(vector_d::Constant(1, std::log(current(a))),
-                      vector_d::Constant(1, std::log(current(b))),
-                      vector_d::Constant(1, std::log(ref(a))), vector_d::Constant(1, std::log(ref(b))),
-                      vector_d::Constant(1, std::log(pi_t(a))), vector_d::Constant(1, std::log(pi_t(b))),
-                      eta, tau, gwv, glv);
+    inpo_loss<double>(
+        vector_d::Constant(1, std::log(current(a))), vector_d::Constant(1, std::log(current(b))),
+        vector_d::Constant(1, std::log(ref(a))), vector_d::Constant(1, std::log(ref(b))),
+        vector_d::Constant(1, std::log(pi_t(a))), vector_d::Constant(1, std::log(pi_t(b))), eta,
+        tau, gwv, glv);
     gw = gwv(0);
     gl = glv(0);
   };
@@ -295,7 +302,8 @@ TEST_CASE("Tabular INPO and ONPO losses are stationary at their closed-form upda
   softmax(z, pi);
   const auto onpo = [&](prefopt::index a, prefopt::index b, double& gw, double& gl) {
     vector_d gwv(1), glv(1);
-    onpo_loss<double>(vector_d::Constant(1, std::log(pi(a))), vector_d::Constant(1, std::log(pi(b))),
+    onpo_loss<double>(vector_d::Constant(1, std::log(pi(a))),
+                      vector_d::Constant(1, std::log(pi(b))),
                       vector_d::Constant(1, std::log(anchor(a))),
                       vector_d::Constant(1, std::log(anchor(b))), eta, gwv, glv);
     gw = gwv(0);

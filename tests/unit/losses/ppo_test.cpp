@@ -1,3 +1,5 @@
+#include "prefopt/losses/ppo.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -5,7 +7,6 @@
 
 #include "finite_difference.hpp"
 #include "prefopt/core/random.hpp"
-#include "prefopt/losses/ppo.hpp"
 
 using namespace prefopt;
 using namespace prefopt::losses;
@@ -87,9 +88,9 @@ TEST_CASE("Reward shaping puts -tau kl on every token and the score at the last 
   std::vector<double> rew(5);
   const vector_d scores{{2.0, -1.0}};
   const std::vector<std::uint8_t> eos{1, 0};
-  const auto s = shape_rewards<kl_k1>(ragged_view<const double>{off, l},
-                                      ragged_view<const double>{off, lr}, scores, eos, 0.1, 3.0,
-                                      ragged_view<double>{off, rew});
+  const auto s =
+      shape_rewards<kl_k1>(ragged_view<const double>{off, l}, ragged_view<const double>{off, lr},
+                           scores, eos, 0.1, 3.0, ragged_view<double>{off, rew});
   CHECK_THAT(rew[0], WithinAbs(-0.1 * 0.1, 1e-15));
   CHECK_THAT(rew[1], WithinAbs(-0.1 * -0.2, 1e-15));
   CHECK_THAT(rew[2], WithinAbs(2.0, 1e-15));
@@ -111,15 +112,15 @@ TEST_CASE("Reward shaping rejects an empty response and mismatched layouts", "[l
   const std::vector<prefopt::index> off{0, 2, 2};
   const std::vector<double> l{-1.0, -2.0};
   std::vector<double> rew(2);
-  CHECK_THROWS_WITH(shape_rewards(ragged_view<const double>{off, l},
-                                  ragged_view<const double>{off, l}, vector_d::Zero(2), {}, 0.1,
-                                  0.0, ragged_view<double>{off, rew}),
-                    Catch::Contains("sequence 1 has no tokens"));
+  CHECK_THROWS_WITH(
+      shape_rewards(ragged_view<const double>{off, l}, ragged_view<const double>{off, l},
+                    vector_d::Zero(2), {}, 0.1, 0.0, ragged_view<double>{off, rew}),
+      Catch::Contains("sequence 1 has no tokens"));
   const std::vector<prefopt::index> other{0, 1, 2};
-  CHECK_THROWS_WITH(shape_rewards(ragged_view<const double>{off, l},
-                                  ragged_view<const double>{other, l}, vector_d::Zero(2), {},
-                                  0.1, 0.0, ragged_view<double>{off, rew}),
-                    Catch::Contains("sequence 0 of reference_logps has length 1, expected 2"));
+  CHECK_THROWS_WITH(
+      shape_rewards(ragged_view<const double>{off, l}, ragged_view<const double>{other, l},
+                    vector_d::Zero(2), {}, 0.1, 0.0, ragged_view<double>{off, rew}),
+      Catch::Contains("sequence 0 of reference_logps has length 1, expected 2"));
 }
 
 TEST_CASE("Masked whitening gives mean 0 and Bessel-corrected std 1 over valid tokens",
@@ -226,8 +227,8 @@ TEST_CASE("PPO losses in float agree with double within 1e-5", "[losses]") {
   vector_d gd(n);
   vector_f gf(n);
   const auto d = ppo_policy_loss<double>(lnew, lold, adv, 0.2, gd);
-  const auto f = ppo_policy_loss<float>(lnew.cast<float>(), lold.cast<float>(), adv.cast<float>(),
-                                        0.2, gf);
+  const auto f =
+      ppo_policy_loss<float>(lnew.cast<float>(), lold.cast<float>(), adv.cast<float>(), 0.2, gf);
   CHECK_THAT(double(f.loss), WithinAbs(d.loss, 1e-5));
   for (prefopt::index i = 0; i < n; ++i) CHECK_THAT(double(gf(i)), WithinAbs(gd(i), 1e-6));
 }

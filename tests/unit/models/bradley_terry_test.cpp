@@ -1,9 +1,10 @@
+#include "prefopt/models/preference/bradley_terry.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <vector>
 
-#include "prefopt/models/preference/bradley_terry.hpp"
 #include "prefopt/models/reward/tabular.hpp"
 #include "support/laws.hpp"
 

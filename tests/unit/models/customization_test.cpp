@@ -1,9 +1,10 @@
+#include "prefopt/core/customization.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <vector>
 
-#include "prefopt/core/customization.hpp"
 #include "prefopt/models/preference/tabular.hpp"
 #include "support/laws.hpp"
 
@@ -16,11 +17,13 @@ struct minimal_policy {
   prefopt::row_matrix_d table;
   [[nodiscard]] prefopt::index num_contexts() const { return table.rows(); }
   [[nodiscard]] prefopt::index num_actions() const { return table.cols(); }
-  void probabilities(prefopt::index c, Eigen::Ref<vector_d> out) const { out = table.row(c).transpose(); }
+  void probabilities(prefopt::index c, Eigen::Ref<vector_d> out) const {
+    out = table.row(c).transpose();
+  }
   void log_prob(const batch_type& b, Eigen::Ref<vector_d> out) const {
     for (prefopt::index i = 0; i < b.size(); ++i) {
-      out[i] = std::log(table(b.contexts[static_cast<std::size_t>(i)],
-                              b.actions[static_cast<std::size_t>(i)]));
+      out[i] = std::log(
+          table(b.contexts[static_cast<std::size_t>(i)], b.actions[static_cast<std::size_t>(i)]));
     }
   }
 };

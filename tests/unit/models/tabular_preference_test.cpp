@@ -38,8 +38,9 @@ TEST_CASE("preference() reads P[context](first, second)", "[models]") {
   CHECK(out[1] == 1.0);
   CHECK(out[2] == 1.0);
   const std::vector<prefopt::index> other_contexts{0, 0, 1};
-  CHECK_THROWS_WITH(model.preference({{contexts, first}, {other_contexts, second}}, out),
-                    Catch::Contains("pairs.first.contexts[1] = 1 but pairs.second.contexts[1] = 0"));
+  CHECK_THROWS_WITH(
+      model.preference({{contexts, first}, {other_contexts, second}}, out),
+      Catch::Contains("pairs.first.contexts[1] = 1 but pairs.second.contexts[1] = 0"));
 }
 
 TEST_CASE("invalid preference matrices are rejected naming context, row and column", "[models]") {

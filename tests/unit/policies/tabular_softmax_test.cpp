@@ -1,10 +1,11 @@
+#include "prefopt/policies/tabular_softmax.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "prefopt/policies/tabular_softmax.hpp"
 #include "support/laws.hpp"
 
 using prefopt::row_matrix_d;

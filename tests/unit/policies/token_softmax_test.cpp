@@ -1,3 +1,5 @@
+#include "prefopt/policies/token_softmax.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "prefopt/games/token_task.hpp"
-#include "prefopt/policies/token_softmax.hpp"
 #include "support/laws.hpp"
 
 using prefopt::sequence_batch;
@@ -44,8 +45,12 @@ struct all_responses {
   [[nodiscard]] sequence_batch batch() const {
     return {{}, {std::span<const prefopt::index>(offsets), std::span<const token_id>(tokens)}};
   }
-  [[nodiscard]] prefopt::index size() const { return static_cast<prefopt::index>(offsets.size()) - 1; }
-  [[nodiscard]] std::span<const token_id> at(prefopt::index i) const { return batch().responses.sequence(i); }
+  [[nodiscard]] prefopt::index size() const {
+    return static_cast<prefopt::index>(offsets.size()) - 1;
+  }
+  [[nodiscard]] std::span<const token_id> at(prefopt::index i) const {
+    return batch().responses.sequence(i);
+  }
 };
 
 token_softmax_policy random_policy(prefopt::index k, prefopt::index l, std::uint64_t seed) {
@@ -59,7 +64,8 @@ token_softmax_policy random_policy(prefopt::index k, prefopt::index l, std::uint
 
 TEST_CASE("token softmax policy: response probabilities sum to 1 and match the exact summaries",
           "[policies][token]") {
-  for (const auto& [k, l] : {std::pair<prefopt::index, prefopt::index>{1, 1}, {1, 5}, {2, 2}, {2, 4}, {3, 5}}) {
+  for (const auto& [k, l] :
+       {std::pair<prefopt::index, prefopt::index>{1, 1}, {1, 5}, {2, 2}, {2, 4}, {3, 5}}) {
     const token_softmax_policy pi = random_policy(k, l, static_cast<std::uint64_t>(10 * k + l));
     const token_softmax_policy mu = token_softmax_policy::with_stop_probability(k, l, 0.3);
     const all_responses all(k, l);
@@ -167,8 +173,9 @@ TEST_CASE("token softmax policy: samples follow the exact length distribution",
   for (int i = 0; i < n; ++i) {
     buffer.clear();
     const prefopt::index len = pi.sample(gen, buffer);
-    const bool ok = static_cast<prefopt::index>(buffer.size()) == len && buffer.back() == pi.eos() &&
-                    std::all_of(buffer.begin(), buffer.end() - 1, [](token_id t) { return t >= 0 && t < 2; });
+    const bool ok =
+        static_cast<prefopt::index>(buffer.size()) == len && buffer.back() == pi.eos() &&
+        std::all_of(buffer.begin(), buffer.end() - 1, [](token_id t) { return t >= 0 && t < 2; });
     malformed += ok ? 0 : 1;
     counts(len - 1) += 1.0;
   }
@@ -188,7 +195,8 @@ TEST_CASE("token softmax policy: malformed responses are errors naming response 
     const std::vector<prefopt::index> offsets{0, 2, 2 + static_cast<prefopt::index>(tokens.size())};
     std::vector<token_id> all{0, 3};
     all.insert(all.end(), tokens.begin(), tokens.end());
-    const sequence_batch b{{}, {std::span<const prefopt::index>(offsets), std::span<const token_id>(all)}};
+    const sequence_batch b{
+        {}, {std::span<const prefopt::index>(offsets), std::span<const token_id>(all)}};
     vector_d out(2);
     CHECK_THROWS_WITH(pi.log_prob(b, out), contains(fragment));
     vector_d g = vector_d::Zero(pi.num_parameters());
@@ -208,7 +216,8 @@ TEST_CASE("token softmax policy: malformed responses are errors naming response 
                     contains("eos = vocab_size must fit in token_id"));
   CHECK_THROWS_WITH(token_softmax_policy(1000, std::numeric_limits<prefopt::index>::max() / 100),
                     contains("too large to address"));
-  CHECK_THROWS_WITH(token_softmax_policy::with_stop_probability(2, 3, 1.0), contains("stop_probability = 1"));
+  CHECK_THROWS_WITH(token_softmax_policy::with_stop_probability(2, 3, 1.0),
+                    contains("stop_probability = 1"));
   CHECK_THROWS_WITH(pi.kl_divergence(token_softmax_policy(3, 5)), contains("max_length 5"));
 }
 
@@ -226,16 +235,19 @@ TEST_CASE("token preference task: gold reward, judge and exact expected reward",
   vector_d lp(all.size());
   pi.log_prob(all.batch(), lp);
   double e = 0.0;
-  for (prefopt::index i = 0; i < all.size(); ++i) e += std::exp(lp(i)) * task.gold_reward(all.at(i));
+  for (prefopt::index i = 0; i < all.size(); ++i)
+    e += std::exp(lp(i)) * task.gold_reward(all.at(i));
   CHECK(task.expected_gold_reward(pi) == Approx(e).epsilon(1e-12));
   using prefopt::test::contains;
-  CHECK_THROWS_WITH(task.gold_reward(std::vector<token_id>{1, 1}),
-                    contains("token_preference_task::gold_reward: response[1] = 1, expected eos = 3"));
+  CHECK_THROWS_WITH(
+      task.gold_reward(std::vector<token_id>{1, 1}),
+      contains("token_preference_task::gold_reward: response[1] = 1, expected eos = 3"));
   CHECK_THROWS_WITH(task.preference(a, std::vector<token_id>{0, 7, 3}),
                     contains("token_preference_task::preference: b[1] = 7"));
   CHECK_THROWS_WITH(task.preference(std::vector<token_id>{0, 0, 0, 0, 0, 3}, b),
                     contains("a has 6 tokens, expected 1 to max_length = 5"));
-  CHECK_THROWS_WITH(prefopt::token_preference_task(vector_d(), 0.5, 5, 0.3), contains("quality is empty"));
+  CHECK_THROWS_WITH(prefopt::token_preference_task(vector_d(), 0.5, 5, 0.3),
+                    contains("quality is empty"));
   CHECK_THROWS_WITH(prefopt::token_preference_task(vector_d::Ones(2), 0.5, 1, 0.3),
                     contains("token_preference_task: max_length = 1"));
   CHECK_THROWS_WITH(prefopt::token_preference_task(vector_d::Ones(2), 0.5, 4, 0.0),

@@ -62,7 +62,8 @@ TEST_CASE("Nash-MD dice KL(pi*, pi_T) = 9.26e-7 / 9.56e-9 / 9.54e-11 at T = 1e2 
   CHECK(kl[10000] == Approx(9.54e-11).epsilon(0.05));
 }
 
-TEST_CASE("Nash-MD RPS KL values: tau = 0.5 6.93e-6 at T=100; tau = 0.05 3.32e-2 / 1.50e-5 / 1.18e-8") {
+TEST_CASE(
+    "Nash-MD RPS KL values: tau = 0.5 6.93e-6 at T=100; tau = 0.05 3.32e-2 / 1.50e-5 / 1.18e-8") {
   const auto a = kl_sequence(nash_md<>{}, rock_paper_scissors_game(rps_mu, 0.5), 100);
   CHECK(a[100] == Approx(6.93e-6).epsilon(0.05));
   const auto b = kl_sequence(nash_md<>{}, rock_paper_scissors_game(rps_mu, 0.05), 10000);
@@ -73,7 +74,9 @@ TEST_CASE("Nash-MD RPS KL values: tau = 0.5 6.93e-6 at T=100; tau = 0.05 3.32e-2
   CHECK(b[10000] < b[1000]);
 }
 
-TEST_CASE("Nash-MD with a constant step stays within (1 - eta tau)^T KL_0 + 2 eta/tau and reaches KL <= 1e-8") {
+TEST_CASE(
+    "Nash-MD with a constant step stays within (1 - eta tau)^T KL_0 + 2 eta/tau and reaches KL <= "
+    "1e-8") {
   // A constant step converges linearly to a point biased by O(eta tau) (the mixture, not pi_t, is
   // the tau/(1 - eta tau) equilibrium), so reaching 1e-8 takes a small step: eta tau = 5e-4.
   for (const auto& game : {efron_dice_game(dice_mu, 0.1), rock_paper_scissors_game(rps_mu, 0.5),
@@ -99,15 +102,18 @@ TEST_CASE("Nash-MD with a constant step stays within (1 - eta tau)^T KL_0 + 2 et
 
 TEST_CASE("Nash-MD with a user-supplied schedule matches the equivalent built-in schedule") {
   const auto game = rock_paper_scissors_game(rps_mu, 0.5);
-  const auto custom = custom_step{[](prefopt::index t) { return 2.0 / (0.5 * static_cast<double>(t + 2)); }};
+  const auto custom =
+      custom_step{[](prefopt::index t) { return 2.0 / (0.5 * static_cast<double>(t + 2)); }};
   const auto a = test::run_steps(nash_md<decltype(custom)>(custom), game, 50);
   const auto b = test::run_steps(nash_md<>{}, game, 50);
   CHECK((a.policy().logits() - b.policy().logits()).cwiseAbs().maxCoeff() <= 1e-12);
 }
 
-TEST_CASE("OMD/INPO with the theory schedule converges on dice from uniform: KL(pi*, pi_100) < 1e-8") {
+TEST_CASE(
+    "OMD/INPO with the theory schedule converges on dice from uniform: KL(pi*, pi_100) < 1e-8") {
   const auto game = efron_dice_game(dice_mu, 0.1);
-  const auto kl = kl_sequence(omd<>(theory_step{}, exact_payoff{}, initial_policy::uniform()), game, 100);
+  const auto kl =
+      kl_sequence(omd<>(theory_step{}, exact_payoff{}, initial_policy::uniform()), game, 100);
   CHECK(kl[100] < 1e-8);
 }
 
@@ -120,8 +126,10 @@ TEST_CASE("Nash-MD on a multi-context game equals independent per-context runs")
   const auto both = test::run_steps(nash_md<>{}, game, 500);
   const auto a = test::run_steps(nash_md<>{}, dice, 500);
   const auto b = test::run_steps(nash_md<>{}, rps, 500);
-  CHECK((both.policy().logits().row(0) - a.policy().logits().row(0)).cwiseAbs().maxCoeff() <= 1e-12);
-  CHECK((both.policy().logits().row(1) - b.policy().logits().row(0)).cwiseAbs().maxCoeff() <= 1e-12);
+  CHECK((both.policy().logits().row(0) - a.policy().logits().row(0)).cwiseAbs().maxCoeff() <=
+        1e-12);
+  CHECK((both.policy().logits().row(1) - b.policy().logits().row(0)).cwiseAbs().maxCoeff() <=
+        1e-12);
   const auto eq = solve_regularised(game);
   CHECK(kl_divergence(game, eq.probabilities, both.policy()) <= 8.0 / (0.01 * 501));
 }
@@ -145,8 +153,8 @@ TEST_CASE("Nash-MD rejects eta <= 0 and eta tau > 1, naming the step") {
   for (int k = 0; k < 3; ++k) (void)s.step(game, st);
   CHECK_THROWS_AS(s.step(game, st), invalid_argument);
   CHECK_THROWS_AS(nash_md<>{}.step(game.with_tau(0.0), st), invalid_argument);
-  CHECK_THROWS_AS(nash_md<>(theory_step{}, exact_payoff{},
-                            initial_policy::from_probabilities(vec({0.5, 0.5})))
-                      .init(game),
-                  shape_error);
+  CHECK_THROWS_AS(
+      nash_md<>(theory_step{}, exact_payoff{}, initial_policy::from_probabilities(vec({0.5, 0.5})))
+          .init(game),
+      shape_error);
 }

@@ -4,8 +4,8 @@
 // EIGEN_RUNTIME_NO_MALLOC is defined for the whole executable (tests/unit/solvers/CMakeLists.txt).
 #include <stdexcept>
 // Make Eigen's allocation check fire in every build type (eigen_assert is a no-op under NDEBUG).
-#define eigen_assert(x)                                            \
-  do {                                                             \
+#define eigen_assert(x)                                             \
+  do {                                                              \
     if (!(x)) throw std::runtime_error("eigen_assert failed: " #x); \
   } while (false)
 #include <catch2/catch.hpp>
@@ -48,13 +48,14 @@ TEST_CASE("The allocation check detects an Eigen heap allocation (control)") {
 }
 
 TEST_CASE("Exact and sampled steps of Nash-MD, OMD, MWU and ONPO do not allocate") {
-  const auto game = mixture_game({random_intransitive_game(10, 1, {}, 0.1),
-                                  random_intransitive_game(10, 2, {}, 0.1)});
+  const auto game = mixture_game(
+      {random_intransitive_game(10, 1, {}, 0.1), random_intransitive_game(10, 2, {}, 0.1)});
   check_steps_do_not_allocate(nash_md<>{}, game);
   check_steps_do_not_allocate(nash_md<constant_step>{constant_step(1.0)}, game);
   check_steps_do_not_allocate(omd<>{}, game);
   check_steps_do_not_allocate(self_play_mwu<>{constant_step(0.1)}, game);
   check_steps_do_not_allocate(onpo<>{}, game);
   check_steps_do_not_allocate(regularised_onpo<>{}, game);
-  check_steps_do_not_allocate(nash_md<theory_step, sampled_payoff>{theory_step{}, sampled_payoff{8, 1}}, game);
+  check_steps_do_not_allocate(
+      nash_md<theory_step, sampled_payoff>{theory_step{}, sampled_payoff{8, 1}}, game);
 }

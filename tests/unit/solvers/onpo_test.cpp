@@ -1,6 +1,7 @@
+#include "prefopt/solvers/nash/onpo.hpp"
+
 #include <catch2/catch.hpp>
 
-#include "prefopt/solvers/nash/onpo.hpp"
 #include "solver_helpers.hpp"
 
 using namespace prefopt;
@@ -45,7 +46,9 @@ TEST_CASE("Uniform start on dice or RPS: every ONPO iterate stays uniform") {
   }
 }
 
-TEST_CASE("ONPO on RPS from (0.7,0.2,0.1), eta = 1/2: average 2.769e-2/3.519e-3/3.519e-4, last 0.297/1.27e-5/<=1e-11") {
+TEST_CASE(
+    "ONPO on RPS from (0.7,0.2,0.1), eta = 1/2: average 2.769e-2/3.519e-3/3.519e-4, last "
+    "0.297/1.27e-5/<=1e-11") {
   const auto game = rock_paper_scissors_game();
   const auto init = initial_policy::from_probabilities(start);
   const double avg[] = {2.769e-2, 3.519e-3, 3.519e-4};
@@ -61,7 +64,9 @@ TEST_CASE("ONPO on RPS from (0.7,0.2,0.1), eta = 1/2: average 2.769e-2/3.519e-3/
   CHECK(l10000 <= 1e-11);  // last-iterate convergence: the equilibrium is unique
 }
 
-TEST_CASE("ONPO on dice from (0.7,0.2,0.1): average gap 6.067e-2/3.347e-3/4.017e-4 <= 4 max(D, sqrt D)/T") {
+TEST_CASE(
+    "ONPO on dice from (0.7,0.2,0.1): average gap 6.067e-2/3.347e-3/4.017e-4 <= 4 max(D, sqrt "
+    "D)/T") {
   const auto game = efron_dice_game();
   const auto init = initial_policy::from_probabilities(start);
   const double d = std::log(10.0);
@@ -74,7 +79,8 @@ TEST_CASE("ONPO on dice from (0.7,0.2,0.1): average gap 6.067e-2/3.347e-3/4.017e
   }
 }
 
-TEST_CASE("ONPO average gap decreases like 1/T on random 10-action games, gap T <= 4 max(D, sqrt D)") {
+TEST_CASE(
+    "ONPO average gap decreases like 1/T on random 10-action games, gap T <= 4 max(D, sqrt D)") {
   const double d = std::log(10.0);
   for (std::uint64_t seed : {2026u, 7u, 11u}) {
     const auto game = random_intransitive_game(10, seed);
@@ -98,5 +104,6 @@ TEST_CASE("Regularised ONPO (prefopt extension) converges to pi*_tau") {
   const regularised_onpo<> solver(constant_step(0.5), exact_payoff{}, initial_policy::reference());
   const auto state = test::run_steps(solver, game, 3000);
   CHECK(kl_divergence(game, eq.probabilities, state.policy()) <= 1e-10);
-  CHECK_THROWS_AS(test::run_steps(regularised_onpo<>(constant_step(30.0)), game, 1), invalid_argument);
+  CHECK_THROWS_AS(test::run_steps(regularised_onpo<>(constant_step(30.0)), game, 1),
+                  invalid_argument);
 }

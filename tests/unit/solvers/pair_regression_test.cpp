@@ -1,8 +1,9 @@
+#include "prefopt/solvers/nash/pair_regression.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "prefopt/solvers/nash/mirror_descent.hpp"
 #include "prefopt/solvers/nash/onpo.hpp"
-#include "prefopt/solvers/nash/pair_regression.hpp"
 #include "solver_helpers.hpp"
 
 using namespace prefopt;
@@ -35,25 +36,31 @@ double centred_distance(const vector_d& a, const vector_d& b) {
 }
 }  // namespace
 
-TEST_CASE("The tabular INPO squared loss over all pairs is minimised by the closed-form INPO step") {
+TEST_CASE(
+    "The tabular INPO squared loss over all pairs is minimised by the closed-form INPO step") {
   const auto game = random_intransitive_game(5, 3, random_reference(5, 4), 0.3);
   const double eta = 1.5;  // eta tau = 0.45
-  const inpo<constant_step> solver(constant_step(eta), exact_payoff{},
-                                   initial_policy::from_probabilities(vec({0.3, 0.25, 0.2, 0.15, 0.1})));
+  const inpo<constant_step> solver(
+      constant_step(eta), exact_payoff{},
+      initial_policy::from_probabilities(vec({0.3, 0.25, 0.2, 0.15, 0.1})));
   auto state = solver.init(game);
   vector_d pi_t(5), log_pi_t(5);
   state.policy().probabilities(0, pi_t);
   state.policy().log_probabilities(0, log_pi_t);
-  const vector_d anchor = eta * 0.3 * game.log_reference().row(0).transpose() + (1 - eta * 0.3) * log_pi_t;
+  const vector_d anchor =
+      eta * 0.3 * game.log_reference().row(0).transpose() + (1 - eta * 0.3) * log_pi_t;
   const matrix_d& p = game.preference(0);
-  const vector_d z = minimise(
-      [&](const vector_d& x, vector_d& g) { return labelled_pair_loss(p, pi_t, anchor, eta, x, g); },
-      anchor);
+  const vector_d z =
+      minimise([&](const vector_d& x,
+                   vector_d& g) { return labelled_pair_loss(p, pi_t, anchor, eta, x, g); },
+               anchor);
   (void)solver.step(game, state);
   CHECK(centred_distance(z, state.policy().logits().row(0).transpose()) <= 1e-6);
 }
 
-TEST_CASE("ONPO's squared-loss minimiser equals the closed form; the two loss forms differ by a constant") {
+TEST_CASE(
+    "ONPO's squared-loss minimiser equals the closed form; the two loss forms differ by a "
+    "constant") {
   const auto game = random_intransitive_game(6, 8);
   const double eta = 0.5;
   const onpo<> solver{constant_step(eta)};

@@ -7,7 +7,8 @@
 using namespace prefopt;
 using test::vec;
 
-TEST_CASE("sampled_payoff is unbiased: its mean over many calls matches P pi within 4 standard errors") {
+TEST_CASE(
+    "sampled_payoff is unbiased: its mean over many calls matches P pi within 4 standard errors") {
   const auto game = random_intransitive_game(6, 1);
   const vector_d pi = vec({0.3, 0.1, 0.2, 0.15, 0.05, 0.2});
   const sampled_payoff estimator{8, 5};
@@ -28,7 +29,8 @@ TEST_CASE("sampled_payoff is unbiased: its mean over many calls matches P pi wit
   CHECK((mean - exact).cwiseAbs().maxCoeff() <= 4 * se);
 }
 
-TEST_CASE("Sampled Nash-MD meets the theory bound E KL(pi*, pi_T) <= 8/(tau^2 (T+1)) and is seeded") {
+TEST_CASE(
+    "Sampled Nash-MD meets the theory bound E KL(pi*, pi_T) <= 8/(tau^2 (T+1)) and is seeded") {
   // Unbiased payoff estimates in [0, 1] keep Theorem 1's one-step inequality in expectation, so the
   // bound holds for the mean over seeds; the sampling error shows as a KL above exact mode's.
   const auto game = rock_paper_scissors_game(vec({0.7, 0.2, 0.1}), 0.5);
@@ -37,7 +39,8 @@ TEST_CASE("Sampled Nash-MD meets the theory bound E KL(pi*, pi_T) <= 8/(tau^2 (T
   const double bound = 8.0 / (0.25 * static_cast<double>(T + 1));
   double mean = 0;
   for (std::uint64_t seed = 1; seed <= 5; ++seed) {
-    const auto state = test::run_steps(nash_md<theory_step, sampled_payoff>(theory_step{}, sampled_payoff{16, seed}), game, T);
+    const auto state = test::run_steps(
+        nash_md<theory_step, sampled_payoff>(theory_step{}, sampled_payoff{16, seed}), game, T);
     mean += kl_divergence(game, eq.probabilities, state.policy()) / 5;
   }
   const auto exact = test::run_steps(nash_md<>{}, game, T);
@@ -50,7 +53,8 @@ TEST_CASE("Sampled Nash-MD meets the theory bound E KL(pi*, pi_T) <= 8/(tau^2 (T
   const auto a = test::run_steps(s, game, 20);
   const auto b = test::run_steps(s, game, 20);
   CHECK(a.policy().logits() == b.policy().logits());
-  const auto c = test::run_steps(nash_md<theory_step, sampled_payoff>{theory_step{}, sampled_payoff{16, 10}}, game, 20);
+  const auto c = test::run_steps(
+      nash_md<theory_step, sampled_payoff>{theory_step{}, sampled_payoff{16, 10}}, game, 20);
   CHECK(a.policy().logits() != c.policy().logits());
 }
 
@@ -63,7 +67,8 @@ TEST_CASE("Sampled self-play MWU and ONPO reach the exact equilibrium within the
   const prefopt::index m = 16;
   const auto init = initial_policy::from_probabilities(vec({0.7, 0.2, 0.1}));
   const double margin = 4 * std::sqrt(d / T) + 4 / std::sqrt(static_cast<double>(m * T));
-  const self_play_mwu<constant_step, sampled_payoff> mwu(constant_step::for_horizon(d, T), sampled_payoff{m, 3}, init);
+  const self_play_mwu<constant_step, sampled_payoff> mwu(constant_step::for_horizon(d, T),
+                                                         sampled_payoff{m, 3}, init);
   const auto a = test::run_steps(mwu, game, T);
   CHECK(unregularised_duality_gap(game, a.average_probabilities()) <= margin);
   const onpo<sampled_payoff> opt(constant_step(0.1), sampled_payoff{m, 4}, init);

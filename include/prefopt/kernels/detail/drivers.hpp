@@ -60,7 +60,8 @@ void run_forward(const forward_request<T>& r, const options& opt) {
       return for_each_row(n, Two ? 2 * v : v, opt.parallel, [&](index i) -> bool {
         const auto u = static_cast<std::size_t>(i);
         if (!row_on(opt.mask, i)) {
-          for (auto out : {r.log_probs, r.lse, r.entropy, r.kl, r.kl_reverse, r.lse_q}) put(out, u, 0.0);
+          for (auto out : {r.log_probs, r.lse, r.entropy, r.kl, r.kl_reverse, r.lse_q})
+            put(out, u, 0.0);
           return true;
         }
         row_stats s;
@@ -85,9 +86,11 @@ void run_forward(const forward_request<T>& r, const options& opt) {
       });
     };
     if (r.has_q) {
-      return want_entropy ? go.template operator()<true, true>() : go.template operator()<false, true>();
+      return want_entropy ? go.template operator()<true, true>()
+                          : go.template operator()<false, true>();
     }
-    return want_entropy ? go.template operator()<true, false>() : go.template operator()<false, false>();
+    return want_entropy ? go.template operator()<true, false>()
+                        : go.template operator()<false, false>();
   };
   const index bad = with_accumulation<T>(opt.accumulate, with_acc);
   if (bad < n) {
@@ -143,15 +146,15 @@ void check_backward(const backward_request<T>& r, const options& opt) {
   for (index i = 0; i < n; ++i) {
     if (!row_on(opt.mask, i)) continue;
     const auto u = static_cast<std::size_t>(i);
-    PREFOPT_CHECK(std::isfinite(r.lse[u]), invalid_argument, r.kernel, ": logsumexp[", i, "] = ",
-                  r.lse[u], ", expected the finite log-sum-exp saved by the forward");
+    PREFOPT_CHECK(std::isfinite(r.lse[u]), invalid_argument, r.kernel, ": logsumexp[", i,
+                  "] = ", r.lse[u], ", expected the finite log-sum-exp saved by the forward");
     if (!r.g_h.empty()) {
       PREFOPT_CHECK(std::isfinite(r.entropy[u]), invalid_argument, r.kernel, ": entropy[", i,
                     "] = ", r.entropy[u], ", expected finite");
     }
     if (!r.g_kl.empty()) {
-      PREFOPT_CHECK(std::isfinite(r.kl[u]) && std::isfinite(r.lse_q[u]), invalid_argument,
-                    r.kernel, ": kl[", i, "] = ", r.kl[u], ", logsumexp_q[", i, "] = ", r.lse_q[u],
+      PREFOPT_CHECK(std::isfinite(r.kl[u]) && std::isfinite(r.lse_q[u]), invalid_argument, r.kernel,
+                    ": kl[", i, "] = ", r.kl[u], ", logsumexp_q[", i, "] = ", r.lse_q[u],
                     ", expected finite values (the gradient of an infinite KL is undefined)");
     }
   }

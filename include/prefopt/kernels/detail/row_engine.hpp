@@ -43,7 +43,8 @@ inline constexpr Acc grad_log_floor = Acc(-1e30);
 /// exact 0 weight (Eigen's packet exp returns a denormal for -inf) and no denormals are produced.
 template <class Acc>
 struct exp_flush_op {
-  static constexpr Acc threshold = std::is_same_v<Acc, float> ? Acc(-87.33654f) : Acc(-708.3964185322641);
+  static constexpr Acc threshold =
+      std::is_same_v<Acc, float> ? Acc(-87.33654f) : Acc(-708.3964185322641);
   Acc operator()(const Acc& x) const { return x < threshold ? Acc(0) : std::exp(x); }
   template <class Packet>
   Packet packetOp(const Packet& x) const {
@@ -163,13 +164,13 @@ enum class row_status : std::uint8_t { ok, non_finite, all_neg_inf, infinite_kl 
 
 /// One-pass statistics of one row (and, for two-matrix reductions, of the second row).
 struct row_stats {
-  double m = neg_inf;      ///< row maximum (a logit value, exact)
-  double log_s = 0;        ///< log sum_j exp(z_j - m); lse = m + log_s
-  double entropy = 0;      ///< -sum p log p (when requested)
-  double m_q = neg_inf;    ///< second row
+  double m = neg_inf;    ///< row maximum (a logit value, exact)
+  double log_s = 0;      ///< log sum_j exp(z_j - m); lse = m + log_s
+  double entropy = 0;    ///< -sum p log p (when requested)
+  double m_q = neg_inf;  ///< second row
   double log_s_q = 0;
-  double kl = 0;           ///< KL(p || q) (two-matrix)
-  double kl_reverse = 0;   ///< KL(q || p) (two-matrix)
+  double kl = 0;          ///< KL(p || q) (two-matrix)
+  double kl_reverse = 0;  ///< KL(q || p) (two-matrix)
   row_status status = row_status::ok;
   row_status status_q = row_status::ok;
   [[nodiscard]] double lse() const noexcept { return m + log_s; }
@@ -210,7 +211,8 @@ static_assert(tile_chunk % 16 == 0 && (tile_chunk * sizeof(float)) % 64 == 0,
 template <class T, bool Write = false>
 inline void prefetch_ahead(const T* p, index offset, index n) noexcept {
 #if defined(__GNUC__)
-  const auto a = reinterpret_cast<std::uintptr_t>(p) + static_cast<std::uintptr_t>(offset) * sizeof(T);
+  const auto a =
+      reinterpret_cast<std::uintptr_t>(p) + static_cast<std::uintptr_t>(offset) * sizeof(T);
   const auto bytes = static_cast<std::uintptr_t>(n) * sizeof(T);
   for (std::uintptr_t k = 0; k < bytes; k += 64) {
     __builtin_prefetch(reinterpret_cast<const void*>(a + k), Write ? 1 : 0, 3);
@@ -235,8 +237,8 @@ struct chunk_sums {
 };
 
 template <bool Entropy, bool Pair, class T>
-[[nodiscard]] chunk_sums<T> reduce_chunk(const T* zp, [[maybe_unused]] const T* zq, index n,
-                                         T mp, [[maybe_unused]] T mq) noexcept {
+[[nodiscard]] chunk_sums<T> reduce_chunk(const T* zp, [[maybe_unused]] const T* zq, index n, T mp,
+                                         [[maybe_unused]] T mq) noexcept {
   using namespace Eigen::internal;  // NOLINT: Eigen's packet primitives
   using Packet = typename packet_traits<T>::type;
   constexpr index width = packet_traits<T>::size;
@@ -486,14 +488,14 @@ template <class Acc, bool Entropy, class T>
 
 /// Upstream gradients and saved forward values for one row of the fused backward.
 struct row_grad_in {
-  double lse = 0;       ///< forward log-sum-exp of p
-  double g_lp = 0;      ///< dL / d log p(target)
-  index target = -1;    ///< target column (g_lp is ignored when < 0)
-  double g_h = 0;       ///< dL / d H(p)
-  double entropy = 0;   ///< forward H(p)
-  double g_kl = 0;      ///< dL / d KL(p || q)
-  double kl = 0;        ///< forward KL(p || q)
-  double lse_q = 0;     ///< forward log-sum-exp of q
+  double lse = 0;      ///< forward log-sum-exp of p
+  double g_lp = 0;     ///< dL / d log p(target)
+  index target = -1;   ///< target column (g_lp is ignored when < 0)
+  double g_h = 0;      ///< dL / d H(p)
+  double entropy = 0;  ///< forward H(p)
+  double g_kl = 0;     ///< dL / d KL(p || q)
+  double kl = 0;       ///< forward KL(p || q)
+  double lse_q = 0;    ///< forward log-sum-exp of q
 };
 
 /// Stores `value` (an Acc expression) into the T row segment `out` under `mode`. Only for
@@ -629,8 +631,8 @@ inline void check_targets(const char* kernel, std::span<const token_id> targets,
 }
 
 template <class A, class B>
-void check_same_shape(const char* kernel, const char* a_name, const cview<A>& a,
-                      const char* b_name, const B& b) {
+void check_same_shape(const char* kernel, const char* a_name, const cview<A>& a, const char* b_name,
+                      const B& b) {
   PREFOPT_CHECK(a.rows == b.rows && a.cols == b.cols, shape_error, kernel, ": ", b_name, " is [",
                 b.rows, ", ", b.cols, "], expected the shape of ", a_name, " [", a.rows, ", ",
                 a.cols, "]");

@@ -28,14 +28,10 @@ class bradley_terry_preference {
 
   [[nodiscard]] const R& reward_model() const noexcept { return reward_; }
 
-  [[nodiscard]] index num_contexts() const
-    requires has_table_shape<R>
-  {
+  [[nodiscard]] index num_contexts() const requires has_table_shape<R> {
     return reward_.num_contexts();
   }
-  [[nodiscard]] index num_actions() const
-    requires has_table_shape<R>
-  {
+  [[nodiscard]] index num_actions() const requires has_table_shape<R> {
     return reward_.num_actions();
   }
 
@@ -52,9 +48,8 @@ class bradley_terry_preference {
   }
 
   /// out(i, j) = sigma(r(context, i) - r(context, j)) (tabular reward models only).
-  void preference_matrix(index context, Eigen::Ref<matrix_d> out) const
-    requires std::same_as<batch_type, tabular_batch> && has_table_shape<R>
-  {
+  void preference_matrix(index context, Eigen::Ref<matrix_d> out)
+      const requires std::same_as<batch_type, tabular_batch> && has_table_shape<R> {
     const index n = reward_.num_actions();
     PREFOPT_CHECK(out.rows() == n && out.cols() == n, shape_error,
                   "bradley_terry_preference::preference_matrix: out is ", out.rows(), "x",

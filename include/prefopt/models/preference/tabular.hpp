@@ -37,9 +37,7 @@ class tabular_preference_model {
   explicit tabular_preference_model(matrix_d matrix, double tolerance = preference_tolerance)
       : tabular_preference_model(std::vector<matrix_d>{std::move(matrix)}, tolerance) {}
 
-  [[nodiscard]] index num_contexts() const noexcept {
-    return static_cast<index>(matrices_.size());
-  }
+  [[nodiscard]] index num_contexts() const noexcept { return static_cast<index>(matrices_.size()); }
   [[nodiscard]] index num_actions() const noexcept { return matrices_.front().rows(); }
 
   /// The matrix of `context`.
@@ -57,17 +55,16 @@ class tabular_preference_model {
     for (std::size_t i = 0; i < pairs.first.actions.size(); ++i) {
       const index c = pairs.first.contexts[i];
       PREFOPT_CHECK(pairs.second.contexts[i] == c, invalid_argument, fn, ": pairs.first.contexts[",
-                    i, "] = ", c, " but pairs.second.contexts[", i, "] = ",
-                    pairs.second.contexts[i], ", expected both responses of a pair to share a context");
+                    i, "] = ", c, " but pairs.second.contexts[", i,
+                    "] = ", pairs.second.contexts[i],
+                    ", expected both responses of a pair to share a context");
       out[static_cast<index>(i)] =
           matrices_[static_cast<std::size_t>(c)](pairs.first.actions[i], pairs.second.actions[i]);
     }
   }
 
   /// out = P[context].
-  void preference_matrix(index context, Eigen::Ref<matrix_d> out) const {
-    out = matrix(context);
-  }
+  void preference_matrix(index context, Eigen::Ref<matrix_d> out) const { out = matrix(context); }
 
  private:
   void check_context(const char* function, index context) const {

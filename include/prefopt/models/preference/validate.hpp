@@ -36,9 +36,8 @@ void validate_preference_matrix(const Eigen::MatrixBase<Derived>& p, const char*
       const double v = static_cast<double>(p(i, j));
       PREFOPT_CHECK(!std::isnan(v), invalid_argument, function, ": ", argument, "[context ",
                     context, "](", i, ", ", j, ") is NaN, expected a probability in [0, 1]");
-      PREFOPT_CHECK(v >= 0.0 && v <= 1.0, invalid_argument, function, ": ", argument,
-                    "[context ", context, "](", i, ", ", j, ") = ", v,
-                    ", expected a probability in [0, 1]");
+      PREFOPT_CHECK(v >= 0.0 && v <= 1.0, invalid_argument, function, ": ", argument, "[context ",
+                    context, "](", i, ", ", j, ") = ", v, ", expected a probability in [0, 1]");
     }
   }
   for (index i = 0; i < n; ++i) {

@@ -40,8 +40,9 @@ class tabular_reward_model {
     PREFOPT_CHECK(context >= 0 && context < num_contexts(), invalid_argument,
                   "tabular_reward_model::rewards: context = ", context,
                   ", expected a context in [0, ", num_contexts(), ")");
-    PREFOPT_CHECK(out.size() == num_actions(), shape_error, "tabular_reward_model::rewards: out has ",
-                  out.size(), " entries, expected num_actions() = ", num_actions());
+    PREFOPT_CHECK(out.size() == num_actions(), shape_error,
+                  "tabular_reward_model::rewards: out has ", out.size(),
+                  " entries, expected num_actions() = ", num_actions());
     out = rewards_.row(context).transpose();
   }
 

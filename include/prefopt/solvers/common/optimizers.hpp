@@ -34,10 +34,10 @@ struct optimizer_config {
   void validate(const char* function) const {
     PREFOPT_CHECK(std::isfinite(learning_rate) && learning_rate > 0.0, invalid_argument, function,
                   ": optimizer.learning_rate = ", learning_rate, ", expected > 0");
-    PREFOPT_CHECK(beta1 >= 0.0 && beta1 < 1.0, invalid_argument, function, ": optimizer.beta1 = ",
-                  beta1, ", expected a value in [0, 1)");
-    PREFOPT_CHECK(beta2 >= 0.0 && beta2 < 1.0, invalid_argument, function, ": optimizer.beta2 = ",
-                  beta2, ", expected a value in [0, 1)");
+    PREFOPT_CHECK(beta1 >= 0.0 && beta1 < 1.0, invalid_argument, function,
+                  ": optimizer.beta1 = ", beta1, ", expected a value in [0, 1)");
+    PREFOPT_CHECK(beta2 >= 0.0 && beta2 < 1.0, invalid_argument, function,
+                  ": optimizer.beta2 = ", beta2, ", expected a value in [0, 1)");
     PREFOPT_CHECK(epsilon > 0.0, invalid_argument, function, ": optimizer.epsilon = ", epsilon,
                   ", expected > 0");
   }

@@ -111,11 +111,17 @@ struct run_result {
 namespace detail {
 
 template <class C, class E>
-concept has_on_begin = requires(C& c, const E& e) { c.on_begin(e); };
+concept has_on_begin = requires(C& c, const E& e) {
+  c.on_begin(e);
+};
 template <class C, class E>
-concept has_on_step = requires(C& c, const E& e) { c.on_step(e); };
+concept has_on_step = requires(C& c, const E& e) {
+  c.on_step(e);
+};
 template <class C, class E>
-concept has_on_end = requires(C& c, const E& e) { c.on_end(e); };
+concept has_on_end = requires(C& c, const E& e) {
+  c.on_end(e);
+};
 
 /// Calls a hook; true when it returned something truthy.
 template <class F>
@@ -166,7 +172,7 @@ std::string find_non_finite(const State& state, const Stats& stats) {
 
 /// Continues a run from `state` (for example one returned by an earlier `run`).
 template <class S, class Problem, class... Callbacks>
-  requires Solver<S, Problem>
+requires Solver<S, Problem>
 [[nodiscard]] run_result<solver_state_t<S, Problem>> run_from(const S& solver,
                                                               const Problem& problem,
                                                               solver_state_t<S, Problem> state,
@@ -177,8 +183,8 @@ template <class S, class Problem, class... Callbacks>
   using Begin = run_begin<Problem, State>;
   using Step = run_step<Problem, State, Stats>;
   using End = run_end<Problem, State>;
-  static_assert((detail::check_callback<std::remove_cvref_t<Callbacks>, Begin, Step, End>() &&
-                 ...));
+  static_assert(
+      (detail::check_callback<std::remove_cvref_t<Callbacks>, Begin, Step, End>() && ...));
   PREFOPT_CHECK(options.max_iterations >= 0, invalid_argument,
                 "run: options.max_iterations = ", options.max_iterations, ", expected >= 0");
 
@@ -192,7 +198,9 @@ template <class S, class Problem, class... Callbacks>
   index stopper = -1;
   auto notify_begin = [&](auto& cb, index k) {
     if constexpr (detail::has_on_begin<std::remove_cvref_t<decltype(cb)>, Begin>) {
-      if (detail::call_hook([&] { return cb.on_begin(Begin{problem, view, options.max_iterations}); }) &&
+      if (detail::call_hook([&] {
+            return cb.on_begin(Begin{problem, view, options.max_iterations});
+          }) &&
           stopper < 0) {
         stopper = k;
       }
@@ -248,7 +256,7 @@ template <class S, class Problem, class... Callbacks>
 
 /// Runs `solver` on `problem` from `solver.init(problem)` (see the file comment).
 template <class S, class Problem, class... Callbacks>
-  requires Solver<S, Problem>
+requires Solver<S, Problem>
 [[nodiscard]] run_result<solver_state_t<S, Problem>> run(const S& solver, const Problem& problem,
                                                          const run_options& options,
                                                          Callbacks&&... callbacks) {

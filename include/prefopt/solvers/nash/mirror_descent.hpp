@@ -60,10 +60,9 @@ class tabular_mirror_descent {
                                           ? "nash_md"
                                           : (Regularised ? "omd" : "self_play_mwu");
 
-  explicit tabular_mirror_descent(
-      Schedule schedule = {}, Payoff payoff = {},
-      initial_policy initial = Regularised ? initial_policy::reference()
-                                           : initial_policy::uniform())
+  explicit tabular_mirror_descent(Schedule schedule = {}, Payoff payoff = {},
+                                  initial_policy initial = Regularised ? initial_policy::reference()
+                                                                       : initial_policy::uniform())
       : schedule_(std::move(schedule)), payoff_(std::move(payoff)), initial_(std::move(initial)) {}
 
   [[nodiscard]] const Schedule& schedule() const noexcept { return schedule_; }
