@@ -6,6 +6,7 @@
 
 #include "prefopt/diagnostics/divergence.hpp"
 #include "prefopt/games/catalog.hpp"
+#include "prefopt/solvers/common/game_sampling.hpp"
 #include "prefopt/solvers/rlhf.hpp"
 
 using prefopt::direct_alignment_config;
@@ -61,19 +62,66 @@ TEST_CASE("every direct-alignment variant finds the Condorcet winner of a Bradle
   CHECK(p[1] > 0.9);
   train(prefopt::tabular_simpo(config), game, 600).policy().probabilities(0, p);
   CHECK(p[1] > 0.9);
+}
+
+TEST_CASE("length-averaged DPO divides each log-ratio by the response length", "[alignment][dpo]") {
+  // With lengths attached, averaging changes the update: the long winner's log-ratio is divided by
+  // 8, so averaged DPO needs a larger move to reach the same margin. It still finds the winner,
+  // and the two runs differ. Without lengths (every length 1) averaging is plain DPO, bit for bit.
+  vector_d r(4);
+  r << 0.0, 1.0, 0.3, -0.5;
+  const auto plain_game = prefopt::bradley_terry_game(r);
+  prefopt::row_matrix_d lengths(1, 4);
+  lengths << 2.0, 8.0, 1.0, 3.0;
+  const auto game = plain_game.with_lengths(lengths);
+  direct_alignment_config config;
+  config.loss.beta_dpo = 0.05;
+  config.seed = 5;
+  const auto dpo = train(prefopt::tabular_dpo(config), game, 600);
   config.loss.length_average = true;
-  train(prefopt::tabular_dpo(config), game, 600).policy().probabilities(0, p);
+  const auto averaged = train(prefopt::tabular_dpo(config), game, 600);
+  vector_d p(4);
+  averaged.policy().probabilities(0, p);
   CHECK(p[1] > 0.9);
+  CHECK((averaged.policy().logits() - dpo.policy().logits()).cwiseAbs().maxCoeff() > 1e-3);
+  // Control: the same runs on the game without lengths are identical.
+  const auto without_lengths = train(prefopt::tabular_dpo(config), plain_game, 20);
+  config.loss.length_average = false;
+  const auto plain = train(prefopt::tabular_dpo(config), plain_game, 20);
+  CHECK(without_lengths.policy().logits() == plain.policy().logits());
 }
 
 TEST_CASE("offline training uses a fixed dataset, online training fresh pairs; both are seeded",
           "[alignment][dpo]") {
+  // A DPO step moves the logits along e_chosen - e_rejected only (the log-ratio difference of a
+  // pair does not depend on the other logits, and Adam leaves zero-gradient coordinates alone);
+  // the policy then shifts each row by its maximum (a gauge change, the same for every logit). A
+  // one-pair offline dataset over three responses therefore moves the third logit by exactly the
+  // mean move of the other two (to rounding); online pairs, drawn afresh every step, break that.
   const auto game = prefopt::rock_paper_scissors_game();
+  const prefopt::row_matrix_d start = prefopt::reference_policy(game).logits();
+  const auto untouched = [&](const auto& state) {
+    const prefopt::row_matrix_d moved = state.policy().logits() - start;
+    const double total = moved.sum();
+    int count = 0;
+    for (prefopt::index k = 0; k < 3; ++k) {
+      const double off_pair = std::abs(moved(0, k) - (total - moved(0, k)) / 2);
+      CHECK((off_pair < 1e-9 || off_pair > 1e-3));
+      count += off_pair < 1e-9 ? 1 : 0;
+    }
+    CHECK(moved.maxCoeff() - moved.minCoeff() > 1e-2);
+    return count;
+  };
   for (auto source : {prefopt::pair_source::offline, prefopt::pair_source::online}) {
     direct_alignment_config config;
     config.source = source;
-    config.dataset_size = 128;
+    config.dataset_size = 1;
+    config.batch_size = 16;
     config.seed = 9;
+    const auto one_pair = train(prefopt::tabular_dpo(config), game, 20);
+    CHECK(untouched(one_pair) == (source == prefopt::pair_source::offline ? 1 : 0));
+
+    config.dataset_size = 128;
     const prefopt::tabular_dpo dpo(config);
     const auto a = train(dpo, game, 20), b = train(dpo, game, 20);
     CHECK(a.policy().logits() == b.policy().logits());

@@ -105,6 +105,12 @@ TEST_CASE("RLHF-PPO is deterministic given its seed", "[alignment][rlhf]") {
     solver.step(game, b);
   }
   CHECK(a.policy().logits() == b.policy().logits());
+  // Control: another seed gives other rollouts, hence another policy.
+  config.seed = 12;
+  const prefopt::tabular_rlhf_ppo other(config);
+  auto c = other.init(game);
+  for (int t = 0; t < 5; ++t) other.step(game, c);
+  CHECK(a.policy().logits() != c.policy().logits());
 }
 
 TEST_CASE("RLHF-PPO rejects bad hyperparameters by name", "[alignment][rlhf]") {

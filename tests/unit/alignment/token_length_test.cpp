@@ -52,6 +52,12 @@ TEST_CASE("token DPO is deterministic for a seed, online and offline", "[alignme
       (void)solver.step(task, b);
     }
     CHECK((a.policy().parameters() - b.policy().parameters()).cwiseAbs().maxCoeff() == 0.0);
+    // Control: another seed draws other pairs, hence other parameters.
+    c.seed = 10;
+    const prefopt::token_dpo other(c);
+    auto d = other.init(task);
+    for (int t = 0; t < 20; ++t) (void)other.step(task, d);
+    CHECK((a.policy().parameters() - d.policy().parameters()).cwiseAbs().maxCoeff() > 1e-6);
   }
 }
 
