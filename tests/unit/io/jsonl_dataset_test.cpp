@@ -14,9 +14,6 @@ using data::logprob_column;
 using data::logprob_layout;
 
 namespace {
-void write(const std::filesystem::path& p, const std::string& s) {
-  std::ofstream(p, std::ios::binary) << s;
-}
 const std::string valid =
     R"({"prompt_ids": [1, 2], "chosen_ids": [3, 4, 5], "rejected_ids": [6], )"
     R"("policy_chosen_logps": [-0.5, -1.0, -0.25], "policy_rejected_logps": [-2.0], )"
@@ -30,7 +27,7 @@ const std::string valid =
 
 TEST_CASE("JSONL loader reads ids and per-token / per-sequence log-probs", "[io]") {
   test::temp_dir dir("jsonl_basic");
-  write(dir / "d.jsonl", valid);
+  prefopt::test::write_file(dir / "d.jsonl", valid);
   const auto r = load_preference_jsonl(dir / "d.jsonl");
   const auto& d = r.dataset;
   REQUIRE(d.size() == 2);
@@ -59,7 +56,7 @@ TEST_CASE("JSONL loader accepts CRLF line ends and a last line without newline",
   }
   crlf.pop_back();
   crlf.pop_back();  // no final line end
-  write(dir / "d.jsonl", crlf);
+  prefopt::test::write_file(dir / "d.jsonl", crlf);
   CHECK(load_preference_jsonl(dir / "d.jsonl").dataset.size() == 2);
 }
 

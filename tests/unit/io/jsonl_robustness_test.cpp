@@ -91,10 +91,6 @@ std::vector<bad_case> bad_cases() {
   };
 }
 
-void write(const std::filesystem::path& p, const std::string& s) {
-  std::ofstream(p, std::ios::binary) << s;
-}
-
 }  // namespace
 
 TEST_CASE("Every malformed JSONL input is a parse_error naming file:line:field", "[io]") {
@@ -102,7 +98,7 @@ TEST_CASE("Every malformed JSONL input is a parse_error naming file:line:field",
   for (const auto& c : bad_cases()) {
     INFO("case: " << c.name);
     const auto path = dir / "bad.jsonl";
-    write(path, c.content);
+    prefopt::test::write_file(path, c.content);
     std::string message;
     try {
       (void)load_preference_jsonl(path);
@@ -121,7 +117,7 @@ TEST_CASE("A line longer than the configured maximum is rejected before parsing"
   test::temp_dir dir("jsonl_long");
   jsonl_options o;
   o.max_line_bytes = 64;
-  write(dir / "long.jsonl", good_line + "\n");
+  prefopt::test::write_file(dir / "long.jsonl", good_line + "\n");
   CHECK_THROWS_WITH(load_preference_jsonl(dir / "long.jsonl", o),
                     Catch::Contains("long.jsonl:1: line is longer than max_line_bytes = 64"));
   CHECK_THROWS_WITH(
@@ -129,7 +125,8 @@ TEST_CASE("A line longer than the configured maximum is rejected before parsing"
       Catch::Contains("m:1: line is 133 bytes long, longer than max_line_bytes = 64"));
   // A 3 MB line (spanning many read blocks) with a 1 MB limit.
   o.max_line_bytes = 1 << 20;
-  write(dir / "huge.jsonl", good_line + "\n" + std::string(3 << 20, ' ') + "\n");
+  prefopt::test::write_file(dir / "huge.jsonl",
+                            good_line + "\n" + std::string(3 << 20, ' ') + "\n");
   CHECK_THROWS_WITH(load_preference_jsonl(dir / "huge.jsonl", o),
                     Catch::Contains("huge.jsonl:2: line is longer than max_line_bytes"));
 }

@@ -32,14 +32,6 @@ data::preference_dataset make_dataset(bool per_token, token_id last = 14) {
   return d;
 }
 
-std::string read_all(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-void write(const std::filesystem::path& p, const std::string& s) {
-  std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
-}
-
 std::string load_error(const std::filesystem::path& p, const data::preference_dataset& d,
                        const std::string& model) {
   try {
@@ -84,16 +76,16 @@ TEST_CASE("Cache: truncation at every byte fails with a clear io_error", "[io]")
   test::temp_dir dir("cache_truncate");
   const auto d = make_dataset(true);
   save_logprob_cache(dir / "c.bin", make_logprob_cache(d, "m"));
-  const std::string bytes = read_all(dir / "c.bin");
+  const std::string bytes = prefopt::test::read_file(dir / "c.bin");
   REQUIRE(bytes.size() > 100);
   for (std::size_t k = 0; k < bytes.size(); ++k) {
-    write(dir / "t.bin", bytes.substr(0, k));
+    prefopt::test::write_file(dir / "t.bin", bytes.substr(0, k));
     const std::string msg = load_error(dir / "t.bin", d, "m");
     INFO("cut at " << k);
     CHECK_THAT(msg, Catch::Contains("t.bin") && Catch::Contains("truncated"));
   }
   // Trailing bytes are also rejected.
-  write(dir / "t.bin", bytes + "x");
+  prefopt::test::write_file(dir / "t.bin", bytes + "x");
   CHECK_THAT(load_error(dir / "t.bin", d, "m"), Catch::Contains("trailing bytes"));
 }
 
@@ -102,13 +94,13 @@ TEST_CASE("Cache: flipping any bit pattern of any byte fails with a clear io_err
   for (const bool per_token : {false, true}) {
     const auto d = make_dataset(per_token);
     save_logprob_cache(dir / "c.bin", make_logprob_cache(d, "model-x"));
-    const std::string bytes = read_all(dir / "c.bin");
+    const std::string bytes = prefopt::test::read_file(dir / "c.bin");
     int checksum_failures = 0;
     for (std::size_t i = 0; i < bytes.size(); ++i) {
       for (const unsigned flip : {0x01U, 0x80U, 0xffU}) {
         std::string b = bytes;
         b[i] = static_cast<char>(static_cast<unsigned char>(b[i]) ^ flip);
-        write(dir / "f.bin", b);
+        prefopt::test::write_file(dir / "f.bin", b);
         const std::string msg = load_error(dir / "f.bin", d, "model-x");
         INFO("byte " << i << " flip " << flip);
         REQUIRE_FALSE(msg.empty());

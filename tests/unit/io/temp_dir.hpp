@@ -1,7 +1,10 @@
 #pragma once
-// A fresh, per-test scratch folder under the test's working directory, removed afterwards.
+// A fresh, per-test scratch folder under the test's working directory, removed afterwards, and
+// whole-file read / write helpers for the io tests.
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace prefopt::test {
@@ -27,5 +30,16 @@ class temp_dir {
  private:
   std::filesystem::path path_;
 };
+
+/// The bytes of file `p` (empty if it cannot be read).
+inline std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// Replaces file `p` with exactly the bytes `s`.
+inline void write_file(const std::filesystem::path& p, const std::string& s) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << s;
+}
 
 }  // namespace prefopt::test

@@ -14,7 +14,7 @@
 
 namespace {
 
-namespace detail = prefopt::kernels::detail;
+namespace kd = prefopt::kernels::detail;
 
 /// Evaluates exp0 over `x` through Eigen's packet path (the size is a multiple of every packet
 /// width, so no element goes through the scalar tail).
@@ -24,7 +24,7 @@ std::vector<T> packet_exp(const std::vector<T>& x) {
   const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> xm(
       x.data(), static_cast<Eigen::Index>(x.size()));
   Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> ym(y.data(), static_cast<Eigen::Index>(y.size()));
-  ym = detail::exp0(xm);
+  ym = kd::exp0(xm);
   return y;
 }
 
@@ -92,7 +92,7 @@ TEST_CASE("packet exp: exact 1 at 0, flush to 0 below the threshold and at -inf,
   CHECK(y[5] >= std::numeric_limits<float>::min());
   CHECK(ulps(x[5], y[5]) <= 3.0);
   // The scalar path (tails) agrees on the special values.
-  const detail::exp_flush_op<float> op;
+  const kd::exp_flush_op<float> op;
   CHECK(op(0.0f) == 1.0f);
   CHECK(op(-inf) == 0.0f);
   CHECK(std::isnan(op(nan)));

@@ -8,7 +8,6 @@ using namespace prefopt;
 using test::vec;
 
 namespace {
-const vector_d start = vec({0.7, 0.2, 0.1});
 
 /// Average gap of pi_1..pi_T and gap of the last played pi_T for ONPO after T plays.
 std::pair<double, double> onpo_gaps(const preference_game& game, const initial_policy& init,
@@ -50,7 +49,7 @@ TEST_CASE(
     "ONPO on RPS from (0.7,0.2,0.1), eta = 1/2: average 2.769e-2/3.519e-3/3.519e-4, last "
     "0.297/1.27e-5/<=1e-11") {
   const auto game = rock_paper_scissors_game();
-  const auto init = initial_policy::from_probabilities(start);
+  const auto init = initial_policy::from_probabilities(test::skewed_start);
   const double avg[] = {2.769e-2, 3.519e-3, 3.519e-4};
   int k = 0;
   const auto [a100, l100] = onpo_gaps(game, init, 100);
@@ -68,7 +67,7 @@ TEST_CASE(
     "ONPO on dice from (0.7,0.2,0.1): average gap 6.067e-2/3.347e-3/4.017e-4 <= 4 max(D, sqrt "
     "D)/T") {
   const auto game = efron_dice_game();
-  const auto init = initial_policy::from_probabilities(start);
+  const auto init = initial_policy::from_probabilities(test::skewed_start);
   const double d = std::log(10.0);
   const double expected[] = {6.067e-2, 3.347e-3, 4.017e-4};
   int k = 0;

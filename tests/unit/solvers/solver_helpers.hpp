@@ -19,6 +19,9 @@ inline prefopt::vector_d vec(std::initializer_list<double> values) {
   return v;
 }
 
+/// The skewed first iterate (0.7, 0.2, 0.1) of the 3-action MWU and ONPO rate tests.
+inline const prefopt::vector_d skewed_start = vec({0.7, 0.2, 0.1});
+
 /// The state after `steps` steps of `solver` on `game`.
 template <class S>
 auto run_steps(const S& solver, const prefopt::preference_game& game, prefopt::index steps) {
