@@ -346,17 +346,6 @@ inline game_reference_points solve_reference_points(const preference_game& game)
   return p;
 }
 
-enum class metric_kind : int {
-  duality_gap,
-  exploitability,
-  unregularised_gap,
-  kl_to_equilibrium,
-  kl_to_reference,
-  win_rate_vs_reference,
-  win_rate_vs_equilibrium,
-  expected_length,
-  gold_reward,
-};
 inline constexpr const char* metric_names[] = {
     "duality_gap",     "exploitability",        "unregularised_gap",       "kl_to_equilibrium",
     "kl_to_reference", "win_rate_vs_reference", "win_rate_vs_equilibrium", "expected_length",
@@ -378,39 +367,38 @@ row_matrix_d evaluated_policy(const State& state, bool average) {
   return probability_table(state.policy());
 }
 
-/// One metric of a game run, as a `double(const Problem&, const State&)` callable.
-template <metric_kind K>
-struct game_metric {
-  static constexpr const char* name = metric_names[static_cast<int>(K)];
+/// Every diagnostic of a game run, from one probability table of the evaluated policy (the
+/// order of `metric_names`; NaN where a metric does not apply). Not a template: the diagnostics
+/// are compiled once, whatever the solver.
+inline void evaluate_game_policy(const preference_game& game, const game_reference_points& points,
+                                 const row_matrix_d& pi, std::vector<double>& out) {
+  constexpr double none = std::numeric_limits<double>::quiet_NaN();
+  if (!pi.allFinite()) {
+    out.insert(out.end(), std::size(metric_names), none);
+    return;
+  }
+  out.push_back(duality_gap(game, pi));
+  out.push_back(exploitability(game, pi));
+  out.push_back(unregularised_duality_gap(game, pi));
+  out.push_back(points.unique ? kl_divergence(game, points.equilibrium, pi) : none);
+  out.push_back(kl_to_reference(game, pi));
+  out.push_back(win_rate(game, pi, game.reference()));
+  out.push_back(win_rate(game, pi, points.equilibrium));
+  out.push_back(game.has_lengths() ? expectation(game, pi, game.lengths()) : none);
+  out.push_back(game.has_gold_rewards() ? expectation(game, pi, game.gold_rewards()) : none);
+}
+
+/// The metrics of a game run, as one `MetricGroup` for the history recorder.
+struct game_metrics {
   const game_reference_points* points = nullptr;
   bool average = false;
 
+  [[nodiscard]] std::vector<std::string> names() const {
+    return {std::begin(metric_names), std::end(metric_names)};
+  }
   template <class State>
-  double operator()(const preference_game& game, const State& state) const {
-    constexpr double none = std::numeric_limits<double>::quiet_NaN();
-    const row_matrix_d pi = evaluated_policy(state, average);
-    if (!pi.allFinite()) return none;
-    switch (K) {
-      case metric_kind::duality_gap:
-        return duality_gap(game, pi);
-      case metric_kind::exploitability:
-        return exploitability(game, pi);
-      case metric_kind::unregularised_gap:
-        return unregularised_duality_gap(game, pi);
-      case metric_kind::kl_to_equilibrium:
-        return points->unique ? kl_divergence(game, points->equilibrium, pi) : none;
-      case metric_kind::kl_to_reference:
-        return kl_to_reference(game, pi);
-      case metric_kind::win_rate_vs_reference:
-        return win_rate(game, pi, game.reference());
-      case metric_kind::win_rate_vs_equilibrium:
-        return win_rate(game, pi, points->equilibrium);
-      case metric_kind::expected_length:
-        return game.has_lengths() ? expectation(game, pi, game.lengths()) : none;
-      case metric_kind::gold_reward:
-        return game.has_gold_rewards() ? expectation(game, pi, game.gold_rewards()) : none;
-    }
-    return none;
+  void evaluate(const preference_game& game, const State& state, std::vector<double>& out) const {
+    evaluate_game_policy(game, *points, evaluated_policy(state, average), out);
   }
 };
 
@@ -438,28 +426,42 @@ struct run_settings {
   std::string label;
 };
 
+/// The progress display of a run when it is asked for, nothing otherwise: a run flag, so that
+/// each solver instantiates `prefopt::run` once.
+class optional_progress {
+ public:
+  explicit optional_progress(const run_settings& settings) {
+    if (settings.show_progress) {
+      fmt::print(stderr, "{}\n", settings.label);
+      bar_.emplace(std::max<index>(1, settings.iterations / 10));
+    }
+  }
+  template <class Event>
+  void on_step(const Event& e) {
+    if (bar_) bar_->on_step(e);
+  }
+  template <class Event>
+  void on_end(const Event& e) {
+    if (bar_) bar_->on_end(e);
+  }
+
+ private:
+  std::optional<progress<>> bar_;
+};
+
 /// Runs a solver through `prefopt::run` with the history recorder (and a progress display).
 template <class S, class Problem, class Recorder>
 run_record execute(const S& solver, const Problem& problem, Recorder recorder,
                    const run_settings& settings) {
   const auto start = std::chrono::steady_clock::now();
-  const run_options options{settings.iterations};
-  auto finish = [&](auto& result) {
-    run_record rec;
-    rec.history = recorder.history();
-    rec.status = to_string(result.status);
-    rec.message = result.message;
-    rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return rec;
-  };
-  if (settings.show_progress) {
-    fmt::print(stderr, "{}\n", settings.label);
-    progress bar(std::max<index>(1, settings.iterations / 10));
-    auto result = run(solver, problem, options, recorder, bar);
-    return finish(result);
-  }
-  auto result = run(solver, problem, options, recorder);
-  return finish(result);
+  optional_progress bar(settings);
+  const auto result = run(solver, problem, run_options{settings.iterations}, recorder, bar);
+  run_record rec;
+  rec.history = recorder.history();
+  rec.status = to_string(result.status);
+  rec.message = result.message;
+  rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return rec;
 }
 
 template <class S>
@@ -467,15 +469,7 @@ run_record execute_on_game(const S& solver, const preference_game& game,
                            const game_reference_points& points, bool average,
                            const run_settings& settings) {
   history_recorder recorder(settings.eval_every, /*snapshots=*/false,
-                            game_metric<metric_kind::duality_gap>{&points, average},
-                            game_metric<metric_kind::exploitability>{&points, average},
-                            game_metric<metric_kind::unregularised_gap>{&points, average},
-                            game_metric<metric_kind::kl_to_equilibrium>{&points, average},
-                            game_metric<metric_kind::kl_to_reference>{&points, average},
-                            game_metric<metric_kind::win_rate_vs_reference>{&points, average},
-                            game_metric<metric_kind::win_rate_vs_equilibrium>{&points, average},
-                            game_metric<metric_kind::expected_length>{&points, average},
-                            game_metric<metric_kind::gold_reward>{&points, average});
+                            game_metrics{&points, average});
   return execute(solver, game, std::move(recorder), settings);
 }
 

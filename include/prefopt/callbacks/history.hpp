@@ -2,14 +2,16 @@
 /// \file
 /// `history_recorder`: records, before the first step and every `every` steps (and at the end),
 /// the iteration, the elapsed seconds, named metrics (`double(const Problem&, const State&)`
-/// callables) and, optionally, snapshots of the current and average policies' probabilities
-/// (states with `policy()` / `average_probabilities()`). The result is a `run_history`, written
-/// to JSON by `io::write_history_json` (io/history_json.hpp).
+/// callables, or metric groups: see `MetricGroup`) and, optionally, snapshots of the current and
+/// average policies' probabilities (states with `policy()` / `average_probabilities()`). The result
+/// is a `run_history`, written to JSON by `io::write_history_json` (io/history_json.hpp).
 
 #include <Eigen/Core>
 
+#include <concepts>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -20,6 +22,15 @@
 #include "prefopt/solvers/common/run.hpp"
 
 namespace prefopt {
+
+/// Several metrics computed together, from one evaluation of the state (e.g. one probability
+/// table of the policy for all of a game's diagnostics): `names()` lists them, and
+/// `evaluate(problem, state, out)` appends one value per name to `out`, in that order. A
+/// `history_recorder` records a group's values as if each were its own metric.
+template <class G>
+concept MetricGroup = requires(const G& g) {
+  { g.names() } -> std::convertible_to<std::vector<std::string>>;
+};
 
 /// A recorded run: one entry per record.
 struct run_history {
@@ -44,7 +55,7 @@ class history_recorder {
       : every_(every), snapshots_(snapshots), metrics_(std::move(metrics)...) {
     PREFOPT_CHECK(every > 0, invalid_argument, "history_recorder: every = ", every,
                   ", expected > 0");
-    history_.metric_names = {detail::metric_name<Metrics>("metric")...};
+    std::apply([&](const auto&... m) { (add_names(m), ...); }, metrics_);
   }
 
   template <class Event>
@@ -71,11 +82,23 @@ class history_recorder {
   void record(index it, double seconds, const Problem& problem, const State& state) {
     history_.iterations.push_back(it);
     history_.seconds.push_back(seconds);
-    history_.values.push_back(std::apply(
+    std::vector<double> row;
+    row.reserve(history_.metric_names.size());
+    std::apply(
         [&](const auto&... m) {
-          return std::vector<double>{static_cast<double>(m(problem, state))...};
+          (
+              [&] {
+                if constexpr (MetricGroup<std::decay_t<decltype(m)>>) {
+                  m.evaluate(problem, state, row);
+                } else {
+                  row.push_back(static_cast<double>(m(problem, state)));
+                }
+              }(),
+              ...);
         },
-        metrics_));
+        metrics_);
+    PREFOPT_ASSERT(row.size() == history_.metric_names.size());
+    history_.values.push_back(std::move(row));
     if constexpr (requires {
                     state.policy().num_actions();
                     state.average_probabilities();
@@ -84,6 +107,15 @@ class history_recorder {
         history_.policies.push_back(probability_table(state.policy()));
         history_.average_policies.push_back(state.average_probabilities());
       }
+    }
+  }
+
+  template <class M>
+  void add_names(const M& m) {
+    if constexpr (MetricGroup<M>) {
+      for (auto& n : m.names()) history_.metric_names.push_back(std::move(n));
+    } else {
+      history_.metric_names.emplace_back(detail::metric_name<M>("metric"));
     }
   }
 
