@@ -89,6 +89,39 @@ TEST_CASE("history_recorder writes a JSON history atomically that reads back") {
         Approx(result.state.average_probabilities()(0, 0)).margin(1e-15));
 }
 
+namespace {
+/// A metric group for the test: the gaps of the current and average iterates, computed together.
+struct both_gaps {
+  [[nodiscard]] std::vector<std::string> names() const { return {"current", "average"}; }
+  template <class State>
+  void evaluate(const preference_game& game, const State& state, std::vector<double>& out) const {
+    out.push_back(duality_gap(game, state.policy(), 0.0));
+    out.push_back(duality_gap(game, state.average_probabilities(), 0.0));
+  }
+};
+static_assert(MetricGroup<both_gaps>);
+static_assert(!MetricGroup<gap_metric>);
+}  // namespace
+
+TEST_CASE("history_recorder records a metric group's values in order, beside single metrics") {
+  const auto game = rps_game();
+  history_recorder recorder(50, /*snapshots=*/false, gap_metric{0.0}, both_gaps{},
+                            average_gap_metric{0.0});
+  const auto result = run(onpo<>{}, game, {.max_iterations = 100}, recorder);
+  const auto& h = recorder.history();
+  CHECK(h.metric_names == std::vector<std::string>{"gap", "current", "average", "average_gap"});
+  REQUIRE(h.values.size() == 3);
+  const auto& last = h.values.back();
+  REQUIRE(last.size() == 4);
+  const double current = duality_gap(game, result.state.policy(), 0.0);
+  const double average = duality_gap(game, result.state.average_probabilities(), 0.0);
+  CHECK(current != average);  // the two columns can be told apart
+  CHECK(last[0] == current);
+  CHECK(last[1] == current);
+  CHECK(last[2] == average);
+  CHECK(last[3] == average);
+}
+
 TEST_CASE("progress prints plain lines with the metric when not on a terminal") {
   std::FILE* out = std::tmpfile();
   REQUIRE(out != nullptr);
