@@ -63,6 +63,11 @@ struct sequence_options {
   bool fused = true;
   /// Let the kernels split rows across OpenMP threads (never changes the forward results).
   bool parallel = true;
+  /// Every model's logits are divided by it (finite, > 0): the tempered distributions
+  /// `softmax(z / temperature)` that generation samples at `generation_config::temperature`
+  /// (PPO recomputes log-probs at the sampling temperature, ALGORITHMS.md §2.3). Applies to the
+  /// reference model of a KL too. Gradients include the 1 / temperature factor.
+  double temperature = 1.0;
 };
 
 /// Per-token upstream gradients for `accumulate_token_gradient`: each `[T]` or empty (zero).
@@ -183,6 +188,10 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
   check_sequence_batch(fn, model, b);
   PREFOPT_CHECK(opt.max_positions >= 1, invalid_argument, fn,
                 ": options.max_positions = ", opt.max_positions, ", expected >= 1");
+  PREFOPT_CHECK(std::isfinite(opt.temperature) && opt.temperature > 0.0, invalid_argument, fn,
+                ": options.temperature = ", opt.temperature, ", expected a finite value > 0");
+  const bool tempered = opt.temperature != 1.0;
+  const auto inv_t = static_cast<T>(1.0 / opt.temperature);
   const index n_tok = b.responses.total_length();
   const index v = static_cast<index>(model.vocab_size());
   check_span(fn, "log_probs output", out.log_probs.size(), n_tok);
@@ -215,7 +224,7 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
 
   constexpr bool has_head = LinearHeadSequenceModel<M>;
   const bool fused = has_head && opt.fused && !want_kl;
-  std::vector<T> lp, lse, ent, kl, lse_q, glp, gent, gkl;
+  std::vector<T> lp, lse, ent, kl, lse_q, glp, gent, gkl, scaled_bias, dbias_buffer;
   row_matrix_t<T> z, zq, dz, h, dh;
   const auto offsets = b.responses.offsets;
   const index base = b.responses.offsets.empty() ? 0 : offsets.front();
@@ -265,11 +274,17 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
         const auto params = model.parameters();
         const Eigen::Ref<const vector_t<T>> theta = params;
         const const_row_matrix_map<T> w(theta.data() + w_off, v, d);
-        const std::span<const T> bias =
+        std::span<const T> bias =
             b_off >= 0 ? std::span<const T>(theta.data() + b_off, static_cast<std::size_t>(v))
                        : std::span<const T>{};
         h.setZero(rows, d);
         model.hidden_states(sub, h);
+        if (tempered) {  // z / temperature = W (h / temperature) + b / temperature
+          h *= inv_t;
+          scaled_bias.assign(bias.begin(), bias.end());
+          for (T& x : scaled_bias) x *= inv_t;
+          bias = scaled_bias;
+        }
         kernels::linear_options lo;
         lo.accumulate = opt.accumulate;
         lo.parallel = opt.parallel;
@@ -282,13 +297,18 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
         if (backward) {
           dh.setZero(rows, d);
           Eigen::Map<row_matrix_t<T>> dw(local.data() + w_off, v, d);
-          const std::span<T> dbias =
-              b_off >= 0 ? std::span<T>(local.data() + b_off, static_cast<std::size_t>(v))
-                         : std::span<T>{};
+          // dW from the (scaled) hidden states is already exact; db and dh carry 1 / temperature.
+          dbias_buffer.assign(b_off >= 0 ? static_cast<std::size_t>(v) : 0, T(0));
           lo.mode = kernels::write_mode::accumulate;
-          kernels::linear_log_probs_backward(
-              h, w, bias, targets, {std::span<const T>(lse), std::span<const T>(ent)},
-              {std::span<const T>(glp), std::span<const T>(gent)}, dh, dw, dbias, lo);
+          kernels::linear_log_probs_backward(h, w, bias, targets,
+                                             {std::span<const T>(lse), std::span<const T>(ent)},
+                                             {std::span<const T>(glp), std::span<const T>(gent)},
+                                             dh, dw, std::span<T>(dbias_buffer), lo);
+          if (b_off >= 0) {
+            const Eigen::Map<const vector_t<T>> db(dbias_buffer.data(), v);
+            local.segment(b_off, v) += tempered ? (db * inv_t).eval() : db.eval();
+          }
+          if (tempered) dh *= inv_t;
           model.accumulate_hidden_gradient(sub, dh, local);
         }
       }
@@ -299,10 +319,12 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
       ko.parallel = opt.parallel;
       z.setZero(rows, v);
       model.logits(sub, z);
+      if (tempered) z *= inv_t;
       if constexpr (!std::is_same_v<R, std::nullptr_t>) {
         if (want_kl) {
           zq.setZero(rows, v);
           ref->logits(sub, zq);
+          if (tempered) zq *= inv_t;
         }
       }
       try {
@@ -343,6 +365,7 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
         } else {
           kernels::token_stats_backward(z, targets, saved, grads, dz, ko);
         }
+        if (tempered) dz *= inv_t;
         model.accumulate_logits_gradient(sub, dz, local);
       }
     }

@@ -219,4 +219,16 @@ TEST_CASE(
   // Contexts outside the table are errors, not silent reads.
   const std::vector<token_id> bad{3};
   CHECK_THROWS_AS(prefopt::generate(m, {offsets, bad}, c, 4), prefopt::invalid_argument);
+  // A one-token model over contexts needs a prompt: an empty one is named, for generation and
+  // for scoring.
+  const std::vector<index_t> empty_offsets{0, 0};
+  CHECK_THROWS_WITH(prefopt::generate(m, {empty_offsets, {}}, c, 4),
+                    Catch::Matchers::Contains("prompts[0] has 0 tokens, expected at least "
+                                              "model.min_prompt_length() = 1"));
+  const std::vector<index_t> one_response{0, 2};
+  const std::vector<token_id> answer{0, 3};
+  vector_d out(1);
+  CHECK_THROWS_WITH(
+      prefopt::sequence_log_probs(m, {{empty_offsets, {}}, {one_response, answer}}, out),
+      Catch::Matchers::Contains("batch.prompts[0] has 0 tokens"));
 }

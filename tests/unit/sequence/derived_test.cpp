@@ -149,6 +149,37 @@ void check_all_gradients(M m, const prefopt::sequence_options& opt) {
           g);
     }
   }
+  SECTION("tempered log-probs and entropy (the fused path for a linear head)") {
+    auto tempered = opt;
+    tempered.temperature = 0.7;
+    vector_d g = vector_d::Zero(m.num_parameters());
+    prefopt::accumulate_token_gradient(m, b, {wspan, wspan}, g, tempered);
+    check_against_finite_differences(
+        m,
+        [&]() {
+          vector_d a(n), h(n);
+          prefopt::token_log_probs(m, b, a, tempered);
+          prefopt::token_entropies(m, b, h, tempered);
+          return w.dot(a + h);
+        },
+        g);
+  }
+  SECTION("tempered log-probs, entropy and exact KL") {
+    auto tempered = opt;
+    tempered.temperature = 1.6;
+    vector_d g = vector_d::Zero(m.num_parameters());
+    prefopt::accumulate_token_gradient(m, ref, b, {wspan, wspan, wspan}, g, tempered);
+    check_against_finite_differences(
+        m,
+        [&]() {
+          vector_d a(n), h(n), k(n);
+          prefopt::token_log_probs(m, b, a, tempered);
+          prefopt::token_entropies(m, b, h, tempered);
+          prefopt::token_kl(m, ref, b, k, tempered);
+          return w.dot(a + h + k);
+        },
+        g);
+  }
   SECTION("all weights at once accumulate into the caller's gradient") {
     const vector_d start = weights_for(m.num_parameters(), 8);
     vector_d g = start;

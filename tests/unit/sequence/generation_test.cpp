@@ -12,6 +12,10 @@
 #include <numeric>
 #include <vector>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "bigram_model.hpp"
 #include "prefopt/sequence/derived.hpp"
 #include "support/laws.hpp"
@@ -165,6 +169,14 @@ TEST_CASE("sampling frequencies match exact enumeration for every setting", "[se
       differ = differ || std::abs(res.sampling_log_probs[k] - res.model_log_probs[k]) > 1e-6;
     }
     CHECK(differ);
+    // The derived log-probs at the same temperature are the sampling log-probs.
+    prefopt::sequence_options tempered;
+    tempered.temperature = 0.5;
+    vector_d lp(static_cast<index_t>(res.tokens.size()));
+    prefopt::token_log_probs(pi, res.batch(), lp, tempered);
+    for (index_t k = 0; k < lp.size(); ++k) {
+      CHECK(lp(k) == Approx(res.sampling_log_probs[static_cast<std::size_t>(k)]).margin(1e-12));
+    }
   }
   SECTION("top-k = 2") {
     rule r;
@@ -284,6 +296,29 @@ TEST_CASE("a response depends only on (seed, prompt id, sample), not on the batc
   const auto other = prefopt::generate(pi, {offsets, prompts}, c, 18);
   CHECK(other.tokens != all.tokens);
 }
+
+#if defined(_OPENMP)
+TEST_CASE("generation and derived log-probs are bitwise the same for 1 and 2 threads",
+          "[sequence]") {
+  const model pi(vocab, 4, eos, 3, 1.2);
+  prefopt::generation_config c;
+  c.samples_per_prompt = 64;
+  c.top_k = 2;
+  const std::vector<index_t> offsets{0, 1, 2};
+  const std::vector<token_id> prompts{0, 1};
+  auto with_threads = [&](int threads) {
+    omp_set_num_threads(threads);
+    const auto res = prefopt::generate(pi, {offsets, prompts}, c, 5);
+    vector_d lp(static_cast<index_t>(res.tokens.size()));
+    prefopt::token_log_probs(pi, res.batch(), lp);
+    return std::make_pair(res.tokens, lp);
+  };
+  const auto one = with_threads(1);
+  const auto two = with_threads(2);
+  CHECK(one.first == two.first);
+  CHECK(one.second == two.second);
+}
+#endif
 
 TEST_CASE("generation rejects bad input naming the argument and position", "[sequence]") {
   using prefopt::test::contains;
