@@ -39,7 +39,10 @@
 #include <cmath>
 #include <cstddef>
 #include <exception>
+#include <limits>
 #include <span>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "prefopt/core/assert.hpp"

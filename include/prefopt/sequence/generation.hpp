@@ -48,6 +48,7 @@
 #include <limits>
 #include <numeric>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "prefopt/core/assert.hpp"
@@ -280,7 +281,7 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
   std::vector<index> next_live;
   std::vector<token_id> chosen;
   row_matrix_t<T> z, zr;
-  std::vector<double> base, ref_lp;
+  std::vector<double> base, ref_lp, model_lp;
   std::vector<index> order;
 
   auto run = [&](auto* ref_state) {
@@ -299,7 +300,7 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
         const auto uj = static_cast<std::size_t>(j);
         checked_log_softmax(fn, "model.next_logits", z.row(r), j, out.prompt_index[uj],
                             out.sample_index[uj], step, base);
-        std::vector<double> model_lp = base;
+        model_lp = base;
         if constexpr (!std::is_same_v<R, std::nullptr_t>) {
           checked_log_softmax(fn, "reference.next_logits", zr.row(r), j, out.prompt_index[uj],
                               out.sample_index[uj], step, ref_lp);
