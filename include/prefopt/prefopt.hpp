@@ -44,6 +44,7 @@
 #include "prefopt/sequence/derived.hpp"
 #include "prefopt/sequence/evaluation.hpp"
 #include "prefopt/sequence/generation.hpp"
+#include "prefopt/sequence/instruction_task.hpp"
 #include "prefopt/sequence/intransitive_task.hpp"
 #include "prefopt/sequence/quality_task.hpp"
 #include "prefopt/solvers/common/game_sampling.hpp"
