@@ -32,17 +32,18 @@
 ///   response tokens' log-probs (prompt and padding contribute exactly 0).
 /// - `P(y > y' | x)` follows `P(y > y') + P(y' > y) = 1` and `P(y > y) = 1/2`.
 ///
-/// How token-level models fit. A small autoregressive model scoring token sequences declares
-/// `using batch_type = prefopt::sequence_batch;` (ragged prompts and responses of token ids).
-/// `log_prob` runs the model over each prompt+response and writes the summed response-token
-/// log-probs (the `kernels/` token log-prob kernel computes the per-token terms from logits);
+/// How token-level models fit. A user's autoregressive language model models `SequenceModel`
+/// (below): it provides teacher-forced logits over a `sequence_batch` (ragged prompts and
+/// responses of token ids), their backward into its flat `parameters()` (float or double), and
+/// incremental decoding. The library derives the rest (`sequence/derived.hpp`: per-token and
+/// sequence log-probs, entropies, exact KL and k1/k2/k3 with gradients; `sequence/generation.hpp`)
+/// and `sequence_policy<M>` makes it a `DifferentiablePolicy` over `sequence_batch`, whose
 /// `accumulate_log_prob_gradient` back-propagates per-sequence weights (the loss's gradient with
-/// respect to each sequence log-prob, e.g. `-beta_dpo sigma(-u)` for DPO) through the kernels'
-/// backward into the model's flat `parameters()`, whose `scalar_type` may be float. A reward model
-/// or pairwise judge over sequences uses the same `sequence_batch` and
-/// `pair_batch<sequence_batch>`. Only `TabularPolicy` / `TabularPreferenceModel` are
-/// table-specific; every solver that needs no table (the DPO family, the PPO losses, Nash-MD-PG
-/// surrogates) is written against the generic concepts, so the same code serves both.
+/// respect to each sequence log-prob, e.g. `-beta_dpo sigma(-u)` for DPO). A reward model or
+/// pairwise judge over sequences uses the same `sequence_batch` and `pair_batch<sequence_batch>`.
+/// Only `TabularPolicy` / `TabularPreferenceModel` are table-specific; every solver that needs no
+/// table (the DPO family, the PPO losses, Nash-MD-PG surrogates) is written against the generic
+/// concepts, so the same code serves both.
 
 #include <Eigen/Core>
 
