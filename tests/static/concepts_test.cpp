@@ -119,6 +119,46 @@ static_assert(prefopt::check_differentiable_policy<token_policy>());
 static_assert(prefopt::check_reward_model<prefopt::tabular_reward_model>());
 static_assert(prefopt::check_preference_model<bt_tabular>());
 static_assert(prefopt::check_solver<counting_solver, problem>());
+
+// ---- a user's language model: the minimum of SequenceModel ----------------------------------
+struct user_lm {
+  using scalar_type = float;
+  struct decode_state {};
+  prefopt::vector_f theta;
+  [[nodiscard]] index vocab_size() const { return 4; }
+  [[nodiscard]] prefopt::token_id eos() const { return 3; }
+  [[nodiscard]] index num_parameters() const { return theta.size(); }
+  Eigen::Ref<prefopt::vector_f> parameters() { return theta; }
+  [[nodiscard]] Eigen::Ref<const prefopt::vector_f> parameters() const { return theta; }
+  void logits(const prefopt::sequence_batch&, Eigen::Ref<prefopt::row_matrix_f>) const {}
+  void accumulate_logits_gradient(const prefopt::sequence_batch&,
+                                  Eigen::Ref<const prefopt::row_matrix_f>,
+                                  Eigen::Ref<prefopt::vector_f>) const {}
+  [[nodiscard]] decode_state start_decoding(prefopt::ragged_view<const prefopt::token_id>) const {
+    return {};
+  }
+  void next_logits(decode_state&, std::span<const index>, Eigen::Ref<prefopt::row_matrix_f>) const {
+  }
+  void append(decode_state&, std::span<const index>, std::span<const prefopt::token_id>) const {}
+};
+static_assert(prefopt::SequenceModel<user_lm>);
+static_assert(prefopt::check_sequence_model<user_lm>());
+static_assert(!prefopt::LinearHeadSequenceModel<user_lm>);
+static_assert(prefopt::DifferentiablePolicy<prefopt::sequence_policy<user_lm>>);
+static_assert(prefopt::SequenceModel<prefopt::positional_sequence_model>);
+static_assert(prefopt::SequenceModel<prefopt::tabular_sequence_model>);
+static_assert(!prefopt::SequenceModel<prefopt::token_softmax_policy>);  // through the adapter
+static_assert(!prefopt::SequenceModel<token_policy>);  // a Policy alone has no logits
+
+// An integer "scalar" or a logits call with the wrong layout is not a sequence model.
+struct user_lm_int : user_lm {
+  using scalar_type = int;
+};
+static_assert(!prefopt::SequenceModel<user_lm_int>);
+struct user_lm_col_major_logits : user_lm {
+  void logits(const prefopt::sequence_batch&, Eigen::Ref<Eigen::MatrixXf>) const {}
+};
+static_assert(!prefopt::SequenceModel<user_lm_col_major_logits>);
 }  // namespace
 
 int main() {

@@ -2,17 +2,23 @@
 /// \file
 /// The extension points of prefopt: one C++20 concept per role.
 ///
-/// | concept                  | required members |
-/// |--------------------------|---------------------------------------------------------------------|
-/// | `Policy`                 | `batch_type`; `log_prob(batch, out)` | | `TabularPolicy`          |
-/// `Policy` over `tabular_batch`; `num_contexts()`, `num_actions()`,   | | |
-/// `probabilities(context, out)`                                       | | `DifferentiablePolicy`
-/// | `Policy`; `scalar_type`; `num_parameters()`, `parameters()`,        | | |
-/// `accumulate_log_prob_gradient(batch, weights, gradient)`            | | `RewardModel` |
-/// `batch_type`; `reward(batch, out)`                                  | | `PreferenceModel` |
-/// `batch_type`; `preference(pairs, out)`                              | | `TabularPreferenceModel`
-/// | `PreferenceModel` over `tabular_batch`; `num_contexts()`,           | | | `num_actions()` | |
-/// `Solver<S, Problem>`     | `init(problem) -> state`; `step(problem, state) -> step stats`      |
+/// The concepts and their required members (README#concepts has the table):
+/// - `Policy`: `batch_type`; `log_prob(batch, out)`.
+/// - `TabularPolicy`: `Policy` over `tabular_batch`; `num_contexts()`, `num_actions()`,
+///   `probabilities(context, out)`.
+/// - `DifferentiablePolicy`: `Policy`; `scalar_type`; `num_parameters()`, `parameters()`,
+///   `accumulate_log_prob_gradient(batch, weights, gradient)`.
+/// - `SequenceModel`: `vocab_size()`, `eos()`; `scalar_type` (float or double),
+///   `num_parameters()`, `parameters()`; teacher-forced `logits(batch, out)` and
+///   `accumulate_logits_gradient(batch, dlogits, gradient)`; `decode_state`,
+///   `start_decoding(prompts)`, `next_logits(state, live, out)`, `append(state, live, tokens)`.
+/// - `LinearHeadSequenceModel`: `SequenceModel`; `hidden_size()`, `hidden_states(batch, out)`,
+///   `accumulate_hidden_gradient(batch, dhidden, gradient)`, `output_weight_offset()`.
+/// - `RewardModel`: `batch_type`; `reward(batch, out)`.
+/// - `PreferenceModel`: `batch_type`; `preference(pairs, out)`.
+/// - `TabularPreferenceModel`: `PreferenceModel` over `tabular_batch`; `num_contexts()`,
+///   `num_actions()`.
+/// - `Solver<S, Problem>`: `init(problem) -> state`; `step(problem, state) -> step stats`.
 ///
 /// Optional members (the library derives them when absent, see `core/customization.hpp`):
 /// `TabularPolicy::log_probabilities(context, out)` and `sample(context, rng)`;
@@ -26,21 +32,23 @@
 ///   response tokens' log-probs (prompt and padding contribute exactly 0).
 /// - `P(y > y' | x)` follows `P(y > y') + P(y' > y) = 1` and `P(y > y) = 1/2`.
 ///
-/// How token-level models fit. A small autoregressive model scoring token sequences declares
-/// `using batch_type = prefopt::sequence_batch;` (ragged prompts and responses of token ids).
-/// `log_prob` runs the model over each prompt+response and writes the summed response-token
-/// log-probs (the `kernels/` token log-prob kernel computes the per-token terms from logits);
+/// How token-level models fit. A user's autoregressive language model models `SequenceModel`
+/// (below): it provides teacher-forced logits over a `sequence_batch` (ragged prompts and
+/// responses of token ids), their backward into its flat `parameters()` (float or double), and
+/// incremental decoding. The library derives the rest (`sequence/derived.hpp`: per-token and
+/// sequence log-probs, entropies, exact KL and k1/k2/k3 with gradients; `sequence/generation.hpp`)
+/// and `sequence_policy<M>` makes it a `DifferentiablePolicy` over `sequence_batch`, whose
 /// `accumulate_log_prob_gradient` back-propagates per-sequence weights (the loss's gradient with
-/// respect to each sequence log-prob, e.g. `-beta_dpo sigma(-u)` for DPO) through the kernels'
-/// backward into the model's flat `parameters()`, whose `scalar_type` may be float. A reward model
-/// or pairwise judge over sequences uses the same `sequence_batch` and
-/// `pair_batch<sequence_batch>`. Only `TabularPolicy` / `TabularPreferenceModel` are
-/// table-specific; every solver that needs no table (the DPO family, the PPO losses, Nash-MD-PG
-/// surrogates) is written against the generic concepts, so the same code serves both.
+/// respect to each sequence log-prob, e.g. `-beta_dpo sigma(-u)` for DPO). A reward model or
+/// pairwise judge over sequences uses the same `sequence_batch` and `pair_batch<sequence_batch>`.
+/// Only `TabularPolicy` / `TabularPreferenceModel` are table-specific; every solver that needs no
+/// table (the DPO family, the PPO losses, Nash-MD-PG surrogates) is written against the generic
+/// concepts, so the same code serves both.
 
 #include <Eigen/Core>
 
 #include <concepts>
+#include <span>
 #include <type_traits>
 #include <utility>
 
@@ -170,6 +178,130 @@ concept TabularPreferenceModel =
     PreferenceModel<M> && std::same_as<typename M::batch_type, tabular_batch> && has_table_shape<M>;
 
 // ---------------------------------------------------------------------------------------------
+// Sequence models (autoregressive language models brought by the user)
+// ---------------------------------------------------------------------------------------------
+
+/// `m.vocab_size()` and `m.eos()`: the number of token ids V (ids are `[0, V)`, eos included) and
+/// the end-of-sequence id.
+template <class M>
+concept has_vocabulary = requires(const M& m) {
+  { m.vocab_size() } -> std::convertible_to<index>;
+  { m.eos() } -> std::convertible_to<token_id>;
+};
+
+/// `scalar_type` is `float` or `double`: the type of the parameters, logits and hidden states.
+template <class M>
+concept has_floating_scalar = requires {
+  typename M::scalar_type;
+}
+&&(std::same_as<typename M::scalar_type, float> || std::same_as<typename M::scalar_type, double>);
+
+/// `m.logits(batch, out)`: teacher-forced logits of every response position, `out` row-major
+/// `[batch.responses.total_length(), V]`.
+template <class M>
+concept has_teacher_forced_logits = has_floating_scalar<M> &&
+    requires(const M& m, const sequence_batch& batch,
+             Eigen::Ref<row_matrix_t<typename M::scalar_type>> out) {
+  { m.logits(batch, out) } -> std::same_as<void>;
+};
+
+/// `m.accumulate_logits_gradient(batch, dlogits, gradient)`: `gradient += (dL/dlogits) .
+/// dlogits/dtheta`.
+template <class M>
+concept has_logits_gradient = has_floating_scalar<M> &&
+    requires(const M& m, const sequence_batch& batch,
+             Eigen::Ref<const row_matrix_t<typename M::scalar_type>> dlogits,
+             Eigen::Ref<vector_t<typename M::scalar_type>> gradient) {
+  { m.accumulate_logits_gradient(batch, dlogits, gradient) } -> std::same_as<void>;
+};
+
+/// `decode_state`, `start_decoding(prompts)`, `next_logits(state, live, out)`,
+/// `append(state, live, tokens)`: incremental decoding.
+template <class M>
+concept has_decoding = has_floating_scalar<M> && requires {
+  typename M::decode_state;
+} && requires(const M& m, ragged_view<const token_id> prompts, typename M::decode_state& state,
+              std::span<const index> live, Eigen::Ref<row_matrix_t<typename M::scalar_type>> out,
+              std::span<const token_id> tokens) {
+  { m.start_decoding(prompts) } -> std::same_as<typename M::decode_state>;
+  { m.next_logits(state, live, out) } -> std::same_as<void>;
+  { m.append(state, live, tokens) } -> std::same_as<void>;
+};
+
+/// An autoregressive language model over a vocabulary of V token ids: what a user writes so that
+/// the library can score, differentiate and sample it (DESIGN.md §9). The library derives
+/// everything else (`sequence/derived.hpp`: per-token and sequence log-probs, entropies, exact KL
+/// to another model and the k1/k2/k3 estimators, each with its gradient into the parameters;
+/// `sequence/generation.hpp`: sampling, the Nash-MD geometric mixture; `sequence_policy` makes
+/// the model a `DifferentiablePolicy` over `sequence_batch`).
+///
+/// Required (`T = scalar_type`, float or double):
+/// - `index vocab_size() const` (V), `token_id eos() const` (in `[0, V)`);
+/// - `index num_parameters() const`; `parameters()`, mutable and const, flat views of theta
+///   convertible to `Eigen::Ref<vector_t<T>>` / `Eigen::Ref<const vector_t<T>>`;
+/// - `void logits(const sequence_batch& batch, Eigen::Ref<row_matrix_t<T>> out) const`: teacher
+///   forcing. Row `(responses.offsets[i] - responses.offsets[0]) + t` of `out` (row-major
+///   `[responses.total_length(), V]`) gets the logits of the distribution of `responses[i][t]`
+///   given `prompts[i]` followed by `responses[i][0 .. t)`. Rows of one sequence must not depend
+///   on the other sequences of the batch (the library splits batches into chunks of positions).
+/// - `void accumulate_logits_gradient(const sequence_batch& batch, Eigen::Ref<const
+///   row_matrix_t<T>> dlogits, Eigen::Ref<vector_t<T>> gradient) const`: given `dL/dlogits` laid
+///   out like `logits`' output, `gradient += dL/dtheta`. Self-contained: it may recompute the
+///   forward (the library does not promise to call `logits` on the same batch first).
+/// - incremental decoding: a movable `decode_state` type;
+///   `decode_state start_decoding(ragged_view<const token_id> prompts) const` (sequence `j` of
+///   the decoding batch starts with `prompts[j]`);
+///   `void next_logits(decode_state&, std::span<const index> live, Eigen::Ref<row_matrix_t<T>>
+///   out) const`: row `r` of `out` (`[live.size(), V]`) gets the next-token logits of sequence
+///   `live[r]` (increasing ids of still-running sequences);
+///   `void append(decode_state&, std::span<const index> live, std::span<const token_id> tokens)
+///   const`: sequence `live[r]` continues with `tokens[r]`. The model may recompute from the
+///   tokens or keep a cache; tokens that end a sequence (eos, length limit) are not appended.
+///   Next-token logits must equal the teacher-forced logits of the same context (up to rounding)
+///   and not depend on which other sequences are live.
+///
+/// Optional: `index min_prompt_length() const` (generation and scoring reject shorter prompts),
+/// and the linear head of `LinearHeadSequenceModel` (fused path: never builds `[T, V]`).
+/// Not supported: vocabularies that change between calls, logits that depend on anything but the
+/// parameters and the tokens (dropout must be off or seeded by the model itself).
+/// Accepted by: `sequence/derived.hpp`, `sequence/generation.hpp`, `sequence_policy`.
+template <class M>
+concept SequenceModel = has_vocabulary<M> && has_floating_scalar<M> && has_parameters<M> &&
+    has_teacher_forced_logits<M> && has_logits_gradient<M> && has_decoding<M>;
+
+/// `hidden_size()`, `hidden_states(batch, out)`, `accumulate_hidden_gradient(batch, dhidden,
+/// gradient)` and `output_weight_offset()`: the last hidden states and the linear output head.
+template <class M>
+concept has_linear_head = has_floating_scalar<M> &&
+    requires(const M& m, const sequence_batch& batch,
+             Eigen::Ref<row_matrix_t<typename M::scalar_type>> hidden,
+             Eigen::Ref<const row_matrix_t<typename M::scalar_type>> dhidden,
+             Eigen::Ref<vector_t<typename M::scalar_type>> gradient) {
+  { m.hidden_size() } -> std::convertible_to<index>;
+  { m.hidden_states(batch, hidden) } -> std::same_as<void>;
+  { m.accumulate_hidden_gradient(batch, dhidden, gradient) } -> std::same_as<void>;
+  { m.output_weight_offset() } -> std::convertible_to<index>;
+};
+
+/// A `SequenceModel` whose logits are `z = W h + b`, with `h` its last hidden state: the library
+/// then computes log-probs and entropies (and their gradients) through the fused linear kernel
+/// (`kernels/linear_log_probs.hpp`) and never builds `[T, V]` logits (16k positions x 128k
+/// vocabulary in float would be 8 GB).
+///
+/// Required (`D = hidden_size()`):
+/// - `void hidden_states(const sequence_batch&, Eigen::Ref<row_matrix_t<T>> out) const`: rows laid
+///   out like `logits`' (`[responses.total_length(), D]`);
+/// - `index output_weight_offset() const`: `W` (row-major `[V, D]`) is
+///   `parameters()[offset, offset + V D)` (a tied embedding is fine: its gradient lands there);
+/// - `void accumulate_hidden_gradient(const sequence_batch&, Eigen::Ref<const row_matrix_t<T>>
+///   dhidden, Eigen::Ref<vector_t<T>> gradient) const`: `gradient += dL/dtheta` through `h` only
+///   (the library adds the head's `dW`, `db` itself).
+/// Optional: `index output_bias_offset() const`: `b` (`[V]`) is `parameters()[offset, offset + V)`.
+/// `logits` stays required (exact KL needs both models' logits; it is computed chunk by chunk).
+template <class M>
+concept LinearHeadSequenceModel = SequenceModel<M> && has_linear_head<M>;
+
+// ---------------------------------------------------------------------------------------------
 // Solvers
 // ---------------------------------------------------------------------------------------------
 
@@ -265,6 +397,50 @@ constexpr bool check_preference_model() {
                 "prefopt::PreferenceModel: the type must provide `void preference(const "
                 "prefopt::pair_batch<batch_type>&, Eigen::Ref<prefopt::vector_d> out) const`: see "
                 "README#concepts");
+  return true;
+}
+
+template <class M>
+constexpr bool check_sequence_model() {
+  static_assert(has_vocabulary<M>,
+                "prefopt::SequenceModel: the type must provide `index vocab_size() const` and "
+                "`token_id eos() const`: see README#concepts");
+  static_assert(has_floating_scalar<M>,
+                "prefopt::SequenceModel: the type must declare `scalar_type` as float or double: "
+                "see README#concepts");
+  static_assert(has_parameters<M>,
+                "prefopt::SequenceModel: the type must provide `num_parameters()` and "
+                "`parameters()` (mutable and const flat views): see README#concepts");
+  static_assert(has_teacher_forced_logits<M>,
+                "prefopt::SequenceModel: the type must provide `void logits(const "
+                "prefopt::sequence_batch&, Eigen::Ref<prefopt::row_matrix_t<scalar_type>> out) "
+                "const`: see README#concepts");
+  static_assert(has_logits_gradient<M>,
+                "prefopt::SequenceModel: the type must provide `void "
+                "accumulate_logits_gradient(const prefopt::sequence_batch&, Eigen::Ref<const "
+                "prefopt::row_matrix_t<scalar_type>> dlogits, "
+                "Eigen::Ref<prefopt::vector_t<scalar_type>> gradient) const`: see README#concepts");
+  static_assert(has_decoding<M>,
+                "prefopt::SequenceModel: the type must declare `decode_state` and provide "
+                "`decode_state start_decoding(prefopt::ragged_view<const prefopt::token_id>) "
+                "const`, `void next_logits(decode_state&, std::span<const prefopt::index> live, "
+                "Eigen::Ref<prefopt::row_matrix_t<scalar_type>> out) const` and `void "
+                "append(decode_state&, std::span<const prefopt::index> live, std::span<const "
+                "prefopt::token_id> tokens) const`: see README#concepts");
+  return true;
+}
+
+template <class M>
+constexpr bool check_linear_head_sequence_model() {
+  check_sequence_model<M>();
+  static_assert(has_linear_head<M>,
+                "prefopt::LinearHeadSequenceModel: the type must provide `index hidden_size() "
+                "const`, `void hidden_states(const prefopt::sequence_batch&, "
+                "Eigen::Ref<prefopt::row_matrix_t<scalar_type>> out) const`, `void "
+                "accumulate_hidden_gradient(const prefopt::sequence_batch&, Eigen::Ref<const "
+                "prefopt::row_matrix_t<scalar_type>> dhidden, "
+                "Eigen::Ref<prefopt::vector_t<scalar_type>> gradient) const` and `index "
+                "output_weight_offset() const`: see README#concepts");
   return true;
 }
 
