@@ -26,7 +26,7 @@ using prefopt::token_id;
 using prefopt::vector_d;
 using model = prefopt::test::bigram_model<double, false>;
 
-constexpr index_t vocab = 3;  // tokens 0, 1 and eos = 2
+constexpr index_t gen_vocab = 3;  // tokens 0, 1 and eos = 2
 constexpr token_id eos = 2;
 constexpr index_t max_new = 4;
 
@@ -48,7 +48,7 @@ vector_d next_distribution(const model& pi, const model& mu, const rule& r, inde
   vector_d base = log_softmax(pi.logits_of(c));
   if (r.beta >= 0.0)
     base = log_softmax((1.0 - r.beta) * base + r.beta * log_softmax(mu.logits_of(c)));
-  vector_d p(vocab);
+  vector_d p(gen_vocab);
   if (r.greedy) {
     index_t best = 0;
     base.maxCoeff(&best);
@@ -58,10 +58,10 @@ vector_d next_distribution(const model& pi, const model& mu, const rule& r, inde
   }
   p = (base / r.temperature).array().exp();
   p /= p.sum();
-  std::vector<index_t> order(vocab);
+  std::vector<index_t> order(gen_vocab);
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](index_t a, index_t b) { return p(a) > p(b); });
-  index_t keep = (r.top_k > 0 && r.top_k < vocab) ? r.top_k : vocab;
+  index_t keep = (r.top_k > 0 && r.top_k < gen_vocab) ? r.top_k : gen_vocab;
   double kept = 0.0;
   for (index_t k = 0; k < keep; ++k) kept += p(order[static_cast<std::size_t>(k)]);
   double cum = 0.0;
@@ -70,7 +70,7 @@ vector_d next_distribution(const model& pi, const model& mu, const rule& r, inde
     cum += p(order[static_cast<std::size_t>(prefix++)]) / kept;
     if (cum >= r.top_p) break;
   }
-  for (index_t k = prefix; k < vocab; ++k) p(order[static_cast<std::size_t>(k)]) = 0.0;
+  for (index_t k = prefix; k < gen_vocab; ++k) p(order[static_cast<std::size_t>(k)]) = 0.0;
   return p / p.sum();
 }
 
@@ -81,7 +81,7 @@ std::map<std::vector<token_id>, double> enumerate(const model& pi, const model& 
   std::function<void(std::vector<token_id>&, double, index_t)> walk = [&](auto& y, double p,
                                                                           index_t c) {
     const vector_d q = next_distribution(pi, mu, r, c);
-    for (token_id v = 0; v < vocab; ++v) {
+    for (token_id v = 0; v < gen_vocab; ++v) {
       y.push_back(v);
       if (v == eos || static_cast<index_t>(y.size()) == max_new) {
         out[y] += p * q(v);
@@ -139,8 +139,8 @@ prefopt::generation_result check_frequencies(const model& pi, const model& mu, c
 }  // namespace
 
 TEST_CASE("sampling frequencies match exact enumeration for every setting", "[sequence]") {
-  const model pi(vocab, /*hidden=*/4, eos, /*seed=*/3, /*scale=*/1.2);
-  const model mu(vocab, 4, eos, /*seed=*/8, 1.2);
+  const model pi(gen_vocab, /*hidden=*/4, eos, /*seed=*/3, /*scale=*/1.2);
+  const model mu(gen_vocab, 4, eos, /*seed=*/8, 1.2);
   const index_t n = 20000;
   const auto plain = enumerate(pi, mu, {}, 1);
 
@@ -238,7 +238,7 @@ TEST_CASE("sampling frequencies match exact enumeration for every setting", "[se
 }
 
 TEST_CASE("sampling_log_probs are the log of the sampling distribution", "[sequence]") {
-  const model pi(vocab, 4, eos, 3, 1.2), mu(vocab, 4, eos, 8, 1.2);
+  const model pi(gen_vocab, 4, eos, 3, 1.2), mu(gen_vocab, 4, eos, 8, 1.2);
   rule r;
   r.temperature = 0.7;
   r.top_p = 0.8;
@@ -266,7 +266,7 @@ TEST_CASE("sampling_log_probs are the log of the sampling distribution", "[seque
 }
 
 TEST_CASE("a response depends only on (seed, prompt id, sample), not on the batch", "[sequence]") {
-  const model pi(vocab, 4, eos, 3, 1.2);
+  const model pi(gen_vocab, 4, eos, 3, 1.2);
   prefopt::generation_config c;
   c.max_new_tokens = 6;
   c.samples_per_prompt = 4;
@@ -300,7 +300,7 @@ TEST_CASE("a response depends only on (seed, prompt id, sample), not on the batc
 #if defined(_OPENMP)
 TEST_CASE("generation and derived log-probs are bitwise the same for 1 and 2 threads",
           "[sequence]") {
-  const model pi(vocab, 4, eos, 3, 1.2);
+  const model pi(gen_vocab, 4, eos, 3, 1.2);
   prefopt::generation_config c;
   c.samples_per_prompt = 64;
   c.top_k = 2;
@@ -322,8 +322,8 @@ TEST_CASE("generation and derived log-probs are bitwise the same for 1 and 2 thr
 
 TEST_CASE("generation rejects bad input naming the argument and position", "[sequence]") {
   using prefopt::test::contains;
-  model pi(vocab, 4, eos, 3);
-  const model mu(vocab, 4, eos, 4);
+  model pi(gen_vocab, 4, eos, 3);
+  const model mu(gen_vocab, 4, eos, 4);
   const std::vector<index_t> offsets{0, 1, 2};
   std::vector<token_id> prompts{0, 1};
   prefopt::generation_config c;
