@@ -162,7 +162,7 @@ inline constexpr double cache_sum_tolerance = 1e-9;
         magnitude += std::abs(seq[t]);
       }
       const double v = (*sequence)[static_cast<std::size_t>(i)];
-      if (!(std::abs(v - sum) <= cache_sum_tolerance * (1.0 + magnitude))) {
+      if (!std::isfinite(sum) || !(std::abs(v - sum) <= cache_sum_tolerance * (1.0 + magnitude))) {
         return prefopt::detail::concat(what, "[", i, "] = ", v, " but its ", seq.size(),
                                        " per-token values sum to ", sum, " (expected equal within ",
                                        cache_sum_tolerance, " (1 + sum |t|))");

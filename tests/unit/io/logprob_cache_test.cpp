@@ -182,6 +182,15 @@ TEST_CASE("Cache: sequence values that differ from their per-token sums are refu
   bad.chosen[0] = -1.25;
   CHECK_THROWS_WITH(encode_logprob_cache(bad),
                     Catch::Contains("encode_logprob_cache: chosen[0] = -1.25 but its 2 per-token"));
+  // Per-token values whose sum overflows never match a (finite) sequence value.
+  bad = c;
+  bad.chosen_tokens = {};
+  bad.chosen_tokens.push_back(std::vector<double>{-1e308, -1e308});
+  bad.chosen_tokens.push_back(std::vector<double>{-0.25});
+  bad.chosen_tokens.push_back(std::vector<double>{-1.0});
+  bad.chosen[0] = -1.0;
+  CHECK_THROWS_WITH(encode_logprob_cache(bad),
+                    Catch::Contains("chosen[0] = -1 but its 2 per-token values sum to -inf"));
   bad = c;
   bad.rejected[2] = -std::numeric_limits<double>::infinity();
   CHECK_THROWS_WITH(encode_logprob_cache(bad),
