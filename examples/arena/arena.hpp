@@ -743,7 +743,7 @@ inline void check_memory(const experiment& e, unsigned threads, double limit_gib
 struct arena_options {
   unsigned threads = 1;
   /// Progress on stderr: a bar per run on a terminal (single-threaded runs), otherwise one line
-  /// per finished run.
+  /// per solver when its last seed is done.
   bool progress = true;
   double memory_limit_gib = default_memory_limit_gib;  ///< refuse experiments estimated above
 };
@@ -775,6 +775,7 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
   const bool bars = options.progress && threads == 1 && detail::is_terminal(stderr);
   std::atomic<std::size_t> next{0};
   std::mutex print_mutex;
+  std::vector<std::size_t> seeds_done(n_solvers, 0);  // under print_mutex
   std::exception_ptr failure;
   auto worker = [&] {
     for (std::size_t job = next++; job < jobs; job = next++) {
@@ -790,10 +791,18 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
         if (!failure) failure = std::current_exception();
         return;
       }
-      if (options.progress && !bars) {  // one line per run where a bar cannot be drawn
+      if (options.progress && !bars) {  // one line per solver where a bar cannot be drawn
         const std::lock_guard lock(print_mutex);
-        fmt::print(stderr, "done: {} (seed {}): {} in {:.2f}s\n", spec.name, e.seeds[k],
-                   out.runs[s][k].status, out.runs[s][k].seconds);
+        if (++seeds_done[s] == n_seeds) {
+          std::string status = "completed";
+          double seconds = 0.0;
+          for (const run_record& rec : out.runs[s]) {
+            if (rec.status != "completed" && status == "completed") status = rec.status;
+            seconds += rec.seconds;
+          }
+          fmt::print(stderr, "done: {}: {} ({} seed{}) in {:.2f}s\n", spec.name, status, n_seeds,
+                     n_seeds == 1 ? "" : "s", seconds);
+        }
       }
     }
   };

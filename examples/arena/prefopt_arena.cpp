@@ -4,7 +4,7 @@
 //
 //   prefopt-arena [CONFIG.json] [--output FILE] [--threads N] [--memory-limit GIB] [--quiet]
 //
-// Progress goes to stderr: a bar per run on a terminal, one line per finished run otherwise;
+// Progress goes to stderr: a bar per run on a terminal, otherwise one line per solver;
 // --quiet prints nothing but the summary table (errors still go to stderr).
 //
 // Without CONFIG it runs the built-in default comparison (examples/arena/configs/default.json).

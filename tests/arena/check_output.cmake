@@ -1,19 +1,20 @@
 # The runner's output when stderr is not a terminal (as under CTest, a pipe or CI): one "done:"
-# line per (solver, seed) run, no per-step progress lines, then the table; with --quiet nothing but
-# the table on stdout and nothing on stderr.
+# line per solver (all its seeds), no per-step progress lines, then the table; with --quiet nothing
+# but the table on stdout and nothing on stderr.
 execute_process(COMMAND "${ARENA}" "${CONFIG}" --output "${OUT}/output_plain.json"
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "prefopt-arena failed (${rc}):\n${err}")
 endif()
-string(REGEX MATCHALL "(^|\n)done: [^\n]+: completed in [0-9.]+s\n" done_lines "${err}")
+string(REGEX MATCHALL "done: [^\n]+: completed \\(${SEEDS} seeds\\) in [0-9.]+s\n" done_lines
+       "${err}")
 list(LENGTH done_lines done_count)
-if(NOT done_count EQUAL RUNS)
-  message(FATAL_ERROR "expected ${RUNS} 'done:' lines on stderr, got ${done_count}:\n${err}")
+if(NOT done_count EQUAL SOLVERS)
+  message(FATAL_ERROR "expected ${SOLVERS} 'done:' lines on stderr, got ${done_count}:\n${err}")
 endif()
 string(REGEX REPLACE "(^|\n)done: [^\n]+\n" "" rest "${err}")
 if(NOT rest STREQUAL "")
-  message(FATAL_ERROR "stderr has more than one line per run:\n${err}")
+  message(FATAL_ERROR "stderr has more than one line per solver:\n${err}")
 endif()
 if(NOT out MATCHES "^prefopt-arena [^\n]+\n\nsolver +status")
   message(FATAL_ERROR "stdout does not open with the title and the table:\n${out}")
