@@ -19,7 +19,8 @@ targets=(json game_json jsonl logprob_cache config)
 
 start=$(date +%s)
 cmake -S . -B "$build" -G Ninja \
-  -DCMAKE_CXX_COMPILER="${CXX_FUZZ:-clang++-14}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER="${CXX_FUZZ:-clang++-14}" -DCMAKE_BUILD_TYPE= \
+  -DCMAKE_CXX_FLAGS="-O1 -gline-tables-only" \
   -DPREFOPT_BUILD_FUZZERS=ON -DPREFOPT_WARNINGS_AS_ERRORS=ON \
   -DPREFOPT_BUILD_TESTS=OFF -DPREFOPT_BUILD_EXAMPLES=OFF -DPREFOPT_BUILD_BENCHMARKS=OFF \
   -DPREFOPT_INSTALL=OFF >/dev/null
