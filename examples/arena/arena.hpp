@@ -36,6 +36,7 @@
 #include "prefopt/games/catalog.hpp"
 #include "prefopt/io/atomic_file.hpp"
 #include "prefopt/io/game_json.hpp"
+#include "prefopt/io/json_parse.hpp"
 #include "prefopt/solvers/common/run.hpp"
 #include "prefopt/solvers/direct_alignment.hpp"
 #include "prefopt/solvers/hir.hpp"
@@ -178,6 +179,23 @@ inline const std::vector<std::string> game_solver_kinds = {
     "rlhf_ppo", "dpo", "ipo",       "simpo", "slic"};
 inline const std::vector<std::string> task_solver_kinds = {"hir"};
 
+// Sizes are bounded before anything is allocated (README "Experiment runner", "Limits").
+inline constexpr index max_catalog_actions = 4096;       ///< n of a catalog game
+inline constexpr index max_condorcet_voters = 512;       ///< n of condorcet_voters (n^3 work)
+inline constexpr index max_task_entries = 1L << 24;      ///< goals x responses of a goal task
+inline constexpr index max_dataset_pairs = 10'000'000;   ///< dataset_size, reward_pairs
+inline constexpr double default_memory_limit_gib = 4.0;  ///< `--memory-limit`
+
+/// `r.vector(key)` with at most `max_catalog_actions` entries (checked before the game is built).
+inline vector_d action_vector(object_reader& r, const std::string& key) {
+  vector_d v = r.vector(key);
+  if (v.size() > max_catalog_actions) {
+    config_error(r.child(key), fmt::format("has {} entries, more than the limit of {} responses",
+                                           v.size(), max_catalog_actions));
+  }
+  return v;
+}
+
 inline preference_game catalog_game(object_reader& r) {
   const std::string name = r.string(
       "catalog", "",
@@ -190,16 +208,18 @@ inline preference_game catalog_game(object_reader& r) {
                                            r.number("p20", 0.6, 0, 1));
   }
   if (name == "epsilon_population") return epsilon_population_game(r.number("eps", 0.1, -1, 1));
-  if (name == "condorcet_voters") return condorcet_voters_game(r.integer("n", 3, 3, 4096));
+  if (name == "condorcet_voters") {
+    return condorcet_voters_game(r.integer("n", 3, 3, max_condorcet_voters));
+  }
   if (name == "random_intransitive") {
-    return random_intransitive_game(r.integer("n", 10, 2, 4096),
+    return random_intransitive_game(r.integer("n", 10, 2, max_catalog_actions),
                                     static_cast<std::uint64_t>(r.integer("seed", 0, 0, 1L << 40)));
   }
-  if (name == "bradley_terry") return bradley_terry_game(r.vector("rewards"));
+  if (name == "bradley_terry") return bradley_terry_game(action_vector(r, "rewards"));
   // Length-biased Bradley-Terry: P(i > j) = sigma(q_i - q_j + alpha (len_i - len_j)); the gold
   // reward is the quality q alone, so length is what the raters reward beyond quality.
-  const vector_d quality = r.vector("quality");
-  const vector_d lengths = r.vector("lengths");
+  const vector_d quality = action_vector(r, "quality");
+  const vector_d lengths = action_vector(r, "lengths");
   if (lengths.size() != quality.size()) {
     config_error(r.child("lengths"), fmt::format("has {} entries, expected one per response ({})",
                                                  lengths.size(), quality.size()));
@@ -272,10 +292,19 @@ inline goal_task read_task(const json& j) {
   const double concentration = r.number("concentration", 1.0, 0.0, 100.0);
   const auto seed = static_cast<std::uint64_t>(r.integer("seed", 0, 0, 1L << 40));
   r.reject_unknown_keys();
+  if (goals > max_task_entries / responses) {
+    config_error(r.child("goals"),
+                 fmt::format("{} goals x {} responses is more than the limit of {} policy entries",
+                             goals, responses, max_task_entries));
+  }
   return goal_task::random(responses, goals, concentration, seed);
 }
 
-/// Parses a config; relative file paths resolve against `base` (the config's folder).
+inline void validate_solvers(const experiment& e);
+
+/// Parses a config; relative file paths resolve against `base` (the config's folder). Every
+/// solver entry is validated here too (keys, types, ranges), before any equilibrium is solved or
+/// any run starts.
 inline experiment parse_config(const json& j, const std::filesystem::path& base) {
   object_reader r(j, "");
   experiment e;
@@ -321,6 +350,7 @@ inline experiment parse_config(const json& j, const std::filesystem::path& base)
     e.solvers.push_back(std::move(spec));
   }
   r.reject_unknown_keys();
+  validate_solvers(e);
   return e;
 }
 
@@ -422,8 +452,9 @@ struct run_record {
 struct run_settings {
   index iterations = 0;
   index eval_every = 0;
-  bool show_progress = false;
+  bool show_progress = false;  ///< a progress bar (on a terminal)
   std::string label;
+  bool validate_only = false;  ///< read and check the solver's entry, build it, run nothing
 };
 
 /// The progress display of a run when it is asked for, nothing otherwise: a run flag, so that
@@ -502,6 +533,7 @@ inline run_record run_game_solver(const experiment& e, const solver_spec& spec, 
   const double tau = game.tau();
   auto run_it = [&](const auto& solver) {
     r.reject_unknown_keys();
+    if (settings.validate_only) return run_record{};
     return execute_on_game(solver, game, points, average, settings);
   };
 
@@ -573,7 +605,7 @@ inline run_record run_game_solver(const experiment& e, const solver_spec& spec, 
         r.integer("minibatch_size", std::min(c.minibatch_size, c.batch_size), 1, c.batch_size);
     c.epochs = r.integer("epochs", c.epochs, 1, 1000);
     c.eps_clip = r.number("eps_clip", c.eps_clip, 1e-6, 0.999);
-    c.reward.pairs = r.integer("reward_pairs", c.reward.pairs, 1, 100'000'000);
+    c.reward.pairs = r.integer("reward_pairs", c.reward.pairs, 1, max_dataset_pairs);
     c.reward.iterations = r.integer("reward_iterations", c.reward.iterations, 1, 1'000'000);
     c.optimizer = read_optimizer(r, c.optimizer.learning_rate);
     c.seed = seed;
@@ -587,7 +619,7 @@ inline run_record run_game_solver(const experiment& e, const solver_spec& spec, 
   c.source = r.string("source", "offline", {"offline", "online"}) == "online"
                  ? pair_source::online
                  : pair_source::offline;
-  c.dataset_size = r.integer("dataset_size", c.dataset_size, 1, 100'000'000);
+  c.dataset_size = r.integer("dataset_size", c.dataset_size, 1, max_dataset_pairs);
   c.batch_size = r.integer("batch_size", c.batch_size, 1, 1'000'000);
   c.optimizer = read_optimizer(r, c.optimizer.learning_rate);
   c.seed = seed;
@@ -620,8 +652,82 @@ inline run_record run_task_solver(const experiment& e, const solver_spec& spec, 
   c.optimizer = read_optimizer(r, c.optimizer.learning_rate);
   c.seed = seed;
   r.reject_unknown_keys();
+  const tabular_hir solver(c);  // validates the settings
+  if (settings.validate_only) return {};
   history_recorder recorder(settings.eval_every, /*snapshots=*/false, success_rate_metric{});
-  return execute(tabular_hir(c), *e.task, std::move(recorder), settings);
+  return execute(solver, *e.task, std::move(recorder), settings);
+}
+
+/// Reads and checks every solver entry (keys, types, ranges, what the problem allows) and builds
+/// each solver once, without initialising or running it: fast whatever the sizes.
+inline void validate_solvers(const experiment& e) {
+  run_settings dry{0, 1, false, "", /*validate_only=*/true};
+  const game_reference_points unused;
+  for (const auto& spec : e.solvers) {
+    if (e.game) {
+      (void)run_game_solver(e, spec, e.seeds.front(), unused, dry);
+    } else {
+      (void)run_task_solver(e, spec, e.seeds.front(), dry);
+    }
+  }
+}
+
+/// The memory an experiment needs, in bytes, as far as the runner can compute it from the config
+/// (README "Experiment runner", "Limits"): the problem (`8 C n^2` bytes for a game's preference
+/// matrices, twice more for a `tau = 0` equilibrium), per concurrently running job the solver's
+/// tables (`64 C n` bytes), its offline dataset or reward-fit pairs, and per run its evaluation
+/// curves (`9 x 40` bytes per evaluation: the history, its JSON and its text).
+inline double estimated_memory_bytes(const experiment& e, unsigned threads) {
+  constexpr double f64 = 8.0;
+  const double runs = static_cast<double>(e.solvers.size() * e.seeds.size());
+  const double evaluations = static_cast<double>(e.iterations / e.eval_every + 2);
+  const double curves = runs * evaluations * 9.0 * 40.0;
+  double problem = 0.0, tables = 0.0, data = 0.0;
+  if (e.game) {
+    const auto c = static_cast<double>(e.game->num_contexts());
+    const auto n = static_cast<double>(e.game->num_actions());
+    problem = f64 * c * n * n * (e.game->tau() > 0.0 ? 1.0 : 3.0) + 8.0 * f64 * c * n;
+    tables = 64.0 * c * n;
+    for (const auto& spec : e.solvers) {
+      const auto count = [&](const char* key, index fallback) {
+        const auto it = spec.params.find(key);
+        return static_cast<double>(it == spec.params.end() ? fallback : it->get<index>());
+      };
+      double pairs = 0.0;
+      if (spec.kind == "rlhf_ppo") {
+        pairs =
+            count("reward_pairs", reward_fit_config{}.pairs) * (sizeof(labelled_pair) + 4 * f64);
+      } else if (spec.kind == "dpo" || spec.kind == "ipo" || spec.kind == "simpo" ||
+                 spec.kind == "slic") {
+        const auto it = spec.params.find("source");
+        if (it == spec.params.end() || *it == "offline") {
+          pairs = count("dataset_size", direct_alignment_config{}.dataset_size) *
+                  static_cast<double>(sizeof(labelled_pair));
+        }
+      }
+      data = std::max(data, pairs);
+    }
+  } else {
+    const auto g = static_cast<double>(e.task->num_goals());
+    const auto r = static_cast<double>(e.task->num_responses());
+    problem = 2.0 * f64 * r;
+    tables = 6.0 * f64 * g * r;
+  }
+  const double concurrent =
+      std::min<double>(std::max(1U, threads), static_cast<double>(std::max(runs, 1.0)));
+  return problem + concurrent * (tables + data) + curves;
+}
+
+/// Throws `parse_error` when `estimated_memory_bytes` is above `limit_gib` GiB.
+inline void check_memory(const experiment& e, unsigned threads, double limit_gib) {
+  const double bytes = estimated_memory_bytes(e, threads);
+  const double gib = bytes / (1024.0 * 1024.0 * 1024.0);
+  if (gib > limit_gib) {
+    config_error("/", fmt::format("this experiment needs an estimated {:.3g} GiB, more than the "
+                                  "memory limit of {:.3g} GiB (--memory-limit; README \"Experiment "
+                                  "runner\", \"Limits\")",
+                                  gib, limit_gib));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,7 +736,10 @@ inline run_record run_task_solver(const experiment& e, const solver_spec& spec, 
 
 struct arena_options {
   unsigned threads = 1;
-  bool progress = true;  ///< progress bars (single-threaded runs only)
+  /// Progress on stderr: a bar per run on a terminal (single-threaded runs), otherwise one line
+  /// per solver when its last seed is done.
+  bool progress = true;
+  double memory_limit_gib = default_memory_limit_gib;  ///< refuse experiments estimated above
 };
 
 struct arena_results {
@@ -645,37 +754,28 @@ inline json number_or_null(double value) {
 }
 
 inline arena_results run_experiment(const experiment& e, const arena_options& options) {
-  // Validate every solver entry before the long runs: build and init each once with the first
-  // seed on a zero-iteration run, so a typo in the last solver fails immediately. This repeats
-  // each solver's init (for RLHF-PPO, its reward fit) once; a price paid for failing early.
-  std::optional<game_reference_points> points;
-  if (e.game) points = solve_reference_points(*e.game);
-
+  // Every solver entry was validated by parse_config; the memory is checked before anything
+  // large is allocated.
   const std::size_t n_solvers = e.solvers.size(), n_seeds = e.seeds.size();
-  arena_results out;
-  out.runs.assign(n_solvers, std::vector<run_record>(n_seeds));
-  {
-    run_settings dry{0, 1, false, ""};
-    for (const auto& spec : e.solvers) {
-      if (e.game) {
-        (void)run_game_solver(e, spec, e.seeds.front(), *points, dry);
-      } else {
-        (void)run_task_solver(e, spec, e.seeds.front(), dry);
-      }
-    }
-  }
-
   const std::size_t jobs = n_solvers * n_seeds;
   const unsigned threads =
       std::max(1U, std::min<unsigned>(options.threads, static_cast<unsigned>(jobs)));
+  check_memory(e, threads, options.memory_limit_gib);
+  std::optional<game_reference_points> points;
+  if (e.game) points = solve_reference_points(*e.game);
+
+  arena_results out;
+  out.runs.assign(n_solvers, std::vector<run_record>(n_seeds));
+  const bool bars = options.progress && threads == 1 && detail::is_terminal(stderr);
   std::atomic<std::size_t> next{0};
   std::mutex print_mutex;
+  std::vector<std::size_t> seeds_done(n_solvers, 0);  // under print_mutex
   std::exception_ptr failure;
   auto worker = [&] {
     for (std::size_t job = next++; job < jobs; job = next++) {
       const std::size_t s = job / n_seeds, k = job % n_seeds;
       const auto& spec = e.solvers[s];
-      run_settings settings{e.iterations, e.eval_every, options.progress && threads == 1,
+      run_settings settings{e.iterations, e.eval_every, bars,
                             fmt::format("{} (seed {})", spec.name, e.seeds[k])};
       try {
         out.runs[s][k] = e.game ? run_game_solver(e, spec, e.seeds[k], *points, settings)
@@ -685,10 +785,18 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
         if (!failure) failure = std::current_exception();
         return;
       }
-      if (threads > 1 && options.progress) {
+      if (options.progress && !bars) {  // one line per solver where a bar cannot be drawn
         const std::lock_guard lock(print_mutex);
-        fmt::print(stderr, "done: {} (seed {}) in {:.2f}s\n", spec.name, e.seeds[k],
-                   out.runs[s][k].seconds);
+        if (++seeds_done[s] == n_seeds) {
+          std::string status = "completed";
+          double seconds = 0.0;
+          for (const run_record& rec : out.runs[s]) {
+            if (rec.status != "completed" && status == "completed") status = rec.status;
+            seconds += rec.seconds;
+          }
+          fmt::print(stderr, "done: {}: {} ({} seed{}) in {:.2f}s\n", spec.name, status, n_seeds,
+                     n_seeds == 1 ? "" : "s", seconds);
+        }
       }
     }
   };

@@ -2,11 +2,15 @@
 // prints a summary table and writes a JSON results file (see examples/arena/arena.hpp and the
 // README's "Experiment runner" section).
 //
-//   prefopt-arena [CONFIG.json] [--output FILE] [--threads N] [--quiet]
+//   prefopt-arena [CONFIG.json] [--output FILE] [--threads N] [--memory-limit GIB] [--quiet]
+//
+// Progress goes to stderr: a bar per run on a terminal, otherwise one line per solver;
+// --quiet prints nothing but the summary table (errors still go to stderr).
 //
 // Without CONFIG it runs the built-in default comparison (examples/arena/configs/default.json).
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <string>
 #include <string_view>
 
@@ -20,11 +24,13 @@ constexpr const char* default_config =
 
 int usage(int code) {
   std::fprintf(code == 0 ? stdout : stderr,
-               "usage: prefopt-arena [CONFIG.json] [--output FILE] [--threads N] [--quiet]\n"
+               "usage: prefopt-arena [CONFIG.json] [--output FILE] [--threads N]\n"
+               "                     [--memory-limit GIB] [--quiet]\n"
                "       prefopt-arena --print-default-config\n"
                "Runs every solver of CONFIG (default: the built-in comparison) on the same\n"
                "tabular problem, prints a summary table and writes the results as JSON\n"
-               "(default file: prefopt-results.json).\n");
+               "(default file: prefopt-results.json). Refuses an experiment whose memory\n"
+               "it estimates above GIB (default 4). --quiet: only the summary table.\n");
   return code;
 }
 
@@ -35,6 +41,7 @@ int main(int argc, char** argv) {
   using prefopt::arena::json;
   std::string config_path, output;
   prefopt::arena::arena_options options;
+  bool quiet = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     auto value = [&]() -> std::string {
@@ -61,8 +68,19 @@ int main(int argc, char** argv) {
         return 2;
       }
       options.threads = static_cast<unsigned>(n);
+    } else if (arg == "--memory-limit") {
+      const std::string v = value();
+      char* end = nullptr;
+      const double gib = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end != '\0' || !(gib > 0.0 && gib <= 1e6)) {
+        std::fprintf(stderr, "prefopt-arena: --memory-limit %s: expected GiB in (0, 1e6]\n",
+                     v.c_str());
+        return 2;
+      }
+      options.memory_limit_gib = gib;
     } else if (arg == "-q" || arg == "--quiet") {
       options.progress = false;
+      quiet = true;
     } else if (!arg.empty() && arg[0] == '-') {
       std::fprintf(stderr, "prefopt-arena: unknown option %s\n", argv[i]);
       return usage(2);
@@ -76,28 +94,31 @@ int main(int argc, char** argv) {
   try {
     json config;
     fs::path base = fs::current_path();
+    // Bounded parsing (size, depth, numbers beyond a double, duplicate keys): io/json_parse.hpp.
     if (config_path.empty()) {
-      config = json::parse(default_config);
+      config = prefopt::io::parse_json(default_config, "built-in default config");
     } else {
-      std::ifstream in(config_path, std::ios::binary);
-      if (!in) PREFOPT_THROW(io_error, "cannot read config file ", config_path);
-      try {
-        config = json::parse(in);
-      } catch (const json::parse_error& e) {
-        PREFOPT_THROW(parse_error, config_path, ": not valid JSON: ", e.what());
-      }
+      config = prefopt::io::read_json_file(config_path);
       base = fs::path(config_path).parent_path();
     }
     const auto experiment = prefopt::arena::parse_config(config, base);
     if (output.empty()) output = "prefopt-results.json";
-    fmt::print("prefopt-arena {}: {}\n", prefopt::arena::version, experiment.name);
+    if (!quiet) {
+      fmt::print("prefopt-arena {}: {}\n", prefopt::arena::version, experiment.name);
+      std::fflush(stdout);  // before the progress on stderr, when both go to one log
+    }
     const auto results = prefopt::arena::run_experiment(experiment, options);
     prefopt::arena::write_results(output, results);
-    fmt::print("\n{}", prefopt::arena::summary_table(experiment, results));
-    fmt::print("\nresults: {}\n", output);
+    fmt::print("{}{}", quiet ? "" : "\n", prefopt::arena::summary_table(experiment, results));
+    if (!quiet) fmt::print("\nresults: {}\n", output);
     return 0;
   } catch (const prefopt::error& e) {
     std::fprintf(stderr, "prefopt-arena: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr,
+                 "prefopt-arena: error: out of memory (lower the sizes of the config or "
+                 "--threads)\n");
     return 1;
   }
 }

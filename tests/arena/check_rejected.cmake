@@ -1,5 +1,11 @@
 # Runs prefopt-arena on a bad config: it must exit with code 1, print an error matching EXPECT,
-# and leave no results file behind.
+# and leave no results file behind. With DEEP=N the config is first written as a document nested
+# N levels deep.
+if(DEFINED DEEP)
+  string(REPEAT "[" ${DEEP} _open)
+  string(REPEAT "]" ${DEEP} _close)
+  file(WRITE "${CONFIG}" "{\"name\": ${_open}${_close}}")
+endif()
 file(REMOVE "${OUT}")
 execute_process(COMMAND "${ARENA}" --quiet "${CONFIG}" --output "${OUT}"
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

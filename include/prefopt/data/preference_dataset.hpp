@@ -150,13 +150,16 @@ class preference_dataset {
   }
 
   /// Appends a record. Token ids must be >= 0; per-token log-probs must have one entry per token
-  /// of the matching response; every log-prob must be finite and <= 0. The first record fixes the
-  /// layout of each column; later records must use the same layouts. Throws `invalid_argument`
-  /// (naming the record index and the column) and leaves the dataset unchanged on error.
+  /// of the matching response; every log-prob must be finite and <= 0, and so must the sum of each
+  /// per-token column (the sequence log-prob; it overflows for values near -1.8e308). The first
+  /// record fixes the layout of each column; later records must use the same layouts. Throws
+  /// `invalid_argument` (naming the record index and the column) and leaves the dataset unchanged
+  /// on error.
   void add(std::span<const token_id> prompt, std::span<const token_id> chosen,
            std::span<const token_id> rejected, const std::array<logprob_value, 4>& logps = {}) {
     constexpr const char* fn = "preference_dataset::add";
     const index record = size();
+    std::array<double, 4> sums{};  // per-token columns: the sequence log-probs
     check_ids(fn, record, "prompt_ids", prompt);
     check_ids(fn, record, "chosen_ids", chosen);
     check_ids(fn, record, "rejected_ids", rejected);
@@ -174,9 +177,13 @@ class preference_dataset {
         PREFOPT_CHECK(v.tokens.size() == expected, invalid_argument, fn, ": record ", record, ": ",
                       column_name(c), " has ", v.tokens.size(), " per-token values, expected ",
                       expected, " (one per ", is_chosen(c) ? "chosen" : "rejected", " token)");
+        double sum = 0.0;
         for (std::size_t t = 0; t < v.tokens.size(); ++t) {
           check_logprob(fn, record, c, v.tokens[t], static_cast<index>(t));
+          sum += v.tokens[t];
         }
+        check_token_sum(fn, record, c, sum, v.tokens.size());
+        sums[static_cast<std::size_t>(c)] = sum;
       }
     }
     // All checks passed: commit.
@@ -191,9 +198,7 @@ class preference_dataset {
         col.sequence.push_back(v.sequence);
       } else if (v.layout == logprob_layout::per_token) {
         col.tokens.push_back(v.tokens);
-        double s = 0.0;
-        for (const double x : v.tokens) s += x;
-        col.sequence.push_back(s);
+        col.sequence.push_back(sums[static_cast<std::size_t>(c)]);
       }
     }
   }
@@ -232,7 +237,9 @@ class preference_dataset {
     col.tokens.clear();
   }
 
-  /// Replaces (or adds) a column with per-token values laid out like `chosen()` / `rejected()`.
+  /// Replaces (or adds) a column with per-token values laid out like `chosen()` / `rejected()`
+  /// (each finite and <= 0, each record's sum finite). Validates everything before changing
+  /// anything.
   void set_token_logps(logprob_column c, const ragged_buffer<double>& values) {
     constexpr const char* fn = "preference_dataset::set_token_logps";
     const auto& responses = is_chosen(c) ? chosen_ : rejected_;
@@ -247,6 +254,7 @@ class preference_dataset {
         check_logprob(fn, i, c, seq[t], static_cast<index>(t));
         s += seq[t];
       }
+      check_token_sum(fn, i, c, s, seq.size());
       sums[static_cast<std::size_t>(i)] = s;
     }
     auto& col = columns_[static_cast<std::size_t>(c)];
@@ -363,6 +371,15 @@ class preference_dataset {
     }
     PREFOPT_THROW(invalid_argument, fn, ": record ", record, ": ", column_name(c), " = ", v,
                   ", expected a finite log-probability <= 0");
+  }
+  /// The sequence log-prob of per-token values (their sum) must be finite too: each of
+  /// `[-1e308, -1e308]` is, their sum is -inf.
+  static void check_token_sum(const char* fn, index record, logprob_column c, double sum,
+                              std::size_t tokens) {
+    PREFOPT_CHECK(std::isfinite(sum), invalid_argument, fn, ": record ", record, ": ",
+                  column_name(c), ": the ", tokens, " per-token log-probs sum to ", sum,
+                  ", expected a finite sequence log-probability (the sum overflows a double, whose "
+                  "magnitude is at most 1.7976931348623157e308)");
   }
   static std::vector<index> lengths(const ragged_buffer<token_id>& r) {
     std::vector<index> out(static_cast<std::size_t>(r.size()));

@@ -136,17 +136,19 @@ inline matrix_d population_preference_matrix(const std::vector<matrix_d>& types,
 
 /// Condorcet voters (Nash-MD App. C.2): `n` equally weighted voters, voter `k` ranks
 /// `k > k+1 > ... > k-1 (mod n)`. For `n = 3` (A>B>C, B>C>A, C>A>B) each cyclic preference is 2/3;
-/// the equilibrium is uniform for every `n >= 2` (P is circulant).
+/// the equilibrium is uniform for every `n >= 2` (P is circulant). The voters are summed one at a
+/// time (`sum_k P_k / n`, as `population_preference_matrix` would): memory `O(n^2)`, time
+/// `O(n^3)`.
 inline preference_game condorcet_voters_game(index n = 3, const vector_d& mu = {},
                                              double tau = 0.0) {
   PREFOPT_CHECK(n >= 2, invalid_argument, "condorcet_voters_game: n = ", n, ", expected n >= 2");
-  std::vector<matrix_d> voters;
+  const vector_d masses = preference_game::uniform(n);
+  matrix_d p = matrix_d::Zero(n, n);
+  std::vector<index> ranking(static_cast<std::size_t>(n));
   for (index k = 0; k < n; ++k) {
-    std::vector<index> ranking;
-    for (index r = 0; r < n; ++r) ranking.push_back((k + r) % n);
-    voters.push_back(ranking_preference_matrix(ranking));
+    for (index r = 0; r < n; ++r) ranking[static_cast<std::size_t>(r)] = (k + r) % n;
+    p += masses[k] * ranking_preference_matrix(ranking);
   }
-  matrix_d p = population_preference_matrix(voters, preference_game::uniform(n));
   return {std::move(p), detail::reference_or_uniform(mu, n), tau};
 }
 

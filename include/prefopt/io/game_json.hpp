@@ -14,24 +14,37 @@
 ///     }
 ///
 /// A single-context game may put `preference`, `reference`, `lengths`, `gold_rewards` at the top
-/// level instead of `contexts`. Loading validates everything `preference_game` validates and
-/// reports problems as `prefopt::parse_error` naming the JSON path (e.g.
-/// `/contexts/1/preference/0/2`); syntax errors name the byte offset. Files are written atomically.
+/// level instead of `contexts` (not both). Loading validates everything `preference_game`
+/// validates and reports problems as `prefopt::parse_error` naming the JSON path (e.g.
+/// `/contexts/1/preference/0/2`); syntax errors name the byte offset, line and column.
+///
+/// Strictness: an unknown key (a misspelled `"refrence"`), a top-level `preference` / `reference` /
+/// `lengths` / `gold_rewards` next to `contexts`, `weight`, `lengths` or `gold_rewards` given for
+/// some contexts but not all, a key repeated in one object, and `tau` outside `[0, max_game_tau]`
+/// (1e6, the runner's bound) are errors. Limits: the text is parsed by `io::parse_json`
+/// (io/json_parse.hpp: at most `json_limits::max_bytes` = 128 MiB, nesting at most 64 levels,
+/// every number finite), and every row's length is checked before a matrix is allocated, so the
+/// memory taken is proportional to the numbers actually in the document. Files are written
+/// atomically.
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "prefopt/core/assert.hpp"
 #include "prefopt/games/preference_game.hpp"
 #include "prefopt/io/atomic_file.hpp"
+#include "prefopt/io/json_parse.hpp"
 #include "prefopt/models/preference/validate.hpp"
 
 namespace prefopt::io {
+
+/// Largest `tau` a game JSON may give.
+inline constexpr double max_game_tau = 1e6;
 
 namespace detail {
 using json = nlohmann::json;
@@ -54,17 +67,45 @@ inline vector_d json_vector(const json& j, const std::string& path, index expect
   return v;
 }
 
+/// An `n x n` matrix from `n` rows of `n` numbers; every row's shape is checked before the matrix
+/// is allocated.
 inline matrix_d json_matrix(const json& j, const std::string& path) {
   PREFOPT_CHECK(j.is_array() && !j.empty(), parse_error, "game JSON ", path,
                 ": expected a non-empty array of rows, got ", j.type_name());
-  const auto n = static_cast<index>(j.size());
-  matrix_d m(n, n);
-  for (index i = 0; i < n; ++i) {
-    m.row(i) =
-        json_vector(j[static_cast<std::size_t>(i)], path + "/" + std::to_string(i), n).transpose();
+  const std::size_t n = j.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    PREFOPT_CHECK(j[i].is_array(), parse_error, "game JSON ", path, "/", i,
+                  ": expected an array, got ", j[i].type_name());
+    PREFOPT_CHECK(j[i].size() == n, parse_error, "game JSON ", path, "/", i, ": has ", j[i].size(),
+                  " entries, expected ", n, " (the matrix is square)");
+  }
+  matrix_d m(static_cast<index>(n), static_cast<index>(n));
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t k = 0; k < n; ++k) {
+      m(static_cast<index>(i), static_cast<index>(k)) =
+          json_number(j[i][k], path + "/" + std::to_string(i) + "/" + std::to_string(k));
+    }
   }
   return m;
 }
+
+/// Throws on a key of the object `j` (at `path`) that is not in `known`.
+template <std::size_t N>
+void reject_unknown_keys(const json& j, const std::string& path,
+                         const std::array<std::string_view, N>& known) {
+  for (const auto& item : j.items()) {
+    bool found = false;
+    for (const auto k : known) found = found || item.key() == k;
+    if (found) continue;
+    std::string list;
+    for (const auto k : known) (list += list.empty() ? "" : ", ") += k;
+    PREFOPT_THROW(parse_error, "game JSON ", path, "/", item.key(),
+                  ": unknown key, expected one of ", list);
+  }
+}
+
+inline constexpr std::array<std::string_view, 5> context_keys = {
+    "weight", "preference", "reference", "lengths", "gold_rewards"};
 
 /// Runs `f`; rethrows a validation error as a parse_error prefixed with the JSON path.
 template <class F>
@@ -77,40 +118,52 @@ void at_path(const std::string& path, F&& f) {
 }
 }  // namespace detail
 
-/// Parses a game from a JSON value (see the file comment for the format).
+/// Parses a game from a JSON value (see the file comment for the format). A value built in code
+/// is read without copies or recursion, however deep it nests.
 [[nodiscard]] inline preference_game game_from_json(const nlohmann::json& j) {
   using detail::json;
   PREFOPT_CHECK(j.is_object(), parse_error, "game JSON /: expected an object, got ", j.type_name());
   const double tau = j.contains("tau") ? detail::json_number(j["tau"], "/tau") : 0.0;
-  PREFOPT_CHECK(tau >= 0.0, parse_error, "game JSON /tau: tau = ", tau, ", expected tau >= 0");
-  std::vector<json> contexts;
+  PREFOPT_CHECK(tau >= 0.0 && tau <= max_game_tau, parse_error, "game JSON /tau: tau = ", tau,
+                ", expected 0 <= tau <= ", max_game_tau);
+  std::vector<const json*> contexts;
   std::vector<std::string> prefixes;
   if (j.contains("contexts")) {
+    detail::reject_unknown_keys(j, "", std::array<std::string_view, 2>{"tau", "contexts"});
     PREFOPT_CHECK(j["contexts"].is_array() && !j["contexts"].empty(), parse_error,
                   "game JSON /contexts: expected a non-empty array");
     for (std::size_t x = 0; x < j["contexts"].size(); ++x) {
-      contexts.push_back(j["contexts"][x]);
+      contexts.push_back(&j["contexts"][x]);
       prefixes.push_back("/contexts/" + std::to_string(x));
+      PREFOPT_CHECK(contexts.back()->is_object(), parse_error, "game JSON ", prefixes.back(),
+                    ": expected an object, got ", contexts.back()->type_name());
+      detail::reject_unknown_keys(*contexts.back(), prefixes.back(), detail::context_keys);
     }
   } else {
-    contexts.push_back(j);
+    detail::reject_unknown_keys(
+        j, "",
+        std::array<std::string_view, 6>{"tau", "contexts", "preference", "reference", "lengths",
+                                        "gold_rewards"});
+    contexts.push_back(&j);
     prefixes.emplace_back("");
   }
   const auto count = static_cast<index>(contexts.size());
   std::vector<matrix_d> preferences;
   index n = -1;
-  bool all_weights = true, any_weights = false, lengths = true, gold = true;
+  std::size_t weights = 0, lengths = 0, gold = 0;
   for (std::size_t x = 0; x < contexts.size(); ++x) {
-    const json& c = contexts[x];
+    const json& c = *contexts[x];
     const std::string& pre = prefixes[x];
-    PREFOPT_CHECK(c.is_object(), parse_error, "game JSON ", pre.empty() ? "/" : pre,
-                  ": expected an object");
     PREFOPT_CHECK(c.contains("preference"), parse_error, "game JSON ", pre,
                   "/preference: missing (the n x n preference matrix)");
+    if (n >= 0) {  // the size of this context, before its matrix is allocated
+      const json& rows = c["preference"];
+      PREFOPT_CHECK(!rows.is_array() || static_cast<index>(rows.size()) == n, parse_error,
+                    "game JSON ", pre, "/preference: has ", rows.size(), " rows, expected ", n,
+                    " like the first context");
+    }
     matrix_d p = detail::json_matrix(c["preference"], pre + "/preference");
     if (n < 0) n = p.rows();
-    PREFOPT_CHECK(p.rows() == n, parse_error, "game JSON ", pre, "/preference: is ", p.rows(), "x",
-                  p.rows(), ", expected ", n, "x", n, " like the first context");
     // Entry-level checks with the exact JSON path, then the matrix laws.
     for (index a = 0; a < n; ++a) {
       for (index b = 0; b < n; ++b) {
@@ -123,19 +176,25 @@ void at_path(const std::string& path, F&& f) {
       validate_preference_matrix(p, "game_from_json", "P", static_cast<index>(x));
     });
     preferences.push_back(std::move(p));
-    const bool has_weight = c.contains("weight");
-    all_weights = all_weights && has_weight;
-    any_weights = any_weights || has_weight;
-    lengths = lengths && c.contains("lengths");
-    gold = gold && c.contains("gold_rewards");
+    weights += c.contains("weight") ? 1U : 0U;
+    lengths += c.contains("lengths") ? 1U : 0U;
+    gold += c.contains("gold_rewards") ? 1U : 0U;
   }
-  PREFOPT_CHECK(all_weights || !any_weights, parse_error,
-                "game JSON /contexts: some contexts have a \"weight\" and some do not; give all or "
-                "none");
-  row_matrix_d reference(count, n), length_table(count, n), gold_table(count, n);
+  for (const auto& [key, have] : {std::pair{"weight", weights}, std::pair{"lengths", lengths},
+                                  std::pair{"gold_rewards", gold}}) {
+    if (have == 0 || have == contexts.size()) continue;
+    std::size_t missing = 0;
+    while (contexts[missing]->contains(key)) ++missing;
+    PREFOPT_THROW(parse_error, "game JSON ", prefixes[missing], "/", key, ": missing, but ", have,
+                  " of the ", contexts.size(), " contexts have a \"", key,
+                  "\"; give it for all contexts or none");
+  }
+  const bool any_weights = weights > 0;
+  row_matrix_d reference(count, n), length_table(lengths > 0 ? count : 0, n),
+      gold_table(gold > 0 ? count : 0, n);
   vector_d rho(count);
   for (std::size_t x = 0; x < contexts.size(); ++x) {
-    const json& c = contexts[x];
+    const json& c = *contexts[x];
     const std::string& pre = prefixes[x];
     const auto row = static_cast<index>(x);
     if (c.contains("reference")) {
@@ -152,10 +211,10 @@ void at_path(const std::string& path, F&& f) {
     }
     rho[row] = any_weights ? detail::json_number(c["weight"], pre + "/weight")
                            : 1.0 / static_cast<double>(count);
-    if (lengths) {
+    if (lengths > 0) {
       length_table.row(row) = detail::json_vector(c["lengths"], pre + "/lengths", n).transpose();
     }
-    if (gold) {
+    if (gold > 0) {
       gold_table.row(row) =
           detail::json_vector(c["gold_rewards"], pre + "/gold_rewards", n).transpose();
     }
@@ -169,33 +228,28 @@ void at_path(const std::string& path, F&& f) {
     }
   }();
   detail::at_path("/contexts/*/lengths", [&] {
-    if (lengths) game = game.with_lengths(std::move(length_table));
+    if (lengths > 0) game = game.with_lengths(std::move(length_table));
   });
   detail::at_path("/contexts/*/gold_rewards", [&] {
-    if (gold) game = game.with_gold_rewards(std::move(gold_table));
+    if (gold > 0) game = game.with_gold_rewards(std::move(gold_table));
   });
   return game;
 }
 
-/// Parses a game from JSON text; syntax errors become `parse_error` with the byte offset.
-[[nodiscard]] inline preference_game game_from_json_string(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    PREFOPT_THROW(parse_error, "game JSON: malformed at byte ", e.byte, ": ", e.what());
-  }
-  return game_from_json(j);
+/// Parses a game from JSON text with `io::parse_json` (size, depth and number limits; syntax
+/// errors name the byte offset); every error is a `parse_error`.
+[[nodiscard]] inline preference_game game_from_json_string(std::string_view text,
+                                                           const json_limits& limits = {}) {
+  return game_from_json(parse_json(text, "game JSON", limits));
 }
 
-/// Reads a game from a JSON file (`io_error` when unreadable, `parse_error` when malformed).
-[[nodiscard]] inline preference_game read_game_json(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  PREFOPT_CHECK(in.good(), io_error, "read_game_json: cannot open ", path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
+/// Reads a game from a JSON file (`io_error` when unreadable, `parse_error` naming the file when
+/// malformed or too large; the size is checked before the file is read).
+[[nodiscard]] inline preference_game read_game_json(const std::filesystem::path& path,
+                                                    const json_limits& limits = {}) {
+  const nlohmann::json j = read_json_file(path, limits);
   try {
-    return game_from_json_string(ss.str());
+    return game_from_json(j);
   } catch (const parse_error& e) {
     PREFOPT_THROW(parse_error, path.string(), ": ", e.what());
   }

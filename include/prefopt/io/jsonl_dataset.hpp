@@ -22,8 +22,11 @@
 /// blank line, or an empty file. A file that cannot be opened or read is an `io_error`. Nothing is
 /// ever dropped or truncated silently: only the explicit `max_prompt_length` /
 /// `max_response_length` options truncate (prompts keep their last tokens, responses their first,
-/// per-token log-probs with them), and the report counts every truncation. Duplicate keys in one
-/// object are not detected (nlohmann keeps the last).
+/// per-token log-probs with them), and the report counts every truncation. Each line is parsed by
+/// `io::parse_json` (io/json_parse.hpp), so a key repeated in a record, a number beyond the range
+/// of a double (`-1e400`) and nesting deeper than `max_record_depth` (8; a record needs 2) are
+/// errors too, as is a per-token log-prob array whose sum overflows a double
+/// (`[-1e308, -1e308]`: each value is finite, the sequence log-prob would be -inf).
 
 #include <nlohmann/json.hpp>
 
@@ -42,8 +45,12 @@
 #include "prefopt/core/error.hpp"
 #include "prefopt/data/preference_dataset.hpp"
 #include "prefopt/io/atomic_file.hpp"
+#include "prefopt/io/json_parse.hpp"
 
 namespace prefopt::io {
+
+/// Deepest nesting of arrays and objects accepted in one JSONL record (a record needs 2).
+inline constexpr std::size_t max_record_depth = 8;
 
 /// Options of the JSONL loader.
 struct jsonl_options {
@@ -124,14 +131,7 @@ class jsonl_record_parser {
       PREFOPT_THROW(parse_error, where, ": invalid UTF-8 at byte ", bad + 1, " (byte 0x",
                     hex_byte(static_cast<unsigned char>(line[bad])), ")");
     }
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line.begin(), line.end());
-    } catch (const nlohmann::json::out_of_range& e) {
-      PREFOPT_THROW(parse_error, where, ": number out of range: ", e.what());
-    } catch (const nlohmann::json::exception& e) {
-      PREFOPT_THROW(parse_error, where, ": invalid JSON: ", e.what());
-    }
+    const nlohmann::json j = parse_json(line, where, {options_.max_line_bytes, max_record_depth});
     if (!j.is_object()) {
       PREFOPT_THROW(parse_error, where, ": expected a JSON object, got ", j.type_name());
     }
@@ -219,7 +219,7 @@ class jsonl_record_parser {
     }
     try {
       out.add(prompt, chosen, rejected, values);
-    } catch (const prefopt::error& e) {  // defensive: the checks above should have caught it
+    } catch (const prefopt::error& e) {  // e.g. per-token log-probs whose sum overflows
       PREFOPT_THROW(parse_error, where, ": ", e.what());
     }
     if (report_.records == 0) {

@@ -14,7 +14,10 @@
 ///    (each FNV-1a step is a bijection, so a single changed byte always changes the hash);
 /// 3. the model id and the dataset fingerprint against the caller's: a different model, or a
 ///    dataset with any record changed, added, removed or reordered, fails;
-/// 4. the values: finite, <= 0, and per-token lengths equal to the dataset's response lengths.
+/// 4. the values: finite, <= 0, per-token lengths equal to the dataset's response lengths, and
+///    (with per-token values) each sequence value equal to the sum of its per-token values within
+///    `1e-9 (1 + sum |t|)` (a sum that overflows to -inf never matches).
+/// Encoding checks the values the same way, so a cache that could not be loaded is never written.
 /// Files are written atomically (`io::write_file_atomically`).
 ///
 /// Binary format, version 1, all integers little-endian, doubles as IEEE-754 bit patterns:
@@ -127,6 +130,48 @@ inline std::uint64_t checked_mul8(const cache_reader& r, std::uint64_t n) {
   return n * 8;
 }
 
+/// Relative tolerance of the sequence-versus-per-token-sum check (file comment, check 4).
+inline constexpr double cache_sum_tolerance = 1e-9;
+
+/// The first problem with the values of `c` (check 4 of the file comment but the dataset's
+/// lengths), or an empty string.
+[[nodiscard]] inline std::string cache_value_problem(const logprob_cache& c) {
+  const auto bad = [](double v) { return !std::isfinite(v) || v > 0.0; };
+  for (const auto& [values, what] :
+       {std::pair{&c.chosen, "chosen"}, std::pair{&c.rejected, "rejected"}}) {
+    for (std::size_t i = 0; i < values->size(); ++i) {
+      if (bad((*values)[i])) {
+        return prefopt::detail::concat(what, "[", i, "] = ", (*values)[i],
+                                       " is not a finite log-prob <= 0");
+      }
+    }
+  }
+  if (!c.has_tokens) return {};
+  for (const auto& [tokens, sequence, what] :
+       {std::tuple{&c.chosen_tokens, &c.chosen, "chosen"},
+        std::tuple{&c.rejected_tokens, &c.rejected, "rejected"}}) {
+    for (index i = 0; i < tokens->size(); ++i) {
+      double sum = 0.0, magnitude = 0.0;
+      const auto seq = (*tokens)[i];
+      for (std::size_t t = 0; t < seq.size(); ++t) {
+        if (bad(seq[t])) {
+          return prefopt::detail::concat(what, "_tokens[", i, "][", t, "] = ", seq[t],
+                                         " is not a finite log-prob <= 0");
+        }
+        sum += seq[t];
+        magnitude += std::abs(seq[t]);
+      }
+      const double v = (*sequence)[static_cast<std::size_t>(i)];
+      if (!std::isfinite(sum) || !(std::abs(v - sum) <= cache_sum_tolerance * (1.0 + magnitude))) {
+        return prefopt::detail::concat(what, "[", i, "] = ", v, " but its ", seq.size(),
+                                       " per-token values sum to ", sum, " (expected equal within ",
+                                       cache_sum_tolerance, " (1 + sum |t|))");
+      }
+    }
+  }
+  return {};
+}
+
 }  // namespace detail
 
 /// The cache for the reference columns of `dataset` (which must have `reference_chosen_logps` and
@@ -168,6 +213,9 @@ inline std::uint64_t checked_mul8(const cache_reader& r, std::uint64_t n) {
     PREFOPT_CHECK(c.chosen_tokens.size() == c.size() && c.rejected_tokens.size() == c.size(),
                   shape_error, fn, ": per-token values for ", c.chosen_tokens.size(), " / ",
                   c.rejected_tokens.size(), " records, expected ", c.size());
+  }
+  if (const std::string problem = detail::cache_value_problem(c); !problem.empty()) {
+    PREFOPT_THROW(invalid_argument, fn, ": ", problem);
   }
   std::string s;
   s.append(detail::cache_magic);
@@ -252,17 +300,12 @@ inline std::uint64_t checked_mul8(const cache_reader& r, std::uint64_t n) {
   c.has_tokens = tokens;
   std::size_t at = detail::cache_header_bytes + m;
   const auto count = static_cast<std::size_t>(n);
-  const auto read_values = [&](std::vector<double>& out, std::size_t k, const char* what) {
+  const auto read_values = [&](std::vector<double>& out, std::size_t k) {
     out.resize(k);
-    for (std::size_t i = 0; i < k; ++i, at += 8) {
-      out[i] = r.f64(at);
-      if (!std::isfinite(out[i]) || out[i] > 0.0) {
-        r.fail(std::string(what) + "[" + std::to_string(i) + "] is not a finite log-prob <= 0");
-      }
-    }
+    for (std::size_t i = 0; i < k; ++i, at += 8) out[i] = r.f64(at);
   };
-  read_values(c.chosen, count, "chosen");
-  read_values(c.rejected, count, "rejected");
+  read_values(c.chosen, count);
+  read_values(c.rejected, count);
   if (tokens) {
     std::vector<std::uint64_t> len_c(count), len_r(count);
     std::uint64_t sum_c = 0, sum_r = 0;
@@ -279,14 +322,15 @@ inline std::uint64_t checked_mul8(const cache_reader& r, std::uint64_t n) {
     }
     if (sum_c != tc || sum_r != tr) r.fail("per-token lengths do not add up to the token counts");
     std::vector<double> values;
-    for (auto [lens, out, what] : {std::tuple{&len_c, &c.chosen_tokens, "chosen_tokens"},
-                                   std::tuple{&len_r, &c.rejected_tokens, "rejected_tokens"}}) {
+    for (auto [lens, out] :
+         {std::pair{&len_c, &c.chosen_tokens}, std::pair{&len_r, &c.rejected_tokens}}) {
       for (std::size_t i = 0; i < count; ++i) {
-        read_values(values, static_cast<std::size_t>((*lens)[i]), what);
+        read_values(values, static_cast<std::size_t>((*lens)[i]));
         out->push_back(values);
       }
     }
   }
+  if (const std::string problem = detail::cache_value_problem(c); !problem.empty()) r.fail(problem);
   return c;
 }
 

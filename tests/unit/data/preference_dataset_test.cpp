@@ -122,3 +122,28 @@ TEST_CASE("Setting cached reference log-probs validates before changing anything
   CHECK_THROWS_AS(d.set_token_logps(logprob_column::reference_rejected, tokens),
                   prefopt::shape_error);
 }
+
+TEST_CASE("Per-token log-probs whose sum overflows a double are rejected, nothing stored",
+          "[data]") {
+  // Each value is finite and <= 0; their sum, the sequence log-prob, is -inf (a fuzz finding).
+  const std::vector<double> huge{-1e308, -1e308}, fine{-1.0};
+  preference_dataset d;
+  d.add(ids{1}, ids{2, 3}, ids{4},
+        {logprob_value::of_tokens(std::vector<double>{-1.0, -1.0}), logprob_value::of_tokens(fine),
+         logprob_value{}, logprob_value{}});
+  CHECK_THROWS_WITH(
+      d.add(ids{1}, ids{2, 3}, ids{4},
+            {logprob_value::of_tokens(huge), logprob_value::of_tokens(fine), logprob_value{},
+             logprob_value{}}),
+      Catch::Contains("preference_dataset::add: record 1: policy_chosen_logps: the 2 per-token "
+                      "log-probs sum to -inf, expected a finite sequence log-probability"));
+  CHECK(d.size() == 1);
+  CHECK(d.chosen().total_length() == 2);
+  ragged_buffer<double> tokens;
+  tokens.push_back(huge);
+  CHECK_THROWS_WITH(
+      d.set_token_logps(logprob_column::reference_chosen, tokens),
+      Catch::Contains("preference_dataset::set_token_logps: record 0: "
+                      "reference_chosen_logps: the 2 per-token log-probs sum to -inf"));
+  CHECK(d.layout(logprob_column::reference_chosen) == logprob_layout::none);
+}

@@ -64,3 +64,63 @@ TEST_CASE("Malformed game JSON names the JSON path of the problem") {
         std::string::npos);
   CHECK(parse_message(R"({"contexts": []})").find("/contexts") != std::string::npos);
 }
+
+TEST_CASE("Game JSON rejects what it would otherwise ignore or drop silently") {
+  const std::string p = R"("preference": [[0.5, 1], [0, 0.5]])";
+  // A misspelled key, at the top and in a context.
+  CHECK_THAT(parse_message("{" + p + R"(, "refrence": [0.5, 0.5]})"),
+             Catch::Contains("game JSON /refrence: unknown key, expected one of tau, contexts, "
+                             "preference, reference, lengths, gold_rewards"));
+  CHECK_THAT(parse_message(R"({"contexts": [{)" + p + R"(, "weigth": 1}]})"),
+             Catch::Contains("game JSON /contexts/0/weigth: unknown key"));
+  // Top-level per-context keys next to contexts.
+  CHECK_THAT(parse_message(R"({"contexts": [{)" + p + R"(}], "reference": [0.5, 0.5]})"),
+             Catch::Contains("game JSON /reference: unknown key, expected one of tau, contexts"));
+  // lengths / gold_rewards for some contexts only.
+  CHECK_THAT(parse_message(R"({"contexts": [{)" + p + R"(, "lengths": [1, 2]}, {)" + p + "}]}"),
+             Catch::Contains("game JSON /contexts/1/lengths: missing, but 1 of the 2 contexts have "
+                             "a \"lengths\""));
+  CHECK_THAT(
+      parse_message(R"({"contexts": [{)" + p + "}, {" + p + R"(, "gold_rewards": [0, 1]}]})"),
+      Catch::Contains("game JSON /contexts/0/gold_rewards: missing"));
+  // Duplicate keys.
+  CHECK_THAT(parse_message("{" + p + R"(, "tau": 0.1, "tau": 0.2})"),
+             Catch::Contains("/tau: duplicate key \"tau\""));
+  // tau beyond the documented bound, or beyond a double.
+  CHECK_THAT(parse_message("{" + p + R"(, "tau": 1e308})"),
+             Catch::Contains("game JSON /tau: tau = 1e+308, expected 0 <= tau <= 1000000"));
+  CHECK_THAT(parse_message("{" + p + R"(, "tau": 1e400})"),
+             Catch::Contains("number out of range at line 1, column"));
+  CHECK(io::game_from_json_string("{" + p + R"(, "tau": 1e6})").tau() == 1e6);
+}
+
+TEST_CASE("Game JSON checks every row's length before allocating the matrix") {
+  // 20,000 empty rows in 60 KB (a fuzz finding): rejected at the first row, nothing allocated.
+  std::string rows = "[[]";
+  for (int i = 1; i < 20'000; ++i) rows += ",[]";
+  rows += "]";
+  CHECK_THAT(
+      parse_message(R"({"preference": )" + rows + "}"),
+      Catch::Contains("/preference/0: has 0 entries, expected 20000 (the matrix is square)"));
+  // A second context of another size is rejected before its matrix is read.
+  CHECK_THAT(
+      parse_message(R"({"contexts": [{"preference": [[0.5]]}, {"preference": )" + rows + "}]}"),
+      Catch::Contains("/contexts/1/preference: has 20000 rows, expected 1"));
+}
+
+TEST_CASE("Game JSON nested 200,000 levels deep is a parse_error, not a stack overflow") {
+  const std::string deep =
+      R"({"preference": )" + std::string(200'000, '[') + std::string(200'000, ']') + "}";
+  CHECK_THAT(parse_message(deep), Catch::Contains("game JSON: nested deeper than max_depth = 64"));
+  // A value built in code is read without recursion, however deep.
+  nlohmann::json j = nlohmann::json::array();
+  for (int i = 0; i < 100'000; ++i) j = nlohmann::json::array({std::move(j)});
+  nlohmann::json game = {{"preference", std::move(j)}};
+  try {
+    (void)io::game_from_json(game);
+    FAIL("no parse_error");
+  } catch (const prefopt::parse_error& e) {
+    CHECK_THAT(std::string(e.what()),
+               Catch::Contains("/preference/0/0: expected a number, got array"));
+  }
+}

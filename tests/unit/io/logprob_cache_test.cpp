@@ -2,8 +2,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <bit>
+#include <cstdint>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -136,4 +139,52 @@ TEST_CASE("Saving over an existing cache replaces it atomically", "[io]") {
   CHECK(load_logprob_cache(dir / "c.bin", d, "b").model_id == "b");
   CHECK_THROWS_AS(save_logprob_cache(dir / "no_such_folder" / "c.bin", make_logprob_cache(d, "a")),
                   prefopt::io_error);
+}
+
+namespace {
+/// `bytes` with the f64 at `offset` replaced and the checksum recomputed.
+std::string patch_f64(std::string bytes, std::size_t offset, double v) {
+  auto put = [&](std::size_t at, std::uint64_t x) {
+    for (std::size_t i = 0; i < 8; ++i) {
+      bytes[at + i] = static_cast<char>((x >> (8 * i)) & 0xffU);
+    }
+  };
+  put(offset, std::bit_cast<std::uint64_t>(v));
+  put(bytes.size() - 8, data::fnv1a64_of(std::string_view(bytes).substr(0, bytes.size() - 8)));
+  return bytes;
+}
+}  // namespace
+
+TEST_CASE("Cache: sequence values that differ from their per-token sums are refused", "[io]") {
+  test::temp_dir dir("cache_sums");
+  const auto d = make_dataset(/*per_token=*/true);
+  const auto c = make_logprob_cache(d, "m");
+  const std::string good = encode_logprob_cache(c);
+  // chosen[0] is the first f64 after the 52-byte header and the model id ("m").
+  REQUIRE(decode_logprob_cache(good, "good").chosen[0] == -1.5);
+  write(dir / "off.cache", patch_f64(good, 53, -1.25));
+  CHECK_THAT(
+      load_error(dir / "off.cache", d, "m"),
+      Catch::Contains("off.cache: chosen[0] = -1.25 but its 2 per-token values sum to -1.5"));
+  // Within the tolerance (rounding of another summation order) it loads.
+  write(dir / "close.cache", patch_f64(good, 53, -1.5 * (1 + 1e-12)));
+  CHECK(load_error(dir / "close.cache", d, "m").empty());
+  // Encoding refuses to write such a cache, or one with a non-finite value.
+  auto bad = c;
+  bad.chosen[0] = -1.25;
+  CHECK_THROWS_WITH(encode_logprob_cache(bad),
+                    Catch::Contains("encode_logprob_cache: chosen[0] = -1.25 but its 2 per-token"));
+  // Per-token values whose sum overflows never match a (finite) sequence value.
+  bad = c;
+  bad.chosen_tokens = {};
+  bad.chosen_tokens.push_back(std::vector<double>{-1e308, -1e308});
+  bad.chosen_tokens.push_back(std::vector<double>{-0.25});
+  bad.chosen_tokens.push_back(std::vector<double>{-1.0});
+  bad.chosen[0] = -1.0;
+  CHECK_THROWS_WITH(encode_logprob_cache(bad),
+                    Catch::Contains("chosen[0] = -1 but its 2 per-token values sum to -inf"));
+  bad = c;
+  bad.rejected[2] = -std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(encode_logprob_cache(bad),
+                    Catch::Contains("rejected[2] = -inf is not a finite log-prob <= 0"));
 }
