@@ -162,12 +162,12 @@ TEST_CASE("Cache: sequence values that differ from their per-token sums are refu
   const std::string good = encode_logprob_cache(c);
   // chosen[0] is the first f64 after the 52-byte header and the model id ("m").
   REQUIRE(decode_logprob_cache(good, "good").chosen[0] == -1.5);
-  write(dir / "off.cache", patch_f64(good, 53, -1.25));
+  prefopt::test::write_file(dir / "off.cache", patch_f64(good, 53, -1.25));
   CHECK_THAT(
       load_error(dir / "off.cache", d, "m"),
       Catch::Contains("off.cache: chosen[0] = -1.25 but its 2 per-token values sum to -1.5"));
   // Within the tolerance (rounding of another summation order) it loads.
-  write(dir / "close.cache", patch_f64(good, 53, -1.5 * (1 + 1e-12)));
+  prefopt::test::write_file(dir / "close.cache", patch_f64(good, 53, -1.5 * (1 + 1e-12)));
   CHECK(load_error(dir / "close.cache", d, "m").empty());
   // Encoding refuses to write such a cache, or one with a non-finite value.
   auto bad = c;
