@@ -2,6 +2,8 @@
 
 ``prefopt.kernels`` -- logits kernels (token log-probs, log-sum-exp, entropy, KL, fused stats, fused
 linear log-probs) and their backward passes, over the caller's memory (no copies), GIL released.
+``prefopt.losses`` -- DPO family (every variant, length averaging), Bradley-Terry, PPO policy and
+value losses, GAE, whitening: values, gradients and TRL-named metrics.
 ``prefopt.torch`` -- ``torch.autograd.Function``s built on them (imported on demand: ``import
 prefopt.torch``).
 
@@ -30,6 +32,7 @@ from ._prefopt import (  # noqa: F401
     ShapeError,
     get_num_threads,
     kernels,
+    losses,
     openmp,
     set_num_threads,
     simd_instruction_sets,
@@ -37,6 +40,7 @@ from ._prefopt import (  # noqa: F401
 
 # `import prefopt.kernels` / `from prefopt.kernels import token_log_probs` find the submodule.
 _sys.modules[__name__ + ".kernels"] = kernels
+_sys.modules[__name__ + ".losses"] = losses
 
 __all__ = [
     "ConvergenceError",
@@ -49,6 +53,7 @@ __all__ = [
     "ShapeError",
     "get_num_threads",
     "kernels",
+    "losses",
     "openmp",
     "set_num_threads",
     "simd_instruction_sets",

@@ -18,4 +18,7 @@ void bind_kernels(pybind11::module_& m);
 /// `prefopt.kernels.linear_*`: the fused linear log-probs (kernels/linear_log_probs.hpp).
 void bind_linear(pybind11::module_& m);
 
+/// `prefopt.losses`: DPO family, Bradley-Terry, PPO blocks, GAE, whitening (losses/*.hpp).
+void bind_losses(pybind11::module_& m);
+
 }  // namespace prefopt::python

@@ -12,6 +12,7 @@
 #include "bindings.hpp"
 #include "prefopt/kernels/entropy.hpp"
 #include "prefopt/kernels/kl.hpp"
+#include "prefopt/kernels/kl_estimators.hpp"
 #include "prefopt/kernels/logsumexp.hpp"
 #include "prefopt/kernels/token_log_probs.hpp"
 #include "prefopt/kernels/token_stats.hpp"
@@ -374,6 +375,58 @@ py::object token_stats_backward(py::handle logits, py::handle targets, py::handl
   });
 }
 
+kernels::kl_estimator estimator_in(const char* fn, std::string_view name) {
+  if (name == "k1") return kernels::kl_estimator::k1;
+  if (name == "k2") return kernels::kl_estimator::k2;
+  if (name == "k3") return kernels::kl_estimator::k3;
+  if (name == "abs") return kernels::kl_estimator::abs;
+  PREFOPT_THROW(invalid_argument, fn, ": estimator = '", name,
+                "', expected k1, k2, k3 or abs (the exact KL is kl_divergence)");
+}
+
+py::array sampled_kl(py::handle log_probs, py::handle ref_log_probs, std::string_view estimator,
+                     py::handle mask, py::handle out) {
+  const char* fn = "sampled_kl";
+  const auto lp = as_array(fn, "log_probs", log_probs);
+  return dispatch_float(fn, "log_probs", lp, [&]<class T>() -> py::array {
+    const index n = lp.ndim() == 1 ? lp.shape(0) : -1;
+    py::array keep;
+    const auto e = estimator_in(fn, estimator);
+    const auto l = vector_in<T>(fn, "log_probs", lp, n);
+    const auto r = optional_vector_in<T>(fn, "ref_log_probs", ref_log_probs, n, keep);
+    const auto o = options_in(fn, mask, n, "input", false, false);
+    const auto v = vector_out_of<T>(fn, "out", out, n);
+    kernels::sampled_kl(e, l, r, v.span, o.opt);
+    return v.array;
+  });
+}
+
+py::object sampled_kl_backward(py::handle log_probs, py::handle ref_log_probs, py::handle grad,
+                               std::string_view estimator, py::handle mask, py::handle out,
+                               py::handle ref_out, bool ref_grad, bool accumulate) {
+  const char* fn = "sampled_kl_backward";
+  const auto lp = as_array(fn, "log_probs", log_probs);
+  return dispatch_float(fn, "log_probs", lp, [&]<class T>() -> py::object {
+    const index n = lp.ndim() == 1 ? lp.shape(0) : -1;
+    const bool want_ref = ref_grad || !ref_out.is_none();
+    if (accumulate && (out.is_none() || (want_ref && ref_out.is_none()))) {
+      PREFOPT_THROW(invalid_argument, fn,
+                    ": accumulate=True needs out= (and ref_out= with ref_grad) to add to");
+    }
+    py::array k1, k2;
+    const auto e = estimator_in(fn, estimator);
+    const auto l = vector_in<T>(fn, "log_probs", lp, n);
+    const auto r = optional_vector_in<T>(fn, "ref_log_probs", ref_log_probs, n, k1);
+    const auto g = optional_vector_in<T>(fn, "grad", grad, n, k2);
+    const auto o = options_in(fn, mask, n, "input", accumulate, false);
+    const auto d = vector_out_of<T>(fn, "out", out, n);
+    vector_out<T> dr;
+    if (want_ref) dr = vector_out_of<T>(fn, "ref_out", ref_out, n);
+    kernels::sampled_kl_backward(e, l, r, g, d.span, dr.span, o.opt);
+    return one_or_two(d.array, want_ref, dr.array);
+  });
+}
+
 }  // namespace
 
 void bind_kernels(py::module_& m) {
@@ -529,6 +582,22 @@ Args:
 Returns:
   ``dlogits`` ``[N, V]``, or ``(dlogits, dq)`` with ``q_grad``.)")
           .c_str());
+  m.def("sampled_kl", &sampled_kl, "log_probs"_a, "ref_log_probs"_a, "estimator"_a = "k1",
+        "mask"_a = none, py::kw_only(), "out"_a = none,
+        R"(sampled_kl(log_probs, ref_log_probs, estimator='k1', mask=None, *, out=None) -> kl
+
+Sampled per-token KL estimators of ``d = log_probs - ref_log_probs`` (``[T]`` float32/float64 each):
+``k1 = d`` (unbiased), ``k2 = d^2/2``, ``k3 = e^{-d} - 1 + d`` (unbiased, >= 0, full relative
+accuracy as d -> 0), ``abs = |d|``. Masked positions give 0. Non-finite log-probs at unmasked
+positions raise prefopt.InvalidArgument.)");
+  m.def(
+      "sampled_kl_backward", &sampled_kl_backward, "log_probs"_a, "ref_log_probs"_a, "grad"_a,
+      "estimator"_a = "k1", "mask"_a = none, py::kw_only(), "out"_a = none, "ref_out"_a = none,
+      "ref_grad"_a = false, "accumulate"_a = false,
+      R"(sampled_kl_backward(log_probs, ref_log_probs, grad, estimator='k1', mask=None, *, out=None, ref_out=None, ref_grad=False, accumulate=False) -> d_log_probs | (d_log_probs, d_ref_log_probs)
+
+``d_log_probs = grad k'(d)`` and, with ``ref_grad``, ``d_ref_log_probs = -grad k'(d)`` (the reference
+is usually a stop-gradient).)");
 }
 
 }  // namespace prefopt::python

@@ -30,6 +30,12 @@ PYBIND11_MODULE(_prefopt, m) {
       "include/prefopt/kernels/options.hpp.");
   prefopt::python::bind_kernels(kernels);
   prefopt::python::bind_linear(kernels);
+  auto losses = m.def_submodule(
+      "losses",
+      "Sequence-level losses on NumPy arrays / CPU torch tensors (float32 or float64, 1-d "
+      "contiguous, never converted): each returns a dict with the reduced loss, the gradients of "
+      "that loss and the metrics under the C++ (TRL) names.");
+  prefopt::python::bind_losses(losses);
 
 #ifdef _OPENMP
   m.attr("openmp") = true;
