@@ -59,19 +59,26 @@ def _rows(fn: str, name: str, t: torch.Tensor) -> torch.Tensor:
 
 def _flat(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     # targets and masks are [N] (4 or 8 bytes a row): reshape copies only a non-viewable one.
-    return None if t is None else t.reshape(-1)
+    return t if t is None or t.dim() == 1 else t.reshape(-1)
+
+
+def _lead(r: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``r`` ([N]) viewed with the leading shape of ``like`` ([..., V])."""
+    return r if like.dim() == 2 else r.view(like.shape[:-1])
+
+
+# Outputs are allocated by the kernels as NumPy arrays and handed to torch with from_numpy (same
+# memory): one conversion per output fewer than passing torch.empty tensors as out=.
+_t = torch.from_numpy
 
 
 class _TokenLogProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, targets, mask, accumulation):
-        n = logits.shape[0]
-        lp = torch.empty(n, dtype=logits.dtype)
-        lse = torch.empty(n, dtype=logits.dtype)
-        _k.token_log_probs(logits, targets, mask, out=lp, lse_out=lse, accumulation=accumulation)
-        ctx.save_for_backward(logits, targets, lse, mask)
+        lp, lse = _k.token_log_probs(logits, targets, mask, with_lse=True, accumulation=accumulation)
+        ctx.save_for_backward(logits, targets, _t(lse), mask)
         ctx.accumulation = accumulation
-        return lp
+        return _t(lp)
 
     @staticmethod
     @once_differentiable
@@ -79,11 +86,10 @@ class _TokenLogProbs(torch.autograd.Function):
         logits, targets, lse, mask = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None
-        d = torch.empty(logits.shape, dtype=logits.dtype)
-        _k.token_log_probs_backward(
-            logits, targets, lse, grad.contiguous(), mask, out=d, accumulation=ctx.accumulation
+        d = _k.token_log_probs_backward(
+            logits, targets, lse, grad.contiguous(), mask, accumulation=ctx.accumulation
         )
-        return d, None, None, None
+        return _t(d), None, None, None
 
 
 def token_log_probs(
@@ -98,18 +104,15 @@ def token_log_probs(
     Returns ``[...]`` in the logits' dtype; differentiable in ``logits``. Raises prefopt.Error
     (target out of range, NaN/+inf logits: the message names the row)."""
     z = _rows("token_log_probs", "logits", logits)
-    out = _TokenLogProbs.apply(z, _flat(targets), _flat(mask), accumulation)
-    return out.view(logits.shape[:-1])
+    return _lead(_TokenLogProbs.apply(z, _flat(targets), _flat(mask), accumulation), logits)
 
 
 class _Entropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, mask, accumulation):
-        n = logits.shape[0]
-        h = torch.empty(n, dtype=logits.dtype)
-        lse = torch.empty(n, dtype=logits.dtype)
-        _k.entropy(logits, mask, out=h, lse_out=lse, accumulation=accumulation)
-        ctx.save_for_backward(logits, lse, h, mask)
+        h, lse = _k.entropy(logits, mask, with_lse=True, accumulation=accumulation)
+        h = _t(h)
+        ctx.save_for_backward(logits, _t(lse), h, mask)
         ctx.accumulation = accumulation
         return h
 
@@ -119,11 +122,9 @@ class _Entropy(torch.autograd.Function):
         logits, lse, h, mask = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None
-        d = torch.empty(logits.shape, dtype=logits.dtype)
-        _k.entropy_backward(
-            logits, lse, h, grad.contiguous(), mask, out=d, accumulation=ctx.accumulation
-        )
-        return d, None, None
+        d = _k.entropy_backward(logits, lse, h, grad.contiguous(), mask,
+                                accumulation=ctx.accumulation)
+        return _t(d), None, None
 
 
 def entropy(
@@ -132,21 +133,17 @@ def entropy(
     """Entropy (nats) of ``softmax(logits)`` over the last dimension: logits ``[..., V]``,
     result ``[...]``; differentiable in ``logits``."""
     z = _rows("entropy", "logits", logits)
-    return _Entropy.apply(z, _flat(mask), accumulation).view(logits.shape[:-1])
+    return _lead(_Entropy.apply(z, _flat(mask), accumulation), logits)
 
 
 class _KL(torch.autograd.Function):
     @staticmethod
     def forward(ctx, p_logits, q_logits, mask, accumulation):
-        n = p_logits.shape[0]
-        kl = torch.empty(n, dtype=p_logits.dtype)
-        lse_p = torch.empty(n, dtype=p_logits.dtype)
-        lse_q = torch.empty(n, dtype=p_logits.dtype)
-        _k.kl_divergence(
-            p_logits, q_logits, mask, out=kl, lse_p_out=lse_p, lse_q_out=lse_q,
-            accumulation=accumulation,
+        kl, lse_p, lse_q = _k.kl_divergence(
+            p_logits, q_logits, mask, with_lse=True, accumulation=accumulation
         )
-        ctx.save_for_backward(p_logits, q_logits, lse_p, lse_q, kl, mask)
+        kl = _t(kl)
+        ctx.save_for_backward(p_logits, q_logits, _t(lse_p), _t(lse_q), kl, mask)
         ctx.accumulation = accumulation
         return kl
 
@@ -157,12 +154,11 @@ class _KL(torch.autograd.Function):
         want_p, want_q = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (want_p or want_q):
             return None, None, None, None
-        dp = torch.empty(p_logits.shape, dtype=p_logits.dtype)
-        dq = torch.empty(q_logits.shape, dtype=q_logits.dtype) if want_q else None
-        _k.kl_divergence_backward(
+        r = _k.kl_divergence_backward(
             p_logits, q_logits, lse_p, lse_q, kl, grad.contiguous(), mask,
-            out_p=dp, out_q=dq, q_grad=want_q, accumulation=ctx.accumulation,
+            q_grad=want_q, accumulation=ctx.accumulation,
         )
+        dp, dq = (_t(r[0]), _t(r[1])) if want_q else (_t(r), None)
         return (dp if want_p else None), dq, None, None
 
 
@@ -179,7 +175,7 @@ def kl_divergence(
     reference)."""
     p = _rows("kl_divergence", "p_logits", p_logits)
     q = _rows("kl_divergence", "q_logits", q_logits)
-    return _KL.apply(p, q, _flat(mask), accumulation).view(p_logits.shape[:-1])
+    return _lead(_KL.apply(p, q, _flat(mask), accumulation), p_logits)
 
 
 class _LinearLogProbs(torch.autograd.Function):

@@ -11,14 +11,42 @@ namespace prefopt::python {
 
 namespace {
 
+/// torch.Tensor when torch is already imported (never imports it), else null. Looked up once
+/// torch is in sys.modules; the type object lives as long as the interpreter.
+PyObject* torch_tensor_type() {
+  static PyObject* type = nullptr;
+  if (type == nullptr) {
+    const py::dict modules = py::module_::import("sys").attr("modules");
+    if (!modules.contains("torch")) return nullptr;
+    type = py::object(modules["torch"].attr("Tensor")).release().ptr();
+  }
+  return type;
+}
+
 [[nodiscard]] bool is_torch_tensor(py::handle obj) {
-  // Any torch.Tensor (or subclass such as nn.Parameter) without importing torch.
-  const py::handle type = py::type::handle_of(obj);
-  const auto module = py::getattr(type, "__module__", py::none());
-  if (module.is_none()) return false;
-  const auto name = module.cast<std::string>();
-  return (name == "torch" || name.rfind("torch.", 0) == 0) && py::hasattr(obj, "numpy") &&
-         py::hasattr(obj, "detach");
+  PyObject* type = torch_tensor_type();
+  return type != nullptr && PyObject_IsInstance(obj.ptr(), type) == 1;
+}
+
+/// Why a tensor has no NumPy view (only called once `.numpy()` failed).
+[[noreturn]] void tensor_error(const char* fn, const char* arg, py::handle obj,
+                               const py::error_already_set& e) {
+  const auto device = py::str(obj.attr("device").attr("type")).cast<std::string>();
+  if (device != "cpu") {
+    PREFOPT_THROW(invalid_argument, fn, ": ", arg, " is a torch tensor on device '", device,
+                  "', expected a CPU tensor (prefopt's kernels run on the CPU)");
+  }
+  if (obj.attr("is_conj")().cast<bool>() || obj.attr("is_neg")().cast<bool>()) {
+    PREFOPT_THROW(invalid_argument, fn, ": ", arg,
+                  " is a torch tensor with a lazy conjugate/negative bit; call "
+                  ".resolve_conj()/.resolve_neg() first");
+  }
+  // e.g. bfloat16 / float16 tensors, which NumPy cannot view.
+  PREFOPT_THROW(dtype_error, fn, ": ", arg, " has dtype ",
+                py::str(obj.attr("dtype")).cast<std::string>(),
+                ", expected torch.float32 / torch.float64 (or int32 / int64 token ids, uint8 / "
+                "bool masks) (",
+                e.what(), ")");
 }
 
 }  // namespace
@@ -26,25 +54,12 @@ namespace {
 py::array as_array(const char* fn, const char* arg, py::handle obj) {
   if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj);
   if (is_torch_tensor(obj)) {
-    const auto device = py::str(obj.attr("device").attr("type")).cast<std::string>();
-    if (device != "cpu") {
-      PREFOPT_THROW(invalid_argument, fn, ": ", arg, " is a torch tensor on device '", device,
-                    "', expected a CPU tensor (prefopt's kernels run on the CPU)");
-    }
-    if (obj.attr("is_conj")().cast<bool>() || obj.attr("is_neg")().cast<bool>()) {
-      PREFOPT_THROW(invalid_argument, fn, ": ", arg,
-                    " is a torch tensor with a lazy conjugate/negative bit; call "
-                    ".resolve_conj()/.resolve_neg() first");
-    }
     try {
-      return obj.attr("detach")().attr("numpy")();  // shares the tensor's storage
+      // Shares the tensor's storage; raises for CUDA / meta tensors, lazy conj/neg bits and
+      // dtypes NumPy has no view for, which tensor_error then explains.
+      return obj.attr("detach")().attr("numpy")();
     } catch (py::error_already_set& e) {
-      // e.g. bfloat16 / float16 tensors, which NumPy cannot view.
-      PREFOPT_THROW(dtype_error, fn, ": ", arg, " has dtype ",
-                    py::str(obj.attr("dtype")).cast<std::string>(),
-                    ", expected torch.float32 / torch.float64 (or int32 / int64 token ids, "
-                    "uint8 / bool masks) (",
-                    e.what(), ")");
+      tensor_error(fn, arg, obj, e);
     }
   }
   PREFOPT_THROW(dtype_error, fn, ": ", arg, " is a ",
