@@ -74,6 +74,8 @@ def bench_token(n, v, threads, repeats, rows):
 
         both = timeit(fwd_bwd, repeats)
         results[name] = (fwd, both)
+        print(f"  {n}x{v} threads={threads} {name}: forward {1e3 * fwd[0]:.1f} ms, "
+              f"fwd+bwd {1e3 * both[0]:.1f} ms", file=sys.stderr, flush=True)
     base = results["log_softmax+gather"]
     for name, (fwd, both) in results.items():
         rows.append({
@@ -131,6 +133,7 @@ def bench_linear(n, d, v, threads, repeats, rows):
              str(threads), str(repeats)],
             check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
+        print(f"  linear {method} threads={threads}: {r}", file=sys.stderr, flush=True)
         rows.append({"bench": "linear_log_probs", "shape": f"N{n}_D{d}_V{v}", "threads": threads,
                      "method": ("prefopt.torch.linear_log_probs" if method == "prefopt"
                                 else "F.linear+log_softmax+gather"), **r,
@@ -204,15 +207,18 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--no-linear", action="store_true")
+    ap.add_argument("--no-token", action="store_true")
+    ap.add_argument("--linear-shape", type=int, nargs=3, metavar=("N", "D", "V"),
+                    default=[1024, 1024, 32000])
     ap.add_argument("--json", help="write the raw rows here")
     a = ap.parse_args()
     shapes = [(64, 1000)] if a.tiny else [(4096, 32000), (1024, 128256)]
-    linear = (64, 64, 2000) if a.tiny else (1024, 1024, 32000)
+    linear = (64, 64, 2000) if a.tiny else tuple(a.linear_shape)
     repeats = 2 if a.tiny else a.repeats
     rows = []
     print(f"torch {torch.__version__}, prefopt SIMD: {prefopt.simd_instruction_sets}, "
           f"OpenMP: {prefopt.openmp}", file=sys.stderr)
-    for n, v in shapes:
+    for n, v in [] if a.no_token else shapes:
         for threads in a.threads:
             bench_token(n, v, threads, repeats, rows)
     if not a.no_linear:
