@@ -1,0 +1,24 @@
+#pragma once
+/// \file
+/// The areas of the Python module: each is one `bind_<area>` function in its own source file,
+/// called from module.cpp. Adding an area (games, diagnostics, solvers, ...) is one new file, one
+/// declaration here, one call in module.cpp and one line in python/CMakeLists.txt.
+
+#include <pybind11/pybind11.h>
+
+namespace prefopt::python {
+
+/// `prefopt.Error` and its subclasses, mirroring `prefopt::error` (core/error.hpp), and the
+/// translation of every C++ prefopt exception into them (same message).
+void bind_errors(pybind11::module_& m);
+
+/// `prefopt.kernels`: the per-row logits kernels (kernels/*.hpp except the fused linear ones).
+void bind_kernels(pybind11::module_& m);
+
+/// `prefopt.kernels.linear_*`: the fused linear log-probs (kernels/linear_log_probs.hpp).
+void bind_linear(pybind11::module_& m);
+
+/// `prefopt.losses`: DPO family, Bradley-Terry, PPO blocks, GAE, whitening (losses/*.hpp).
+void bind_losses(pybind11::module_& m);
+
+}  // namespace prefopt::python
