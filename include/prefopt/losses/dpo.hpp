@@ -151,7 +151,8 @@ struct simpo {
 }  // namespace dpo_variant
 
 /// Inputs of `dpo_loss`: `[N]` sequence log-prob sums (response tokens only) and lengths.
-/// `reference_*` may be empty for SimPO (ignored there); lengths may be empty when
+/// `reference_*` may be empty for SimPO (ignored there; `reference_free` builds such inputs without
+/// empty vectors spelled out); lengths may be empty when
 /// `length_average` is false (then the length metrics are 0). Lengths must be >= 0.
 template <class T>
 struct dpo_inputs {
@@ -161,6 +162,17 @@ struct dpo_inputs {
   Eigen::Ref<const vector_t<T>> reference_rejected;
   std::span<const index> chosen_lengths = {};
   std::span<const index> rejected_lengths = {};
+
+  /// Inputs without reference sums, for reference-free variants (SimPO):
+  /// `dpo_inputs<double>::reference_free(policy_chosen, policy_rejected, lengths_w, lengths_l)`.
+  /// A variant that uses the reference rejects them (`shape_error` naming `reference_chosen`).
+  [[nodiscard]] static dpo_inputs reference_free(Eigen::Ref<const vector_t<T>> policy_chosen,
+                                                 Eigen::Ref<const vector_t<T>> policy_rejected,
+                                                 std::span<const index> chosen_lengths = {},
+                                                 std::span<const index> rejected_lengths = {}) {
+    const Eigen::Map<const vector_t<T>> none(nullptr, 0);
+    return {policy_chosen, policy_rejected, none, none, chosen_lengths, rejected_lengths};
+  }
 };
 
 /// Batch metrics, as TRL's DPOTrainer logs them (`named()`): `rewards/*` are the implicit rewards

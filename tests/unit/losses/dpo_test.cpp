@@ -298,6 +298,26 @@ TEST_CASE("SimPO ignores the reference and subtracts its target margin", "[losse
   CHECK_THROWS_AS(run(sigmoid_dpo_loss({2.0}), d, gw, gl), prefopt::shape_error);
 }
 
+TEST_CASE("dpo_inputs::reference_free gives SimPO its inputs without empty reference vectors",
+          "[losses]") {
+  rng g(9);
+  const auto d = random_pairs(g, 5, 10.0);
+  const simpo_loss loss({2.0, true, 0.0, 0.5});
+  vector_d l1(5), gw1(5), gl1(5), l2(5), gw2(5), gl2(5);
+  const vector_d empty;
+  const auto a =
+      loss.compute(dpo_inputs<double>{d.pc, d.pr, empty, empty, d.lc, d.lr}, l1, gw1, gl1);
+  const auto b =
+      loss.compute(dpo_inputs<double>::reference_free(d.pc, d.pr, d.lc, d.lr), l2, gw2, gl2);
+  CHECK(a.loss == b.loss);
+  CHECK(l1 == l2);
+  CHECK(gw1 == gw2);
+  CHECK(gl1 == gl2);
+  CHECK_THROWS_WITH(
+      sigmoid_dpo_loss({0.1}).compute(dpo_inputs<double>::reference_free(d.pc, d.pr), l2, gw2, gl2),
+      Catch::Contains("reference_chosen"));
+}
+
 TEST_CASE("Every direct-alignment variant matches finite differences, |u| up to 50", "[losses]") {
   rng g(7);
   auto d = random_pairs(g, 6, 40.0);
