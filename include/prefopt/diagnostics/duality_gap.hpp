@@ -88,13 +88,16 @@ template <class G, class M, class L>
 }
 
 namespace detail {
-/// Row `context` of a tabular policy or of a `[contexts, n]` probability table, as probabilities
-/// and log-probabilities.
+/// Row `context` of a tabular policy, of a `[contexts, n]` probability table or (single-context
+/// games) of a length-`n` probability vector, as probabilities and log-probabilities.
 template <class Pol>
 void policy_row(const Pol& policy, index context, Eigen::Ref<vector_d> pi,
                 Eigen::Ref<vector_d> log_pi) {
   if constexpr (std::is_same_v<Pol, row_matrix_d>) {
     pi = policy.row(context).transpose();
+    log_pi = pi.array().log().matrix();
+  } else if constexpr (std::is_same_v<Pol, vector_d>) {
+    pi = policy;
     log_pi = pi.array().log().matrix();
   } else {
     static_assert(check_tabular_policy<Pol>());
@@ -109,6 +112,12 @@ void check_policy_shape(const char* function, const preference_game& game, const
   if constexpr (std::is_same_v<Pol, row_matrix_d>) {
     contexts = policy.rows();
     actions = policy.cols();
+  } else if constexpr (std::is_same_v<Pol, vector_d>) {
+    PREFOPT_CHECK(game.num_contexts() == 1, shape_error, function,
+                  ": policy is a single probability vector, but the game has ", game.num_contexts(),
+                  " contexts; pass a [contexts, n] table");
+    contexts = 1;
+    actions = policy.size();
   } else {
     contexts = policy.num_contexts();
     actions = policy.num_actions();
@@ -120,8 +129,9 @@ void check_policy_shape(const char* function, const preference_game& game, const
 }  // namespace detail
 
 /// Per-context duality gaps `DualGap_tau(pi(.|x))` at the KL weight `tau` (the game's by default),
-/// as computed (not clamped; `duality_gaps` reports `max(0, .)`). `policy` is a `TabularPolicy` or
-/// a `[contexts, n]` probability table.
+/// as computed (not clamped; `duality_gaps` reports `max(0, .)`). `policy` is a `TabularPolicy`, a
+/// `[contexts, n]` probability table, or, for a single-context game, a length-`n` `vector_d`
+/// (every diagnostic of `diagnostics/` accepts the same three forms).
 template <class Pol>
 [[nodiscard]] vector_d raw_duality_gaps(const preference_game& game, const Pol& policy,
                                         double tau = std::numeric_limits<double>::quiet_NaN()) {
