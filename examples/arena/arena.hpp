@@ -364,6 +364,7 @@ struct game_reference_points {
   double equilibrium_gap = 0.0;  ///< its certified duality gap
   double kl_bound = 0.0;         ///< KL(pi, pi*_tau) <= gap / (2 tau); NaN at tau = 0
   bool unique = false;           ///< tau > 0: the equilibrium is unique (KL to it is reported)
+  std::string method;            ///< how it was computed (`equilibrium::method()`)
 };
 
 inline game_reference_points solve_reference_points(const preference_game& game) {
@@ -373,6 +374,7 @@ inline game_reference_points solve_reference_points(const preference_game& game)
   p.equilibrium_gap = eq.gap;
   p.kl_bound = eq.kl_bound;
   p.unique = game.tau() > 0.0;
+  p.method = eq.method();
   return p;
 }
 
@@ -828,7 +830,8 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
     problem["equilibrium"] = {{"probabilities", eq},
                               {"duality_gap", points->equilibrium_gap},
                               {"kl_bound", number_or_null(points->kl_bound)},
-                              {"unique", points->unique}};
+                              {"unique", points->unique},
+                              {"method", points->method}};
     auto table = [](const row_matrix_d& m) {
       json rows = json::array();
       for (index x = 0; x < m.rows(); ++x) {

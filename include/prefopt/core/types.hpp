@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 #include "prefopt/core/assert.hpp"
 
@@ -72,6 +73,19 @@ struct ragged_view {
   /// Total number of elements covered by the sequences.
   [[nodiscard]] index total_length() const noexcept {
     return offsets.empty() ? 0 : offsets.back() - offsets.front();
+  }
+
+  /// The same view, read-only: `ragged_view<int>` converts to `ragged_view<const int>` wherever
+  /// the target type is spelled (e.g. `sequence_batch{buffer.view(), ...}` on a non-const
+  /// buffer). Function templates that deduce `T` from `ragged_view<const T>` do not see
+  /// conversions; pass `view.as_const()` to them.
+  template <class U = T>
+  requires(!std::is_const_v<U>) [[nodiscard]] operator ragged_view<const U>() const noexcept {
+    return {offsets, values};
+  }
+  /// `ragged_view<const T>` over the same memory.
+  [[nodiscard]] ragged_view<const std::remove_const_t<T>> as_const() const noexcept {
+    return {offsets, values};
   }
 
   /// Throws `prefopt::shape_error` naming `function`, `argument` and the first bad offset.

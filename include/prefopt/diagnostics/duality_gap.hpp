@@ -15,11 +15,15 @@
 /// `KL(pi, mu)` uses the policy's log-probabilities, so underflowed probabilities contribute 0.
 /// Certificate (§4): `KL(pi, pi*_tau) <= DualGap_tau(pi) / (2 tau)`.
 /// Multi-context games: `rho`-weighted average of the per-context gaps.
+/// The gap is `>= 0` by definition; rounding in `P pi` and the log-sum-exp can make the computed
+/// value about `-1e-16`, so every gap and exploitability reported here is `max(0, .)`. The
+/// unclamped values: `duality_gap_from_payoff` and `raw_duality_gaps`.
 /// Papers: Nash Learning from Human Feedback (arXiv 2312.00886); ONPO (arXiv 2502.16852) for the
 /// `tau = 0` definition; EGPO (arXiv 2503.08942) `dual_gap`.
 
 #include <Eigen/Core>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -57,7 +61,8 @@ template <class A, class B>
   return kl;
 }
 
-/// Single-context gap from `g = P pi`, `log mu`, `tau` and `log pi` (all length `n`).
+/// Single-context gap from `g = P pi`, `log mu`, `tau` and `log pi` (all length `n`), as computed
+/// (not clamped: it can be about `-1e-16` at an equilibrium).
 template <class G, class M, class L>
 [[nodiscard]] double duality_gap_from_payoff(const Eigen::MatrixBase<G>& g,
                                              const Eigen::MatrixBase<M>& log_mu, double tau,
@@ -69,6 +74,7 @@ template <class G, class M, class L>
 
 /// Single-context gap of the probability vector `pi` (length `n`, on the simplex) in the game
 /// `(P, mu, tau)`; `P` is `n x n`, `mu` strictly positive. Zero entries of `pi` are allowed.
+/// Returns `max(0, gap)`.
 [[nodiscard]] inline double duality_gap(const matrix_d& p, const vector_d& mu, double tau,
                                         const vector_d& pi) {
   PREFOPT_CHECK(p.rows() == p.cols() && mu.size() == p.rows() && pi.size() == p.rows(), shape_error,
@@ -78,17 +84,20 @@ template <class G, class M, class L>
   const vector_d g = p * pi;
   const vector_d log_mu = mu.array().log().matrix();
   const vector_d log_pi = pi.array().log().matrix();
-  return duality_gap_from_payoff(g, log_mu, tau, log_pi);
+  return std::max(0.0, duality_gap_from_payoff(g, log_mu, tau, log_pi));
 }
 
 namespace detail {
-/// Row `context` of a tabular policy or of a `[contexts, n]` probability table, as probabilities
-/// and log-probabilities.
+/// Row `context` of a tabular policy, of a `[contexts, n]` probability table or (single-context
+/// games) of a length-`n` probability vector, as probabilities and log-probabilities.
 template <class Pol>
 void policy_row(const Pol& policy, index context, Eigen::Ref<vector_d> pi,
                 Eigen::Ref<vector_d> log_pi) {
   if constexpr (std::is_same_v<Pol, row_matrix_d>) {
     pi = policy.row(context).transpose();
+    log_pi = pi.array().log().matrix();
+  } else if constexpr (std::is_same_v<Pol, vector_d>) {
+    pi = policy;
     log_pi = pi.array().log().matrix();
   } else {
     static_assert(check_tabular_policy<Pol>());
@@ -103,6 +112,12 @@ void check_policy_shape(const char* function, const preference_game& game, const
   if constexpr (std::is_same_v<Pol, row_matrix_d>) {
     contexts = policy.rows();
     actions = policy.cols();
+  } else if constexpr (std::is_same_v<Pol, vector_d>) {
+    PREFOPT_CHECK(game.num_contexts() == 1, shape_error, function,
+                  ": policy is a single probability vector, but the game has ", game.num_contexts(),
+                  " contexts; pass a [contexts, n] table");
+    contexts = 1;
+    actions = policy.size();
   } else {
     contexts = policy.num_contexts();
     actions = policy.num_actions();
@@ -113,11 +128,13 @@ void check_policy_shape(const char* function, const preference_game& game, const
 }
 }  // namespace detail
 
-/// Per-context duality gaps `DualGap_tau(pi(.|x))` at the KL weight `tau` (the game's by default).
-/// `policy` is a `TabularPolicy` or a `[contexts, n]` probability table.
+/// Per-context duality gaps `DualGap_tau(pi(.|x))` at the KL weight `tau` (the game's by default),
+/// as computed (not clamped; `duality_gaps` reports `max(0, .)`). `policy` is a `TabularPolicy`, a
+/// `[contexts, n]` probability table, or, for a single-context game, a length-`n` `vector_d`
+/// (every diagnostic of `diagnostics/` accepts the same three forms).
 template <class Pol>
-[[nodiscard]] vector_d duality_gaps(const preference_game& game, const Pol& policy,
-                                    double tau = std::numeric_limits<double>::quiet_NaN()) {
+[[nodiscard]] vector_d raw_duality_gaps(const preference_game& game, const Pol& policy,
+                                        double tau = std::numeric_limits<double>::quiet_NaN()) {
   detail::check_policy_shape("duality_gaps", game, policy);
   if (std::isnan(tau)) tau = game.tau();
   PREFOPT_CHECK(tau >= 0.0, invalid_argument, "duality_gaps: tau = ", tau, ", expected tau >= 0");
@@ -131,7 +148,16 @@ template <class Pol>
   return gaps;
 }
 
-/// `rho`-weighted duality gap `sum_x rho(x) DualGap_tau(pi(.|x))` (the game's `tau` by default).
+/// Per-context duality gaps `max(0, DualGap_tau(pi(.|x)))` at the KL weight `tau` (the game's by
+/// default). `policy` is a `TabularPolicy` or a `[contexts, n]` probability table.
+template <class Pol>
+[[nodiscard]] vector_d duality_gaps(const preference_game& game, const Pol& policy,
+                                    double tau = std::numeric_limits<double>::quiet_NaN()) {
+  return raw_duality_gaps(game, policy, tau).cwiseMax(0.0);
+}
+
+/// `rho`-weighted duality gap `sum_x rho(x) max(0, DualGap_tau(pi(.|x)))` (the game's `tau` by
+/// default).
 template <class Pol>
 [[nodiscard]] double duality_gap(const preference_game& game, const Pol& policy,
                                  double tau = std::numeric_limits<double>::quiet_NaN()) {

@@ -21,25 +21,63 @@
 /// Unregularised game (`tau = 0`, equilibria may be a face). `solve_unregularised` per context:
 /// a Condorcet winner (`P(y* > y) >= 1/2` for all `y`) is returned as a pure equilibrium (gap 0);
 /// for `n = 3` with a strict cycle the unique equilibrium is `pi ∝ (b, c, a)` with
-/// `a = A_01, b = A_12, c = A_20`; otherwise optimistic multiplicative weights (ONPO, arXiv
-/// 2502.16852, §8) with `eta = 1/2`, averaged, until the `tau = 0` gap of the average (or of the
-/// last iterate, whichever is smaller) is `<= target_gap`, else `convergence_error`.
+/// `a = A_01, b = A_12, c = A_20`; otherwise, up to `n = interior_point_limit` (default 4096),
+/// the linear program of §9.3 is solved by the self-dual interior-point method with crossover of
+/// `symmetric_game_lp.hpp` (exact to rounding: gaps about 1e-15 at n = 2000); above it (where
+/// `n x n` LU factorisations are too slow, `O(n^3)` per iteration) by optimistic multiplicative
+/// weights (ONPO, arXiv 2502.16852, §8) with `eta = 1/2`, averaged, until the `tau = 0` gap of the
+/// average (or of the last iterate) is `<= target_gap`. Missing the target throws
+/// `prefopt::convergence_error`. The method used is reported per context (`equilibrium::methods`).
+///
+/// Reported gaps are `max(0, gap)`: a duality gap is `>= 0` by definition, and rounding in `P pi`
+/// can make the computed value about `-1e-16`; the unclamped values are kept in `raw_gaps`.
 
 #include <Eigen/Core>
 #include <Eigen/LU>
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "prefopt/core/assert.hpp"
 #include "prefopt/core/math.hpp"
 #include "prefopt/core/types.hpp"
 #include "prefopt/diagnostics/duality_gap.hpp"
+#include "prefopt/diagnostics/symmetric_game_lp.hpp"
 #include "prefopt/games/preference_game.hpp"
 #include "prefopt/policies/tabular_softmax.hpp"
 
 namespace prefopt {
+
+/// How the equilibrium of one context was computed.
+enum class equilibrium_method {
+  newton,                    ///< `tau > 0`: damped Newton with dense LU
+  newton_gmres,              ///< `tau > 0`: damped Newton with matrix-free GMRES
+  condorcet_winner,          ///< `tau = 0`: a Condorcet winner, pure
+  three_action_closed_form,  ///< `tau = 0`, `n = 3` strict cycle: `pi ∝ (b, c, a)`
+  interior_point,            ///< `tau = 0`: the linear program, interior point with crossover
+  optimistic_mwu,            ///< `tau = 0`: averaged optimistic multiplicative weights
+};
+
+/// The name of a method as written in results (`"interior_point"`, ...).
+[[nodiscard]] constexpr const char* to_string(equilibrium_method m) noexcept {
+  switch (m) {
+    case equilibrium_method::newton:
+      return "newton";
+    case equilibrium_method::newton_gmres:
+      return "newton_gmres";
+    case equilibrium_method::condorcet_winner:
+      return "condorcet_winner";
+    case equilibrium_method::three_action_closed_form:
+      return "three_action_closed_form";
+    case equilibrium_method::interior_point:
+      return "interior_point";
+    case equilibrium_method::optimistic_mwu:
+      return "optimistic_mwu";
+  }
+  return "unknown";
+}
 
 /// A computed equilibrium of every context of a game.
 struct equilibrium {
@@ -47,14 +85,33 @@ struct equilibrium {
   row_matrix_d probabilities;
   /// `[contexts, n]` logits (for `tau > 0`, `log mu + P pi / tau` up to a per-row constant).
   row_matrix_d logits;
-  /// Per-context duality gaps at the KL weight the equilibrium solves.
+  /// Per-context duality gaps at the KL weight the equilibrium solves, `max(0, raw_gaps)`.
   vector_d gaps;
-  /// `rho`-weighted duality gap.
+  /// Per-context gaps as computed (rounding can make them about `-1e-16`).
+  vector_d raw_gaps;
+  /// `rho`-weighted duality gap (`>= 0`).
   double gap = 0.0;
-  /// `tau > 0`: the certificate `KL_rho(pi, pi*_tau) <= gap / (2 tau)`; `tau = 0`: unused (NaN).
+  /// `tau > 0`: the certificate `KL_rho(pi, pi*_tau) <= gap / (2 tau)` (`>= 0`); `tau = 0`: NaN.
   double kl_bound = 0.0;
-  /// Total iterations (Newton steps, or optimistic-MWU steps) over all contexts.
+  /// Total iterations (Newton steps, interior-point steps or optimistic-MWU steps) over all
+  /// contexts.
   index iterations = 0;
+  /// Per-context method.
+  std::vector<equilibrium_method> methods;
+
+  /// The method as one string: its name when every context used the same one, else the distinct
+  /// names in order of first use joined by `+` (e.g. `"condorcet_winner+interior_point"`).
+  [[nodiscard]] std::string method() const {
+    std::string out;
+    std::vector<equilibrium_method> seen;
+    for (const auto m : methods) {
+      if (std::find(seen.begin(), seen.end(), m) != seen.end()) continue;
+      seen.push_back(m);
+      if (!out.empty()) out += '+';
+      out += to_string(m);
+    }
+    return out;
+  }
 
   /// The equilibrium as a policy (logits re-centred).
   [[nodiscard]] tabular_softmax_policy policy() const {
@@ -235,7 +292,8 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
 }  // namespace detail
 
 /// The regularised equilibrium `pi*_tau` of every context of `game` (`game.tau() > 0`), to
-/// duality gap `<= options.target_gap` per context; throws `convergence_error` otherwise.
+/// duality gap `<= options.target_gap` per context; throws `convergence_error` otherwise. Gaps
+/// and the KL bound are reported as `max(0, .)` (the raw per-context gaps in `raw_gaps`).
 [[nodiscard]] inline equilibrium solve_regularised(
     const preference_game& game, const regularised_equilibrium_options& options = {}) {
   const double tau = game.tau();
@@ -247,7 +305,10 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
   equilibrium eq;
   eq.probabilities.resize(game.num_contexts(), n);
   eq.logits.resize(game.num_contexts(), n);
-  eq.gaps.resize(game.num_contexts());
+  eq.raw_gaps.resize(game.num_contexts());
+  eq.methods.assign(
+      static_cast<std::size_t>(game.num_contexts()),
+      n <= options.dense_limit ? equilibrium_method::newton : equilibrium_method::newton_gmres);
   vector_d z(n), pi(n);
   for (index x = 0; x < game.num_contexts(); ++x) {
     const vector_d log_mu = game.log_reference().row(x).transpose();
@@ -265,36 +326,55 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
         softmax(z, pi);
         z = log_mu + game.preference(x) * pi / stage_tau;
       }
-      eq.gaps[x] = detail::solve_regularised_context(game.preference(x), log_mu, stage_tau,
-                                                     k == 0 ? options : loose, x, z, eq.iterations,
-                                                     /*must_converge=*/k == 0);
+      eq.raw_gaps[x] = detail::solve_regularised_context(
+          game.preference(x), log_mu, stage_tau, k == 0 ? options : loose, x, z, eq.iterations,
+          /*must_converge=*/k == 0);
     }
     softmax(z, pi);
     eq.logits.row(x) = z.transpose();
     eq.probabilities.row(x) = pi.transpose();
   }
+  eq.gaps = eq.raw_gaps.cwiseMax(0.0);
   eq.gap = game.context_weights().dot(eq.gaps);
   eq.kl_bound = eq.gap / (2.0 * tau);
   return eq;
 }
 
+/// How `solve_unregularised` solves a context without a Condorcet winner or 3-action closed form.
+enum class unregularised_method {
+  automatic,       ///< interior point up to `interior_point_limit` actions, optimistic MWU above
+  interior_point,  ///< always the linear program (`solve_symmetric_game_lp`)
+  optimistic_mwu,  ///< always averaged optimistic MWU
+};
+
 /// Options of `solve_unregularised`.
 struct unregularised_equilibrium_options {
   /// Required `tau = 0` duality gap per context.
-  double target_gap = 1e-6;
+  double target_gap = 1e-10;
+  /// Method for the contexts that need an iterative solver.
+  unregularised_method method = unregularised_method::automatic;
+  /// `automatic`: largest `n` solved as a linear program (measured: n = 2000 in 3-8 s, 18 LU
+  /// factorisations of 2000 x 2000; the cost grows as `n^3`).
+  index interior_point_limit = 4096;
+  /// Interior-point iterations per context before `convergence_error`.
+  index max_interior_point_iterations = 100;
   /// Optimistic-MWU iterations per context before `convergence_error`.
   index max_iterations = 2'000'000;
   /// Step size of optimistic MWU (`<= 1/2`).
   double eta = 0.5;
-  /// The gap is evaluated every `check_every` iterations.
+  /// The optimistic-MWU gap is evaluated every `check_every` iterations.
   index check_every = 50;
 };
 
 /// A `tau = 0` equilibrium of every context of `game` (the game's `tau` is ignored), with
-/// certified per-context gaps `<= options.target_gap` (exactly 0 for Condorcet winners and the
-/// 3-action closed form up to rounding); throws `convergence_error` otherwise.
+/// certified per-context gaps `<= options.target_gap` (exactly 0 for Condorcet winners, about
+/// 1e-15 for the 3-action closed form and the interior-point method); throws `convergence_error`
+/// otherwise. The method used per context is in `methods`; gaps are `max(0, .)` (raw values in
+/// `raw_gaps`). When the equilibrium is not unique, one point of the equilibrium face.
 [[nodiscard]] inline equilibrium solve_unregularised(
     const preference_game& game, const unregularised_equilibrium_options& options = {}) {
+  PREFOPT_CHECK(options.target_gap > 0.0, invalid_argument,
+                "solve_unregularised: options.target_gap = ", options.target_gap, ", expected > 0");
   PREFOPT_CHECK(options.eta > 0.0 && options.eta <= 0.5, invalid_argument,
                 "solve_unregularised: options.eta = ", options.eta, ", expected 0 < eta <= 1/2");
   PREFOPT_CHECK(options.check_every > 0, invalid_argument,
@@ -303,15 +383,20 @@ struct unregularised_equilibrium_options {
   const index n = game.num_actions();
   equilibrium eq;
   eq.probabilities.resize(game.num_contexts(), n);
-  eq.gaps.resize(game.num_contexts());
+  eq.raw_gaps.resize(game.num_contexts());
+  eq.methods.resize(static_cast<std::size_t>(game.num_contexts()));
   eq.kl_bound = std::numeric_limits<double>::quiet_NaN();
   vector_d pi(n), g(n), zero = vector_d::Zero(n);
   auto gap_of = [&](const matrix_d& p, const vector_d& q) {
     g.noalias() = p * q;
     return 2.0 * g.maxCoeff() - 1.0;
   };
+  const bool use_lp =
+      options.method == unregularised_method::interior_point ||
+      (options.method == unregularised_method::automatic && n <= options.interior_point_limit);
   for (index x = 0; x < game.num_contexts(); ++x) {
     const matrix_d& p = game.preference(x);
+    auto& method = eq.methods[static_cast<std::size_t>(x)];
     bool solved = false;
     // 1. Condorcet winner: a pure equilibrium.
     for (index y = 0; y < n && !solved; ++y) {
@@ -319,6 +404,7 @@ struct unregularised_equilibrium_options {
         pi.setZero();
         pi[y] = 1.0;
         solved = true;
+        method = equilibrium_method::condorcet_winner;
       }
     }
     // 2. Three actions with a strict cycle: pi ∝ (b, c, a).
@@ -328,11 +414,30 @@ struct unregularised_equilibrium_options {
         pi << b, c, a;
         pi /= pi.sum();
         solved = true;
+        method = equilibrium_method::three_action_closed_form;
       }
     }
     double gap = solved ? gap_of(p, pi) : 0.0;
-    // 3. Optimistic MWU, average iterate (or last iterate when better).
+    // 3. The linear program.
+    if (!solved && use_lp) {
+      method = equilibrium_method::interior_point;
+      symmetric_game_lp_options lp;
+      lp.target_gap = options.target_gap;
+      lp.max_iterations = options.max_interior_point_iterations;
+      const auto sol = solve_symmetric_game_lp(p, lp);
+      eq.iterations += sol.iterations;
+      PREFOPT_CHECK(sol.converged, convergence_error, "solve_unregularised: context ", x,
+                    ": tau = 0 duality gap ", sol.gap, " after ", sol.iterations,
+                    " interior-point iterations (", sol.crossover_attempts,
+                    " crossover attempts), expected <= target_gap = ", options.target_gap,
+                    " (n = ", n, ")");
+      pi = sol.probabilities;
+      gap = sol.raw_gap;
+      solved = true;
+    }
+    // 4. Optimistic MWU, average iterate (or last iterate when better).
     if (!solved) {
+      method = equilibrium_method::optimistic_mwu;
       vector_d z_aux = vector_d::Zero(n), z = vector_d::Zero(n), played(n), sum = zero, r(n);
       double best = std::numeric_limits<double>::infinity();
       for (index t = 1; t <= options.max_iterations; ++t) {
@@ -364,10 +469,11 @@ struct unregularised_equilibrium_options {
                     x, ": tau = 0 duality gap ", gap, " after ", options.max_iterations,
                     " optimistic MWU iterations, expected <= target_gap = ", options.target_gap);
     }
-    eq.gaps[x] = gap;
+    eq.raw_gaps[x] = gap;
     eq.probabilities.row(x) = pi.transpose();
   }
   eq.logits = eq.probabilities.array().max(std::numeric_limits<double>::min()).log().matrix();
+  eq.gaps = eq.raw_gaps.cwiseMax(0.0);
   eq.gap = game.context_weights().dot(eq.gaps);
   return eq;
 }

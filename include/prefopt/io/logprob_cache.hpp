@@ -6,8 +6,11 @@
 /// A cache holds the per-sequence reference log-probs of the chosen and rejected responses and,
 /// optionally, the per-token values. It is keyed by the dataset's content fingerprint
 /// (`preference_dataset::fingerprint()`, FNV-1a 64 over all token ids) and a user-given model id
-/// (e.g. "llama-3-8b-sft@rev-abc"). Loading verifies, in this order, and throws `io_error` with a
-/// message naming the file and the check that failed:
+/// (e.g. "llama-3-8b-sft@rev-abc"). Loading verifies, in this order, and throws an `io_error` with
+/// a message naming the file and the check that failed; its type says which kind of failure it is
+/// (`cache_missing_error`: no file; `cache_corrupt_error`: checks 1, 2 and the values of 4;
+/// `cache_mismatch_error`: check 3 and the lengths of 4), and `try_load_logprob_cache` reports the
+/// same as a status without throwing:
 /// 1. the size and structure (magic, version, flags, declared sizes): a file truncated at any
 ///    byte, or with trailing bytes, fails here;
 /// 2. the checksum, FNV-1a 64 of every preceding byte (data/checksum.hpp): any changed byte fails
@@ -44,6 +47,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -55,6 +59,28 @@
 #include "prefopt/data/checksum.hpp"
 #include "prefopt/data/preference_dataset.hpp"
 #include "prefopt/io/atomic_file.hpp"
+
+namespace prefopt {
+
+/// `load_logprob_cache`: there is no cache file at the path.
+class cache_missing_error : public io_error {
+ public:
+  using io_error::io_error;
+};
+
+/// `load_logprob_cache`: the file is not a valid cache (structure, checksum or values).
+class cache_corrupt_error : public io_error {
+ public:
+  using io_error::io_error;
+};
+
+/// `load_logprob_cache`: a valid cache, made for another model id or dataset.
+class cache_mismatch_error : public io_error {
+ public:
+  using io_error::io_error;
+};
+
+}  // namespace prefopt
 
 namespace prefopt::io {
 
@@ -110,7 +136,7 @@ class cache_reader {
   }
   double f64(std::size_t at) const { return std::bit_cast<double>(u64(at)); }
   [[noreturn]] void fail(const std::string& what) const {
-    PREFOPT_THROW(io_error, "load_logprob_cache: ", source_, ": ", what);
+    PREFOPT_THROW(cache_corrupt_error, "load_logprob_cache: ", source_, ": ", what);
   }
 
  private:
@@ -340,18 +366,23 @@ inline void save_logprob_cache(const std::filesystem::path& path, const logprob_
 }
 
 /// Loads and verifies the cache at `path` for `dataset` and `model_id` (all four checks of the
-/// file comment). Throws `io_error` on any failure; never returns data for another dataset or
-/// model.
+/// file comment). Throws `cache_missing_error` when there is no file at `path`,
+/// `cache_corrupt_error` when the file is not a valid cache, `cache_mismatch_error` when it is a
+/// valid cache for another model or dataset, and `io_error` when reading fails; never returns
+/// data for another dataset or model.
 [[nodiscard]] inline logprob_cache load_logprob_cache(const std::filesystem::path& path,
                                                       const data::preference_dataset& dataset,
                                                       std::string_view model_id) {
+  std::error_code ec;
+  PREFOPT_CHECK(std::filesystem::exists(path, ec), cache_missing_error,
+                "load_logprob_cache: no cache at ", path.string());
   std::ifstream in(path, std::ios::binary);
   PREFOPT_CHECK(in.good(), io_error, "load_logprob_cache: cannot open ", path.string());
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   PREFOPT_CHECK(!in.bad(), io_error, "load_logprob_cache: reading ", path.string(), " failed");
   const std::string source = path.string();
   logprob_cache c = decode_logprob_cache(bytes, source);
-  PREFOPT_CHECK(c.model_id == model_id, io_error, "load_logprob_cache: ", source,
+  PREFOPT_CHECK(c.model_id == model_id, cache_mismatch_error, "load_logprob_cache: ", source,
                 ": made with model '", c.model_id, "', expected model '", model_id,
                 "'; recompute the reference log-probs");
   const std::uint64_t fp = dataset.fingerprint();
@@ -360,19 +391,58 @@ inline void save_logprob_cache(const std::filesystem::path& path, const logprob_
     os << "load_logprob_cache: " << source << ": dataset fingerprint mismatch (cache 0x" << std::hex
        << c.dataset_fingerprint << ", dataset 0x" << fp
        << "): the cache was made for different data; recompute the reference log-probs";
-    PREFOPT_THROW(io_error, os.str());
+    PREFOPT_THROW(cache_mismatch_error, os.str());
   }
-  PREFOPT_CHECK(c.size() == dataset.size(), io_error, "load_logprob_cache: ", source, ": ",
-                c.size(), " records, the dataset has ", dataset.size());
+  PREFOPT_CHECK(c.size() == dataset.size(), cache_mismatch_error, "load_logprob_cache: ", source,
+                ": ", c.size(), " records, the dataset has ", dataset.size());
   if (c.has_tokens) {
     for (index i = 0; i < c.size(); ++i) {
       PREFOPT_CHECK(c.chosen_tokens.length(i) == dataset.chosen().length(i) &&
                         c.rejected_tokens.length(i) == dataset.rejected().length(i),
-                    io_error, "load_logprob_cache: ", source, ": record ", i,
+                    cache_mismatch_error, "load_logprob_cache: ", source, ": record ", i,
                     ": per-token lengths do not match the dataset's responses");
     }
   }
   return c;
+}
+
+/// Why `try_load_logprob_cache` did or did not return a cache.
+enum class cache_status {
+  loaded,    ///< a verified cache for this dataset and model
+  missing,   ///< no file at the path (e.g. the first run): compute and save one
+  corrupt,   ///< the file is not a valid cache (truncated, changed bytes, bad values)
+  mismatch,  ///< a valid cache made for another model or dataset (stale)
+};
+
+/// The outcome of `try_load_logprob_cache`.
+struct cache_load_result {
+  cache_status status = cache_status::missing;
+  std::optional<logprob_cache> cache;  ///< set iff `status == loaded`
+  std::string reason;                  ///< the message `load_logprob_cache` would have thrown
+  [[nodiscard]] explicit operator bool() const noexcept { return status == cache_status::loaded; }
+};
+
+/// `load_logprob_cache` without exceptions for the expected outcomes: a missing, corrupt or stale
+/// cache comes back as a status with its reason. A read failure of an existing file still throws
+/// `io_error`.
+[[nodiscard]] inline cache_load_result try_load_logprob_cache(
+    const std::filesystem::path& path, const data::preference_dataset& dataset,
+    std::string_view model_id) {
+  cache_load_result r;
+  try {
+    r.cache = load_logprob_cache(path, dataset, model_id);
+    r.status = cache_status::loaded;
+  } catch (const cache_missing_error& e) {
+    r.status = cache_status::missing;
+    r.reason = e.what();
+  } catch (const cache_corrupt_error& e) {
+    r.status = cache_status::corrupt;
+    r.reason = e.what();
+  } catch (const cache_mismatch_error& e) {
+    r.status = cache_status::mismatch;
+    r.reason = e.what();
+  }
+  return r;
 }
 
 /// Sets the dataset's reference columns from a verified cache (per-token when available).

@@ -38,6 +38,16 @@ void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const tok
   detail::run_forward(r, opt);
 }
 
+/// `token_log_probs` with the log-sum-exp output and no options spelled before it:
+/// `token_log_probs(logits, targets, log_probs, lse)` (same as passing `{}` options). Write the
+/// options after `lse` when they are needed; a lone `{}` fourth argument is ambiguous.
+template <class Logits>
+void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const token_id> targets,
+                     std::span<typename Logits::Scalar> log_probs,
+                     std::span<typename Logits::Scalar> lse, const options& opt = {}) {
+  token_log_probs(logits, targets, log_probs, opt, lse);
+}
+
 /// dlogits(i, :) (= or +=, options::mode) grad[i] * (onehot(targets[i]) - softmax(logits(i, :))).
 ///
 /// `lse`: `[N]` from the forward; `grad`: `[N]` upstream dL/dlog_probs; `dlogits`: row-major

@@ -9,7 +9,9 @@
 /// Llama 2 (arXiv 2307.09288, margin); Helping or Herding? (Eisenstein et al., arXiv 2312.09244,
 /// reward centring).
 ///
-/// All functions take the scalar type explicitly (`bradley_terry_loss<double>(...)`) and write
+/// Functions on Eigen `Ref`s take the scalar type explicitly (`bradley_terry_loss<double>(...)`:
+/// a `Ref` parameter does not deduce it); `bradley_terry_loss` also has overloads on plain
+/// `vector_t<T>` (`vector_d`, `vector_f`) that deduce it, with or without a margin. All write
 /// gradients of the returned, reduced loss into caller buffers.
 
 #include <Eigen/Core>
@@ -55,6 +57,61 @@ struct reward_model_metrics {
   }
 };
 
+namespace detail {
+/// The body of every `bradley_terry_loss` overload; `pair_losses` (if not null) is resized to
+/// `[N]` and receives the unreduced `l_i`.
+template <class T>
+reward_model_metrics<T> bradley_terry_loss_impl(const Eigen::Ref<const vector_t<T>>& r_chosen,
+                                                const Eigen::Ref<const vector_t<T>>& r_rejected,
+                                                const Eigen::Ref<const vector_t<T>>& margin,
+                                                Eigen::Ref<vector_t<T>> grad_chosen,
+                                                Eigen::Ref<vector_t<T>> grad_rejected,
+                                                vector_t<T>* pair_losses,
+                                                const bradley_terry_options& options) {
+  constexpr const char* fn = "bradley_terry_loss";
+  const index n = r_chosen.size();
+  PREFOPT_CHECK(n > 0, shape_error, fn, ": r_chosen is empty, expected at least one pair");
+  detail::check_size(fn, "r_rejected", r_rejected.size(), n);
+  if (margin.size() != 0) detail::check_size(fn, "margin", margin.size(), n);
+  detail::check_size(fn, "grad_chosen", grad_chosen.size(), n);
+  detail::check_size(fn, "grad_rejected", grad_rejected.size(), n);
+  if (pair_losses != nullptr) pair_losses->resize(n);
+  detail::check_lower(fn, "options.c_center", options.c_center, 0.0, false);
+  detail::check_finite(fn, "r_chosen", r_chosen);
+  detail::check_finite(fn, "r_rejected", r_rejected);
+  detail::check_finite(fn, "margin", margin);
+  const T scale = detail::reduction_scale<T>(options.reduce, n);
+  const T c = static_cast<T>(options.c_center);
+  reward_model_metrics<T> m;
+  T total = T(0);
+  for (index i = 0; i < n; ++i) {
+    const T rw = r_chosen(i);
+    const T rl = r_rejected(i);
+    const T z = rw - rl - (margin.size() != 0 ? margin(i) : T(0));
+    const T s = rw + rl;
+    const T l = softplus(-z) + c * s * s;
+    total += l;
+    if (pair_losses != nullptr) (*pair_losses)(i) = l;
+    const T p = sigmoid(-z);  // = 1 - sigma(z)
+    grad_chosen(i) = (-p + T(2) * c * s) * scale;
+    grad_rejected(i) = (p + T(2) * c * s) * scale;
+    m.accuracy += rw > rl ? T(1) : T(0);
+    m.margin += rw - rl;
+    m.mean_reward_chosen += rw;
+    m.mean_reward_rejected += rl;
+  }
+  const T inv_n = T(1) / static_cast<T>(n);
+  m.loss = total * scale;
+  m.accuracy *= inv_n;
+  m.margin *= inv_n;
+  m.mean_reward_chosen *= inv_n;
+  m.mean_reward_rejected *= inv_n;
+  m.mean_reward = (m.mean_reward_chosen + m.mean_reward_rejected) / T(2);
+  return m;
+}
+
+}  // namespace detail
+
 /// Pairwise Bradley-Terry loss `l_i = -log sigma(r_w - r_l - m_i) + c_center (r_w + r_l)^2`
 /// (ALGORITHMS.md §1), reduced by `options.reduce` (mean by default).
 ///
@@ -73,43 +130,43 @@ reward_model_metrics<T> bradley_terry_loss(const Eigen::Ref<const vector_t<T>>& 
                                            Eigen::Ref<vector_t<T>> grad_chosen,
                                            Eigen::Ref<vector_t<T>> grad_rejected,
                                            const bradley_terry_options& options = {}) {
-  constexpr const char* fn = "bradley_terry_loss";
-  const index n = r_chosen.size();
-  PREFOPT_CHECK(n > 0, shape_error, fn, ": r_chosen is empty, expected at least one pair");
-  detail::check_size(fn, "r_rejected", r_rejected.size(), n);
-  if (margin.size() != 0) detail::check_size(fn, "margin", margin.size(), n);
-  detail::check_size(fn, "grad_chosen", grad_chosen.size(), n);
-  detail::check_size(fn, "grad_rejected", grad_rejected.size(), n);
-  detail::check_lower(fn, "options.c_center", options.c_center, 0.0, false);
-  detail::check_finite(fn, "r_chosen", r_chosen);
-  detail::check_finite(fn, "r_rejected", r_rejected);
-  detail::check_finite(fn, "margin", margin);
-  const T scale = detail::reduction_scale<T>(options.reduce, n);
-  const T c = static_cast<T>(options.c_center);
-  reward_model_metrics<T> m;
-  T total = T(0);
-  for (index i = 0; i < n; ++i) {
-    const T rw = r_chosen(i);
-    const T rl = r_rejected(i);
-    const T z = rw - rl - (margin.size() != 0 ? margin(i) : T(0));
-    const T s = rw + rl;
-    total += softplus(-z) + c * s * s;
-    const T p = sigmoid(-z);  // = 1 - sigma(z)
-    grad_chosen(i) = (-p + T(2) * c * s) * scale;
-    grad_rejected(i) = (p + T(2) * c * s) * scale;
-    m.accuracy += rw > rl ? T(1) : T(0);
-    m.margin += rw - rl;
-    m.mean_reward_chosen += rw;
-    m.mean_reward_rejected += rl;
-  }
-  const T inv_n = T(1) / static_cast<T>(n);
-  m.loss = total * scale;
-  m.accuracy *= inv_n;
-  m.margin *= inv_n;
-  m.mean_reward_chosen *= inv_n;
-  m.mean_reward_rejected *= inv_n;
-  m.mean_reward = (m.mean_reward_chosen + m.mean_reward_rejected) / T(2);
-  return m;
+  return detail::bradley_terry_loss_impl<T>(r_chosen, r_rejected, margin, grad_chosen,
+                                            grad_rejected, nullptr, options);
+}
+
+/// As above, and the per-pair (unreduced) losses `l_i` into `pair_losses` (resized to `[N]`).
+template <class T>
+reward_model_metrics<T> bradley_terry_loss(const Eigen::Ref<const vector_t<T>>& r_chosen,
+                                           const Eigen::Ref<const vector_t<T>>& r_rejected,
+                                           const Eigen::Ref<const vector_t<T>>& margin,
+                                           Eigen::Ref<vector_t<T>> grad_chosen,
+                                           Eigen::Ref<vector_t<T>> grad_rejected,
+                                           vector_t<T>& pair_losses,
+                                           const bradley_terry_options& options = {}) {
+  return detail::bradley_terry_loss_impl<T>(r_chosen, r_rejected, margin, grad_chosen,
+                                            grad_rejected, &pair_losses, options);
+}
+
+/// `bradley_terry_loss` without a margin on plain vectors (`vector_d` or `vector_f`; the scalar
+/// is deduced): `l_i = -log sigma(r_w - r_l) + c_center (r_w + r_l)^2`, reduced. Shapes and
+/// gradients as above.
+template <class T>
+reward_model_metrics<T> bradley_terry_loss(const vector_t<T>& r_chosen,
+                                           const vector_t<T>& r_rejected, vector_t<T>& grad_chosen,
+                                           vector_t<T>& grad_rejected,
+                                           const bradley_terry_options& options = {}) {
+  return detail::bradley_terry_loss_impl<T>(r_chosen, r_rejected, vector_t<T>(), grad_chosen,
+                                            grad_rejected, nullptr, options);
+}
+
+/// `bradley_terry_loss` with a margin (`[N]`, or size 0) on plain vectors, the scalar deduced.
+template <class T>
+reward_model_metrics<T> bradley_terry_loss(const vector_t<T>& r_chosen,
+                                           const vector_t<T>& r_rejected, const vector_t<T>& margin,
+                                           vector_t<T>& grad_chosen, vector_t<T>& grad_rejected,
+                                           const bradley_terry_options& options = {}) {
+  return detail::bradley_terry_loss_impl<T>(r_chosen, r_rejected, margin, grad_chosen,
+                                            grad_rejected, nullptr, options);
 }
 
 /// K-wise ranking loss (InstructGPT): row `p` of `rewards` holds the `K >= 2` rewards of one

@@ -1,7 +1,8 @@
 #pragma once
 /// \file
 /// The direct-alignment family on sequence log-prob sums (ALGORITHMS.md §3): DPO (sigmoid), IPO,
-/// hinge (SLiC), robust / label-smoothed DPO and SimPO, behind one interface `dpo_loss<Variant>`.
+/// hinge (SLiC), label-smoothed (conservative) DPO, robust DPO and SimPO, behind one interface
+/// `dpo_loss<Variant>`.
 ///
 /// For pair `i` with policy sums `S_w, S_l`, reference sums `R_w, R_l` (response tokens only) and
 /// response lengths `n_w, n_l`, the contrast is
@@ -10,15 +11,15 @@
 ///
 /// (SimPO drops the reference terms) and the variant maps `h` to a loss:
 ///
-/// | variant            | loss `l(h)` with `u = beta_dpo h`                     | paper |
-/// |--------------------|------------------------------------------------------|-------|
-/// | `sigmoid`          | `-log sigma(u)`                                      | DPO, arXiv
-/// 2305.18290 | | `label_smoothed`   | `-(1-eps_ls) log sigma(u) - eps_ls log sigma(-u)`     |
-/// conservative / robust DPO (TRL `robust`-style smoothing) | | `ipo`              | `(h - 1/(2
-/// beta_dpo))^2`                              | IPO, arXiv 2310.12036 | | `hinge`            |
-/// `max(0, 1 - u)`                                      | SLiC-HF, arXiv 2305.10425 (with
-/// reference, as TRL `hinge`) | | `simpo`            | `-log sigma(u - gamma_simpo)`, no reference
-/// | SimPO, arXiv 2405.14734 |
+/// - `sigmoid`: `-log sigma(u)`, `u = beta_dpo h` (DPO, arXiv 2305.18290);
+/// - `label_smoothed`: `-(1-eps_ls) log sigma(u) - eps_ls log sigma(-u)` (conservative DPO; TRL's
+///   `label_smoothing` with `loss_type="sigmoid"`; a smoothed target, minimal at
+///   `u* = log((1-eps_ls)/eps_ls)`);
+/// - `robust`: `((1-eps_ls) softplus(-u) - eps_ls softplus(u)) / (1 - 2 eps_ls)` (Provably Robust
+///   DPO, Chowdhury et al., arXiv 2403.00409; TRL `robust`; unbiased under label noise `eps_ls`);
+/// - `ipo`: `(h - 1/(2 beta_dpo))^2` (IPO, arXiv 2310.12036);
+/// - `hinge`: `max(0, 1 - u)` (SLiC-HF, arXiv 2305.10425, with reference, as TRL `hinge`);
+/// - `simpo`: `-log sigma(u - gamma_simpo)`, no reference (SimPO, arXiv 2405.14734).
 ///
 /// Length averaging (Averaging log-likelihoods in direct alignment, Grinsztajn et al., arXiv
 /// 2406.19188; TRL `sigmoid_norm`) divides policy and reference log-ratios by their own length and
@@ -53,8 +54,8 @@ namespace prefopt::losses {
 struct dpo_config {
   double beta_dpo = 0.1;        ///< temperature, > 0 (also sets the IPO target 1/(2 beta_dpo))
   bool length_average = false;  ///< divide each log-ratio by its own length max(n, 1)
-  double eps_ls = 0.0;          ///< label smoothing in [0, 0.5); `label_smoothed` only
-  double gamma_simpo = 0.0;     ///< SimPO target margin (finite); `simpo` only
+  double eps_ls = 0.0;  ///< label smoothing / noise rate in [0, 0.5); `label_smoothed`, `robust`
+  double gamma_simpo = 0.0;  ///< SimPO target margin (finite); `simpo` only
   reduction reduce = reduction::mean;
 };
 
@@ -85,6 +86,30 @@ struct label_smoothed {
     const T u = beta * h;
     return {(T(1) - eps) * softplus(-u) + eps * softplus(u),
             beta * (prefopt::sigmoid(u) - (T(1) - eps))};
+  }
+};
+
+/// Robust DPO (Provably Robust DPO, Chowdhury et al., arXiv 2403.00409; TRL `robust`), with
+/// `eps = eps_ls` the label-flip rate:
+///
+///     l = ((1 - eps) softplus(-u) - eps softplus(u)) / (1 - 2 eps),
+///     dl/dh = -beta_dpo ((1 - eps) sigma(-u) + eps sigma(u)) / (1 - 2 eps).
+///
+/// Unbiased under labels flipped with probability `eps`: `(1-eps) l(u) + eps l(-u) =
+/// softplus(-u)`, the DPO loss of the clean label. Unlike `label_smoothed` it has no minimiser: for
+/// `eps > 0` it decreases like `-eps u / (1 - 2 eps)` as `u -> inf` (the paper's estimator, not a
+/// smoothed target). `l(0) = log 2`; `eps = 0` is DPO.
+struct robust {
+  static constexpr bool uses_reference = true;
+  static constexpr std::string_view name = "robust";
+  template <class T>
+  static std::pair<T, T> evaluate(T h, const dpo_config& c) noexcept {
+    const T beta = static_cast<T>(c.beta_dpo);
+    const T eps = static_cast<T>(c.eps_ls);
+    const T u = beta * h;
+    const T norm = T(1) / (T(1) - T(2) * eps);
+    return {((T(1) - eps) * softplus(-u) - eps * softplus(u)) * norm,
+            -beta * ((T(1) - eps) * prefopt::sigmoid(-u) + eps * prefopt::sigmoid(u)) * norm};
   }
 };
 
@@ -126,7 +151,8 @@ struct simpo {
 }  // namespace dpo_variant
 
 /// Inputs of `dpo_loss`: `[N]` sequence log-prob sums (response tokens only) and lengths.
-/// `reference_*` may be empty for SimPO (ignored there); lengths may be empty when
+/// `reference_*` may be empty for SimPO (ignored there; `reference_free` builds such inputs without
+/// empty vectors spelled out); lengths may be empty when
 /// `length_average` is false (then the length metrics are 0). Lengths must be >= 0.
 template <class T>
 struct dpo_inputs {
@@ -136,6 +162,17 @@ struct dpo_inputs {
   Eigen::Ref<const vector_t<T>> reference_rejected;
   std::span<const index> chosen_lengths = {};
   std::span<const index> rejected_lengths = {};
+
+  /// Inputs without reference sums, for reference-free variants (SimPO):
+  /// `dpo_inputs<double>::reference_free(policy_chosen, policy_rejected, lengths_w, lengths_l)`.
+  /// A variant that uses the reference rejects them (`shape_error` naming `reference_chosen`).
+  [[nodiscard]] static dpo_inputs reference_free(Eigen::Ref<const vector_t<T>> policy_chosen,
+                                                 Eigen::Ref<const vector_t<T>> policy_rejected,
+                                                 std::span<const index> chosen_lengths = {},
+                                                 std::span<const index> rejected_lengths = {}) {
+    const Eigen::Map<const vector_t<T>> none(nullptr, 0);
+    return {policy_chosen, policy_rejected, none, none, chosen_lengths, rejected_lengths};
+  }
 };
 
 /// Batch metrics, as TRL's DPOTrainer logs them (`named()`): `rewards/*` are the implicit rewards
@@ -284,6 +321,8 @@ class dpo_loss {
 using sigmoid_dpo_loss = dpo_loss<dpo_variant::sigmoid>;
 /// Conservative / label-smoothed DPO (`eps_ls` in [0, 0.5)).
 using label_smoothed_dpo_loss = dpo_loss<dpo_variant::label_smoothed>;
+/// Robust DPO (Chowdhury et al., arXiv 2403.00409; `eps_ls` = label-flip rate in [0, 0.5)).
+using robust_dpo_loss = dpo_loss<dpo_variant::robust>;
 /// IPO (Azar et al., arXiv 2310.12036).
 using ipo_loss = dpo_loss<dpo_variant::ipo>;
 /// Hinge / SLiC-HF with reference (arXiv 2305.10425).

@@ -110,12 +110,11 @@ class token_direct_alignment {
     for (auto* lengths : {&b.chosen_lengths, &b.rejected_lengths}) {
       for (index& n : *lengths) n = s.policy_.decisions(n);  // tokens -> token decisions
     }
-    const data::preference_batch& cb = b;
-    const sequence_batch chosen{cb.prompts.view(), cb.chosen.view()};
-    const sequence_batch rejected{cb.prompts.view(), cb.rejected.view()};
+    const sequence_batch chosen{b.prompts.view(), b.chosen.view()};
+    const sequence_batch rejected{b.prompts.view(), b.rejected.view()};
     const auto stats =
-        detail::dpo_update(loss_, s.policy_, s.reference_, chosen, rejected, cb.chosen_lengths,
-                           cb.rejected_lengths, s.buffers_, s.optimizer_);
+        detail::dpo_update(loss_, s.policy_, s.reference_, chosen, rejected, b.chosen_lengths,
+                           b.rejected_lengths, s.buffers_, s.optimizer_);
     ++s.t_;
     return stats;
   }

@@ -54,3 +54,26 @@ TEST_CASE("optimizer rejects bad hyperparameters and shapes by name", "[alignmen
   vector_d x(3), g(3);
   CHECK_THROWS_AS(opt.step(x, g), prefopt::shape_error);
 }
+
+TEST_CASE("optimizer::step takes float parameters and follows the double trajectory",
+          "[alignment][optimizers]") {
+  for (const auto kind : {optimizer_kind::sgd, optimizer_kind::adam}) {
+    optimizer od(optimizer_config{kind, 0.05}, 3), of(optimizer_config{kind, 0.05}, 3);
+    vector_d xd(3);
+    xd << 1.0, -2.0, 0.5;
+    prefopt::vector_f xf = xd.cast<float>();
+    for (int t = 0; t < 50; ++t) {
+      // Gradient of 0.5 * sum_i (i + 1) x_i^2, evaluated at each iterate in its own precision.
+      const vector_d gd = xd.cwiseProduct(vector_d::LinSpaced(3, 1.0, 3.0));
+      const prefopt::vector_f gf = xf.cwiseProduct(prefopt::vector_f::LinSpaced(3, 1.0f, 3.0f));
+      od.step(xd, gd);
+      of.step(xf, gf);
+    }
+    CHECK(of.steps() == 50);
+    CHECK((xf.cast<double>() - xd).cwiseAbs().maxCoeff() <= 1e-5);
+    CHECK(xd.norm() < 1.0);  // it moved toward the minimum
+  }
+  optimizer opt(optimizer_config{}, 2);
+  prefopt::vector_f x = prefopt::vector_f::Zero(3), g = prefopt::vector_f::Zero(3);
+  CHECK_THROWS_AS(opt.step(x, g), prefopt::shape_error);
+}

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <type_traits>
 #include <vector>
 
 using prefopt::ragged_view;
@@ -61,4 +62,25 @@ TEST_CASE("batches report their size", "[core][types]") {
   CHECK(batch.size() == 3);
   const prefopt::pair_batch<prefopt::tabular_batch> pairs{batch, batch};
   CHECK(pairs.size() == 3);
+}
+
+TEST_CASE("a mutable ragged_view converts to a read-only one over the same memory", "[core]") {
+  static_assert(
+      std::is_convertible_v<ragged_view<prefopt::token_id>, ragged_view<const prefopt::token_id>>);
+  static_assert(
+      !std::is_convertible_v<ragged_view<const prefopt::token_id>, ragged_view<prefopt::token_id>>);
+  std::vector<prefopt::index> offsets{0, 2, 5};
+  std::vector<prefopt::token_id> values{1, 2, 3, 4, 5};
+  const ragged_view<prefopt::token_id> mutable_view{offsets, values};
+  const ragged_view<const prefopt::token_id> read_only = mutable_view;  // no std::as_const, no copy
+  CHECK(read_only.values.data() == values.data());
+  CHECK(read_only.offsets.data() == offsets.data());
+  CHECK(read_only.num_sequences() == 2);
+  CHECK(read_only.sequence(1)[2] == 5);
+  const prefopt::sequence_batch batch{mutable_view, mutable_view};  // the field types are const
+  CHECK(batch.responses.length(1) == 3);
+  const auto deduced = mutable_view.as_const();
+  static_assert(std::is_same_v<decltype(deduced), const ragged_view<const prefopt::token_id>>);
+  values[4] = 9;
+  CHECK(deduced.sequence(1)[2] == 9);
 }

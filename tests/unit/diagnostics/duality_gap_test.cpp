@@ -129,3 +129,21 @@ TEST_CASE("Gaps and KL are rho-weighted averages over contexts") {
   CHECK_THROWS_AS(duality_gap(game, row_matrix_d(row_matrix_d::Constant(1, 3, 1.0 / 3))),
                   shape_error);
 }
+
+TEST_CASE("diagnostics take a single-context probability vector like a one-row table") {
+  const auto game = efron_dice_game(vec({0.6, 0.3, 0.1}), 0.1);
+  const vector_d pi = vec({0.5, 0.2, 0.3});
+  const row_matrix_d table = test::row(pi);
+  const vector_d other = vec({0.2, 0.2, 0.6});
+  CHECK(duality_gap(game, pi) == duality_gap(game, table));
+  CHECK(duality_gap(game, pi) > 0.0);
+  CHECK(unregularised_duality_gap(game, pi) == unregularised_duality_gap(game, table));
+  CHECK(exploitability(game, pi) == exploitability(game, table));
+  CHECK(kl_divergence(game, pi, other) == kl_divergence(game, table, test::row(other)));
+  CHECK(kl_to_reference(game, pi) == kl_to_reference(game, table));
+  CHECK(win_rate(game, pi, other) == win_rate(game, table, test::row(other)));
+  const auto two = mixture_game({efron_dice_game(), rock_paper_scissors_game()});
+  CHECK_THROWS_WITH(duality_gap(two, pi),
+                    Catch::Contains("duality_gaps") && Catch::Contains("2 contexts"));
+  CHECK_THROWS_AS(duality_gap(game, vec({0.5, 0.5})), shape_error);
+}

@@ -147,11 +147,74 @@ TEST_CASE(
 TEST_CASE("tau = 0 on a random 10-action game: optimistic MWU certifies the target gap") {
   const auto game = random_intransitive_game(10, 3);
   unregularised_equilibrium_options options;
+  options.method = unregularised_method::optimistic_mwu;
   options.target_gap = 1e-6;
   const auto eq = solve_unregularised(game, options);
+  CHECK(eq.method() == "optimistic_mwu");
   CHECK(eq.gap <= 1e-6);
   CHECK(unregularised_duality_gap(game, eq.probabilities) == Approx(eq.gap).margin(1e-15));
   options.max_iterations = 100;
   options.target_gap = 1e-14;
   CHECK_THROWS_AS(solve_unregularised(game, options), convergence_error);
+}
+
+TEST_CASE("tau = 0 on random 30- and 50-action games: the LP gives gap <= 1e-10 where MWU failed") {
+  // n = 50, seed 3 is the arena config of issue 11 (optimistic MWU stopped at 3.9e-6).
+  for (const auto& [n, seed] : {std::pair<prefopt::index, std::uint64_t>{30, 1}, {50, 3}}) {
+    const auto game = random_intransitive_game(n, seed);
+    const auto eq = solve_unregularised(game);
+    CAPTURE(n, seed);
+    CHECK(eq.method() == "interior_point");
+    CHECK(eq.gap <= 1e-10);
+    CHECK(unregularised_duality_gap(game, eq.probabilities) == Approx(eq.gap).margin(1e-15));
+    CHECK(eq.iterations <= 40);
+  }
+}
+
+TEST_CASE("solve_unregularised reports the method of every context") {
+  const auto game =
+      mixture_game({condorcet_voters_game(3), efron_dice_game(),
+                    bradley_terry_game(vec({0.0, 1.0, 0.5})), random_intransitive_game(3, 7)});
+  const auto eq = solve_unregularised(game);
+  REQUIRE(eq.methods.size() == 4);
+  CHECK(eq.methods[2] == equilibrium_method::condorcet_winner);
+  CHECK(eq.methods[1] == equilibrium_method::three_action_closed_form);
+  const auto five = solve_unregularised(mixture_game(
+      {bradley_terry_game(vec({0.0, 1.0, 0.5, 0.2, 0.1})), random_intransitive_game(5, 2)}));
+  CHECK(five.method() == "condorcet_winner+interior_point");
+  CHECK(five.gap <= 1e-10);
+  unregularised_equilibrium_options mwu;
+  mwu.method = unregularised_method::optimistic_mwu;
+  mwu.target_gap = 1e-6;
+  const auto g = random_intransitive_game(6, 5);
+  CHECK(solve_unregularised(g, mwu).methods[0] == equilibrium_method::optimistic_mwu);
+  CHECK(solve_regularised(random_intransitive_game(6, 5, {}, 0.1)).method() == "newton");
+}
+
+TEST_CASE("reported gaps and KL bounds are never negative; the raw values are kept") {
+  // tau = 0.1, n = 10, seed 1: the computed gap at the Newton solution is -5.6e-16.
+  const auto game = random_intransitive_game(10, 1, {}, 0.1);
+  const auto eq = solve_regularised(game);
+  REQUIRE(eq.raw_gaps[0] < 0.0);  // the case the clamp is for
+  CHECK(eq.gaps[0] == 0.0);
+  CHECK(eq.gap == 0.0);
+  CHECK(eq.kl_bound == 0.0);
+  int negative_raw = 0;
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+    const auto g = random_intransitive_game(10, seed, {}, 0.001);
+    const auto e = solve_regularised(g);
+    CHECK(e.gaps.minCoeff() >= 0.0);
+    CHECK(e.kl_bound >= 0.0);
+    const vector_d raw = raw_duality_gaps(g, e.probabilities);
+    negative_raw += raw[0] < 0.0 ? 1 : 0;
+    CHECK(duality_gaps(g, e.probabilities)[0] == std::max(0.0, raw[0]));
+    CHECK(duality_gap(g, e.probabilities) >= 0.0);
+    CHECK(exploitability(g, e.probabilities) >= 0.0);
+    CHECK(duality_gap(g.preference(0), g.reference().row(0).transpose(), g.tau(),
+                      vector_d(e.probabilities.row(0).transpose())) >= 0.0);
+  }
+  CHECK(negative_raw > 0);  // rounding did go below 0 on some of them
+  const auto zero = solve_unregularised(random_intransitive_game(40, 2));
+  CHECK(zero.gaps.minCoeff() >= 0.0);
+  CHECK((zero.gaps - zero.raw_gaps.cwiseMax(0.0)).cwiseAbs().maxCoeff() == 0.0);
 }

@@ -127,7 +127,7 @@ TEST_CASE("Cache: a changed dataset record or another model id is refused", "[io
   data::preference_dataset fewer;
   fewer.add(ids{1, 2}, ids{3, 4}, ids{5});
   CHECK_THAT(load_error(dir / "c.bin", fewer, "sft-7b"), Catch::Contains("fingerprint mismatch"));
-  CHECK_THAT(load_error(dir / "missing.bin", d, "sft-7b"), Catch::Contains("cannot open"));
+  CHECK_THAT(load_error(dir / "missing.bin", d, "sft-7b"), Catch::Contains("no cache at"));
   CHECK_THROWS_AS(apply_logprob_cache(make_logprob_cache(d, "sft-7b"), fewer), prefopt::io_error);
 }
 
@@ -187,4 +187,37 @@ TEST_CASE("Cache: sequence values that differ from their per-token sums are refu
   bad.rejected[2] = -std::numeric_limits<double>::infinity();
   CHECK_THROWS_WITH(encode_logprob_cache(bad),
                     Catch::Contains("rejected[2] = -inf is not a finite log-prob <= 0"));
+TEST_CASE("Cache: try_load tells a missing, a corrupt and a stale cache apart, with reasons",
+          "[io]") {
+  test::temp_dir dir("cache_try_load");
+  const auto d = make_dataset(true);
+  // No file yet: missing, and load_logprob_cache throws the matching type.
+  auto r = try_load_logprob_cache(dir / "c.bin", d, "m");
+  CHECK(r.status == cache_status::missing);
+  CHECK_FALSE(r);
+  CHECK_FALSE(r.cache.has_value());
+  CHECK_THAT(r.reason, Catch::Contains("no cache at"));
+  CHECK_THROWS_AS(load_logprob_cache(dir / "c.bin", d, "m"), cache_missing_error);
+  // A good cache loads.
+  save_logprob_cache(dir / "c.bin", make_logprob_cache(d, "m"));
+  r = try_load_logprob_cache(dir / "c.bin", d, "m");
+  REQUIRE(r);
+  CHECK(r.cache->size() == d.size());
+  CHECK(r.reason.empty());
+  // Another model id: mismatch (a stale cache, not a broken one).
+  r = try_load_logprob_cache(dir / "c.bin", d, "other-model");
+  CHECK(r.status == cache_status::mismatch);
+  CHECK_THAT(r.reason, Catch::Contains("other-model"));
+  CHECK_THROWS_AS(load_logprob_cache(dir / "c.bin", d, "other-model"), cache_mismatch_error);
+  // Another dataset: mismatch.
+  CHECK(try_load_logprob_cache(dir / "c.bin", make_dataset(true, 15), "m").status ==
+        cache_status::mismatch);
+  // Truncated: corrupt. Every kind is still an io_error for existing catch sites.
+  const std::string bytes = read_all(dir / "c.bin");
+  write(dir / "c.bin", bytes.substr(0, bytes.size() - 3));
+  r = try_load_logprob_cache(dir / "c.bin", d, "m");
+  CHECK(r.status == cache_status::corrupt);
+  CHECK_THAT(r.reason, Catch::Contains("c.bin"));
+  CHECK_THROWS_AS(load_logprob_cache(dir / "c.bin", d, "m"), cache_corrupt_error);
+  CHECK_THROWS_AS(load_logprob_cache(dir / "c.bin", d, "m"), io_error);
 }

@@ -236,3 +236,21 @@ TEST_CASE("double accumulation of float logits is within a few float ulps of the
           test::unit_roundoff<float>() * (static_cast<double>(std::abs(ref)) + 1));
   }
 }
+
+TEST_CASE("token_log_probs takes the lse output without options spelled before it",
+          "[kernels][token_log_probs]") {
+  const auto z = test::random_logits<double>(4, 50, 1.0, 11);
+  const auto t = test::random_targets<double>(4, 50, 12);
+  std::vector<double> lp1(4), lse1(4), lp2(4), lse2(4, -1.0);
+  kernels::token_log_probs(z, t, kernels::span_of(lp1), {}, kernels::span_of(lse1));
+  kernels::token_log_probs(z, t, kernels::span_of(lp2), kernels::span_of(lse2));
+  CHECK(lp1 == lp2);
+  CHECK(lse1 == lse2);  // the lse was written (it started at -1)
+  // Options after the lse: a masked row gives 0.
+  std::vector<std::uint8_t> mask{1, 0, 1, 1};
+  kernels::options opt;
+  opt.mask = mask;
+  kernels::token_log_probs(z, t, kernels::span_of(lp2), kernels::span_of(lse2), opt);
+  CHECK(lp2[1] == 0.0);
+  CHECK(lp2[0] == lp1[0]);
+}

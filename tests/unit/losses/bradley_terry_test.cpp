@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numbers>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "finite_difference.hpp"
@@ -264,4 +265,39 @@ TEST_CASE("Scalar rating and scalar compare losses match finite differences", "[
     CHECK(gb(i) == -ga(i));
   }
   CHECK(losses::scalar_rating_loss<double>(y, y, ga) == 0.0);
+}
+
+TEST_CASE("Bradley-Terry overloads: the scalar is deduced, the margin optional, per-pair output",
+          "[losses]") {
+  rng g(21);
+  vector_d rw(6), rl(6), margin(6);
+  for (prefopt::index i = 0; i < 6; ++i) {
+    rw(i) = g.normal();
+    rl(i) = g.normal();
+    margin(i) = g.uniform(0.0, 1.0);
+  }
+  vector_d gw(6), gl(6), gw2(6), gl2(6);
+  // Without a margin and without spelling <double>: the same as the explicit form with size 0.
+  const auto a = losses::bradley_terry_loss(rw, rl, gw, gl);
+  const auto b = losses::bradley_terry_loss<double>(rw, rl, vector_d(), gw2, gl2);
+  CHECK(a.loss == b.loss);
+  CHECK(gw == gw2);
+  CHECK(gl == gl2);
+  // With a margin, deduced.
+  const auto c = losses::bradley_terry_loss(rw, rl, margin, gw, gl, {0.01});
+  CHECK_THAT(c.loss, WithinRel(bt_value(rw, rl, margin, 0.01), 1e-15));
+  // Per-pair losses: l_i = softplus(-(r_w - r_l - m_i)); their mean is the reduced loss.
+  vector_d pair;
+  const auto d = losses::bradley_terry_loss<double>(rw, rl, margin, gw, gl, pair);
+  REQUIRE(pair.size() == 6);
+  for (prefopt::index i = 0; i < 6; ++i) {
+    CHECK_THAT(pair(i), WithinAbs(std::log1p(std::exp(-(rw(i) - rl(i) - margin(i)))), 1e-14));
+  }
+  CHECK_THAT(pair.mean(), WithinRel(d.loss, 1e-15));
+  // float deduces float.
+  const vector_f fw = rw.cast<float>(), fl = rl.cast<float>();
+  vector_f fgw(6), fgl(6);
+  const auto f = losses::bradley_terry_loss(fw, fl, fgw, fgl);
+  static_assert(std::is_same_v<decltype(f.loss), float>);
+  CHECK_THAT(static_cast<double>(f.loss), WithinRel(a.loss, 1e-6));
 }

@@ -240,6 +240,43 @@ TEST_CASE("Label-smoothed DPO is log 2 at u = 0 for every eps and minimal at log
   CHECK(ls.evaluate(u_star + 0.01).second > 0.0);
 }
 
+TEST_CASE("Robust DPO matches its closed form, is log 2 at u = 0 and unbiased under label flips",
+          "[losses]") {
+  // Values from ((1-eps) softplus(-u) - eps softplus(u)) / (1 - 2 eps) evaluated independently:
+  // beta = 0.1, h = 2, eps = 0.1 and beta = 1, h = -0.7, eps = 0.25.
+  const robust_dpo_loss a({0.1, false, 0.1});
+  CHECK_THAT(a.evaluate(2.0).first, WithinAbs(0.5731388693815918, 1e-14));
+  CHECK_THAT(a.evaluate(2.0).second, WithinAbs(-0.057516600268752216, 1e-14));
+  const robust_dpo_loss b({1.0, false, 0.25});
+  CHECK_THAT(b.evaluate(-0.7).first, WithinAbs(1.453186048885458, 1e-14));
+  CHECK_THAT(b.evaluate(-0.7).second, WithinAbs(-1.1681877721681662, 1e-14));
+  vector_d gw, gl;
+  const auto zero = one_pair(-1.0, -2.0, -1.0, -2.0, 1, 1);
+  for (const double eps : {0.0, 0.1, 0.2, 0.45}) {
+    CHECK_THAT(run(robust_dpo_loss({0.1, false, eps}), zero, gw, gl).loss,
+               WithinAbs(std::numbers::ln2, 1e-12));
+    // Unbiased: with labels flipped w.p. eps, the expected loss is the clean DPO loss.
+    const robust_dpo_loss r({1.0, false, eps});
+    for (const double u : {-3.0, -0.5, 0.7, 4.0}) {
+      CHECK_THAT((1.0 - eps) * r.evaluate(u).first + eps * r.evaluate(-u).first,
+                 WithinAbs(softplus(-u), 1e-13));
+    }
+  }
+  // Not label smoothing: the robust loss keeps decreasing past log((1-eps)/eps).
+  const robust_dpo_loss r({1.0, false, 0.2});
+  CHECK(r.evaluate(std::log(0.8 / 0.2) + 1.0).second < 0.0);
+  CHECK(r.evaluate(20.0).first < 0.0);
+  // eps = 0 is DPO.
+  rng g(5);
+  const auto d = random_pairs(g, 5, 20.0);
+  vector_d gw1, gl1, gw2, gl2;
+  const auto dpo = run(sigmoid_dpo_loss({0.3}), d, gw1, gl1);
+  const auto rob = run(robust_dpo_loss({0.3, false, 0.0}), d, gw2, gl2);
+  CHECK_THAT(rob.loss, WithinRel(dpo.loss, 1e-15));
+  for (prefopt::index i = 0; i < 5; ++i) CHECK_THAT(gl2(i), WithinRel(gl1(i), 1e-14));
+  CHECK_THROWS_WITH(robust_dpo_loss({0.1, false, 0.5}), Catch::Contains("eps_ls"));
+}
+
 TEST_CASE("Label smoothing 0 is exactly DPO", "[losses]") {
   rng g(4);
   const auto d = random_pairs(g, 7, 20.0);
@@ -261,6 +298,26 @@ TEST_CASE("SimPO ignores the reference and subtracts its target margin", "[losse
   CHECK_THROWS_AS(run(sigmoid_dpo_loss({2.0}), d, gw, gl), prefopt::shape_error);
 }
 
+TEST_CASE("dpo_inputs::reference_free gives SimPO its inputs without empty reference vectors",
+          "[losses]") {
+  rng g(9);
+  const auto d = random_pairs(g, 5, 10.0);
+  const simpo_loss loss({2.0, true, 0.0, 0.5});
+  vector_d l1(5), gw1(5), gl1(5), l2(5), gw2(5), gl2(5);
+  const vector_d empty;
+  const auto a =
+      loss.compute(dpo_inputs<double>{d.pc, d.pr, empty, empty, d.lc, d.lr}, l1, gw1, gl1);
+  const auto b =
+      loss.compute(dpo_inputs<double>::reference_free(d.pc, d.pr, d.lc, d.lr), l2, gw2, gl2);
+  CHECK(a.loss == b.loss);
+  CHECK(l1 == l2);
+  CHECK(gw1 == gw2);
+  CHECK(gl1 == gl2);
+  CHECK_THROWS_WITH(
+      sigmoid_dpo_loss({0.1}).compute(dpo_inputs<double>::reference_free(d.pc, d.pr), l2, gw2, gl2),
+      Catch::Contains("reference_chosen"));
+}
+
 TEST_CASE("Every direct-alignment variant matches finite differences, |u| up to 50", "[losses]") {
   rng g(7);
   auto d = random_pairs(g, 6, 40.0);
@@ -276,6 +333,8 @@ TEST_CASE("Every direct-alignment variant matches finite differences, |u| up to 
   for (const bool avg : {false, true}) {
     check_fd(sigmoid_dpo_loss({1.0, avg}), d);
     check_fd(label_smoothed_dpo_loss({1.0, avg, 0.1}), d);
+    check_fd(robust_dpo_loss({1.0, avg, 0.1}), d);
+    check_fd(robust_dpo_loss({0.2, avg, 0.4}), d);
     check_fd(ipo_loss({0.5, avg}), d);
     check_fd(simpo_loss({1.0, avg, 0.0, 0.3}), d);
     check_fd(hinge_dpo_loss({0.05, avg}), d);  // FD is valid away from the kink u = 1

@@ -67,24 +67,38 @@ class optimizer {
 
   /// One descent step on `parameters` with `gradient` (same size as the optimizer).
   void step(Eigen::Ref<vector_d> parameters, const Eigen::Ref<const vector_d>& gradient) {
+    step_impl<double>(parameters, gradient);
+  }
+
+  /// The same step on float parameters (a user model's float weights): the gradient is widened
+  /// to double, the Adam moments stay in double, and the step is rounded to float once when it is
+  /// subtracted, so float and double parameters follow the same trajectory up to that rounding.
+  void step(Eigen::Ref<vector_f> parameters, const Eigen::Ref<const vector_f>& gradient) {
+    step_impl<float>(parameters, gradient);
+  }
+
+ private:
+  template <class T>
+  void step_impl(Eigen::Ref<vector_t<T>> parameters,
+                 const Eigen::Ref<const vector_t<T>>& gradient) {
     PREFOPT_CHECK(parameters.size() == size_ && gradient.size() == size_, shape_error,
                   "optimizer::step: parameters has ", parameters.size(), " entries and gradient ",
                   gradient.size(), ", expected ", size_);
     ++t_;
     const double lr = config_.learning_rate;
     if (config_.kind == optimizer_kind::sgd) {
-      parameters -= lr * gradient;
+      parameters -= (lr * gradient.template cast<double>()).template cast<T>();
       return;
     }
     const double b1 = config_.beta1, b2 = config_.beta2;
-    m_ = b1 * m_ + (1.0 - b1) * gradient;
-    v_ = b2 * v_ + (1.0 - b2) * gradient.cwiseAbs2();
+    m_ = b1 * m_ + (1.0 - b1) * gradient.template cast<double>();
+    v_ = b2 * v_ + (1.0 - b2) * gradient.template cast<double>().cwiseAbs2();
     const double c1 = 1.0 - std::pow(b1, static_cast<double>(t_));
     const double c2 = 1.0 - std::pow(b2, static_cast<double>(t_));
-    parameters.array() -= lr * (m_.array() / c1) / ((v_.array() / c2).sqrt() + config_.epsilon);
+    parameters.array() -=
+        (lr * (m_.array() / c1) / ((v_.array() / c2).sqrt() + config_.epsilon)).template cast<T>();
   }
 
- private:
   optimizer_config config_;
   vector_d m_, v_;
   index size_ = 0;
