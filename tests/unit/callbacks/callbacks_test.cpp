@@ -105,9 +105,11 @@ static_assert(!MetricGroup<gap_metric>);
 
 TEST_CASE("history_recorder records a metric group's values in order, beside single metrics") {
   const auto game = rps_game();
-  history_recorder recorder(50, /*snapshots=*/false, gap_metric{0.0}, both_gaps{},
+  history_recorder recorder(5, /*snapshots=*/false, gap_metric{0.0}, both_gaps{},
                             average_gap_metric{0.0});
-  const auto result = run(onpo<>{}, game, {.max_iterations = 100}, recorder);
+  // From the reference (not the uniform equilibrium), so both iterates have positive gaps.
+  const onpo<> solver(constant_step(0.5), {}, initial_policy::reference());
+  const auto result = run(solver, game, {.max_iterations = 10}, recorder);
   const auto& h = recorder.history();
   CHECK(h.metric_names == std::vector<std::string>{"gap", "current", "average", "average_gap"});
   REQUIRE(h.values.size() == 3);

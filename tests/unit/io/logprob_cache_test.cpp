@@ -187,6 +187,8 @@ TEST_CASE("Cache: sequence values that differ from their per-token sums are refu
   bad.rejected[2] = -std::numeric_limits<double>::infinity();
   CHECK_THROWS_WITH(encode_logprob_cache(bad),
                     Catch::Contains("rejected[2] = -inf is not a finite log-prob <= 0"));
+}
+
 TEST_CASE("Cache: try_load tells a missing, a corrupt and a stale cache apart, with reasons",
           "[io]") {
   test::temp_dir dir("cache_try_load");
@@ -213,8 +215,8 @@ TEST_CASE("Cache: try_load tells a missing, a corrupt and a stale cache apart, w
   CHECK(try_load_logprob_cache(dir / "c.bin", make_dataset(true, 15), "m").status ==
         cache_status::mismatch);
   // Truncated: corrupt. Every kind is still an io_error for existing catch sites.
-  const std::string bytes = read_all(dir / "c.bin");
-  write(dir / "c.bin", bytes.substr(0, bytes.size() - 3));
+  const std::string bytes = prefopt::test::read_file(dir / "c.bin");
+  prefopt::test::write_file(dir / "c.bin", bytes.substr(0, bytes.size() - 3));
   r = try_load_logprob_cache(dir / "c.bin", d, "m");
   CHECK(r.status == cache_status::corrupt);
   CHECK_THAT(r.reason, Catch::Contains("c.bin"));
