@@ -75,11 +75,11 @@ reward_model_metrics<T> bradley_terry_loss_impl(const Eigen::Ref<const vector_t<
   if (margin.size() != 0) detail::check_size(fn, "margin", margin.size(), n);
   detail::check_size(fn, "grad_chosen", grad_chosen.size(), n);
   detail::check_size(fn, "grad_rejected", grad_rejected.size(), n);
-  if (pair_losses != nullptr) pair_losses->resize(n);
   detail::check_lower(fn, "options.c_center", options.c_center, 0.0, false);
   detail::check_finite(fn, "r_chosen", r_chosen);
   detail::check_finite(fn, "r_rejected", r_rejected);
   detail::check_finite(fn, "margin", margin);
+  if (pair_losses != nullptr) pair_losses->resize(n);  // only once every input is valid
   const T scale = detail::reduction_scale<T>(options.reduce, n);
   const T c = static_cast<T>(options.c_center);
   reward_model_metrics<T> m;
@@ -118,9 +118,9 @@ reward_model_metrics<T> bradley_terry_loss_impl(const Eigen::Ref<const vector_t<
 /// - `r_chosen`, `r_rejected`: `[N]` rewards of the preferred and dispreferred responses.
 /// - `margin`: `[N]` per-pair margins `m_i` (Llama-2), or size 0 for no margin. It enters inside
 ///   the sigmoid as `r_w - r_l - m`.
-/// - `grad_chosen`, `grad_rejected`: `[N]` outputs, `dL/dr_w = -sigma(-(r_w - r_l - m)) + 2 c (r_w
-/// +
-///   r_l)` and `dL/dr_l = +sigma(-(r_w - r_l - m)) + 2 c (r_w + r_l)`, times the reduction scale.
+/// - `grad_chosen`, `grad_rejected`: `[N]` outputs,
+///   `dL/dr_w = -sigma(-(r_w - r_l - m)) + 2 c (r_w + r_l)` and
+///   `dL/dr_l = +sigma(-(r_w - r_l - m)) + 2 c (r_w + r_l)`, times the reduction scale.
 /// Stable for any finite rewards (log sigma through softplus). Throws on shape mismatch or
 /// non-finite input. `N = 0` is an error.
 template <class T>
