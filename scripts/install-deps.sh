@@ -15,7 +15,10 @@ packages=(
   libbenchmark-dev     # kernel and solver benchmarks
   python3 python3-matplotlib  # plots
 )
-python_packages=(pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-torch)
+# libopenblas0-pthread: Debian's PyTorch multiplies matrices through libblas.so.3, which is the
+# reference BLAS unless an optimised one is installed (20x slower: the comparisons would be unfair).
+python_packages=(pybind11-dev python3-pybind11 python3-numpy python3-pytest python3-torch
+                 libopenblas0-pthread)
 for arg in "$@"; do
   case "${arg}" in
     --python) packages+=("${python_packages[@]}") ;;

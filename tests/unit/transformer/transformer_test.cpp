@@ -113,7 +113,8 @@ void check_fd(M& m, const std::function<double()>& f, const vector_d& gradient,
 
 }  // namespace
 
-TEST_CASE("transformer: logits backward matches finite differences in every block", "[transformer]") {
+TEST_CASE("transformer: logits backward matches finite differences in every block",
+          "[transformer]") {
   transformer<double> m(tiny_config());
   const xf_fixture fx;
   const auto b = fx.batch();

@@ -106,16 +106,24 @@ class transformer_core {
     return rows;
   }
 
-  /// The forward pass over packed rows that all start at position 0 (teacher forcing).
-  void forward(const packed_rows& rows, backbone_activations<T>& act, bool keep) const {
+  /// The forward pass over packed rows that all start at position 0 (teacher forcing), into the
+  /// calling thread's workspace (whose activations it returns).
+  backbone_activations<T>& forward(const packed_rows& rows, bool keep) const {
+    transformer_workspace<T>& w = thread_workspace<T>();
     index longest = 0;
     for (index s = 0; s < rows.sequences(); ++s) {
       const auto u = static_cast<std::size_t>(s);
       longest = std::max(longest, rows.offsets[u + 1] - rows.offsets[u]);
     }
-    kv_store<T> kv;
-    kv.reset(1, rows.sequences(), longest, layout_.d, layout_.h);
-    backbone_forward(layout_, theta_.data(), rows, kv, act, keep);
+    w.kv.reset(1, rows.sequences(), longest, layout_.d, layout_.h);
+    backbone_forward(layout_, theta_.data(), rows, w.kv, w.act, keep);
+    return w.act;
+  }
+
+  /// `backbone_backward` with the calling thread's buffers.
+  void backward(const packed_rows& rows, const backbone_activations<T>& act,
+                const row_matrix_t<T>& da_f, T* grad) const {
+    backbone_backward(layout_, theta_.data(), rows, act, da_f, grad, thread_workspace<T>().back);
   }
 
   /// Token ids of `seq` in `[0, V)`, else an error naming `argument[i][t]`.
@@ -221,12 +229,12 @@ class transformer {
     const index d = hidden_size();
     const index v = vocab_size();
     const index n = dlogits.rows();
-    row_matrix_t<T> dz = dlogits;  // contiguous copy
-    // dh = dz W, [n, D]
+    // dh = dz W, [n, D]; `dlogits` is read in place (its rows may be strided).
     row_matrix_t<T> dh(n, d);
-    xm::gemm<T>(n, d, v, dz.data(), v, core_.theta().data() + output_weight_offset(), d, dh.data(),
-                d, xm::gemm_init::zero);
-    backward_through_hidden(fn, batch, dh, gradient, &dz);
+    xm::gemm<T>(n, d, v, dlogits.data(), dlogits.outerStride(),
+                core_.theta().data() + output_weight_offset(), d, dh.data(), d,
+                xm::gemm_init::zero);
+    backward_through_hidden(fn, batch, dh, gradient, dlogits.data(), dlogits.outerStride());
   }
 
   /// The final hidden states `[batch.responses.total_length(), D]` (`LinearHeadSequenceModel`).
@@ -242,7 +250,7 @@ class transformer {
     check_gradient(fn, gradient);
     check_rows(fn, "dhidden", batch, dhidden.rows(), dhidden.cols(), hidden_size());
     const row_matrix_t<T> dh = dhidden;
-    backward_through_hidden(fn, batch, dh, gradient, nullptr);
+    backward_through_hidden(fn, batch, dh, gradient, nullptr, 0);
   }
 
   /// Starts decoding after `prompts` (each non-empty, at most `config.max_length` tokens).
@@ -258,8 +266,9 @@ class transformer {
       PREFOPT_CHECK(!x.empty(), invalid_argument, fn, ": prompts[", i,
                     "] is empty, expected at least min_prompt_length() = 1 token");
       PREFOPT_CHECK(static_cast<index>(x.size()) <= config().max_length, invalid_argument, fn,
-                    ": prompts[", i, "] has ", x.size(), " tokens, expected at most config.max_length = ",
-                    config().max_length, " (the position table)");
+                    ": prompts[", i, "] has ", x.size(),
+                    " tokens, expected at most config.max_length = ", config().max_length,
+                    " (the position table)");
       s.pending_.emplace_back(x.begin(), x.end());
       s.length_.push_back(0);
     }
@@ -284,11 +293,12 @@ class transformer {
                     " has no new token since its last next_logits, expected append first");
       const index length = s.length_[u] + static_cast<index>(s.pending_[u].size());
       PREFOPT_CHECK(length <= config().max_length, invalid_argument, fn, ": sequence ", i,
-                    " would read ", length, " tokens, expected at most config.max_length = ",
-                    config().max_length, " (the position table)");
+                    " would read ", length,
+                    " tokens, expected at most config.max_length = ", config().max_length,
+                    " (the position table)");
       rows.add(s.pending_[u], {}, s.length_[u], i);
     }
-    detail::backbone_activations<T> act;
+    auto& act = detail::thread_workspace<T>().act;
     detail::backbone_forward(core_.layout(), core_.theta().data(), rows, s.kv_, act, false);
     row_matrix_t<T> h(static_cast<index>(live.size()), hidden_size());
     for (std::size_t r = 0; r < live.size(); ++r) {
@@ -301,7 +311,8 @@ class transformer {
   }
 
   /// Sequences `live[r]` continue with `tokens[r]`.
-  void append(decode_state& s, std::span<const index> live, std::span<const token_id> tokens) const {
+  void append(decode_state& s, std::span<const index> live,
+              std::span<const token_id> tokens) const {
     constexpr const char* fn = "transformer::append";
     check_live(fn, s, live);
     PREFOPT_CHECK(tokens.size() == live.size(), shape_error, fn, ": tokens has ", tokens.size(),
@@ -328,8 +339,7 @@ class transformer {
                          index rows, index cols, index want_cols) {
     PREFOPT_CHECK(rows == batch.responses.total_length() && cols == want_cols, shape_error, fn,
                   ": ", argument, " is ", rows, "x", cols, ", expected ",
-                  batch.responses.total_length(), "x", want_cols,
-                  " (one row per response token)");
+                  batch.responses.total_length(), "x", want_cols, " (one row per response token)");
   }
 
   void check_live(const char* fn, const decode_state& s, std::span<const index> live) const {
@@ -343,9 +353,8 @@ class transformer {
 
   [[nodiscard]] row_matrix_t<T> head_transposed() const {
     row_matrix_t<T> wt(hidden_size(), vocab_size());
-    detail::transformer_math::transpose(core_.theta().data() + output_weight_offset(),
-                                        vocab_size(), hidden_size(), hidden_size(), wt.data(),
-                                        vocab_size());
+    detail::transformer_math::transpose(core_.theta().data() + output_weight_offset(), vocab_size(),
+                                        hidden_size(), hidden_size(), wt.data(), vocab_size());
     return wt;
   }
 
@@ -370,8 +379,7 @@ class transformer {
     std::vector<index> first;
     const detail::packed_rows packed = core_.pack(fn, batch, false, first);
     check_rows(fn, "out", batch, rows, cols, want_cols);
-    detail::backbone_activations<T> act;
-    core_.forward(packed, act, false);
+    const auto& act = core_.forward(packed, false);
     row_matrix_t<T> h(batch.responses.total_length(), hidden_size());
     gather(batch, first, act.a_f, h);
     return h;
@@ -389,15 +397,15 @@ class transformer {
   }
 
   /// Backward from `dh` (`[T, D]`, gradient w.r.t. the final hidden states of response rows);
-  /// with `dz`, also the head's `dW = dz^T h`, `db = colsum(dz)`.
+  /// with `dz` (`[T, V]`, leading dimension `ldz`), also the head's `dW = dz^T h` and
+  /// `db = colsum(dz)`.
   void backward_through_hidden(const char* fn, const sequence_batch& batch,
                                const row_matrix_t<T>& dh, Eigen::Ref<vector_t<T>> gradient,
-                               const row_matrix_t<T>* dz) const {
+                               const T* dz, index ldz) const {
     namespace xm = detail::transformer_math;
     std::vector<index> first;
     const detail::packed_rows packed = core_.pack(fn, batch, false, first);
-    detail::backbone_activations<T> act;
-    core_.forward(packed, act, true);
+    const auto& act = core_.forward(packed, true);
     const index d = hidden_size();
     const index base = batch.responses.offsets.front();
     row_matrix_t<T> da = row_matrix_t<T>::Zero(packed.rows(), d);
@@ -409,19 +417,20 @@ class transformer {
     vector_t<T> g = vector_t<T>::Zero(num_parameters());
     if (dz != nullptr) {
       const index v = vocab_size();
-      const index n = dz->rows();
+      const index n = dh.rows();
       row_matrix_t<T> h(n, d);
       gather(batch, first, act.a_f, h);
-      // dW^T = h^T dz, [D, V]; then W [V, D] += transpose.
+      // dW^T = h^T dz, [D, V]; then W [V, D] += its transpose.
       row_matrix_t<T> dwt = row_matrix_t<T>::Zero(d, v);
-      detail::accumulate_weight_gradient<T>(n, d, v, h.data(), d, dz->data(), v, dwt.data());
-      T* w = g.data() + output_weight_offset();
-      for (index a = 0; a < v; ++a) {
-        for (index c = 0; c < d; ++c) w[a * d + c] += dwt(c, a);
+      row_matrix_t<T> scratch;
+      detail::accumulate_weight_gradient<T>(n, d, v, h.data(), d, dz, ldz, dwt.data(), scratch);
+      detail::transformer_math::transpose(dwt.data(), d, v, v, g.data() + output_weight_offset(),
+                                          d);
+      for (index r = 0; r < n; ++r) {
+        xm::accumulate_product<T>(g.data() + output_bias_offset(), dz + r * ldz, nullptr, v);
       }
-      detail::accumulate_column_sums(*dz, g.data() + output_bias_offset());
     }
-    detail::backbone_backward(core_.layout(), core_.theta().data(), packed, act, da, g.data());
+    core_.backward(packed, act, da, g.data());
     gradient += g;
   }
 
@@ -460,14 +469,13 @@ class transformer_reward_model {
     const detail::packed_rows packed = core_.pack(fn, batch, true, last);
     PREFOPT_CHECK(out.size() == batch.size(), shape_error, fn, ": out has ", out.size(),
                   " entries, expected one per sequence (", batch.size(), ")");
-    detail::backbone_activations<T> act;
-    core_.forward(packed, act, false);
+    const auto& act = core_.forward(packed, false);
     const index d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
     for (index i = 0; i < batch.size(); ++i) {
       const index row = last_row(batch, last, i);
-      out(i) = static_cast<double>(detail::transformer_math::lane_dot(act.a_f.row(row).data(), w, d) +
-                                   w[d]);
+      out(i) = static_cast<double>(
+          detail::transformer_math::lane_dot(act.a_f.row(row).data(), w, d) + w[d]);
     }
   }
 
@@ -477,12 +485,11 @@ class transformer_reward_model {
     constexpr const char* fn = "transformer_reward_model::accumulate_reward_gradient";
     std::vector<index> last;
     const detail::packed_rows packed = core_.pack(fn, batch, true, last);
-    PREFOPT_CHECK(weights.size() == batch.size(), shape_error, fn, ": weights has ",
-                  weights.size(), " entries, expected one per sequence (", batch.size(), ")");
+    PREFOPT_CHECK(weights.size() == batch.size(), shape_error, fn, ": weights has ", weights.size(),
+                  " entries, expected one per sequence (", batch.size(), ")");
     PREFOPT_CHECK(gradient.size() == num_parameters(), shape_error, fn, ": gradient has ",
                   gradient.size(), " entries, expected num_parameters() = ", num_parameters());
-    detail::backbone_activations<T> act;
-    core_.forward(packed, act, true);
+    const auto& act = core_.forward(packed, true);
     const index d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
     vector_t<T> g = vector_t<T>::Zero(num_parameters());
@@ -496,7 +503,7 @@ class transformer_reward_model {
       }
       g(head_offset() + d) += wi;
     }
-    detail::backbone_backward(core_.layout(), core_.theta().data(), packed, act, da, g.data());
+    core_.backward(packed, act, da, g.data());
     gradient += g;
   }
 
@@ -538,8 +545,7 @@ class transformer_critic {
     PREFOPT_CHECK(out.size() == batch.responses.total_length(), shape_error, fn, ": out has ",
                   out.size(), " entries, expected one per response token (",
                   batch.responses.total_length(), ")");
-    detail::backbone_activations<T> act;
-    core_.forward(packed, act, false);
+    const auto& act = core_.forward(packed, false);
     const index d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
     for_each_row(batch, first, [&](index row, index packed_row) {
@@ -559,8 +565,7 @@ class transformer_critic {
                   batch.responses.total_length(), ")");
     PREFOPT_CHECK(gradient.size() == num_parameters(), shape_error, fn, ": gradient has ",
                   gradient.size(), " entries, expected num_parameters() = ", num_parameters());
-    detail::backbone_activations<T> act;
-    core_.forward(packed, act, true);
+    const auto& act = core_.forward(packed, true);
     const index d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
     vector_t<T> g = vector_t<T>::Zero(num_parameters());
@@ -573,7 +578,7 @@ class transformer_critic {
       }
       g(head_offset() + d) += dv;
     });
-    detail::backbone_backward(core_.layout(), core_.theta().data(), packed, act, da, g.data());
+    core_.backward(packed, act, da, g.data());
     gradient += g;
   }
 

@@ -33,7 +33,11 @@ struct transformer_layout {
   index backbone_size = 0;
 
   explicit transformer_layout(const transformer_config& c)
-      : d(c.d_model), f(c.mlp_width()), v(c.vocab_size), p(c.max_length), h(c.num_heads),
+      : d(c.d_model),
+        f(c.mlp_width()),
+        v(c.vocab_size),
+        p(c.max_length),
+        h(c.num_heads),
         dh(c.head_dim()) {
     index at = 0;
     auto take = [&](index n) {
@@ -164,6 +168,30 @@ struct backbone_activations {
   std::vector<index> prob_offsets;  // per sequence: start in `probs` (heads contiguous)
 };
 
+/// Buffers of the backward pass (reused between calls, see `thread_workspace`).
+template <class T>
+struct backward_buffers {
+  row_matrix_t<T> dx, dg, da2, datt, dqkv, da1, at, wt;
+};
+
+/// Per-thread buffers of the teacher-forced passes, kept between calls: a training step
+/// allocates the same few hundred megabytes every call, and fresh pages cost a page fault each
+/// (about a sixth of the backward's time at the benchmark's sizes). The memory of the largest
+/// batch a thread has run stays allocated until `release()` (or the thread's end).
+template <class T>
+struct transformer_workspace {
+  backbone_activations<T> act;
+  backward_buffers<T> back;
+  kv_store<T> kv;
+  void release() { *this = transformer_workspace{}; }
+};
+
+template <class T>
+[[nodiscard]] transformer_workspace<T>& thread_workspace() {
+  static thread_local transformer_workspace<T> w;
+  return w;
+}
+
 /// The forward pass over `rows` through every block, reading and extending `kv` (each sequence's
 /// keys/values at positions `[0, start)` must already be in its slot). With `keep`, every layer's
 /// activations are kept for `backbone_backward`; otherwise one set of buffers is reused.
@@ -234,9 +262,8 @@ void backbone_forward(const transformer_layout& lay, const T* theta, const packe
       const index len = in.start[u] + rows_s;  // keys visible to the last row
       if (rows_s == 0) return;
       T* pr = a.probs.data() + act.prob_offsets[u] + hd * rows_s * len;
-      xm::gemm<T>(rows_s, len, dh, a.qkv.row(r0).data() + hd * dh, 3 * d,
-                  kv.kt(kl, in.slot[u], hd), kv.capacity, pr, len, xm::gemm_init::zero, nullptr,
-                  false);
+      xm::gemm<T>(rows_s, len, dh, a.qkv.row(r0).data() + hd * dh, 3 * d, kv.kt(kl, in.slot[u], hd),
+                  kv.capacity, pr, len, xm::gemm_init::zero, nullptr, false);
       for (index i = 0; i < rows_s; ++i) {
         T* row = pr + i * len;
         const index visible = in.start[u] + i + 1;
@@ -249,7 +276,8 @@ void backbone_forward(const transformer_layout& lay, const T* theta, const packe
     a.xmid = a.x;
     xm::gemm<T>(n, d, d, a.att.data(), d, theta + b.w_o, d, a.xmid.data(), d,
                 xm::gemm_init::accumulate);
-    for (index r = 0; r < n; ++r) xm::accumulate_product<T>(a.xmid.row(r).data(), theta + b.b_o, nullptr, d);
+    for (index r = 0; r < n; ++r)
+      xm::accumulate_product<T>(a.xmid.row(r).data(), theta + b.b_o, nullptr, d);
     a.xhat2.resize(n, d);
     a.a2.resize(n, d);
     a.rstd2.resize(n);
@@ -269,16 +297,17 @@ void backbone_forward(const transformer_layout& lay, const T* theta, const packe
     x = a.xmid;
     xm::gemm<T>(n, d, f, a.g.data(), f, theta + b.w_proj, d, x.data(), d,
                 xm::gemm_init::accumulate);
-    for (index r = 0; r < n; ++r) xm::accumulate_product<T>(x.row(r).data(), theta + b.b_proj, nullptr, d);
+    for (index r = 0; r < n; ++r)
+      xm::accumulate_product<T>(x.row(r).data(), theta + b.b_proj, nullptr, d);
   }
   act.x_final = std::move(x);
   act.xhat_f.resize(n, d);
   act.a_f.resize(n, d);
   act.rstd_f.resize(n);
   xm::parallel_for(n, [&](index r) {
-    act.rstd_f(r) = xm::layer_norm_row(act.x_final.row(r).data(), theta + lay.lnf_g,
-                                       theta + lay.lnf_b, act.xhat_f.row(r).data(),
-                                       act.a_f.row(r).data(), d);
+    act.rstd_f(r) =
+        xm::layer_norm_row(act.x_final.row(r).data(), theta + lay.lnf_g, theta + lay.lnf_b,
+                           act.xhat_f.row(r).data(), act.a_f.row(r).data(), d);
   });
 }
 
@@ -286,9 +315,9 @@ void backbone_forward(const transformer_layout& lay, const T* theta, const packe
 /// the weight gradient of `y = x W`, reduced over rows in order (threads split `rows`).
 template <class T>
 void accumulate_weight_gradient(index n, index rows, index cols, const T* a, index lda, const T* b,
-                                index ldb, T* grad) {
+                                index ldb, T* grad, row_matrix_t<T>& at) {
   namespace xm = transformer_math;
-  row_matrix_t<T> at(rows, n);
+  at.resize(rows, n);
   xm::transpose(a, n, rows, lda, at.data(), n);
   xm::gemm<T>(rows, cols, n, at.data(), n, b, ldb, grad, cols, xm::gemm_init::accumulate);
 }
@@ -296,9 +325,9 @@ void accumulate_weight_gradient(index n, index rows, index cols, const T* a, ind
 /// `dx (=) dy W^T` for `W` `[in, out]` row-major: `dx` `[n, in]`.
 template <class T>
 void input_gradient(index n, index in, index out, const T* dy, const T* w, T* dx,
-                    transformer_math::gemm_init init) {
+                    transformer_math::gemm_init init, row_matrix_t<T>& wt) {
   namespace xm = transformer_math;
-  row_matrix_t<T> wt(out, in);
+  wt.resize(out, in);
   xm::transpose(w, in, out, out, wt.data(), in);
   xm::gemm<T>(n, in, out, dy, out, wt.data(), in, dx, in, init);
 }
@@ -333,40 +362,46 @@ void layer_norm_backward(const row_matrix_t<T>& dy, const T* gamma, const row_ma
 /// (`[rows, D]`).
 template <class T>
 void backbone_backward(const transformer_layout& lay, const T* theta, const packed_rows& in,
-                       const backbone_activations<T>& act, const row_matrix_t<T>& da_f, T* grad) {
+                       const backbone_activations<T>& act, const row_matrix_t<T>& da_f, T* grad,
+                       backward_buffers<T>& w) {
   namespace xm = transformer_math;
   const index n = in.rows();
   const index d = lay.d;
   const index f = lay.f;
   const index dh = lay.dh;
   const T scale = T(1) / std::sqrt(static_cast<T>(dh));
-  row_matrix_t<T> dx = row_matrix_t<T>::Zero(n, d);
+  row_matrix_t<T>& dx = w.dx;
+  dx.setZero(n, d);
   layer_norm_backward(da_f, theta + lay.lnf_g, act.xhat_f, act.rstd_f, dx, grad + lay.lnf_g,
                       grad + lay.lnf_b);
   for (index l = static_cast<index>(lay.blocks.size()) - 1; l >= 0; --l) {
     const auto& b = lay.blocks[static_cast<std::size_t>(l)];
     const auto& a = act.layers[static_cast<std::size_t>(l)];
     // MLP: x_out = xmid + gelu(a2 W_fc + b_fc) W_proj + b_proj.
-    accumulate_weight_gradient<T>(n, f, d, a.g.data(), f, dx.data(), d, grad + b.w_proj);
+    accumulate_weight_gradient<T>(n, f, d, a.g.data(), f, dx.data(), d, grad + b.w_proj, w.at);
     accumulate_column_sums(dx, grad + b.b_proj);
-    row_matrix_t<T> dg(n, f);
-    input_gradient<T>(n, f, d, dx.data(), theta + b.w_proj, dg.data(), xm::gemm_init::zero);
+    row_matrix_t<T>& dg = w.dg;
+    dg.resize(n, f);
+    input_gradient<T>(n, f, d, dx.data(), theta + b.w_proj, dg.data(), xm::gemm_init::zero, w.wt);
     xm::parallel_for(n, [&](index r) {
       xm::gelu_backward(a.u.row(r).data(), a.t.row(r).data(), dg.row(r).data(), dg.row(r).data(),
                         f);
     });
-    accumulate_weight_gradient<T>(n, d, f, a.a2.data(), d, dg.data(), f, grad + b.w_fc);
+    accumulate_weight_gradient<T>(n, d, f, a.a2.data(), d, dg.data(), f, grad + b.w_fc, w.at);
     accumulate_column_sums(dg, grad + b.b_fc);
-    row_matrix_t<T> da2(n, d);
-    input_gradient<T>(n, d, f, dg.data(), theta + b.w_fc, da2.data(), xm::gemm_init::zero);
+    row_matrix_t<T>& da2 = w.da2;
+    da2.resize(n, d);
+    input_gradient<T>(n, d, f, dg.data(), theta + b.w_fc, da2.data(), xm::gemm_init::zero, w.wt);
     layer_norm_backward(da2, theta + b.ln2_g, a.xhat2, a.rstd2, dx, grad + b.ln2_g,
                         grad + b.ln2_b);  // dx is now dL/dxmid
     // Attention: xmid = x + att W_o + b_o.
-    accumulate_weight_gradient<T>(n, d, d, a.att.data(), d, dx.data(), d, grad + b.w_o);
+    accumulate_weight_gradient<T>(n, d, d, a.att.data(), d, dx.data(), d, grad + b.w_o, w.at);
     accumulate_column_sums(dx, grad + b.b_o);
-    row_matrix_t<T> datt(n, d);
-    input_gradient<T>(n, d, d, dx.data(), theta + b.w_o, datt.data(), xm::gemm_init::zero);
-    row_matrix_t<T> dqkv = row_matrix_t<T>::Zero(n, 3 * d);
+    row_matrix_t<T>& datt = w.datt;
+    datt.resize(n, d);
+    input_gradient<T>(n, d, d, dx.data(), theta + b.w_o, datt.data(), xm::gemm_init::zero, w.wt);
+    row_matrix_t<T>& dqkv = w.dqkv;
+    dqkv.setZero(n, 3 * d);
     xm::parallel_for(in.sequences() * lay.h, [&](index task) {
       const index s = task / lay.h;
       const index hd = task % lay.h;
@@ -401,14 +436,16 @@ void backbone_backward(const transformer_layout& lay, const T* theta, const pack
       xm::gemm<T>(len, dh, len, dp.data(), len, k, 3 * d, dqkv.row(r0).data() + hd * dh, 3 * d,
                   xm::gemm_init::zero, nullptr, false);
       xm::transpose(dp.data(), len, len, len, dst.data(), len);
-      xm::gemm<T>(len, dh, len, dst.data(), len, q, 3 * d, dqkv.row(r0).data() + d + hd * dh,
-                  3 * d, xm::gemm_init::zero, nullptr, false);
+      xm::gemm<T>(len, dh, len, dst.data(), len, q, 3 * d, dqkv.row(r0).data() + d + hd * dh, 3 * d,
+                  xm::gemm_init::zero, nullptr, false);
     });
-    accumulate_weight_gradient<T>(n, d, 3 * d, a.a1.data(), d, dqkv.data(), 3 * d,
-                                  grad + b.w_qkv);
+    accumulate_weight_gradient<T>(n, d, 3 * d, a.a1.data(), d, dqkv.data(), 3 * d, grad + b.w_qkv,
+                                  w.at);
     accumulate_column_sums(dqkv, grad + b.b_qkv);
-    row_matrix_t<T> da1(n, d);
-    input_gradient<T>(n, d, 3 * d, dqkv.data(), theta + b.w_qkv, da1.data(), xm::gemm_init::zero);
+    row_matrix_t<T>& da1 = w.da1;
+    da1.resize(n, d);
+    input_gradient<T>(n, d, 3 * d, dqkv.data(), theta + b.w_qkv, da1.data(), xm::gemm_init::zero,
+                      w.wt);
     layer_norm_backward(da1, theta + b.ln1_g, a.xhat1, a.rstd1, dx, grad + b.ln1_g,
                         grad + b.ln1_b);  // dx is now dL/dx of the block's input
   }

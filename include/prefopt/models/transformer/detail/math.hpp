@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "prefopt/core/types.hpp"
 
@@ -96,9 +97,12 @@ inline void gemm_tile(const T* a, index lda, const T* b, index ldb, T* c, index 
     PREFOPT_XF_UNROLL
     for (std::size_t q = 0; q < C; ++q) {
       if (load_c) {
-        acc[r][q] = partial ? load_partial(c + static_cast<index>(r) * ldc, w, T(0)) : ploadu<P>(c + static_cast<index>(r) * ldc + static_cast<index>(q) * L);
+        acc[r][q] = partial
+                        ? load_partial(c + static_cast<index>(r) * ldc, w, T(0))
+                        : ploadu<P>(c + static_cast<index>(r) * ldc + static_cast<index>(q) * L);
       } else if (bias != nullptr) {
-        acc[r][q] = partial ? load_partial(bias, w, T(0)) : ploadu<P>(bias + static_cast<index>(q) * L);
+        acc[r][q] =
+            partial ? load_partial(bias, w, T(0)) : ploadu<P>(bias + static_cast<index>(q) * L);
       } else {
         acc[r][q] = pset1<P>(T(0));
       }
@@ -108,10 +112,11 @@ inline void gemm_tile(const T* a, index lda, const T* b, index ldb, T* c, index 
     P bk[C];
     PREFOPT_XF_UNROLL
     for (std::size_t q = 0; q < C; ++q) {
-      bk[q] = partial ? load_partial(b + k * ldb, w, T(0)) : ploadu<P>(b + k * ldb + static_cast<index>(q) * L);
+      bk[q] = partial ? load_partial(b + k * ldb, w, T(0))
+                      : ploadu<P>(b + k * ldb + static_cast<index>(q) * L);
     }
     PREFOPT_XF_UNROLL
-  for (std::size_t r = 0; r < R; ++r) {
+    for (std::size_t r = 0; r < R; ++r) {
       const P ak = pset1<P>(a[static_cast<index>(r) * lda + k]);
       PREFOPT_XF_UNROLL
       for (std::size_t q = 0; q < C; ++q) acc[r][q] = pmadd(ak, bk[q], acc[r][q]);
@@ -130,29 +135,33 @@ inline void gemm_tile(const T* a, index lda, const T* b, index ldb, T* c, index 
   }
 }
 
-template <class T, std::size_t R>
-inline void gemm_row_tile(const T* a, index lda, const T* b, index ldb, T* c, index ldc, index n,
-                          index k0, index k1, bool load_c, const T* bias) {
-  constexpr index L = lanes<T>;
-  constexpr std::size_t CB = 4;  // packets per column block
-  index j = 0;
-  for (; j + static_cast<index>(CB) * L <= n; j += static_cast<index>(CB) * L) {
-    gemm_tile<T, R, CB, false>(a, lda, b + j, ldb, c + j, ldc, k0, k1, load_c,
-                               bias ? bias + j : nullptr, 0);
-  }
-  for (; j + L <= n; j += L) {
-    gemm_tile<T, R, 1, false>(a, lda, b + j, ldb, c + j, ldc, k0, k1, load_c,
-                              bias ? bias + j : nullptr, 0);
-  }
-  if (j < n) {
-    gemm_tile<T, R, 1, true>(a, lda, b + j, ldb, c + j, ldc, k0, k1, load_c,
-                             bias ? bias + j : nullptr, n - j);
+/// Calls `f(std::integral_constant<std::size_t, R>{}, i)` for the row tiles of `[i_begin,
+/// i_end)`: `R = 4` rows, the last tile fewer.
+template <class F>
+inline void for_row_tiles(index i_begin, index i_end, F&& f) {
+  for (index i = i_begin; i < i_end; i += 4) {
+    switch (std::min<index>(4, i_end - i)) {
+      case 4:
+        f(std::integral_constant<std::size_t, 4>{}, i);
+        break;
+      case 3:
+        f(std::integral_constant<std::size_t, 3>{}, i);
+        break;
+      case 2:
+        f(std::integral_constant<std::size_t, 2>{}, i);
+        break;
+      default:
+        f(std::integral_constant<std::size_t, 1>{}, i);
+        break;
+    }
   }
 }
 
 /// `C[m, n] (=|+=) A[m, k] B[k, n] (+ bias[n])`, all row-major with leading dimensions `lda`,
-/// `ldb`, `ldc` (see the file comment for the order of operations). Rows split across threads
-/// when `parallel` (and allowed); the result never depends on it.
+/// `ldb`, `ldc` (see the file comment for the order of operations). Work is split into tasks of
+/// (64 rows, 512 columns), across threads when `parallel` (and allowed); the result never
+/// depends on it. Inside a task: panels of 64 k, then blocks of 4 packets of columns, then tiles
+/// of 4 rows, so that a block of B (64 x 4 packets) stays in L1 while the rows sweep it.
 template <class T>
 void gemm(index m, index n, index k, const T* a, index lda, const T* b, index ldb, T* c, index ldc,
           gemm_init init, const T* bias = nullptr, bool parallel = true) {
@@ -166,47 +175,43 @@ void gemm(index m, index n, index k, const T* a, index lda, const T* b, index ld
     }
     return;
   }
-  constexpr index RT = 4;       // rows per register tile
-  constexpr index KC = 128;     // k panel: B panel of KC x (4 packets) stays in L1
-  constexpr index NC = 1024;    // column panel handed to one task
-  const index row_tiles = (m + RT - 1) / RT;
+  constexpr index L = lanes<T>;
+  constexpr std::size_t CB = 4;  // packets per column block
+  constexpr index W = static_cast<index>(CB) * L;
+  constexpr index KC = 64;
+  constexpr index MC = 64;
+  constexpr index NC = 512;
+  const index row_groups = (m + MC - 1) / MC;
   const index col_panels = (n + NC - 1) / NC;
-  // Tasks: (row group, column panel). Few rows (decoding): split columns instead.
-  const index row_group = m >= 64 ? 16 : row_tiles;  // tiles per task
-  const index groups = (row_tiles + row_group - 1) / row_group;
   auto task = [&](index t) {
-    const index g = t / col_panels;
-    const index p = t % col_panels;
-    const index j0 = p * NC;
-    const index nj = std::min(NC, n - j0);
-    const index i_begin = g * row_group * RT;
-    const index i_end = std::min(m, i_begin + row_group * RT);
+    const index i_begin = (t % row_groups) * MC;  // consecutive tasks share a panel of B
+    const index i_end = std::min(m, i_begin + MC);
+    const index j_begin = (t / row_groups) * NC;
+    const index j_end = std::min(n, j_begin + NC);
     for (index k0 = 0; k0 < k; k0 += KC) {
       const index k1 = std::min(k, k0 + KC);
       const bool load_c = k0 > 0 || init == gemm_init::accumulate;
-      const T* bias_p = (k0 == 0 && init == gemm_init::bias) ? bias + j0 : nullptr;
-      for (index i = i_begin; i < i_end; i += RT) {
-        const T* ai = a + i * lda;
-        const T* bj = b + j0;
-        T* ci = c + i * ldc + j0;
-        switch (std::min(RT, i_end - i)) {
-          case 4:
-            gemm_row_tile<T, 4>(ai, lda, bj, ldb, ci, ldc, nj, k0, k1, load_c, bias_p);
-            break;
-          case 3:
-            gemm_row_tile<T, 3>(ai, lda, bj, ldb, ci, ldc, nj, k0, k1, load_c, bias_p);
-            break;
-          case 2:
-            gemm_row_tile<T, 2>(ai, lda, bj, ldb, ci, ldc, nj, k0, k1, load_c, bias_p);
-            break;
-          default:
-            gemm_row_tile<T, 1>(ai, lda, bj, ldb, ci, ldc, nj, k0, k1, load_c, bias_p);
-            break;
-        }
+      const bool add_bias = k0 == 0 && init == gemm_init::bias;
+      index j = j_begin;
+      auto block = [&](auto cols, auto part, index width) {
+        constexpr std::size_t C = decltype(cols)::value;
+        constexpr bool partial = decltype(part)::value;
+        for_row_tiles(i_begin, i_end, [&](auto rows, index i) {
+          constexpr std::size_t R = decltype(rows)::value;
+          gemm_tile<T, R, C, partial>(a + i * lda, lda, b + j, ldb, c + i * ldc + j, ldc, k0, k1,
+                                      load_c, add_bias ? bias + j : nullptr, width);
+        });
+      };
+      for (; j + W <= j_end; j += W) {
+        block(std::integral_constant<std::size_t, CB>{}, std::false_type{}, 0);
       }
+      for (; j + L <= j_end; j += L) {
+        block(std::integral_constant<std::size_t, 1>{}, std::false_type{}, 0);
+      }
+      if (j < j_end) block(std::integral_constant<std::size_t, 1>{}, std::true_type{}, j_end - j);
     }
   };
-  const index tasks = groups * col_panels;
+  const index tasks = row_groups * col_panels;
   if (parallel) {
     parallel_for(tasks, task);
   } else {
