@@ -4,7 +4,10 @@
 
 - forward + backward: logits of 16 sequences x 128 positions, then the backward of
   `sum(logits * dlogits)` (what a training step asks of the model);
-- decoding with a key/value cache: batch 1 and 16, one prompt token, 128 new tokens, greedy.
+- decoding with a key/value cache: batch 1 and 16, one prompt token, 128 new tokens, greedy;
+- one offline DPO step (`--dpo`, the trainers' benchmark): 16 pairs of 128-token responses, the
+  reference log-probs given (cached), the policy's forward + backward on the 32 sequences, the
+  sigmoid loss (beta = 0.1) and one Adam step.
 
 Pre-norm GPT-2 blocks (causal multi-head attention, tanh-GELU MLP), learned positions, an untied
 output head, exactly as `include/prefopt/models/transformer/transformer.hpp`.
@@ -88,6 +91,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tiny", action="store_true")
+    p.add_argument("--dpo", action="store_true", help="also time one offline DPO step")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -123,8 +127,27 @@ def main():
     t_d1 = best_of(reps, lambda: decode(1))
     b16 = 2 if a.tiny else 16
     t_d16 = best_of(reps, lambda: decode(b16))
+    extra = {}
+    if a.dpo:
+        pairs = sequences
+        chosen = torch.randint(0, vocab, (pairs, length + 1))
+        rejected = torch.randint(0, vocab, (pairs, length + 1))
+        both = torch.cat([chosen, rejected])
+        ref = torch.randn(2 * pairs) - 300.0
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+        def dpo_step():
+            opt.zero_grad(set_to_none=False)
+            logits = model(both[:, :-1])
+            lp = logits.log_softmax(-1).gather(-1, both[:, 1:, None]).squeeze(-1).sum(-1)
+            u = 0.1 * ((lp[:pairs] - ref[:pairs]) - (lp[pairs:] - ref[pairs:]))
+            (-F.logsigmoid(u)).mean().backward()
+            opt.step()
+
+        dpo_step()
+        extra["dpo_step_s"] = round(best_of(reps, dpo_step), 4)
     n = sequences * length
-    print(json.dumps({
+    print(json.dumps({**extra,
         "threads": a.threads,
         "torch": torch.__version__,
         "forward_s": round(t_fwd, 4),

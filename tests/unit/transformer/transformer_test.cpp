@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -309,6 +310,28 @@ TEST_CASE("transformer: derived quantities, the fused path and generation take i
         return ws.dot(sl);
       },
       g, [&](xf_index k) { return block_of(m, k); });
+
+  // Per-token log-probs, entropies and the exact KL to another transformer, with their
+  // gradients, at a sampling temperature (the fused path for the model, logits for the reference).
+  auto other = tiny_config();
+  other.seed = 12;
+  const transformer<double> ref(other);
+  auto tempered = fused;
+  tempered.temperature = 0.8;
+  const vector_d wt = xf_weights(n, 8);
+  const std::span<const double> wspan(wt.data(), static_cast<std::size_t>(n));
+  vector_d gt = vector_d::Zero(m.num_parameters());
+  prefopt::accumulate_token_gradient(m, ref, b, {wspan, wspan, wspan}, gt, tempered);
+  check_fd(
+      m,
+      [&]() {
+        vector_d lp_t(n), h_t(n), kl_t(n);
+        prefopt::token_log_probs(m, b, lp_t, tempered);
+        prefopt::token_entropies(m, b, h_t, tempered);
+        prefopt::token_kl(m, ref, b, kl_t, tempered);
+        return wt.dot(lp_t + h_t + kl_t);
+      },
+      gt, [&](xf_index k) { return block_of(m, k); });
 
   // Generation: the sampled tokens' log-probs equal the teacher-forced ones.
   prefopt::generation_config gc;
