@@ -205,6 +205,46 @@ TEST_CASE("transformer: reward and value heads' backward match finite difference
   }
 }
 
+TEST_CASE("transformer: a backward after a forward on the same batch reuses it, bitwise",
+          "[transformer]") {
+  transformer<float> m(tiny_config());
+  const xf_fixture fx;
+  const auto b = fx.batch();
+  const xf_index n = b.responses.total_length();
+  const prefopt::vector_f w = xf_weights(n * m.hidden_size(), 9).cast<float>();
+  const Eigen::Map<const row_matrix_f> dh(w.data(), n, m.hidden_size());
+  auto grad = [&](bool warm) {
+    prefopt::release_transformer_workspace<float>();
+    if (warm) {
+      row_matrix_f h(n, m.hidden_size());
+      m.hidden_states(b, h);
+    }
+    prefopt::vector_f g = prefopt::vector_f::Zero(m.num_parameters());
+    m.accumulate_hidden_gradient(b, dh, g);
+    return g;
+  };
+  const prefopt::vector_f cold = grad(false);
+  CHECK(grad(true) == cold);
+  // A changed parameter or a changed token is a different pass.
+  row_matrix_f h(n, m.hidden_size());
+  m.hidden_states(b, h);
+  m.parameters()(m.vocab_size() * m.hidden_size() + 3) += 0.5f;  // position 0 embedding
+  prefopt::vector_f g = prefopt::vector_f::Zero(m.num_parameters());
+  m.accumulate_hidden_gradient(b, dh, g);
+  prefopt::release_transformer_workspace<float>();
+  prefopt::vector_f g_cold = prefopt::vector_f::Zero(m.num_parameters());
+  m.accumulate_hidden_gradient(b, dh, g_cold);
+  CHECK(g == g_cold);
+  CHECK(g != cold);
+  xf_fixture other;
+  other.response_tokens[5] = 5;
+  row_matrix_f h2(n, m.hidden_size());
+  m.hidden_states(b, h);
+  m.hidden_states(other.batch(), h2);
+  CHECK(h.topRows(2) == h2.topRows(2));  // sequence 0 and the first token of sequence 1
+  CHECK(h.row(n - 1) != h2.row(n - 1));
+}
+
 TEST_CASE("transformer: a sequence's logits do not depend on the batch, bitwise", "[transformer]") {
   auto c = tiny_config();
   c.d_model = 32;  // whole and partial SIMD packets

@@ -107,19 +107,53 @@ class transformer_core {
   }
 
   /// The forward pass over packed rows that all start at position 0 (teacher forcing), into the
-  /// calling thread's workspace (whose activations it returns).
-  backbone_activations<T>& forward(const packed_rows& rows, bool keep) const {
+  /// calling thread's workspace (whose activations it returns), keeping every layer's
+  /// activations. When the workspace already holds the pass of the same parameters and batch
+  /// (`batch`, `full`), it is returned as is.
+  const backbone_activations<T>& forward(const packed_rows& rows, const sequence_batch& batch,
+                                         bool full) const {
     transformer_workspace<T>& w = thread_workspace<T>();
+    const std::uint64_t key = fingerprint(batch, full);
+    if (w.cached && w.key == key) return w.act;
+    w.cached = false;
+    run_forward(rows, w);
+    w.cached = true;
+    w.key = key;
+    return w.act;
+  }
+
+  /// Hash of the configuration, every parameter and every token of `batch` (with `full`).
+  [[nodiscard]] std::uint64_t fingerprint(const sequence_batch& b, bool full) const {
+    const index sizes[] = {config_.vocab_size, config_.max_length, config_.d_model,
+                           config_.num_layers, config_.num_heads,  config_.mlp_width(),
+                           theta_.size(),      full ? 1 : 0};
+    std::uint64_t h = hash_bytes(sizes, sizeof(sizes), 0x7f2);
+    h = hash_bytes(theta_.data(), static_cast<std::size_t>(theta_.size()) * sizeof(T), h);
+    for (const auto* r : {&b.prompts, &b.responses}) {
+      const index n = r->num_sequences();
+      h = hash_bytes(&n, sizeof(n), h);
+      for (index i = 0; i < n; ++i) {
+        const auto seq = r->sequence(i);
+        const index len = static_cast<index>(seq.size());
+        h = hash_bytes(&len, sizeof(len), h);
+        h = hash_bytes(seq.data(), seq.size() * sizeof(token_id), h);
+      }
+    }
+    return h;
+  }
+
+ private:
+  void run_forward(const packed_rows& rows, transformer_workspace<T>& w) const {
     index longest = 0;
     for (index s = 0; s < rows.sequences(); ++s) {
       const auto u = static_cast<std::size_t>(s);
       longest = std::max(longest, rows.offsets[u + 1] - rows.offsets[u]);
     }
     w.kv.reset(1, rows.sequences(), longest, layout_.d, layout_.h);
-    backbone_forward(layout_, theta_.data(), rows, w.kv, w.act, keep);
-    return w.act;
+    backbone_forward(layout_, theta_.data(), rows, w.kv, w.act, /*keep=*/true);
   }
 
+ public:
   /// `backbone_backward` with the calling thread's buffers.
   void backward(const packed_rows& rows, const backbone_activations<T>& act,
                 const row_matrix_t<T>& da_f, T* grad) const {
@@ -298,7 +332,9 @@ class transformer {
                     " (the position table)");
       rows.add(s.pending_[u], {}, s.length_[u], i);
     }
-    auto& act = detail::thread_workspace<T>().act;
+    auto& w = detail::thread_workspace<T>();
+    w.cached = false;  // the kept activations are overwritten
+    auto& act = w.act;
     detail::backbone_forward(core_.layout(), core_.theta().data(), rows, s.kv_, act, false);
     row_matrix_t<T> h(static_cast<index>(live.size()), hidden_size());
     for (std::size_t r = 0; r < live.size(); ++r) {
@@ -379,7 +415,7 @@ class transformer {
     std::vector<index> first;
     const detail::packed_rows packed = core_.pack(fn, batch, false, first);
     check_rows(fn, "out", batch, rows, cols, want_cols);
-    const auto& act = core_.forward(packed, false);
+    const auto& act = core_.forward(packed, batch, false);
     row_matrix_t<T> h(batch.responses.total_length(), hidden_size());
     gather(batch, first, act.a_f, h);
     return h;
@@ -405,7 +441,7 @@ class transformer {
     namespace xm = detail::transformer_math;
     std::vector<index> first;
     const detail::packed_rows packed = core_.pack(fn, batch, false, first);
-    const auto& act = core_.forward(packed, true);
+    const auto& act = core_.forward(packed, batch, false);
     const index d = hidden_size();
     const index base = batch.responses.offsets.front();
     row_matrix_t<T> da = row_matrix_t<T>::Zero(packed.rows(), d);
@@ -469,7 +505,7 @@ class transformer_reward_model {
     const detail::packed_rows packed = core_.pack(fn, batch, true, last);
     PREFOPT_CHECK(out.size() == batch.size(), shape_error, fn, ": out has ", out.size(),
                   " entries, expected one per sequence (", batch.size(), ")");
-    const auto& act = core_.forward(packed, false);
+    const auto& act = core_.forward(packed, batch, true);
     const index d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
     for (index i = 0; i < batch.size(); ++i) {
@@ -489,7 +525,7 @@ class transformer_reward_model {
                   " entries, expected one per sequence (", batch.size(), ")");
     PREFOPT_CHECK(gradient.size() == num_parameters(), shape_error, fn, ": gradient has ",
                   gradient.size(), " entries, expected num_parameters() = ", num_parameters());
-    const auto& act = core_.forward(packed, true);
+    const auto& act = core_.forward(packed, batch, true);
     const index d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
     vector_t<T> g = vector_t<T>::Zero(num_parameters());
@@ -545,7 +581,7 @@ class transformer_critic {
     PREFOPT_CHECK(out.size() == batch.responses.total_length(), shape_error, fn, ": out has ",
                   out.size(), " entries, expected one per response token (",
                   batch.responses.total_length(), ")");
-    const auto& act = core_.forward(packed, false);
+    const auto& act = core_.forward(packed, batch, false);
     const index d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
     for_each_row(batch, first, [&](index row, index packed_row) {
@@ -565,7 +601,7 @@ class transformer_critic {
                   batch.responses.total_length(), ")");
     PREFOPT_CHECK(gradient.size() == num_parameters(), shape_error, fn, ": gradient has ",
                   gradient.size(), " entries, expected num_parameters() = ", num_parameters());
-    const auto& act = core_.forward(packed, true);
+    const auto& act = core_.forward(packed, batch, false);
     const index d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
     vector_t<T> g = vector_t<T>::Zero(num_parameters());
@@ -595,6 +631,14 @@ class transformer_critic {
 
   detail::transformer_core<T> core_;
 };
+
+/// Frees the calling thread's transformer buffers of scalar type `T` (kept activations and
+/// scratch, see the file comment) and forgets the pass they held. The next teacher-forced call
+/// allocates them again.
+template <class T>
+void release_transformer_workspace() {
+  detail::thread_workspace<T>().release();
+}
 
 static_assert(LinearHeadSequenceModel<transformer<float>>);
 static_assert(LinearHeadSequenceModel<transformer<double>>);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -178,13 +179,43 @@ struct backward_buffers {
 /// allocates the same few hundred megabytes every call, and fresh pages cost a page fault each
 /// (about a sixth of the backward's time at the benchmark's sizes). The memory of the largest
 /// batch a thread has run stays allocated until `release()` (or the thread's end).
+///
+/// The workspace also remembers which (parameters, batch) its kept activations belong to, so that
+/// the backward that follows a forward on the same batch (`hidden_states` then
+/// `accumulate_hidden_gradient`, as the library's fused path calls them) does not run the forward
+/// again. The key hashes every parameter and every token: any change recomputes.
 template <class T>
 struct transformer_workspace {
   backbone_activations<T> act;
   backward_buffers<T> back;
   kv_store<T> kv;
+  bool cached = false;  // `act` holds kept activations of the pass `key` names
+  std::uint64_t key = 0;
   void release() { *this = transformer_workspace{}; }
 };
+
+/// A 64-bit hash of `n` bytes, four independent multiply-xor lanes (fast: a few milliseconds for
+/// millions of parameters). Guards a cache against change, not against an adversary.
+inline std::uint64_t hash_bytes(const void* data, std::size_t n, std::uint64_t seed) {
+  constexpr std::uint64_t m = 0x9E3779B97F4A7C15ULL;
+  std::uint64_t h[4] = {seed ^ 0x243F6A8885A308D3ULL, seed ^ 0x13198A2E03707344ULL,
+                        seed ^ 0xA4093822299F31D0ULL, seed ^ 0x082EFA98EC4E6C89ULL};
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    for (std::size_t l = 0; l < 4; ++l) {
+      std::uint64_t w;
+      std::memcpy(&w, p + i + 8 * l, 8);
+      h[l] = (h[l] ^ w) * m;
+      h[l] ^= h[l] >> 29;
+    }
+  }
+  std::uint64_t tail = n;
+  for (; i < n; ++i) tail = (tail ^ p[i]) * m;
+  std::uint64_t out = tail;
+  for (const std::uint64_t x : h) out = (out ^ x) * m ^ (out >> 31);
+  return out;
+}
 
 template <class T>
 [[nodiscard]] transformer_workspace<T>& thread_workspace() {
