@@ -218,6 +218,13 @@ template <SequenceModel M>
                                        nullptr, opt);
 }
 
+/// The same over all of a `demonstration_set`.
+template <SequenceModel M>
+[[nodiscard]] double held_out_cross_entropy(const M& model, const demonstration_set& demonstrations,
+                                            const sequence_options& opt = {}) {
+  return held_out_cross_entropy(model, demonstrations.batch(), opt);
+}
+
 /// `gradient += dL/dtheta` for the SFT loss `L` of `batch` (file comment); returns `L`.
 /// `gradient` has `model.num_parameters()` entries; it is written only when the call succeeds.
 template <SequenceModel M>

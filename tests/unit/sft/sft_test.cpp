@@ -221,7 +221,8 @@ TEST_CASE("global-norm clipping and the warmup + cosine schedule", "[sft]") {
 TEMPLATE_TEST_CASE("SFT drives the held-out cross-entropy down to the data's entropy", "[sft]",
                    (bigram_model<float, true>), (bigram_model<double, false>)) {
   const auto start = std::chrono::steady_clock::now();
-  const bigram_model<double, true> teacher(sft_vocab, 4, sft_eos, 1, 1.5);
+  // A teacher of about 0.84 nats per token (scale 0.8), 600 demonstrations of ~6.7 tokens.
+  const bigram_model<double, true> teacher(sft_vocab, 4, sft_eos, 1, 0.8);
   const auto all = teacher_demonstrations(teacher, 600, 3);
   const auto split = prefopt::split_demonstrations(all, 150, 4);
   REQUIRE(split.train.size() == 450);
@@ -238,9 +239,9 @@ TEMPLATE_TEST_CASE("SFT drives the held-out cross-entropy down to the data's ent
   const auto problem = prefopt::make_sft_problem(student, split.train.batch(), held);
   prefopt::sft_config c;
   c.batch_size = 32;
-  c.schedule = {0.05, 20, 480, 0.1};
+  c.schedule = {0.05, 20, 280, 0.1};
   c.seed = 7;
-  const auto result = prefopt::run(prefopt::sft(c), problem, {500});
+  const auto result = prefopt::run(prefopt::sft(c), problem, {300});
   REQUIRE(result.status == prefopt::run_status::completed);
   const double initial_ce = prefopt::held_out_cross_entropy(student, held);
   const double final_ce = prefopt::held_out_cross_entropy(result.state.policy(), held);
@@ -254,7 +255,7 @@ TEMPLATE_TEST_CASE("SFT drives the held-out cross-entropy down to the data's ent
                << ", mean entropy " << data_entropy << "; " << result.iterations << " steps, "
                << result.state.epoch() << " epochs, " << seconds << " s");
   CHECK(initial_ce > data_ce + 0.5);
-  CHECK(final_ce < data_ce + 0.05);
+  CHECK(final_ce < data_ce + 0.03);
   CHECK(final_ce > data_ce - 0.1);  // no better than the truth beyond sampling noise
   CHECK(std::abs(data_ce - data_entropy) < 0.1);
 }
@@ -321,6 +322,9 @@ TEST_CASE("bad sft configurations and problems are named", "[sft]") {
   p.train = g.batch();
   REQUIRE_THROWS_WITH(solver.init(p), Contains("sft::init: batch.responses[2][1] = 6"));
   p.train = f.batch();
+  p.held_out = g.batch();
+  REQUIRE_THROWS_WITH(solver.init(p), Contains("sft::init: batch.responses[2][1] = 6"));
+  p.held_out = {};
   model.parameters()(4) = std::numeric_limits<double>::quiet_NaN();
   REQUIRE_THROWS_WITH(solver.init(p), Contains("sft::init: problem.initial parameter 4 is nan"));
   // A model whose logits are non-finite from the start is a bad input (an error naming the
@@ -408,5 +412,47 @@ TEST_CASE("best-of-n demonstrations from a sequence task make an SFT target", "[
   const double after = mean_gold(result.state.policy());
   WARN("best-of-8 SFT on length_biased_quality_task: mean gold reward "
        << before << " -> " << after << " (demos " << kept.mean() << ")");
-  CHECK(after > before + 0.5);
+  CHECK(after > before + 0.3);
+
+  // Bad settings are named.
+  bc.keep = 9;
+  REQUIRE_THROWS_WITH(prefopt::best_of_n_demonstrations(sampler, gold, task.prompts(), bc),
+                      Contains("best_of_n_demonstrations: config.keep = 9, expected a count in "
+                               "[1, samples_per_prompt = 8]"));
+  bc.keep = 1;
+  bc.samples_per_prompt = 0;
+  REQUIRE_THROWS_WITH(prefopt::best_of_n_demonstrations(sampler, gold, task.prompts(), bc),
+                      Contains("config.samples_per_prompt = 0"));
+}
+
+TEST_CASE("demonstration sets split deterministically and keep their order", "[sft]") {
+  prefopt::demonstration_set all;
+  for (token_id i = 0; i < 10; ++i) {
+    const std::vector<token_id> x{i};
+    const std::vector<token_id> y(static_cast<std::size_t>(i % 3), i);
+    all.add(x, y);
+  }
+  CHECK(all.size() == 10);
+  CHECK(all.num_response_tokens() == 9);
+  CHECK(all.batch().size() == 10);
+  const bigram_model<double, false> m(sft_vocab, 3, sft_eos, 2);
+  CHECK(prefopt::held_out_cross_entropy(m, all) == prefopt::held_out_cross_entropy(m, all.batch()));
+  const auto a = prefopt::split_demonstrations(all, 3, 1);
+  const auto b = prefopt::split_demonstrations(all, 3, 1);
+  REQUIRE(a.held_out.size() == 3);
+  REQUIRE(a.train.size() == 7);
+  CHECK(a.held_out.prompts() == b.held_out.prompts());
+  std::vector<token_id> seen;
+  for (index_t i = 0; i < 3; ++i) seen.push_back(a.held_out.prompts()[i][0]);
+  for (index_t i = 0; i < 7; ++i) seen.push_back(a.train.prompts()[i][0]);
+  CHECK(std::is_sorted(seen.begin(), seen.begin() + 3));
+  CHECK(std::is_sorted(seen.begin() + 3, seen.end()));
+  std::sort(seen.begin(), seen.end());
+  for (token_id i = 0; i < 10; ++i) CHECK(seen[static_cast<std::size_t>(i)] == i);
+  for (index_t i = 0; i < 7; ++i) {
+    const token_id x = a.train.prompts()[i][0];
+    CHECK(a.train.responses().length(i) == x % 3);
+  }
+  REQUIRE_THROWS_WITH(prefopt::split_demonstrations(all, 11, 1),
+                      Contains("split_demonstrations: held_out = 11, expected a count in [0, 10]"));
 }

@@ -58,6 +58,7 @@
 #include <type_traits>
 
 #include "prefopt/core/assert.hpp"
+#include "prefopt/core/concepts.hpp"
 #include "prefopt/core/error.hpp"
 #include "prefopt/core/types.hpp"
 #include "prefopt/data/checksum.hpp"
@@ -66,17 +67,21 @@
 
 namespace prefopt {
 
-/// A model a checkpoint can hold: `scalar_type` (float or double), `config()` returning its
-/// `transformer_config`, mutable and const flat `parameters()`, and a constructor from a
-/// `transformer_config` (which must give the same parameter count for the same configuration).
+/// `scalar_type` (float or double), `config()` returning a `transformer_config`, and mutable and
+/// const flat `parameters()`.
 template <class M>
-concept CheckpointableModel = (std::same_as<typename M::scalar_type, float> ||
-                               std::same_as<typename M::scalar_type, double>)&&std::
-    constructible_from<M, const transformer_config&>&& requires(M& m, const M& cm) {
+concept has_checkpoint_members = has_floating_scalar<M> && requires(M& m, const M& cm) {
   { cm.config() } -> std::convertible_to<const transformer_config&>;
   { m.parameters() } -> std::convertible_to<Eigen::Ref<vector_t<typename M::scalar_type>>>;
   { cm.parameters() } -> std::convertible_to<Eigen::Ref<const vector_t<typename M::scalar_type>>>;
 };
+
+/// A model a checkpoint can hold: the members above and a constructor from a
+/// `transformer_config` (which must give the same parameter count for the same configuration),
+/// e.g. `transformer<float>`.
+template <class M>
+concept CheckpointableModel =
+    has_checkpoint_members<M> && std::constructible_from<M, const transformer_config&>;
 
 /// What a checkpoint's header says (`read_checkpoint_info`).
 struct checkpoint_info {
