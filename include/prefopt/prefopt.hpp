@@ -38,6 +38,7 @@
 #include "prefopt/models/preference/tabular.hpp"
 #include "prefopt/models/preference/validate.hpp"
 #include "prefopt/models/reward/tabular.hpp"
+#include "prefopt/models/transformer/checkpoint.hpp"
 #include "prefopt/policies/sequence_adapters.hpp"
 #include "prefopt/policies/tabular_softmax.hpp"
 #include "prefopt/policies/token_softmax.hpp"
@@ -59,4 +60,5 @@
 #include "prefopt/solvers/nash/onpo.hpp"
 #include "prefopt/solvers/nash/pair_regression.hpp"
 #include "prefopt/solvers/rlhf.hpp"
+#include "prefopt/solvers/sft.hpp"
 #include "prefopt/solvers/token_direct_alignment.hpp"

@@ -8,7 +8,10 @@
 ///   `m <- b1 m + (1-b1) g`, `v <- b2 v + (1-b2) g^2`,
 ///   `theta <- theta - lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)`.
 /// The kind is chosen once per run (a runtime choice from configs); the update loops are
-/// vectorised Eigen expressions and allocate nothing after construction.
+/// vectorised Eigen expressions and allocate nothing after construction. A schedule changes the
+/// learning rate between steps with `set_learning_rate`; `clip_global_norm` rescales a gradient
+/// to a maximum Euclidean norm before the step (Pascanu, Mikolov and Bengio, "On the difficulty of
+/// training recurrent neural networks", arXiv 1211.5063).
 
 #include <Eigen/Core>
 
@@ -65,6 +68,15 @@ class optimizer {
   /// Number of steps taken.
   [[nodiscard]] long steps() const noexcept { return t_; }
 
+  /// The learning rate of the next steps (a schedule's value; finite, > 0). The Adam moments and
+  /// the step count are kept.
+  void set_learning_rate(double learning_rate) {
+    PREFOPT_CHECK(std::isfinite(learning_rate) && learning_rate > 0.0, invalid_argument,
+                  "optimizer::set_learning_rate: learning_rate = ", learning_rate,
+                  ", expected a finite value > 0");
+    config_.learning_rate = learning_rate;
+  }
+
   /// One descent step on `parameters` with `gradient` (same size as the optimizer).
   void step(Eigen::Ref<vector_d> parameters, const Eigen::Ref<const vector_d>& gradient) {
     step_impl<double>(parameters, gradient);
@@ -104,5 +116,23 @@ class optimizer {
   index size_ = 0;
   long t_ = 0;
 };
+
+/// Global-norm clipping: with `n = ||gradient||_2` (accumulated in double), scales `gradient` by
+/// `max_norm / n` when `n > max_norm`, and returns `n` (the norm before clipping). `max_norm <= 0`
+/// turns clipping off. A non-finite `n` leaves `gradient` unchanged (the caller decides what a
+/// non-finite gradient means).
+template <class T>
+double clip_global_norm(Eigen::Ref<vector_t<T>> gradient, double max_norm) {
+  double sum = 0.0;
+  for (index k = 0; k < gradient.size(); ++k) {
+    const auto g = static_cast<double>(gradient(k));
+    sum += g * g;
+  }
+  const double norm = std::sqrt(sum);
+  if (max_norm > 0.0 && std::isfinite(norm) && norm > max_norm) {
+    gradient *= static_cast<T>(max_norm / norm);
+  }
+  return norm;
+}
 
 }  // namespace prefopt

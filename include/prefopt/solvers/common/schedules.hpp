@@ -9,8 +9,13 @@
 ///   self-play MWU choice of ONPO's Theorem 1 (arXiv 2502.16852).
 /// - `custom_step<F>`: `eta_t = f(t)` for a user callable.
 /// The solvers check `eta_t > 0` (and `eta_t tau <= 1` where the update requires it) every step.
+///
+/// Learning-rate schedules of the gradient-based trainers (`warmup_cosine_schedule`, used by
+/// `solvers/sft.hpp`) have `double learning_rate(index t) const` instead.
 
+#include <algorithm>
 #include <cmath>
+#include <numbers>
 #include <utility>
 
 #include "prefopt/core/assert.hpp"
@@ -59,6 +64,46 @@ struct custom_step {
 };
 template <class F>
 custom_step(F) -> custom_step<F>;
+
+/// Linear warmup, then cosine decay (Loshchilov and Hutter, "SGDR: Stochastic Gradient Descent
+/// with Warm Restarts", arXiv 1608.03983, without restarts; the warmup of Goyal et al., arXiv
+/// 1706.02677). With `t` completed steps (0 for the first step), `W = warmup_steps`,
+/// `D = decay_steps`, `eta = peak`, `eta_min = final_ratio * peak`:
+///
+///     lr(t) = eta (t + 1) / W                                       t < W
+///     lr(t) = eta_min + (eta - eta_min) (1 + cos(pi p)) / 2,        p = min(1, (t - W) / D)
+///
+/// and `lr(t) = eta` after the warmup when `D = 0` (no decay). Every value is > 0.
+struct warmup_cosine_schedule {
+  double peak = 1e-3;        ///< eta: finite, > 0
+  index warmup_steps = 0;    ///< W >= 0
+  index decay_steps = 0;     ///< D >= 0; 0: constant after the warmup
+  double final_ratio = 0.1;  ///< eta_min / eta, in (0, 1]
+
+  /// Throws `prefopt::invalid_argument` naming `function`, `prefix` and the bad field.
+  void validate(const char* function, const char* prefix = "schedule") const {
+    PREFOPT_CHECK(std::isfinite(peak) && peak > 0.0, invalid_argument, function, ": ", prefix,
+                  ".peak = ", peak, ", expected a finite value > 0");
+    PREFOPT_CHECK(warmup_steps >= 0, invalid_argument, function, ": ", prefix,
+                  ".warmup_steps = ", warmup_steps, ", expected >= 0");
+    PREFOPT_CHECK(decay_steps >= 0, invalid_argument, function, ": ", prefix,
+                  ".decay_steps = ", decay_steps, ", expected >= 0 (0: no decay)");
+    PREFOPT_CHECK(final_ratio > 0.0 && final_ratio <= 1.0, invalid_argument, function, ": ", prefix,
+                  ".final_ratio = ", final_ratio, ", expected a value in (0, 1]");
+  }
+
+  /// lr(t) for `t >= 0` completed steps.
+  [[nodiscard]] double learning_rate(index t) const noexcept {
+    if (t < warmup_steps) {
+      return peak * static_cast<double>(t + 1) / static_cast<double>(warmup_steps);
+    }
+    if (decay_steps == 0) return peak;
+    const double p =
+        std::min(1.0, static_cast<double>(t - warmup_steps) / static_cast<double>(decay_steps));
+    const double low = final_ratio * peak;
+    return low + (peak - low) * 0.5 * (1.0 + std::cos(std::numbers::pi * p));
+  }
+};
 
 namespace detail {
 /// Checks one step size: `eta > 0` finite and, when `require_eta_tau`, `eta tau <= 1`.
