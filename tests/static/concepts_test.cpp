@@ -190,10 +190,17 @@ struct user_critic {
 static_assert(prefopt::ValueModel<user_critic>);
 static_assert(prefopt::check_value_model<user_critic>());
 static_assert(!prefopt::RewardModel<user_critic>);
-struct critic_per_sequence_gradient : user_critic {  // dvalues must be read-only
-  void accumulate_value_gradient(const prefopt::sequence_batch&, ref, ref) const {}
+struct critic_mutating_values {  // values must be callable on a const critic
+  using scalar_type = double;
+  vector_d theta;
+  void values(const prefopt::sequence_batch&, ref) {}
+  [[nodiscard]] index num_parameters() const { return theta.size(); }
+  Eigen::Ref<vector_d> parameters() { return theta; }
+  [[nodiscard]] Eigen::Ref<const vector_d> parameters() const { return theta; }
+  void accumulate_value_gradient(const prefopt::sequence_batch&, Eigen::Ref<const vector_d>,
+                                 ref) const {}
 };
-static_assert(!prefopt::ValueModel<critic_per_sequence_gradient>);
+static_assert(!prefopt::ValueModel<critic_mutating_values>);
 }  // namespace
 
 int main() {

@@ -362,7 +362,7 @@ concept has_value_gradient = has_parameters<V> &&
 ///   forward.
 /// A policy with a value head models it by exposing that head as a separate object (the two
 /// parameter vectors are optimised separately, as in TRL's PPO trainer).
-/// Accepted by: `rlhf_ppo` (`solvers/ppo_trainer.hpp`).
+/// Accepted by: `ppo_trainer` (`solvers/ppo_trainer.hpp`).
 template <class V>
 concept ValueModel = has_parameters<V> && has_values<V> && has_value_gradient<V>;
 

@@ -167,7 +167,7 @@ class dpo_trainer {
   using step_stats = dpo_trainer_stats;
 
   /// The per-run state: the policy (a copy of the reference) and the optimizer, the data order.
-  template <SequenceModel M>
+  template <class M>
   class state {
    public:
     /// The current policy.
@@ -202,8 +202,10 @@ class dpo_trainer {
 
   /// Offline: copies the reference; takes the reference sums from the dataset or computes them.
   template <SequenceModel M>
-  requires std::copy_constructible<M>
   [[nodiscard]] state<M> init(const sequence_problem<M, data::preference_dataset>& problem) const {
+    static_assert(std::copy_constructible<M>,
+                  "prefopt::dpo_trainer: the model type must be copyable (the state holds the "
+                  "policy, a copy of the reference)");
     problem.validate(name());
     const data::preference_dataset& d = *problem.feedback;
     PREFOPT_CHECK(!d.empty(), invalid_argument, name(),
@@ -238,9 +240,16 @@ class dpo_trainer {
   }
 
   /// Online: copies the reference; pairs are drawn in `step`.
-  template <SequenceModel M, PreferenceModel Judge>
-  requires std::copy_constructible<M> && std::same_as<typename Judge::batch_type, sequence_batch>
+  /// A judge of the wrong shape fails with the `check_preference_model` sentences.
+  template <SequenceModel M, class Judge>
   [[nodiscard]] state<M> init(const sequence_problem<M, Judge>& problem) const {
+    static_assert(check_preference_model<Judge>());
+    static_assert(std::same_as<typename Judge::batch_type, sequence_batch>,
+                  "prefopt::dpo_trainer: the judge's batch_type must be prefopt::sequence_batch "
+                  "(or pass a data::preference_dataset for offline training)");
+    static_assert(std::copy_constructible<M>,
+                  "prefopt::dpo_trainer: the model type must be copyable (the state holds the "
+                  "policy, a copy of the reference)");
     problem.validate(name());
     return state<M>(*problem.reference, config_.optimizer, config_.seed);
   }
@@ -267,7 +276,7 @@ class dpo_trainer {
   }
 
   /// Online step: fresh pairs from the current policy, labelled by the judge.
-  template <SequenceModel M, PreferenceModel Judge>
+  template <SequenceModel M, class Judge>
   step_stats step(const sequence_problem<M, Judge>& problem, state<M>& s) const {
     std::vector<index> picks;
     detail::draw_prompt_indices(s.gen_, problem.prompts.num_sequences(), config_.batch_size, picks);

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// RLHF with PPO for any `SequenceModel` policy, any `RewardModel` over `sequence_batch` and any
-/// `ValueModel` critic (ALGORITHMS.md §2): the `rlhf_ppo` solver, driven by `run`.
+/// `ValueModel` critic (ALGORITHMS.md §2): the `ppo_trainer` solver, driven by `run`.
 ///
 /// One step (TRL's PPO trainer / Ziegler et al.'s loop, one rollout batch):
 /// 1. **Rollout.** `rollout_batch_size` prompts drawn uniformly (with replacement) from
@@ -19,7 +19,7 @@
 /// 4. **GAE(gamma, lambda)** advantages and returns (`losses::generalized_advantages`),
 ///    advantages whitened over the batch (`whiten_advantages`).
 /// 5. **Updates.** `ppo_epochs` epochs over the responses in a fresh random order, split into
-///    `num_minibatches` minibatches; on each, `rlhf_ppo_minibatch_loss`: the clipped surrogate
+///    `num_minibatches` minibatches; on each, `ppo_minibatch_loss`: the clipped surrogate
 ///    `L_pg` (`clip_range`) plus `vf_coef` times the clipped value loss `L_vf`
 ///    (`clip_range_value`), token means over the minibatch; one optimizer step for the policy
 ///    and one for the critic (separate Adam states).
@@ -89,8 +89,8 @@ template <class Reward, class Critic>
   return {&reward, &critic};
 }
 
-/// Hyperparameters of `rlhf_ppo` (names as ALGORITHMS.md §2 / TRL's PPOConfig).
-struct rlhf_ppo_config {
+/// Hyperparameters of `ppo_trainer` (names as ALGORITHMS.md §2 / TRL's PPOConfig).
+struct ppo_trainer_config {
   index rollout_batch_size = 16;  ///< prompts (= responses) per step, >= 1
   index ppo_epochs = 4;           ///< passes over each rollout batch, >= 1
   index num_minibatches = 2;      ///< per epoch, in [1, rollout_batch_size]
@@ -152,9 +152,9 @@ struct rlhf_ppo_config {
   }
 };
 
-/// Per-step statistics of `rlhf_ppo` (TRL names in `named()`; update metrics are averaged over
+/// Per-step statistics of `ppo_trainer` (TRL names in `named()`; update metrics are averaged over
 /// every minibatch of every epoch).
-struct rlhf_ppo_stats {
+struct ppo_trainer_stats {
   double loss = 0.0;              ///< mean of L_pg + vf_coef L_vf over the updates
   double kl = 0.0;                ///< `objective/kl`
   double entropy = 0.0;           ///< `objective/entropy`
@@ -202,7 +202,7 @@ struct ppo_minibatch {
   std::span<const double> returns;
 };
 
-/// What `rlhf_ppo_minibatch_loss` measured.
+/// What `ppo_minibatch_loss` measured.
 struct ppo_minibatch_stats {
   double loss = 0.0;  ///< L_pg + vf_coef L_vf
   double policy_loss = 0.0;
@@ -218,16 +218,16 @@ struct ppo_minibatch_stats {
 /// policy's per-token log-probs at `scoring.temperature`, `losses::ppo_value_loss` on the critic's
 /// values; token means), and its gradients: `policy_gradient += dL/dtheta_policy`,
 /// `critic_gradient += dL/dtheta_critic`. Public for gradient checks and custom loops; every
-/// `rlhf_ppo` update is this call. Non-finite log-probs or values give `loss = NaN` and leave
+/// `ppo_trainer` update is this call. Non-finite log-probs or values give `loss = NaN` and leave
 /// both gradients unchanged.
 template <SequenceModel M, ValueModel V>
-ppo_minibatch_stats rlhf_ppo_minibatch_loss(
+ppo_minibatch_stats ppo_minibatch_loss(
     const M& policy, const V& critic, const ppo_minibatch& mb, double clip_range,
     double clip_range_value, double vf_coef,
     Eigen::Ref<vector_t<typename M::scalar_type>> policy_gradient,
     Eigen::Ref<vector_t<typename V::scalar_type>> critic_gradient,
     const sequence_options& scoring = {}) {
-  constexpr const char* fn = "rlhf_ppo_minibatch_loss";
+  constexpr const char* fn = "ppo_minibatch_loss";
   const index n = mb.batch.responses.total_length();
   for (const auto& [name, size] :
        {std::pair{"old_log_probs", mb.old_log_probs.size()},
@@ -268,12 +268,12 @@ ppo_minibatch_stats rlhf_ppo_minibatch_loss(
 
 /// RLHF-PPO (file comment). `Solver` of `sequence_problem<M, rlhf_feedback<Reward, Critic>>` for
 /// any `SequenceModel` M, `RewardModel` Reward over `sequence_batch` and `ValueModel` Critic.
-class rlhf_ppo {
+class ppo_trainer {
  public:
-  using config_type = rlhf_ppo_config;
-  using step_stats = rlhf_ppo_stats;
+  using config_type = ppo_trainer_config;
+  using step_stats = ppo_trainer_stats;
 
-  template <SequenceModel M, ValueModel V>
+  template <class M, class V>
   class state {
    public:
     /// The current policy.
@@ -288,8 +288,8 @@ class rlhf_ppo {
     }
 
    private:
-    friend class rlhf_ppo;
-    state(const M& reference, const V& critic, const rlhf_ppo_config& c)
+    friend class ppo_trainer;
+    state(const M& reference, const V& critic, const ppo_trainer_config& c)
         : policy_(reference),
           critic_(critic),
           policy_optimizer_(c.optimizer, reference.num_parameters()),
@@ -309,27 +309,34 @@ class rlhf_ppo {
     long t_ = 0;
   };
 
-  explicit rlhf_ppo(const rlhf_ppo_config& config = {}) : config_(config) {
-    config.validate("rlhf_ppo");
+  explicit ppo_trainer(const ppo_trainer_config& config = {}) : config_(config) {
+    config.validate("ppo_trainer");
   }
 
-  [[nodiscard]] const rlhf_ppo_config& config() const noexcept { return config_; }
+  [[nodiscard]] const ppo_trainer_config& config() const noexcept { return config_; }
 
-  template <SequenceModel M, RewardModel Reward, ValueModel V>
-  requires std::copy_constructible<M> && std::copy_constructible<V> &&
-      std::same_as<typename Reward::batch_type, sequence_batch>
+  /// Copies the reference and the critic. A reward model or critic of the wrong shape fails with
+  /// the `check_*` sentence naming the missing member.
+  template <SequenceModel M, class Reward, class V>
   [[nodiscard]] state<M, V> init(
       const sequence_problem<M, rlhf_feedback<Reward, V>>& problem) const {
+    static_assert(check_reward_model<Reward>());
+    static_assert(std::same_as<typename Reward::batch_type, sequence_batch>,
+                  "prefopt::ppo_trainer: the reward model's batch_type must be "
+                  "prefopt::sequence_batch");
     static_assert(check_value_model<V>());
-    problem.validate("rlhf_ppo");
+    static_assert(std::copy_constructible<M> && std::copy_constructible<V>,
+                  "prefopt::ppo_trainer: the policy and critic types must be copyable (the state "
+                  "holds copies)");
+    problem.validate("ppo_trainer");
     PREFOPT_CHECK(problem.feedback->reward != nullptr, invalid_argument,
-                  "rlhf_ppo: problem.feedback->reward is null, expected the reward model");
+                  "ppo_trainer: problem.feedback->reward is null, expected the reward model");
     PREFOPT_CHECK(problem.feedback->critic != nullptr, invalid_argument,
-                  "rlhf_ppo: problem.feedback->critic is null, expected the initial critic");
+                  "ppo_trainer: problem.feedback->critic is null, expected the initial critic");
     return state<M, V>(*problem.reference, *problem.feedback->critic, config_);
   }
 
-  template <SequenceModel M, RewardModel Reward, ValueModel V>
+  template <SequenceModel M, class Reward, class V>
   step_stats step(const sequence_problem<M, rlhf_feedback<Reward, V>>& problem,
                   state<M, V>& s) const {
     using TM = typename M::scalar_type;
@@ -457,9 +464,9 @@ class rlhf_ppo {
             {mb_prompts.view(), mb_responses.view()}, mb_lp, mb_v, mb_adv, mb_ret};
         g_policy.setZero();
         g_critic.setZero();
-        const auto r = rlhf_ppo_minibatch_loss(s.policy_, s.critic_, mb, config_.clip_range,
-                                               config_.clip_range_value, config_.vf_coef, g_policy,
-                                               g_critic, opts);
+        const auto r =
+            ppo_minibatch_loss(s.policy_, s.critic_, mb, config_.clip_range,
+                               config_.clip_range_value, config_.vf_coef, g_policy, g_critic, opts);
         stats.loss += r.loss;
         if (!std::isfinite(r.loss)) return stats;
         stats.policy_loss += r.policy_loss;
@@ -484,7 +491,7 @@ class rlhf_ppo {
   }
 
  private:
-  rlhf_ppo_config config_;
+  ppo_trainer_config config_;
 };
 
 }  // namespace prefopt

@@ -174,7 +174,7 @@ class reward_modeling {
   using config_type = reward_modeling_config;
   using step_stats = reward_modeling_stats;
 
-  template <DifferentiableRewardModel R>
+  template <class R>
   class state {
    public:
     /// The reward model being fitted.
@@ -207,10 +207,16 @@ class reward_modeling {
   [[nodiscard]] const reward_modeling_config& config() const noexcept { return config_; }
 
   /// Copies the model and splits the records into training and held-out parts.
-  template <DifferentiableRewardModel R>
-  requires std::copy_constructible<R> && std::same_as<typename R::batch_type, sequence_batch>
+  /// A model of the wrong shape fails with the `check_differentiable_reward_model` sentences.
+  template <class R>
   [[nodiscard]] state<R> init(const reward_modeling_problem<R>& problem) const {
     static_assert(check_differentiable_reward_model<R>());
+    static_assert(std::same_as<typename R::batch_type, sequence_batch>,
+                  "prefopt::reward_modeling: the reward model's batch_type must be "
+                  "prefopt::sequence_batch");
+    static_assert(std::copy_constructible<R>,
+                  "prefopt::reward_modeling: the reward model must be copyable (the state holds "
+                  "the fitted copy)");
     problem.validate("reward_modeling");
     state<R> s(*problem.model, config_.optimizer, config_.seed);
     const index n = problem.pairs->size();
@@ -228,7 +234,7 @@ class reward_modeling {
   }
 
   /// One minibatch of training pairs, one optimizer step; the held-out metrics when due.
-  template <DifferentiableRewardModel R>
+  template <class R>
   step_stats step(const reward_modeling_problem<R>& problem, state<R>& s) const {
     using T = typename R::scalar_type;
     const index b = config_.batch_size;

@@ -1,11 +1,13 @@
 // Proof of genericity, table-driven: every generic trainer runs through prefopt::run on every model
 // type it accepts — the tests' bigram network in double (logits path) and float (fused linear-head
 // path), and a model type that only this file defines — and each run improves its objective and is
-// bitwise reproducible. A row is one line of the table at the bottom: `<trainer row><<model>>`.
+// bitwise reproducible. A row is one line of `genericity_table`:
+// `<trainer row><model type>`.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <span>
+#include <tuple>
 #include <vector>
 
 #include "prefopt/sequence/evaluation.hpp"
@@ -257,7 +259,7 @@ struct dpo_online_row : genericity_env {
 
 template <class Model>
 struct ppo_row : genericity_env {
-  static constexpr const char* name = "rlhf_ppo";
+  static constexpr const char* name = "ppo_trainer";
   static constexpr gindex steps = 30;
   static constexpr double min_gain = 0.2;
   using critic_type = prefopt::test::table_critic<typename Model::scalar_type>;
@@ -267,10 +269,10 @@ struct ppo_row : genericity_env {
       feedback = prefopt::make_rlhf_feedback(gold, critic);
   prefopt::sequence_problem<Model, decltype(feedback)> problem =
       prefopt::make_sequence_problem(reference, feedback, task.prompts(), generation);
-  prefopt::rlhf_ppo solver{config()};
+  prefopt::ppo_trainer solver{config()};
 
-  static prefopt::rlhf_ppo_config config() {
-    prefopt::rlhf_ppo_config c;
+  static prefopt::ppo_trainer_config config() {
+    prefopt::ppo_trainer_config c;
     c.rollout_batch_size = 16;
     c.ppo_epochs = 2;
     c.kl_coef = 0.02;
@@ -319,28 +321,29 @@ using topic_f = genericity_topic_model<float>;
 using bag_d = prefopt::test::bag_reward_model<double>;
 using bag_f = prefopt::test::bag_reward_model<float>;
 using token_reward_f = genericity_token_reward<float>;  // defined only in this file
+
+// ---- the table: one row per line (trainer row, model type) ----------------------------------
+// clang-format off
+using genericity_table = std::tuple<
+    dpo_offline_row<bigram_d>,
+    dpo_offline_row<bigram_f>,
+    dpo_offline_row<topic_d>,
+    dpo_online_row<bigram_d>,
+    dpo_online_row<bigram_f>,
+    dpo_online_row<topic_f>,
+    ppo_row<bigram_d>,
+    ppo_row<bigram_f>,
+    ppo_row<topic_d>,
+    reward_modeling_row<bag_d>,
+    reward_modeling_row<bag_f>,
+    reward_modeling_row<token_reward_f>>;
+// clang-format on
 }  // namespace
 
-TEMPLATE_TEST_CASE(
-    "every generic trainer improves its objective on every model type it accepts, "
-    "bitwise reproducibly",
-    "[trainers][genericity]",
-    // ---- the table: one row per line --------------------------------------------
-    // clang-format off
-                   dpo_offline_row<bigram_d>,
-                   dpo_offline_row<bigram_f>,
-                   dpo_offline_row<topic_d>,
-                   dpo_online_row<bigram_d>,
-                   dpo_online_row<bigram_f>,
-                   dpo_online_row<topic_f>,
-                   ppo_row<bigram_d>,
-                   ppo_row<bigram_f>,
-                   ppo_row<topic_d>,
-                   reward_modeling_row<bag_d>,
-                   reward_modeling_row<bag_f>,
-                   reward_modeling_row<token_reward_f>
-    // clang-format on
-) {
+TEMPLATE_LIST_TEST_CASE(
+    "every generic trainer improves its objective on every model type it "
+    "accepts, bitwise reproducibly",
+    "[trainers][genericity]", genericity_table) {
   const TestType row;
   const double before = row.objective(row.solver.init(row.problem));
   const auto a = prefopt::run(row.solver, row.problem, {TestType::steps});

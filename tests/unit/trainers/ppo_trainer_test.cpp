@@ -40,8 +40,8 @@ prefopt::generation_config ppo_test_generation() {
   return g;
 }
 
-prefopt::rlhf_ppo_config ppo_test_config() {
-  prefopt::rlhf_ppo_config c;
+prefopt::ppo_trainer_config ppo_test_config() {
+  prefopt::ppo_trainer_config c;
   c.rollout_batch_size = 16;
   c.ppo_epochs = 2;
   c.num_minibatches = 2;
@@ -77,7 +77,7 @@ struct ppo_min_kl {
 };
 }  // namespace
 
-TEST_CASE("rlhf_ppo raises the gold reward of the quality task", "[trainers]") {
+TEST_CASE("ppo_trainer raises the gold reward of the quality task", "[trainers]") {
   const auto task = ppo_test_task();
   const ppo_policy_model reference(4, 3, 3, /*seed=*/41, /*scale=*/0.5);
   const ppo_critic_model critic(4, 4, /*seed=*/1);
@@ -85,7 +85,7 @@ TEST_CASE("rlhf_ppo raises the gold reward of the quality task", "[trainers]") {
   const auto feedback = prefopt::make_rlhf_feedback(gold, critic);
   const auto problem =
       prefopt::make_sequence_problem(reference, feedback, task.prompts(), ppo_test_generation());
-  const prefopt::rlhf_ppo solver(ppo_test_config());
+  const prefopt::ppo_trainer solver(ppo_test_config());
   std::vector<double> scores;
   ppo_score_log log{&scores};
   const auto result = prefopt::run(solver, problem, {40}, log);
@@ -106,7 +106,7 @@ TEST_CASE("rlhf_ppo raises the gold reward of the quality task", "[trainers]") {
   CHECK(late > early);
 }
 
-TEST_CASE("rlhf_ppo_minibatch_loss: policy and critic gradients match central differences",
+TEST_CASE("ppo_minibatch_loss: policy and critic gradients match central differences",
           "[trainers]") {
   const auto task = ppo_test_task();
   const ppo_policy_model reference(4, 3, 3, /*seed=*/41, /*scale=*/0.5);
@@ -132,7 +132,7 @@ TEST_CASE("rlhf_ppo_minibatch_loss: policy and critic gradients match central di
   constexpr double vf_coef = 0.7;
   vector_d gp = vector_d::Zero(policy.num_parameters()),
            gc = vector_d::Zero(critic.num_parameters());
-  const auto st = prefopt::rlhf_ppo_minibatch_loss(policy, critic, mb, 0.2, 0.2, vf_coef, gp, gc);
+  const auto st = prefopt::ppo_minibatch_loss(policy, critic, mb, 0.2, 0.2, vf_coef, gp, gc);
   INFO("clipfrac " << st.clipfrac << ", value clipfrac " << st.value_clipfrac);
   CHECK(st.clipfrac > 0.0);
   CHECK(st.clipfrac < 1.0);
@@ -143,7 +143,7 @@ TEST_CASE("rlhf_ppo_minibatch_loss: policy and critic gradients match central di
   auto loss = [&] {
     sgp.setZero();
     sgc.setZero();
-    return prefopt::rlhf_ppo_minibatch_loss(policy, critic, mb, 0.2, 0.2, vf_coef, sgp, sgc).loss;
+    return prefopt::ppo_minibatch_loss(policy, critic, mb, 0.2, 0.2, vf_coef, sgp, sgc).loss;
   };
   vector_d tp = policy.parameters();
   const vector_d fdp = prefopt::test::trainer_central_differences(tp, [&] {
@@ -161,7 +161,7 @@ TEST_CASE("rlhf_ppo_minibatch_loss: policy and critic gradients match central di
   CHECK((gc - fdc).lpNorm<Eigen::Infinity>() < 1e-7);
 }
 
-TEST_CASE("rlhf_ppo: KL penalties, the adaptive controller and the missing-eos penalty",
+TEST_CASE("ppo_trainer: KL penalties, the adaptive controller and the missing-eos penalty",
           "[trainers]") {
   const auto task = ppo_test_task();
   const ppo_policy_model reference(4, 3, 3, /*seed=*/41, /*scale=*/0.5);
@@ -175,7 +175,7 @@ TEST_CASE("rlhf_ppo: KL penalties, the adaptive controller and the missing-eos p
                           prefopt::ppo_kl_penalty::full}) {
       auto c = ppo_test_config();
       c.kl_penalty = kl;
-      const prefopt::rlhf_ppo solver(c);
+      const prefopt::ppo_trainer solver(c);
       auto s = solver.init(problem);
       const auto first = solver.step(problem, s);
       CHECK(first.kl == Approx(0.0).margin(1e-12));
@@ -188,7 +188,7 @@ TEST_CASE("rlhf_ppo: KL penalties, the adaptive controller and the missing-eos p
     for (const auto kl : {prefopt::ppo_kl_penalty::k3, prefopt::ppo_kl_penalty::full}) {
       auto c = ppo_test_config();
       c.kl_penalty = kl;
-      const prefopt::rlhf_ppo solver(c);
+      const prefopt::ppo_trainer solver(c);
       double smallest = 1.0;
       ppo_min_kl cb{&smallest};
       (void)prefopt::run(solver, problem, {8}, cb);
@@ -201,17 +201,17 @@ TEST_CASE("rlhf_ppo: KL penalties, the adaptive controller and the missing-eos p
     c.kl_coef = 0.05;
     c.kl_target = 1e-6;
     c.kl_horizon = 16.0;  // gain n_steps / horizon = 1 per step
-    const prefopt::rlhf_ppo solver(c);
+    const prefopt::ppo_trainer solver(c);
     const auto r = prefopt::run(solver, problem, {6});
     CHECK(r.state.kl_coef() > 0.05 * 1.1);
     c.adaptive_kl = false;
-    CHECK(prefopt::run(prefopt::rlhf_ppo(c), problem, {6}).state.kl_coef() == 0.05);
+    CHECK(prefopt::run(prefopt::ppo_trainer(c), problem, {6}).state.kl_coef() == 0.05);
   }
   SECTION("the missing-eos penalty is subtracted from truncated responses' scores") {
     auto c = ppo_test_config();
-    const prefopt::rlhf_ppo plain(c);
+    const prefopt::ppo_trainer plain(c);
     c.missing_eos_penalty = 10.0;
-    const prefopt::rlhf_ppo penalised(c);
+    const prefopt::ppo_trainer penalised(c);
     auto s1 = plain.init(problem);
     auto s2 = penalised.init(problem);
     const auto a = plain.step(problem, s1);
@@ -222,7 +222,7 @@ TEST_CASE("rlhf_ppo: KL penalties, the adaptive controller and the missing-eos p
   }
 }
 
-TEST_CASE("rlhf_ppo is deterministic for a seed", "[trainers]") {
+TEST_CASE("ppo_trainer is deterministic for a seed", "[trainers]") {
   const auto task = ppo_test_task();
   const ppo_policy_model reference(4, 3, 3, /*seed=*/41, /*scale=*/0.5);
   const ppo_critic_model critic(4, 4, /*seed=*/1);
@@ -231,9 +231,9 @@ TEST_CASE("rlhf_ppo is deterministic for a seed", "[trainers]") {
   const auto problem =
       prefopt::make_sequence_problem(reference, feedback, task.prompts(), ppo_test_generation());
   auto c = ppo_test_config();
-  const prefopt::rlhf_ppo solver(c);
+  const prefopt::ppo_trainer solver(c);
   c.seed = 1;
-  const prefopt::rlhf_ppo other(c);
+  const prefopt::ppo_trainer other(c);
   const auto r1 = prefopt::run(solver, problem, {5});
   const auto r2 = prefopt::run(solver, problem, {5});
   const auto r3 = prefopt::run(other, problem, {5});
@@ -242,25 +242,25 @@ TEST_CASE("rlhf_ppo is deterministic for a seed", "[trainers]") {
   CHECK(r1.state.policy().parameters() != r3.state.policy().parameters());
 }
 
-TEST_CASE("rlhf_ppo: a bad config names the field; a non-finite critic diverges", "[trainers]") {
+TEST_CASE("ppo_trainer: a bad config names the field; a non-finite critic diverges", "[trainers]") {
   auto c = ppo_test_config();
   c.clip_range = -1.0;
   CHECK_THROWS_WITH(
-      prefopt::rlhf_ppo(c),
-      Catch::Contains("rlhf_ppo: config.clip_range = -1, expected a value in (0, 1)"));
+      prefopt::ppo_trainer(c),
+      Catch::Contains("ppo_trainer: config.clip_range = -1, expected a value in (0, 1)"));
   c = ppo_test_config();
   c.num_minibatches = 17;
-  CHECK_THROWS_WITH(prefopt::rlhf_ppo(c), Catch::Contains("config.num_minibatches = 17"));
+  CHECK_THROWS_WITH(prefopt::ppo_trainer(c), Catch::Contains("config.num_minibatches = 17"));
   c = ppo_test_config();
   c.lambda = 1.5;
-  CHECK_THROWS_WITH(prefopt::rlhf_ppo(c), Catch::Contains("config.lambda = 1.5"));
+  CHECK_THROWS_WITH(prefopt::ppo_trainer(c), Catch::Contains("config.lambda = 1.5"));
   c = ppo_test_config();
   c.adaptive_kl = true;
   c.kl_coef = 0.0;
-  CHECK_THROWS_WITH(prefopt::rlhf_ppo(c), Catch::Contains("config.kl_coef = 0"));
+  CHECK_THROWS_WITH(prefopt::ppo_trainer(c), Catch::Contains("config.kl_coef = 0"));
   c = ppo_test_config();
   c.value_optimizer.learning_rate = 0.0;
-  CHECK_THROWS_WITH(prefopt::rlhf_ppo(c), Catch::Contains("optimizer.learning_rate = 0"));
+  CHECK_THROWS_WITH(prefopt::ppo_trainer(c), Catch::Contains("optimizer.learning_rate = 0"));
 
   const auto task = ppo_test_task();
   const ppo_policy_model reference(4, 3, 3, /*seed=*/41, /*scale=*/0.5);
@@ -270,7 +270,7 @@ TEST_CASE("rlhf_ppo: a bad config names the field; a non-finite critic diverges"
   const auto feedback = prefopt::make_rlhf_feedback(gold, critic);
   const auto problem =
       prefopt::make_sequence_problem(reference, feedback, task.prompts(), ppo_test_generation());
-  const auto r = prefopt::run(prefopt::rlhf_ppo(ppo_test_config()), problem, {5});
+  const auto r = prefopt::run(prefopt::ppo_trainer(ppo_test_config()), problem, {5});
   CHECK(r.status == prefopt::run_status::diverged);
   CHECK(r.iterations == 1);
   CHECK_THAT(r.message, Catch::Contains("loss is nan"));
