@@ -159,6 +159,48 @@ struct user_lm_col_major_logits : user_lm {
   void logits(const prefopt::sequence_batch&, Eigen::Ref<Eigen::MatrixXf>) const {}
 };
 static_assert(!prefopt::SequenceModel<user_lm_col_major_logits>);
+
+// ---- a user's trainable reward model and critic ----------------------------------------------
+struct user_reward_model {
+  using batch_type = prefopt::sequence_batch;
+  using scalar_type = float;
+  prefopt::vector_f theta;
+  void reward(const batch_type&, ref) const {}
+  [[nodiscard]] index num_parameters() const { return theta.size(); }
+  Eigen::Ref<prefopt::vector_f> parameters() { return theta; }
+  [[nodiscard]] Eigen::Ref<const prefopt::vector_f> parameters() const { return theta; }
+  void accumulate_reward_gradient(const batch_type&, Eigen::Ref<const vector_d>,
+                                  Eigen::Ref<prefopt::vector_f>) const {}
+};
+static_assert(prefopt::DifferentiableRewardModel<user_reward_model>);
+static_assert(prefopt::check_differentiable_reward_model<user_reward_model>());
+static_assert(!prefopt::DifferentiableRewardModel<prefopt::tabular_reward_model>);  // no theta
+static_assert(!prefopt::ValueModel<user_reward_model>);
+
+struct user_critic {
+  using scalar_type = double;
+  vector_d theta;
+  void values(const prefopt::sequence_batch&, ref) const {}
+  [[nodiscard]] index num_parameters() const { return theta.size(); }
+  Eigen::Ref<vector_d> parameters() { return theta; }
+  [[nodiscard]] Eigen::Ref<const vector_d> parameters() const { return theta; }
+  void accumulate_value_gradient(const prefopt::sequence_batch&, Eigen::Ref<const vector_d>,
+                                 ref) const {}
+};
+static_assert(prefopt::ValueModel<user_critic>);
+static_assert(prefopt::check_value_model<user_critic>());
+static_assert(!prefopt::RewardModel<user_critic>);
+struct critic_mutating_values {  // values must be callable on a const critic
+  using scalar_type = double;
+  vector_d theta;
+  void values(const prefopt::sequence_batch&, ref) {}
+  [[nodiscard]] index num_parameters() const { return theta.size(); }
+  Eigen::Ref<vector_d> parameters() { return theta; }
+  [[nodiscard]] Eigen::Ref<const vector_d> parameters() const { return theta; }
+  void accumulate_value_gradient(const prefopt::sequence_batch&, Eigen::Ref<const vector_d>,
+                                 ref) const {}
+};
+static_assert(!prefopt::ValueModel<critic_mutating_values>);
 }  // namespace
 
 int main() {

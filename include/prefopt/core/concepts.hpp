@@ -15,6 +15,10 @@
 /// - `LinearHeadSequenceModel`: `SequenceModel`; `hidden_size()`, `hidden_states(batch, out)`,
 ///   `accumulate_hidden_gradient(batch, dhidden, gradient)`, `output_weight_offset()`.
 /// - `RewardModel`: `batch_type`; `reward(batch, out)`.
+/// - `DifferentiableRewardModel`: `RewardModel`; `scalar_type`, `num_parameters()`,
+///   `parameters()`, `accumulate_reward_gradient(batch, weights, gradient)`.
+/// - `ValueModel` (a PPO critic over sequences): `scalar_type`, `num_parameters()`,
+///   `parameters()`; `values(batch, out)`, `accumulate_value_gradient(batch, dvalues, gradient)`.
 /// - `PreferenceModel`: `batch_type`; `preference(pairs, out)`.
 /// - `TabularPreferenceModel`: `PreferenceModel` over `tabular_batch`; `num_contexts()`,
 ///   `num_actions()`.
@@ -150,6 +154,27 @@ concept has_reward = has_batch_type<R> &&
 /// Accepted by: RLHF-PPO; any preference-model consumer through `bradley_terry_preference`.
 template <class R>
 concept RewardModel = has_batch_type<R> && has_reward<R>;
+
+/// `r.accumulate_reward_gradient(batch, weights, gradient)`:
+/// `gradient += sum_i weights[i] * d r(x_i, y_i) / d theta`.
+template <class R>
+concept has_reward_gradient = has_batch_type<R> && has_parameters<R> &&
+    requires(const R& r, const typename R::batch_type& batch, Eigen::Ref<const vector_d> weights,
+             Eigen::Ref<vector_t<typename R::scalar_type>> gradient) {
+  { r.accumulate_reward_gradient(batch, weights, gradient) } -> std::same_as<void>;
+};
+
+/// A reward model with trainable parameters theta and the gradient of its rewards: what reward
+/// modelling fits (`solvers/reward_modeling.hpp`, Bradley-Terry on preference pairs).
+///
+/// Required: `RewardModel`; `scalar_type`; `index num_parameters() const`; `parameters()` (mutable
+/// and const flat views of theta, length `num_parameters()`);
+/// `void accumulate_reward_gradient(const batch_type&, Eigen::Ref<const vector_d> weights,
+/// Eigen::Ref<vector_t<scalar_type>> gradient) const`: `gradient += sum_i weights[i] d r_i /
+/// d theta` (`weights` `[batch.size()]`, e.g. the Bradley-Terry loss's `dL/dr_i`). Self-contained:
+/// it may recompute the forward. Accepted by: `reward_modeling`; as a `RewardModel`, by RLHF-PPO.
+template <class R>
+concept DifferentiableRewardModel = RewardModel<R> && has_parameters<R> && has_reward_gradient<R>;
 
 /// `m.preference(pairs, out)`: writes `out[i] = P(first_i > second_i | x_i)`.
 template <class M>
@@ -302,6 +327,46 @@ template <class M>
 concept LinearHeadSequenceModel = SequenceModel<M> && has_linear_head<M>;
 
 // ---------------------------------------------------------------------------------------------
+// Value models (PPO critics over sequences)
+// ---------------------------------------------------------------------------------------------
+
+/// `v.values(batch, out)`: one value per response position, laid out like `SequenceModel::logits`
+/// rows.
+template <class V>
+concept has_values = requires(const V& v, const sequence_batch& batch, Eigen::Ref<vector_d> out) {
+  { v.values(batch, out) } -> std::same_as<void>;
+};
+
+/// `v.accumulate_value_gradient(batch, dvalues, gradient)`:
+/// `gradient += sum_k dvalues[k] d V_k / d theta`.
+template <class V>
+concept has_value_gradient = has_parameters<V> &&
+    requires(const V& v, const sequence_batch& batch, Eigen::Ref<const vector_d> dvalues,
+             Eigen::Ref<vector_t<typename V::scalar_type>> gradient) {
+  { v.accumulate_value_gradient(batch, dvalues, gradient) } -> std::same_as<void>;
+};
+
+/// A critic for PPO over token sequences: the value `V(x, y_<t)` of the state before each response
+/// token (ALGORITHMS.md §2.3; GAE needs one value per generated token).
+///
+/// Required (`T = scalar_type`, any floating type):
+/// - `index num_parameters() const`; `parameters()`, mutable and const flat views of theta;
+/// - `void values(const sequence_batch& batch, Eigen::Ref<vector_d> out) const`: `out` has
+///   `batch.responses.total_length()` entries and entry
+///   `(responses.offsets[i] - responses.offsets[0]) + t` gets `V(prompts[i], responses[i][0 ..
+///   t))`, the value of the state before `responses[i][t]` is emitted (the layout of
+///   `SequenceModel::logits` rows). Values of one sequence must not depend on the other sequences.
+/// - `void accumulate_value_gradient(const sequence_batch& batch, Eigen::Ref<const vector_d>
+///   dvalues, Eigen::Ref<vector_t<T>> gradient) const`: `gradient += sum_k dvalues[k] d V_k / d
+///   theta` (`dvalues` laid out like `values`' output). Self-contained: it may recompute the
+///   forward.
+/// A policy with a value head models it by exposing that head as a separate object (the two
+/// parameter vectors are optimised separately, as in TRL's PPO trainer).
+/// Accepted by: `ppo_trainer` (`solvers/ppo_trainer.hpp`).
+template <class V>
+concept ValueModel = has_parameters<V> && has_values<V> && has_value_gradient<V>;
+
+// ---------------------------------------------------------------------------------------------
 // Solvers
 // ---------------------------------------------------------------------------------------------
 
@@ -388,6 +453,20 @@ constexpr bool check_reward_model() {
   return true;
 }
 
+template <class R>
+constexpr bool check_differentiable_reward_model() {
+  check_reward_model<R>();
+  static_assert(has_parameters<R>,
+                "prefopt::DifferentiableRewardModel: the type must declare `scalar_type` and "
+                "provide `num_parameters()` and `parameters()` (mutable and const): see "
+                "README#concepts");
+  static_assert(has_reward_gradient<R>,
+                "prefopt::DifferentiableRewardModel: the type must provide `void "
+                "accumulate_reward_gradient(const batch_type&, Eigen::Ref<const prefopt::vector_d> "
+                "weights, Eigen::Ref<vector_t<scalar_type>> gradient) const`: see README#concepts");
+  return true;
+}
+
 template <class M>
 constexpr bool check_preference_model() {
   static_assert(has_batch_type<M>,
@@ -441,6 +520,22 @@ constexpr bool check_linear_head_sequence_model() {
                 "prefopt::row_matrix_t<scalar_type>> dhidden, "
                 "Eigen::Ref<prefopt::vector_t<scalar_type>> gradient) const` and `index "
                 "output_weight_offset() const`: see README#concepts");
+  return true;
+}
+
+template <class V>
+constexpr bool check_value_model() {
+  static_assert(has_parameters<V>,
+                "prefopt::ValueModel: the type must declare `scalar_type` and provide "
+                "`num_parameters()` and `parameters()` (mutable and const): see README#concepts");
+  static_assert(has_values<V>,
+                "prefopt::ValueModel: the type must provide `void values(const "
+                "prefopt::sequence_batch&, Eigen::Ref<prefopt::vector_d> out) const`: see "
+                "README#concepts");
+  static_assert(has_value_gradient<V>,
+                "prefopt::ValueModel: the type must provide `void accumulate_value_gradient(const "
+                "prefopt::sequence_batch&, Eigen::Ref<const prefopt::vector_d> dvalues, "
+                "Eigen::Ref<vector_t<scalar_type>> gradient) const`: see README#concepts");
   return true;
 }
 

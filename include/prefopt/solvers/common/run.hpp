@@ -16,7 +16,8 @@
 /// hook never silently does nothing.
 ///
 /// Divergence: after every step the loop checks that the state is finite — the current policy's
-/// parameters when `state.policy().parameters()` exists, and `stats.loss` when the stats have a
+/// parameters when `state.policy().parameters()` exists, the fitted model's when
+/// `state.model().parameters()` exists (reward modelling), and `stats.loss` when the stats have a
 /// `loss` — and stops with status `diverged` and a message saying at which step and which
 /// context/action (or loss) went non-finite. It does not throw. Solvers are generic: nothing here
 /// assumes a game; any type modelling `Solver<S, Problem>` runs through the same loop.
@@ -158,6 +159,14 @@ std::string find_non_finite(const State& state, const Stats& stats) {
       } else {
         return concat("policy parameter ", bad, " is ", static_cast<double>(params[bad]));
       }
+    }
+  }
+  if constexpr (requires { state.model().parameters(); }) {  // e.g. reward modelling
+    const auto params = state.model().parameters();
+    if (!params.allFinite()) {
+      index bad = 0;
+      while (bad < params.size() && std::isfinite(static_cast<double>(params[bad]))) ++bad;
+      return concat("model parameter ", bad, " is ", static_cast<double>(params[bad]));
     }
   }
   if constexpr (requires { stats.loss; }) {

@@ -1,0 +1,22 @@
+// A trainable reward model without accumulate_reward_gradient is rejected, naming it.
+#include "prefopt/core/concepts.hpp"
+
+struct user_reward {
+  using batch_type = prefopt::sequence_batch;
+  using scalar_type = double;
+  prefopt::vector_d theta = prefopt::vector_d::Zero(3);
+  void reward(const batch_type&, Eigen::Ref<prefopt::vector_d>) const {}
+  [[nodiscard]] prefopt::index num_parameters() const { return theta.size(); }
+  Eigen::Ref<prefopt::vector_d> parameters() { return theta; }
+  [[nodiscard]] Eigen::Ref<const prefopt::vector_d> parameters() const { return theta; }
+#if !defined(PREFOPT_COMPILE_FAIL)
+  void accumulate_reward_gradient(const batch_type&, Eigen::Ref<const prefopt::vector_d>,
+                                  Eigen::Ref<prefopt::vector_d>) const {}
+#endif
+};
+
+static_assert(prefopt::check_differentiable_reward_model<user_reward>());
+
+int main() {
+  return 0;
+}
