@@ -10,9 +10,11 @@
 //
 // The runner is split by concern: `config.hpp` (reading and validating the config),
 // `evaluation.hpp` (diagnostics per evaluation), `solvers.hpp` (the solver table: one entry per
-// solver kind) and `runner.hpp` (jobs, results file, summary table).
+// solver kind), `runner.hpp` (jobs, results file, summary table) and `sequence.hpp` (the same
+// comparison on language models: sequence tasks and the shipped transformer).
 
 #include "config.hpp"
 #include "evaluation.hpp"
 #include "runner.hpp"
+#include "sequence.hpp"
 #include "solvers.hpp"

@@ -101,8 +101,20 @@ int main(int argc, char** argv) {
       config = prefopt::io::read_json_file(config_path);
       base = fs::path(config_path).parent_path();
     }
-    const auto experiment = prefopt::arena::parse_config(config, base);
     if (output.empty()) output = "prefopt-results.json";
+    if (config.is_object() && config.contains("sequence_task")) {
+      // Language models: every trainer from one shared, cached reference (sequence.hpp).
+      const auto experiment = prefopt::arena::parse_sequence_config(config, base);
+      if (!quiet) fmt::print("prefopt-arena {}: {}\n", prefopt::arena::version, experiment.name);
+      std::fflush(stdout);
+      std::string table;
+      const auto results = prefopt::arena::run_sequence_experiment(experiment, !quiet, table);
+      prefopt::io::write_file_atomically(output, results.dump(2) + "\n");
+      fmt::print("{}{}", quiet ? "" : "\n", table);
+      if (!quiet) fmt::print("\nresults: {}\n", output);
+      return 0;
+    }
+    const auto experiment = prefopt::arena::parse_config(config, base);
     if (!quiet) {
       fmt::print("prefopt-arena {}: {}\n", prefopt::arena::version, experiment.name);
       std::fflush(stdout);  // before the progress on stderr, when both go to one log

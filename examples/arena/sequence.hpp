@@ -1,0 +1,476 @@
+#pragma once
+// prefopt-arena on language models: every trainer on the same sequence task, from one shared
+// reference policy (README "Experiment runner", "Sequence tasks").
+//
+// A config with a "sequence_task" (instead of a "game" or a "task") names the task, the shipped
+// transformer's sizes, the supervised fine-tuning budget of the shared reference and the trainers.
+// The runner
+// 1. trains the reference once: SFT on best-of-n samples of the untrained model under the task's
+//    gold reward (rejection-sampling fine-tuning), cached on disk under a fingerprint of the task,
+//    the sizes and the SFT settings (a checkpoint, written atomically; reused by every later run
+//    with the same fingerprint);
+// 2. runs every trainer from it, for every seed, on the same prompts, through `prefopt::run`;
+// 3. every `eval_every` steps evaluates the policy: the task's gold reward, the judge's win rate
+//    against the reference, the exact KL to the reference and the response length (each a mean
+//    with its 95% interval, from the same sampling seed for every trainer);
+// and writes JSON results (the "results" part is a pure function of the config) and a summary
+// table. The trainers are one table, `sequence_solver_table`: adding one is one entry.
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "prefopt/data/checksum.hpp"
+#include "prefopt/data/preference_dataset.hpp"
+#include "prefopt/io/atomic_file.hpp"
+#include "prefopt/models/transformer/checkpoint.hpp"
+#include "prefopt/models/transformer/transformer.hpp"
+#include "prefopt/sequence/evaluation.hpp"
+#include "prefopt/sequence/quality_task.hpp"
+#include "prefopt/solvers/common/run.hpp"
+#include "prefopt/solvers/dpo_trainer.hpp"
+#include "prefopt/solvers/ppo_trainer.hpp"
+#include "prefopt/solvers/reward_modeling.hpp"
+#include "prefopt/solvers/sft.hpp"
+
+namespace prefopt::arena {
+
+using sequence_model = transformer<float>;
+
+/// The shared reference's fine-tuning.
+struct reference_settings {
+  index best_of = 8;      ///< samples per prompt, the best kept
+  index rounds = 16;      ///< best-of-n rounds over the prompts (demonstrations = rounds x prompts)
+  index sft_steps = 150;  ///< SFT steps
+  double learning_rate = 2e-3;
+  index batch_size = 32;
+};
+
+/// A parsed sequence-task experiment.
+struct sequence_experiment {
+  std::string name;
+  json config;
+  std::string task_kind;
+  quality_task_config task;
+  transformer_config model;
+  generation_config generation;  ///< sampling of rollouts and evaluations
+  reference_settings reference;
+  std::filesystem::path cache_dir;
+  std::vector<std::uint64_t> seeds;
+  index iterations = 0;
+  index eval_every = 0;
+  index eval_samples = 4;  ///< evaluation responses per prompt
+  std::vector<solver_spec> solvers;
+};
+
+/// The evaluation of one policy.
+struct sequence_evaluation {
+  interval_estimate gold_reward, win_rate, kl, length;
+};
+
+inline constexpr const char* sequence_metric_names[] = {"gold_reward", "win_rate_vs_reference",
+                                                        "kl_to_reference", "length"};
+
+/// What a sequence trainer's builder sees.
+struct sequence_context {
+  const sequence_experiment& e;
+  const length_biased_quality_task& task;
+  const sequence_model& reference;
+  object_reader& r;
+  std::uint64_t seed;
+  /// Evaluates `policy` (the runner's evaluation, shared by every trainer).
+  std::function<sequence_evaluation(const sequence_model&)> evaluate;
+};
+
+/// The outcome of one (trainer, seed) run.
+struct sequence_record {
+  std::string status;
+  std::string message;
+  index iterations = 0;
+  double seconds = 0.0;
+  std::vector<index> at;
+  std::vector<sequence_evaluation> curve;
+};
+
+/// The run's callback: evaluates the policy every `eval_every` steps and after the last.
+struct sequence_evaluator {
+  sequence_context* c;
+  sequence_record* rec;
+  template <class Step>
+  void on_step(const Step& s) {
+    const index it = s.iteration;
+    if (it % c->e.eval_every != 0 && it != c->e.iterations) return;
+    rec->at.push_back(it);
+    rec->curve.push_back(c->evaluate(s.state.policy()));
+  }
+};
+
+/// Runs `solver` on `problem` through `prefopt::run`, evaluating every `eval_every` steps (and at
+/// step 0, the reference).
+template <class S, class Problem>
+sequence_record run_sequence_solver(const S& solver, const Problem& problem, sequence_context& c) {
+  sequence_record rec;
+  auto state = solver.init(problem);
+  rec.at.push_back(0);
+  rec.curve.push_back(c.evaluate(state.policy()));
+  sequence_evaluator cb{&c, &rec};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto result = run_from(solver, problem, std::move(state), run_options{c.e.iterations}, cb);
+  rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rec.status = to_string(result.status);
+  rec.message = result.message;
+  rec.iterations = result.iterations;
+  return rec;
+}
+
+/// `n` pairs from the reference, labelled by the task's judge (one Bernoulli draw per pair).
+inline data::preference_dataset judge_labelled_pairs(const sequence_context& c, index n) {
+  generation_config g = c.e.generation;
+  g.samples_per_prompt = 2;
+  rng gen(c.seed, /*stream=*/0xa7e);
+  data::preference_dataset d;
+  const auto prompts = c.task.prompts();
+  while (d.size() < n) {
+    const generation_result y = generate(c.reference, prompts, g, gen());
+    const auto judge = c.task.judge();
+    const index m = y.size() / 2;
+    // first = samples 0, second = samples 1 of each prompt
+    std::vector<index> fo{0}, so{0};
+    std::vector<token_id> ft, st, pt;
+    std::vector<index> po{0};
+    for (index i = 0; i < m; ++i) {
+      for (const auto t : y.responses().sequence(2 * i)) ft.push_back(t);
+      for (const auto t : y.responses().sequence(2 * i + 1)) st.push_back(t);
+      for (const auto t : prompts.sequence(i)) pt.push_back(t);
+      fo.push_back(static_cast<index>(ft.size()));
+      so.push_back(static_cast<index>(st.size()));
+      po.push_back(static_cast<index>(pt.size()));
+    }
+    const sequence_batch first{{po, pt}, {fo, ft}}, second{{po, pt}, {so, st}};
+    vector_d p(m);
+    judge.preference({first, second}, p);
+    for (index i = 0; i < m && d.size() < n; ++i) {
+      const bool a = gen.bernoulli(p(i));
+      const auto ya = first.responses.sequence(i), yb = second.responses.sequence(i);
+      d.add(prompts.sequence(i), a ? ya : yb, a ? yb : ya);
+    }
+  }
+  return d;
+}
+
+inline optimizer_config read_sequence_optimizer(object_reader& r, double default_lr) {
+  optimizer_config o;
+  o.kind = optimizer_kind::adam;
+  o.learning_rate = r.number("learning_rate", default_lr, 1e-12, 1.0);
+  return o;
+}
+
+/// The DPO family (offline from judge-labelled reference pairs, or online).
+template <class Variant>
+sequence_record run_sequence_dpo(sequence_context& c) {
+  dpo_trainer_config d;
+  d.loss.beta_dpo = c.r.number("beta_dpo", 0.1, 1e-6, 1e6);
+  d.loss.length_average = c.r.boolean("length_average", false);
+  d.batch_size = c.r.integer("batch_size", 16, 1, 4096);
+  d.optimizer = read_sequence_optimizer(c.r, 1e-3);
+  d.seed = c.seed;
+  const bool online = c.r.string("source", "offline", {"offline", "online"}) == "online";
+  const index pairs = c.r.integer("dataset_size", 512, 1, max_dataset_pairs);
+  c.r.reject_unknown_keys();
+  const dpo_trainer<Variant> trainer(d);
+  if (online) {
+    const auto judge = c.task.judge();
+    const auto problem =
+        make_sequence_problem(c.reference, judge, c.task.prompts(), c.e.generation);
+    return run_sequence_solver(trainer, problem, c);
+  }
+  const data::preference_dataset data = judge_labelled_pairs(c, pairs);
+  const auto problem = make_sequence_problem(c.reference, data, data.prompts().view());
+  return run_sequence_solver(trainer, problem, c);
+}
+
+/// RLHF: a transformer reward model fitted to judge-labelled reference pairs (Bradley-Terry),
+/// then PPO with a transformer critic, both from the reference's backbone.
+inline sequence_record run_sequence_ppo(sequence_context& c) {
+  ppo_trainer_config p;
+  p.rollout_batch_size = c.r.integer("rollout_batch_size", 16, 1, 4096);
+  p.ppo_epochs = c.r.integer("ppo_epochs", 2, 1, 100);
+  p.num_minibatches = c.r.integer("num_minibatches", 2, 1, p.rollout_batch_size);
+  p.kl_coef = c.r.number("kl_coef", 0.05, 0.0, 1e6);
+  p.optimizer = read_sequence_optimizer(c.r, 1e-3);
+  p.value_optimizer.learning_rate = c.r.number("value_learning_rate", 1e-3, 1e-12, 1.0);
+  p.seed = c.seed;
+  const index pairs = c.r.integer("reward_pairs", 512, 2, max_dataset_pairs);
+  const index reward_steps = c.r.integer("reward_steps", 100, 1, 1'000'000);
+  const double reward_lr = c.r.number("reward_learning_rate", 1e-3, 1e-12, 1.0);
+  c.r.reject_unknown_keys();
+  const ppo_trainer trainer(p);
+  // Reward modelling.
+  const data::preference_dataset data = judge_labelled_pairs(c, pairs);
+  const transformer_reward_model<float> rm0(c.reference);
+  reward_modeling_config rc;
+  rc.optimizer.learning_rate = reward_lr;
+  rc.seed = c.seed;
+  const reward_modeling fit(rc);
+  const auto rm_problem = make_reward_modeling_problem(rm0, data);
+  auto fitted = run(fit, rm_problem, run_options{reward_steps});
+  const auto& rm = fitted.state.model();
+  const transformer_critic<float> critic(c.reference);
+  const auto feedback = make_rlhf_feedback(rm, critic);
+  const auto problem =
+      make_sequence_problem(c.reference, feedback, c.task.prompts(), c.e.generation);
+  return run_sequence_solver(trainer, problem, c);
+}
+
+struct sequence_solver_entry {
+  const char* kind;
+  sequence_record (*run)(sequence_context&);
+};
+
+/// Every trainer the sequence runner knows: one entry each.
+inline const std::vector<sequence_solver_entry>& sequence_solver_table() {
+  static const std::vector<sequence_solver_entry> table = {
+      {"dpo", run_sequence_dpo<losses::dpo_variant::sigmoid>},
+      {"ipo", run_sequence_dpo<losses::dpo_variant::ipo>},
+      {"ppo", run_sequence_ppo},
+  };
+  return table;
+}
+
+inline std::vector<std::string> sequence_solver_kinds() {
+  std::vector<std::string> kinds;
+  for (const auto& entry : sequence_solver_table()) kinds.emplace_back(entry.kind);
+  return kinds;
+}
+
+/// Parses a sequence-task config (`j` has "sequence_task"); errors name the JSON pointer.
+inline sequence_experiment parse_sequence_config(const json& j, const std::filesystem::path& base) {
+  object_reader r(j, "");
+  sequence_experiment e;
+  e.config = j;
+  e.name = r.string("name", "sequence experiment");
+  {
+    object_reader t(r.at("sequence_task"), "/sequence_task");
+    e.task_kind = t.string("kind", "quality", {"quality"});
+    e.task.content_tokens = t.integer("content_tokens", 15, 1, 4096);
+    e.task.num_prompts = t.integer("num_prompts", 64, 1, 100'000);
+    e.task.prompt_length = t.integer("prompt_length", 2, 1, 64);
+    e.task.quality_scale = t.number("quality_scale", 1.0, 0.0, 1e3);
+    e.task.length_bonus = t.number("length_bonus", 0.5, -1e3, 1e3);
+    e.task.seed =
+        static_cast<std::uint64_t>(t.integer("seed", 1, 0, std::numeric_limits<index>::max()));
+    t.reject_unknown_keys();
+  }
+  {
+    object_reader m(r.at("model"), "/model");
+    e.model.d_model = m.integer("d_model", 64, 1, 4096);
+    e.model.num_layers = m.integer("layers", 2, 0, 64);
+    e.model.num_heads = m.integer("heads", 4, 1, 64);
+    e.model.mlp_hidden = m.integer("mlp_hidden", 0, 0, 65536);
+    e.model.seed =
+        static_cast<std::uint64_t>(m.integer("seed", 7, 0, std::numeric_limits<index>::max()));
+    e.generation.max_new_tokens = m.integer("max_new_tokens", 8, 1, 4096);
+    e.generation.temperature = m.number("temperature", 1.0, 1e-3, 1e3);
+    m.reject_unknown_keys();
+    if (e.model.d_model % e.model.num_heads != 0) {
+      config_error("/model/heads", "expected a divisor of d_model");
+    }
+  }
+  e.model.vocab_size = e.task.content_tokens + 1;
+  e.model.eos = static_cast<token_id>(e.task.content_tokens);
+  e.model.max_length = e.task.prompt_length + e.generation.max_new_tokens;
+  if (r.has("reference")) {
+    object_reader f(r.at("reference"), "/reference");
+    e.reference.best_of = f.integer("best_of", e.reference.best_of, 1, 1024);
+    e.reference.rounds = f.integer("rounds", e.reference.rounds, 1, 1024);
+    e.reference.sft_steps = f.integer("sft_steps", e.reference.sft_steps, 0, 1'000'000);
+    e.reference.learning_rate = f.number("learning_rate", e.reference.learning_rate, 1e-9, 1.0);
+    e.reference.batch_size = f.integer("batch_size", e.reference.batch_size, 1, 4096);
+    f.reject_unknown_keys();
+  }
+  // Relative to the working directory (not the config's folder: configs may live in read-only
+  // places); `base` resolves nothing else here.
+  (void)base;
+  e.cache_dir = r.string("cache_dir", ".prefopt-cache");
+  e.iterations = r.integer("iterations", 50, 1, 1'000'000);
+  e.eval_every = r.integer("eval_every", std::max<index>(1, e.iterations / 5), 1, e.iterations);
+  e.eval_samples = r.integer("eval_samples", 4, 1, 1024);
+  if (r.has("seeds")) {
+    const json& s = r.at("seeds");
+    if (!s.is_array() || s.empty()) config_error("/seeds", "expected a non-empty array");
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (!s[i].is_number_unsigned()) {
+        config_error("/seeds/" + std::to_string(i), "expected a non-negative integer");
+      }
+      e.seeds.push_back(s[i].get<std::uint64_t>());
+    }
+  } else {
+    e.seeds = {0};
+  }
+  const json& solvers = r.at("solvers");
+  if (!solvers.is_array() || solvers.empty()) {
+    config_error("/solvers", "expected a non-empty array of solver objects");
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < solvers.size(); ++i) {
+    const std::string path = "/solvers/" + std::to_string(i);
+    object_reader sr(solvers[i], path);
+    solver_spec spec;
+    spec.kind = sr.string("kind", "", sequence_solver_kinds());
+    if (spec.kind.empty()) config_error(path + "/kind", "missing");
+    spec.name = sr.string("name", spec.kind);
+    if (!names.insert(spec.name).second) {
+      config_error(path + "/name", "\"" + spec.name + "\" is used by another solver");
+    }
+    spec.params = solvers[i];
+    spec.path = path;
+    e.solvers.push_back(std::move(spec));
+  }
+  r.reject_unknown_keys();
+  e.model.validate("prefopt-arena");
+  return e;
+}
+
+/// The fingerprint of the reference: the task, the model sizes, the sampling and SFT settings.
+inline std::uint64_t reference_fingerprint(const sequence_experiment& e) {
+  data::fnv1a64 h;
+  const json key = {
+      {"task", e.config.at("sequence_task")},
+      {"model", e.config.at("model")},
+      {"reference", e.config.contains("reference") ? e.config.at("reference") : json::object()},
+      {"format", 1}};
+  h.update(std::string_view(key.dump()));
+  return h.value();
+}
+
+/// The shared reference: loaded from the cache, or trained (SFT on best-of-n demonstrations of
+/// the untrained model under the gold reward) and cached.
+inline sequence_model shared_reference(const sequence_experiment& e,
+                                       const length_biased_quality_task& task, bool verbose) {
+  namespace fs = std::filesystem;
+  const fs::path path =
+      e.cache_dir / fmt::format("reference-{:016x}.ckpt", reference_fingerprint(e));
+  if (fs::exists(path)) {
+    if (verbose) fmt::print(stderr, "reference: {} (cached)\n", path.string());
+    return load_checkpoint<sequence_model>(path);
+  }
+  const sequence_model initial(e.model);
+  demonstration_set all;
+  for (index round = 0; round < e.reference.rounds; ++round) {
+    best_of_n_config bc;
+    bc.samples_per_prompt = e.reference.best_of;
+    bc.generation = e.generation;
+    bc.seed = 1000 + static_cast<std::uint64_t>(round);
+    const auto d = best_of_n_demonstrations(initial, task.gold_reward(), task.prompts(), bc);
+    for (index i = 0; i < d.size(); ++i) all.add(d.prompts()[i], d.responses()[i]);
+  }
+  sft_config sc;
+  sc.batch_size = e.reference.batch_size;
+  sc.schedule = {e.reference.learning_rate, e.reference.sft_steps / 10, e.reference.sft_steps, 0.1};
+  const sft solver(sc);
+  const auto problem = make_sft_problem(initial, all.batch());
+  auto result = run(solver, problem, run_options{e.reference.sft_steps});
+  if (result.status != run_status::completed) {
+    PREFOPT_THROW(convergence_error, "prefopt-arena: the reference's SFT ",
+                  to_string(result.status), ": ", result.message);
+  }
+  fs::create_directories(e.cache_dir);
+  save_checkpoint(path, result.state.policy());
+  if (verbose) {
+    fmt::print(stderr, "reference: SFT on {} demonstrations, {} steps, cached in {}\n", all.size(),
+               e.reference.sft_steps, path.string());
+  }
+  return result.state.policy();
+}
+
+inline json interval_json(const interval_estimate& v) {
+  return {{"mean", std::isfinite(v.mean) ? json(v.mean) : json(nullptr)},
+          {"lower", std::isfinite(v.lower) ? json(v.lower) : json(nullptr)},
+          {"upper", std::isfinite(v.upper) ? json(v.upper) : json(nullptr)}};
+}
+
+/// Runs a sequence experiment; returns the results JSON (`{"results", "timing"}`) and prints a
+/// summary table to `table`.
+inline json run_sequence_experiment(const sequence_experiment& e, bool verbose,
+                                    std::string& table) {
+  const auto task = length_biased_quality_task::random(e.task);
+  const auto t0 = std::chrono::steady_clock::now();
+  const sequence_model reference = shared_reference(e, task, verbose);
+  const double reference_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  generation_config eval_g = e.generation;
+  eval_g.samples_per_prompt = e.eval_samples;
+  auto evaluate = [&](const sequence_model& policy) {
+    sequence_evaluation v;
+    v.gold_reward = expected_reward(policy, task.gold_reward(), task.prompts(), eval_g, 77);
+    v.win_rate = win_rate(policy, reference, task.judge(), task.prompts(), eval_g, 78);
+    const auto kl = kl_and_length(policy, reference, task.prompts(), eval_g, 79);
+    v.kl = kl.mean_kl;
+    v.length = kl.mean_length;
+    return v;
+  };
+  json solvers = json::array(), timing = json::array();
+  table = fmt::format("{:<20} {:>12} {:>12} {:>12} {:>10}\n", "solver", "gold_reward", "win_vs_ref",
+                      "kl_to_ref", "length");
+  for (const auto& spec : e.solvers) {
+    const sequence_solver_entry* entry = nullptr;
+    for (const auto& x : sequence_solver_table()) {
+      if (spec.kind == x.kind) entry = &x;
+    }
+    json runs = json::array();
+    double final_sum[4] = {0, 0, 0, 0};
+    for (const std::uint64_t seed : e.seeds) {
+      object_reader r(spec.params, spec.path);
+      (void)r.has("name");
+      (void)r.has("kind");
+      sequence_context c{e, task, reference, r, seed, evaluate};
+      const sequence_record rec = entry->run(c);
+      json curves = {{"iteration", rec.at}};
+      for (int m = 0; m < 4; ++m) {
+        json values = json::array();
+        for (const auto& v : rec.curve) {
+          const interval_estimate* x[] = {&v.gold_reward, &v.win_rate, &v.kl, &v.length};
+          values.push_back(interval_json(*x[m]));
+        }
+        curves[sequence_metric_names[m]] = values;
+      }
+      const auto& last = rec.curve.back();
+      final_sum[0] += last.gold_reward.mean;
+      final_sum[1] += last.win_rate.mean;
+      final_sum[2] += last.kl.mean;
+      final_sum[3] += last.length.mean;
+      runs.push_back({{"seed", seed},
+                      {"status", rec.status},
+                      {"message", rec.message},
+                      {"iterations", rec.iterations},
+                      {"curves", curves}});
+      timing.push_back({{"solver", spec.name}, {"seed", seed}, {"seconds", rec.seconds}});
+      if (verbose) {
+        fmt::print(stderr, "{} (seed {}): {} after {} steps, {:.1f} s\n", spec.name, seed,
+                   rec.status, rec.iterations, rec.seconds);
+      }
+    }
+    const double n = static_cast<double>(e.seeds.size());
+    table += fmt::format("{:<20} {:>12.4f} {:>12.4f} {:>12.4f} {:>10.3f}\n", spec.name,
+                         final_sum[0] / n, final_sum[1] / n, final_sum[2] / n, final_sum[3] / n);
+    solvers.push_back({{"name", spec.name}, {"kind", spec.kind}, {"runs", runs}});
+  }
+  json results = {{"experiment", e.name},
+                  {"config", e.config},
+                  {"reference_fingerprint", fmt::format("{:016x}", reference_fingerprint(e))},
+                  {"metrics", sequence_metric_names},
+                  {"solvers", solvers}};
+  return {{"results", results},
+          {"timing", {{"reference_seconds", reference_seconds}, {"runs", timing}}}};
+}
+
+}  // namespace prefopt::arena
