@@ -435,7 +435,7 @@ TEST_CASE("demonstration sets split deterministically and keep their order", "[s
   CHECK(all.size() == 10);
   CHECK(all.num_response_tokens() == 9);
   CHECK(all.batch().size() == 10);
-  const bigram_model<double, false> m(sft_vocab, 3, sft_eos, 2);
+  const bigram_model<double, false> m(11, 3, 10, 2);  // ids 0 .. 9 appear
   CHECK(prefopt::held_out_cross_entropy(m, all) == prefopt::held_out_cross_entropy(m, all.batch()));
   const auto a = prefopt::split_demonstrations(all, 3, 1);
   const auto b = prefopt::split_demonstrations(all, 3, 1);
