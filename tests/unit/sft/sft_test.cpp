@@ -354,6 +354,10 @@ TEMPLATE_TEST_CASE("a diverging SFT run ends with status diverged", "[sft]",
   CHECK(result.iterations < 200);
   CHECK_THAT(result.message, Contains("diverged at step " + std::to_string(result.iterations)));
   CHECK_THAT(result.message, Contains("is nan") || Contains("is inf") || Contains("is -inf"));
+  // The overflow shows up as non-finite logits (or gradient) on the second step: the step
+  // reports a NaN loss, keeps the last finite parameters and says why.
+  CHECK(result.state.policy().parameters().allFinite());
+  CHECK_FALSE(result.state.failure().empty());
   // A sane learning rate completes.
   c.schedule.peak = 0.01;
   CHECK(prefopt::run(prefopt::sft(c), problem, {20}).status == prefopt::run_status::completed);
