@@ -354,6 +354,10 @@ TEMPLATE_TEST_CASE("a diverging SFT run ends with status diverged", "[sft]",
   CHECK(result.iterations < 200);
   CHECK_THAT(result.message, Contains("diverged at step " + std::to_string(result.iterations)));
   CHECK_THAT(result.message, Contains("is nan") || Contains("is inf") || Contains("is -inf"));
+  // The overflow shows up as non-finite logits (or gradient) on the second step: the step
+  // reports a NaN loss, keeps the last finite parameters and says why.
+  CHECK(result.state.policy().parameters().allFinite());
+  CHECK_FALSE(result.state.failure().empty());
   // A sane learning rate completes.
   c.schedule.peak = 0.01;
   CHECK(prefopt::run(prefopt::sft(c), problem, {20}).status == prefopt::run_status::completed);
@@ -435,7 +439,7 @@ TEST_CASE("demonstration sets split deterministically and keep their order", "[s
   CHECK(all.size() == 10);
   CHECK(all.num_response_tokens() == 9);
   CHECK(all.batch().size() == 10);
-  const bigram_model<double, false> m(sft_vocab, 3, sft_eos, 2);
+  const bigram_model<double, false> m(11, 3, 10, 2);  // ids 0 .. 9 appear
   CHECK(prefopt::held_out_cross_entropy(m, all) == prefopt::held_out_cross_entropy(m, all.batch()));
   const auto a = prefopt::split_demonstrations(all, 3, 1);
   const auto b = prefopt::split_demonstrations(all, 3, 1);
