@@ -21,9 +21,11 @@ namespace prefopt {
 /// A reference model, a feedback model and a prompt pool (non-owning).
 ///
 /// `Reference` models `SequenceModel` (the policy's type is the reference's: the trainer copies
-/// it). `Feedback` is whatever the trainer consumes: a `RewardModel` over `sequence_batch` (PPO),
-/// a `PreferenceModel` over `pair_batch<sequence_batch>` (online DPO, Nash-MD-PG, ONPO/INPO), or a
-/// task-specific type (HIR's relabeler).
+/// it). `Feedback` is whatever the trainer consumes: `rlhf_feedback<Reward, Critic>` (a
+/// `RewardModel` over `sequence_batch` and the initial `ValueModel`, for `ppo_trainer`), a
+/// `PreferenceModel` over `pair_batch<sequence_batch>` (online `dpo_trainer`, Nash-MD-PG,
+/// ONPO/INPO), a `data::preference_dataset` (offline `dpo_trainer`; pass its prompts as
+/// `prompts`), or a task-specific type (HIR's relabeler).
 template <SequenceModel Reference, class Feedback>
 struct sequence_problem {
   const Reference* reference = nullptr;
