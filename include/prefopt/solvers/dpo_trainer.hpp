@@ -136,9 +136,25 @@ dpo_trainer_stats dpo_minibatch_loss(const losses::dpo_loss<Variant>& loss, cons
     len_w[static_cast<std::size_t>(i)] = static_cast<index>(chosen.responses.sequence(i).size());
     len_l[static_cast<std::size_t>(i)] = static_cast<index>(rejected.responses.sequence(i).size());
   }
-  vector_d s_w(n), s_l(n), losses(n), g_w(n), g_l(n);
-  sequence_log_probs(policy, chosen, s_w, scoring);
-  sequence_log_probs(policy, rejected, s_l, scoring);
+  // One concatenated batch (chosen, then rejected): one forward and one backward of 2N
+  // sequences rather than two of each, and a model that keeps its forward for the backward that
+  // follows (the shipped transformer does) computes it once.
+  std::vector<index> prompt_offsets{0}, response_offsets{0};
+  std::vector<token_id> prompt_tokens, response_tokens;
+  for (const sequence_batch* b : {&chosen, &rejected}) {
+    for (index i = 0; i < n; ++i) {
+      const auto x = b->prompts.sequence(i);
+      const auto y = b->responses.sequence(i);
+      prompt_tokens.insert(prompt_tokens.end(), x.begin(), x.end());
+      response_tokens.insert(response_tokens.end(), y.begin(), y.end());
+      prompt_offsets.push_back(static_cast<index>(prompt_tokens.size()));
+      response_offsets.push_back(static_cast<index>(response_tokens.size()));
+    }
+  }
+  const sequence_batch both{{prompt_offsets, prompt_tokens}, {response_offsets, response_tokens}};
+  vector_d s(2 * n), g(2 * n), losses(n), g_w(n), g_l(n);
+  sequence_log_probs(policy, both, s, scoring);
+  const vector_d s_w = s.head(n), s_l = s.tail(n);
   if (!s_w.allFinite() || !s_l.allFinite()) {
     dpo_trainer_stats bad;
     bad.loss = std::numeric_limits<double>::quiet_NaN();
@@ -152,8 +168,8 @@ dpo_trainer_stats dpo_minibatch_loss(const losses::dpo_loss<Variant>& loss, cons
   if (!std::isfinite(m.loss) || !g_w.allFinite() || !g_l.allFinite()) {
     return stats;  // run() reports the divergence; the gradient stays untouched
   }
-  accumulate_sequence_log_prob_gradient(policy, chosen, g_w, gradient, scoring);
-  accumulate_sequence_log_prob_gradient(policy, rejected, g_l, gradient, scoring);
+  g << g_w, g_l;
+  accumulate_sequence_log_prob_gradient(policy, both, g, gradient, scoring);
   return stats;
 }
 

@@ -114,12 +114,19 @@ class transformer_core {
                                          bool full) const {
     transformer_workspace<T>& w = thread_workspace<T>();
     const std::uint64_t key = fingerprint(batch, full);
-    if (w.cached && w.key == key) return w.act;
-    w.cached = false;
-    run_forward(rows, w);
-    w.cached = true;
-    w.key = key;
-    return w.act;
+    for (auto& p : w.passes) {
+      if (p.valid && p.key == key) {
+        p.used = ++w.clock;
+        return p.act;
+      }
+    }
+    auto& p = w.passes[0].used <= w.passes[1].used ? w.passes[0] : w.passes[1];
+    p.valid = false;
+    run_forward(rows, w, p.act);
+    p.valid = true;
+    p.key = key;
+    p.used = ++w.clock;
+    return p.act;
   }
 
   /// Hash of the configuration, every parameter and every token of `batch` (with `full`).
@@ -143,14 +150,15 @@ class transformer_core {
   }
 
  private:
-  void run_forward(const packed_rows& rows, transformer_workspace<T>& w) const {
+  void run_forward(const packed_rows& rows, transformer_workspace<T>& w,
+                   backbone_activations<T>& act) const {
     index longest = 0;
     for (index s = 0; s < rows.sequences(); ++s) {
       const auto u = static_cast<std::size_t>(s);
       longest = std::max(longest, rows.offsets[u + 1] - rows.offsets[u]);
     }
     w.kv.reset(1, rows.sequences(), longest, layout_.d, layout_.h);
-    backbone_forward(layout_, theta_.data(), rows, w.kv, w.act, /*keep=*/true);
+    backbone_forward(layout_, theta_.data(), rows, w.kv, act, /*keep=*/true);
   }
 
  public:
@@ -333,8 +341,7 @@ class transformer {
       rows.add(s.pending_[u], {}, s.length_[u], i);
     }
     auto& w = detail::thread_workspace<T>();
-    w.cached = false;  // the kept activations are overwritten
-    auto& act = w.act;
+    auto& act = w.decode;
     detail::backbone_forward(core_.layout(), core_.theta().data(), rows, s.kv_, act, false);
     row_matrix_t<T> h(static_cast<index>(live.size()), hidden_size());
     for (std::size_t r = 0; r < live.size(); ++r) {

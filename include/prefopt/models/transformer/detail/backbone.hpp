@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -177,20 +178,28 @@ struct backward_buffers {
 
 /// Per-thread buffers of the teacher-forced passes, kept between calls: a training step
 /// allocates the same few hundred megabytes every call, and fresh pages cost a page fault each
-/// (about a sixth of the backward's time at the benchmark's sizes). The memory of the largest
-/// batch a thread has run stays allocated until `release()` (or the thread's end).
+/// (about a sixth of the backward's time at the benchmark's sizes). The memory stays allocated
+/// until `release()` (or the thread's end).
 ///
 /// The workspace also remembers which (parameters, batch) its kept activations belong to, so that
 /// the backward that follows a forward on the same batch (`hidden_states` then
 /// `accumulate_hidden_gradient`, as the library's fused path calls them) does not run the forward
-/// again. The key hashes every parameter and every token: any change recomputes.
+/// again. Two passes are remembered (least recently used replaced): the library scores a batch in
+/// chunks of positions, then differentiates the same chunks in the same order. The key hashes every
+/// parameter and every token: any change recomputes.
 template <class T>
 struct transformer_workspace {
-  backbone_activations<T> act;
+  struct pass {
+    backbone_activations<T> act;
+    bool valid = false;
+    std::uint64_t key = 0;
+    std::uint64_t used = 0;  // recency stamp
+  };
+  std::array<pass, 2> passes;
+  std::uint64_t clock = 0;
+  backbone_activations<T> decode;  // incremental decoding's (never kept)
   backward_buffers<T> back;
   kv_store<T> kv;
-  bool cached = false;  // `act` holds kept activations of the pass `key` names
-  std::uint64_t key = 0;
   void release() { *this = transformer_workspace{}; }
 };
 
