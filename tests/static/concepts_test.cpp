@@ -1,6 +1,7 @@
 // Compile-time tests of the concept lattice: every shipped type models its concepts, minimal user
 // types with exactly the required members model them too, and types missing one member do not.
 #include "prefopt/prefopt.hpp"
+#include "prefopt/solvers/common/sequence_problem.hpp"
 
 namespace {
 using prefopt::index;
@@ -201,6 +202,78 @@ struct critic_mutating_values {  // values must be callable on a const critic
                                  ref) const {}
 };
 static_assert(!prefopt::ValueModel<critic_mutating_values>);
+// ---- entry points: a modelling type reaches the real function, any other type the overload ----
+// ---- whose body is the check_* sentence (void; decltype does not instantiate the body) --------
+static_assert(prefopt::check_tabular_preference_model<bt_tabular>());
+static_assert(prefopt::batch_type_is<user_lm_int, prefopt::sequence_batch> == false);
+static_assert(prefopt::batch_type_is<sequence_judge, prefopt::sequence_batch>);
+using prompts = prefopt::ragged_view<const prefopt::token_id>;
+static_assert(std::same_as<decltype(prefopt::run(counting_solver{}, problem{}, {})),
+                           prefopt::run_result<counter_state>>);
+static_assert(std::same_as<decltype(prefopt::run(solver_without_init{}, problem{}, {})), void>);
+static_assert(
+    std::same_as<decltype(prefopt::run_from(counting_solver{}, problem{}, counter_state{}, {})),
+                 prefopt::run_result<counter_state>>);
+static_assert(std::same_as<decltype(prefopt::run_from(counting_solver{}, int{}, 0, {})), void>);
+static_assert(std::same_as<decltype(prefopt::bradley_terry_preference(
+                               std::declval<prefopt::tabular_reward_model>())),
+                           bt_tabular>);
+static_assert(
+    std::same_as<decltype(prefopt::generate(std::declval<const user_lm&>(), prompts{},
+                                            std::declval<const prefopt::generation_config&>(), 1)),
+                 prefopt::generation_result>);
+static_assert(
+    std::same_as<decltype(prefopt::generate(std::declval<const user_lm_int&>(), prompts{},
+                                            std::declval<const prefopt::generation_config&>(), 1)),
+                 void>);
+static_assert(
+    std::same_as<decltype(prefopt::generate_mixture(
+                     std::declval<const user_lm&>(), std::declval<const user_lm_int&>(), 0.5,
+                     prompts{}, std::declval<const prefopt::generation_config&>(), 1)),
+                 void>);
+static_assert(std::same_as<decltype(prefopt::win_rate(
+                               std::declval<const user_lm&>(), std::declval<const user_lm&>(),
+                               sequence_judge{}, prompts{},
+                               std::declval<const prefopt::generation_config&>(), 1)),
+                           prefopt::interval_estimate>);
+static_assert(std::same_as<decltype(prefopt::win_rate(
+                               std::declval<const user_lm&>(), std::declval<const user_lm&>(),
+                               bt_tabular(std::declval<prefopt::tabular_reward_model>()), prompts{},
+                               std::declval<const prefopt::generation_config&>(), 1)),
+                           void>);  // a tabular judge cannot judge sampled sequences
+static_assert(std::same_as<decltype(prefopt::kl_and_length(
+                               std::declval<const user_lm&>(), std::declval<const user_lm&>(),
+                               prompts{}, std::declval<const prefopt::generation_config&>(), 1)),
+                           prefopt::kl_length_statistics>);
+static_assert(
+    std::same_as<decltype(prefopt::token_log_probs(std::declval<const user_lm&>(),
+                                                   std::declval<const prefopt::sequence_batch&>(),
+                                                   std::declval<prefopt::vector_d&>())),
+                 void>);
+static_assert(
+    std::same_as<decltype(prefopt::accumulate_token_gradient(
+                     std::declval<const user_lm&>(), std::declval<const prefopt::sequence_batch&>(),
+                     {}, std::declval<prefopt::vector_f&>())),
+                 void>);
+static_assert(std::same_as<decltype(prefopt::make_sequence_problem(std::declval<const user_lm&>(),
+                                                                   sequence_judge{}, prompts{})),
+                           prefopt::sequence_problem<user_lm, sequence_judge>>);
+static_assert(std::same_as<decltype(prefopt::make_sequence_problem(
+                               std::declval<const user_lm_int&>(), sequence_judge{}, prompts{})),
+                           void>);
+static_assert(std::same_as<decltype(prefopt::probability_table(
+                               std::declval<const prefopt::tabular_softmax_policy&>())),
+                           prefopt::row_matrix_d>);
+static_assert(std::same_as<
+              decltype(prefopt::probability_table(std::declval<const tabular_no_shape&>())), void>);
+static_assert(
+    std::same_as<decltype(prefopt::sample(std::declval<const prefopt::tabular_softmax_policy&>(), 0,
+                                          std::declval<prefopt::rng&>())),
+                 index>);
+static_assert(std::same_as<decltype(prefopt::sample(std::declval<const tabular_no_shape&>(), 0,
+                                                    std::declval<prefopt::rng&>())),
+                           void>);
+static_assert(prefopt::DifferentiablePolicy<prefopt::sequence_policy<user_lm>>);
 }  // namespace
 
 int main() {

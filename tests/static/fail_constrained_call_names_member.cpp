@@ -1,5 +1,6 @@
 // Calling a library function constrained on a concept with a type that misses a member fails at the
-// call, and the diagnostic names the unsatisfied requirement (has_preference).
+// call with the concept's check_* sentence naming the member (here preference_matrix and
+// check_tabular_preference_model: `void preference(...)`).
 #include "prefopt/core/customization.hpp"
 
 struct user_judge {

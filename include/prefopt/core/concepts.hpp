@@ -45,9 +45,21 @@
 /// `accumulate_log_prob_gradient` back-propagates per-sequence weights (the loss's gradient with
 /// respect to each sequence log-prob, e.g. `-beta_dpo sigma(-u)` for DPO). A reward model or
 /// pairwise judge over sequences uses the same `sequence_batch` and `pair_batch<sequence_batch>`.
-/// Only `TabularPolicy` / `TabularPreferenceModel` are table-specific; every solver that needs no
-/// table (the DPO family, the PPO losses, Nash-MD-PG surrogates) is written against the generic
-/// concepts, so the same code serves both.
+/// Only `TabularPolicy` / `TabularPreferenceModel` are table-specific. The losses (`losses/`) take
+/// no model at all: they map log-prob vectors to a loss and its gradient with respect to those
+/// log-probs, so they serve tabular and token-level policies alike.
+///
+/// What accepts a user's type today (each concept's comment below says the same): the
+/// diagnostics, `sample`, `probability_table` and `goal_task::success_rate` take a `TabularPolicy`;
+/// `sequence/derived.hpp`, `sequence/generation.hpp`, `sequence/evaluation.hpp`, `sequence_policy`
+/// and `make_sequence_problem` take a `SequenceModel`; `bradley_terry_preference`, `rewards` and
+/// `expected_reward` a `RewardModel`; `preference_matrix` and the sequence `win_rate` a
+/// `PreferenceModel`; `run` / `run_from` any `Solver`. The shipped solvers (`solvers/`) take a
+/// problem type of the library (`preference_game`, `goal_task`, `token_preference_task`) and train
+/// the library's own policies (`tabular_softmax_policy`, `token_softmax_policy`); none takes a
+/// user's policy, reward model or judge. Every entry point above calls the concept's `check_*`
+/// function for a type that does not model it, so the compiler reports one sentence per missing
+/// member.
 
 #include <Eigen/Core>
 
@@ -71,6 +83,10 @@ concept has_batch_type = requires {
   typename P::batch_type;
 };
 
+/// `T::batch_type` is `B` (false, not an error, when `T` declares no `batch_type`).
+template <class T, class B>
+concept batch_type_is = has_batch_type<T> && std::same_as<typename T::batch_type, B>;
+
 /// `p.log_prob(batch, out)`: writes `out[i] = log pi(y_i | x_i)` for every element of the batch.
 template <class P>
 concept has_log_prob = has_batch_type<P> &&
@@ -81,7 +97,7 @@ concept has_log_prob = has_batch_type<P> &&
 /// A policy pi(y | x): scores the log-probability of responses given contexts for a batch.
 ///
 /// Required: `batch_type`; `void log_prob(const batch_type&, Eigen::Ref<vector_d> out) const`.
-/// Accepted by: every solver (through the refinements below) and the diagnostics.
+/// Accepted by: no entry point takes a bare `Policy`; it is what the refinements below share.
 template <class P>
 concept Policy = has_batch_type<P> && has_log_prob<P>;
 
@@ -103,6 +119,10 @@ concept has_probabilities = requires(const P& p, index context, Eigen::Ref<vecto
 /// Required: `Policy` with `batch_type = tabular_batch`; `num_contexts()`, `num_actions()`;
 /// `void probabilities(index context, Eigen::Ref<vector_d> out) const`.
 /// Optional: `log_probabilities(context, out)`, `sample(context, rng&) -> index`.
+/// Accepted by: the diagnostics (`duality_gap(s)`, `exploitability`, `kl_divergence(s)`,
+/// `kl_to_reference`, `win_rate(s)` over a `preference_game`), `log_probabilities`, `sample`,
+/// `probability_table`, `goal_task::success_rate`. The tabular solvers iterate their own
+/// `tabular_softmax_policy` (a `TabularPolicy`) and do not take one.
 template <class P>
 concept TabularPolicy = Policy<P> && std::same_as<typename P::batch_type, tabular_batch> &&
     has_table_shape<P> && has_probabilities<P>;
@@ -132,7 +152,9 @@ concept has_log_prob_gradient = has_batch_type<P> && has_parameters<P> &&
 /// `void accumulate_log_prob_gradient(const batch_type&, Eigen::Ref<const vector_d> weights,
 /// Eigen::Ref<vector_t<scalar_type>> gradient) const`. Every loss in `losses/` returns the
 /// gradient with respect to log-probs, so `weights` is that gradient and the policy finishes the
-/// chain rule. Accepted by: the DPO family, RLHF-PPO, HIR, the sampled Nash-MD / ONPO losses.
+/// chain rule. Accepted by: no public solver today. The tabular DPO family, RLHF-PPO and HIR
+/// train a `tabular_softmax_policy` and `token_direct_alignment` a `token_softmax_policy` through
+/// exactly these members; `sequence_policy<M>` makes any `SequenceModel` one.
 template <class P>
 concept DifferentiablePolicy = Policy<P> && has_parameters<P> && has_log_prob_gradient<P>;
 
@@ -151,7 +173,10 @@ concept has_reward = has_batch_type<R> &&
 ///
 /// Required: `batch_type`; `void reward(const batch_type&, Eigen::Ref<vector_d> out) const`.
 /// Optional (tabular): `num_contexts()`, `num_actions()`, `rewards(context, out)`.
-/// Accepted by: RLHF-PPO; any preference-model consumer through `bradley_terry_preference`.
+/// Accepted by: `bradley_terry_preference<R>` (a `PreferenceModel` from it), `rewards()` (tabular
+/// ones), `expected_reward` (over `sequence_batch`, `sequence/evaluation.hpp`). The tabular
+/// RLHF-PPO solver does not take one: it fits its own Bradley-Terry reward table to pairs labelled
+/// by its `preference_game`.
 template <class R>
 concept RewardModel = has_batch_type<R> && has_reward<R>;
 
@@ -189,7 +214,9 @@ concept has_preference = has_batch_type<M> &&
 /// Required: `batch_type`;
 /// `void preference(const pair_batch<batch_type>&, Eigen::Ref<vector_d> out) const`.
 /// Laws: `P(y > y') + P(y' > y) = 1`, `P(y > y) = 1/2`, values in [0, 1].
-/// Accepted by: Nash-MD, OMD/INPO, ONPO, self-play (sampled mode), the preference games.
+/// Accepted by: `preference_matrix()` (tabular ones, below) and the sequence `win_rate`
+/// (`sequence/evaluation.hpp`, a judge over `sequence_batch`). The Nash solvers (Nash-MD, OMD,
+/// INPO, ONPO) do not take one: they solve a `preference_game`, built from preference matrices.
 template <class M>
 concept PreferenceModel = has_batch_type<M> && has_preference<M>;
 
@@ -197,7 +224,9 @@ concept PreferenceModel = has_batch_type<M> && has_preference<M>;
 ///
 /// Required: `PreferenceModel` with `batch_type = tabular_batch`; `num_contexts()`,
 /// `num_actions()`. Optional: `preference_matrix(context, Eigen::Ref<matrix_d> out)` (derived from
-/// `preference` over all pairs when absent).
+/// `preference` over all pairs when absent). Accepted by: `preference_matrix(m, context, out)`,
+/// whose matrices (one per context) construct a `preference_game(matrices, reference, tau)` for
+/// the Nash solvers; no solver takes the model itself.
 template <class M>
 concept TabularPreferenceModel =
     PreferenceModel<M> && std::same_as<typename M::batch_type, tabular_batch> && has_table_shape<M>;
@@ -289,7 +318,8 @@ concept has_decoding = has_floating_scalar<M> && requires {
 /// and the linear head of `LinearHeadSequenceModel` (fused path: never builds `[T, V]`).
 /// Not supported: vocabularies that change between calls, logits that depend on anything but the
 /// parameters and the tokens (dropout must be off or seeded by the model itself).
-/// Accepted by: `sequence/derived.hpp`, `sequence/generation.hpp`, `sequence_policy`.
+/// Accepted by: `sequence/derived.hpp`, `sequence/generation.hpp`, `sequence/evaluation.hpp`,
+/// `sequence_policy`, `make_sequence_problem` (`solvers/common/sequence_problem.hpp`).
 template <class M>
 concept SequenceModel = has_vocabulary<M> && has_floating_scalar<M> && has_parameters<M> &&
     has_teacher_forced_logits<M> && has_logits_gradient<M> && has_decoding<M>;
@@ -392,6 +422,7 @@ concept has_step = has_init<S, Problem> &&
 /// An iterative solver of `Problem`, advanced one step at a time by `run(...)`.
 ///
 /// Required: `state init(const Problem&) const`; `step_stats step(const Problem&, state&) const`.
+/// Accepted by: `run`, `run_from` (`prefopt-arena` runs the shipped solvers by name only).
 /// Solvers never print; they are deterministic given their seed. Optional state accessors used by
 /// the diagnostics and callbacks: `state.policy()` (current iterate), `state.average_policy()`.
 template <class S, class Problem>
@@ -418,7 +449,7 @@ constexpr bool check_policy() {
 template <class P>
 constexpr bool check_tabular_policy() {
   check_policy<P>();
-  static_assert(std::same_as<typename P::batch_type, tabular_batch>,
+  static_assert(!has_batch_type<P> || batch_type_is<P, tabular_batch>,
                 "prefopt::TabularPolicy: `batch_type` must be prefopt::tabular_batch");
   static_assert(has_table_shape<P>,
                 "prefopt::TabularPolicy: the type must provide `num_contexts()` and "
@@ -476,6 +507,17 @@ constexpr bool check_preference_model() {
                 "prefopt::PreferenceModel: the type must provide `void preference(const "
                 "prefopt::pair_batch<batch_type>&, Eigen::Ref<prefopt::vector_d> out) const`: see "
                 "README#concepts");
+  return true;
+}
+
+template <class M>
+constexpr bool check_tabular_preference_model() {
+  check_preference_model<M>();
+  static_assert(!has_batch_type<M> || batch_type_is<M, tabular_batch>,
+                "prefopt::TabularPreferenceModel: `batch_type` must be prefopt::tabular_batch");
+  static_assert(has_table_shape<M>,
+                "prefopt::TabularPreferenceModel: the type must provide `num_contexts()` and "
+                "`num_actions()`: see README#concepts");
   return true;
 }
 
@@ -544,7 +586,7 @@ constexpr bool check_solver() {
   static_assert(has_init<S, Problem>,
                 "prefopt::Solver: the solver must provide `state init(const Problem&) const` "
                 "returning a movable state: see README#concepts");
-  static_assert(has_step<S, Problem>,
+  static_assert(!has_init<S, Problem> || has_step<S, Problem>,
                 "prefopt::Solver: the solver must provide `step_stats step(const Problem&, "
                 "state&) const`: see README#concepts");
   return true;

@@ -92,4 +92,38 @@ void rewards(const R& m, index context, Eigen::Ref<vector_d> out) {
   }
 }
 
+// Readable rejections: viable only for a type that does not model the concept the function above
+// needs; the body is that concept's `check_*` sentences naming the missing members.
+
+template <class P>
+requires(!TabularPolicy<P>) void log_probabilities(const P&, index, Eigen::Ref<vector_d>) {
+  static_assert(check_tabular_policy<P>());
+}
+
+template <class P>
+requires(!TabularPolicy<P>) void probability_table(const P&) {
+  static_assert(check_tabular_policy<P>());
+}
+
+template <class P>
+requires(!TabularPolicy<P>) void sample(const P&, index, rng&) {
+  static_assert(check_tabular_policy<P>());
+}
+
+template <class M>
+requires(!TabularPreferenceModel<M>) void preference_matrix(const M&, index, Eigen::Ref<matrix_d>) {
+  static_assert(check_tabular_preference_model<M>());
+}
+
+template <class R>
+requires(!(RewardModel<R> && batch_type_is<R, tabular_batch> &&
+           has_table_shape<R>)) void rewards(const R&, index, Eigen::Ref<vector_d>) {
+  static_assert(check_reward_model<R>());
+  static_assert(!has_batch_type<R> || batch_type_is<R, tabular_batch>,
+                "prefopt::rewards: the reward model's `batch_type` must be prefopt::tabular_batch");
+  static_assert(has_table_shape<R>,
+                "prefopt::rewards: the reward model must provide `num_contexts()` and "
+                "`num_actions()` (a tabular reward model)");
+}
+
 }  // namespace prefopt

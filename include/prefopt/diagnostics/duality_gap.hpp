@@ -88,6 +88,24 @@ template <class G, class M, class L>
 }
 
 namespace detail {
+/// The policy forms every diagnostic accepts: `row_matrix_d`, `vector_d` or a `TabularPolicy`.
+/// Anything else is rejected at compile time with one sentence (an Eigen object of another type
+/// is told the two Eigen forms; any other type gets `check_tabular_policy`'s sentences).
+template <class Pol>
+constexpr bool check_diagnostic_policy() {
+  if constexpr (!std::is_same_v<Pol, row_matrix_d> && !std::is_same_v<Pol, vector_d>) {
+    if constexpr (std::is_base_of_v<Eigen::EigenBase<Pol>, Pol>) {
+      static_assert(std::is_same_v<Pol, row_matrix_d>,
+                    "prefopt diagnostics: a policy given as an Eigen object must be a "
+                    "prefopt::row_matrix_d [contexts, n] probability table (row-major double) or, "
+                    "for a single-context game, a prefopt::vector_d; evaluate or convert it first");
+    } else {
+      static_assert(check_tabular_policy<Pol>());
+    }
+  }
+  return true;
+}
+
 /// Row `context` of a tabular policy, of a `[contexts, n]` probability table or (single-context
 /// games) of a length-`n` probability vector, as probabilities and log-probabilities.
 template <class Pol>
@@ -99,8 +117,7 @@ void policy_row(const Pol& policy, index context, Eigen::Ref<vector_d> pi,
   } else if constexpr (std::is_same_v<Pol, vector_d>) {
     pi = policy;
     log_pi = pi.array().log().matrix();
-  } else {
-    static_assert(check_tabular_policy<Pol>());
+  } else if constexpr (TabularPolicy<Pol>) {
     policy.probabilities(context, pi);
     prefopt::log_probabilities(policy, context, log_pi);
   }
@@ -108,6 +125,7 @@ void policy_row(const Pol& policy, index context, Eigen::Ref<vector_d> pi,
 
 template <class Pol>
 void check_policy_shape(const char* function, const preference_game& game, const Pol& policy) {
+  static_assert(check_diagnostic_policy<Pol>());
   index contexts = 0, actions = 0;
   if constexpr (std::is_same_v<Pol, row_matrix_d>) {
     contexts = policy.rows();
@@ -118,7 +136,7 @@ void check_policy_shape(const char* function, const preference_game& game, const
                   " contexts; pass a [contexts, n] table");
     contexts = 1;
     actions = policy.size();
-  } else {
+  } else if constexpr (TabularPolicy<Pol>) {
     contexts = policy.num_contexts();
     actions = policy.num_actions();
   }

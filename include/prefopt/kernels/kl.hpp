@@ -84,4 +84,19 @@ void kl_divergence_backward(const Eigen::DenseBase<P>& p_logits,
   detail::run_backward(r, opt);
 }
 
+/// Frozen reference (`q_logits` a stop-gradient): only `dp_logits(i, j)` (= or +=, `opt.mode`)
+/// `grad[i] p_j ((log p_j - log q_j) - kl[i])`, with the same inputs, checks and results as the
+/// form above given an empty 0 x 0 `dq_logits`, and no dummy matrix to build.
+template <class P, class Q, class DP>
+void kl_divergence_backward(const Eigen::DenseBase<P>& p_logits,
+                            const Eigen::DenseBase<Q>& q_logits,
+                            std::span<const typename P::Scalar> lse_p,
+                            std::span<const typename P::Scalar> lse_q,
+                            std::span<const typename P::Scalar> kl,
+                            std::span<const typename P::Scalar> grad,
+                            const Eigen::DenseBase<DP>& dp_logits, const options& opt = {}) {
+  row_matrix_t<typename P::Scalar> frozen;  // 0 x 0, allocates nothing: q gets no gradient
+  kl_divergence_backward(p_logits, q_logits, lse_p, lse_q, kl, grad, dp_logits, frozen, opt);
+}
+
 }  // namespace prefopt::kernels

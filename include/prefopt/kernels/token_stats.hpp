@@ -113,7 +113,8 @@ void token_stats_backward(const Eigen::DenseBase<Logits>& logits, std::span<cons
 }
 
 /// Two-matrix form: also accumulates the KL gradient into `dq_logits` (`dq(i, j) = g_KL,i (q_ij -
-/// p_ij)`) unless it is empty (0 x 0, a frozen reference).
+/// p_ij)`) unless it is empty (0 x 0, a frozen reference; the overload without `dq_logits` below
+/// says so without a dummy matrix).
 template <class Logits, class Q, class Grad, class GradQ>
 void token_stats_backward(const Eigen::DenseBase<Logits>& logits,
                           const Eigen::DenseBase<Q>& q_logits, std::span<const token_id> targets,
@@ -143,6 +144,23 @@ void token_stats_backward(const Eigen::DenseBase<Logits>& logits,
   r.g_h = grads.entropy;
   r.g_kl = grads.kl;
   detail::run_backward(r, opt);
+}
+
+/// Two-matrix form with a frozen reference (`q_logits` a stop-gradient, e.g. the reference model
+/// of a KL penalty): only `dlogits` (= or +=, `opt.mode`) gets the sweep of the two-matrix form
+/// above, including the KL term `g_KL,i p_ij ((log p_ij - log q_ij) - KL_i)`; nothing is written
+/// for q. Same inputs, checks and results as passing an empty 0 x 0 `dq_logits`.
+template <class Logits, class Q, class Grad>
+void token_stats_backward(const Eigen::DenseBase<Logits>& logits,
+                          const Eigen::DenseBase<Q>& q_logits, std::span<const token_id> targets,
+                          const token_stats_saved<typename Logits::Scalar>& saved,
+                          const token_stats_grads<typename Logits::Scalar>& grads,
+                          const Eigen::DenseBase<Grad>& dlogits, const options& opt = {}) {
+  using T = typename Logits::Scalar;
+  static_assert(std::is_same_v<T, typename Q::Scalar> && std::is_same_v<T, typename Grad::Scalar>,
+                "token_stats_backward: all matrices must have the same scalar type");
+  row_matrix_t<T> frozen;  // 0 x 0, allocates nothing: q gets no gradient
+  token_stats_backward(logits, q_logits, targets, saved, grads, dlogits, frozen, opt);
 }
 
 }  // namespace prefopt::kernels

@@ -363,8 +363,7 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
         const kernels::token_stats_grads<T> grads{std::span<const T>(glp), std::span<const T>(gent),
                                                   std::span<const T>(gkl)};
         if (want_kl) {
-          row_matrix_t<T> none(0, 0);
-          kernels::token_stats_backward(z, zq, targets, saved, grads, dz, none, ko);
+          kernels::token_stats_backward(z, zq, targets, saved, grads, dz, ko);  // mu frozen
         } else {
           kernels::token_stats_backward(z, targets, saved, grads, dz, ko);
         }
@@ -565,12 +564,22 @@ void accumulate_kl_estimate_gradient(const M& model, const R& reference,
   gradient = g;
 }
 
+/// Reached only by a type that is not a `SequenceModel`: the compiler then reports the sentences
+/// of `check_sequence_model` naming the missing members.
+template <class M>
+class sequence_policy {
+  static_assert(check_sequence_model<M>());
+
+ public:
+  explicit sequence_policy(M&, sequence_options = {}) {}
+};
+
 /// Any `SequenceModel` as a `DifferentiablePolicy` over `sequence_batch`: `log_prob` writes the
 /// sequence log-probs `S(y_i)`, `accumulate_log_prob_gradient` carries per-sequence weights into
 /// the model's parameters. Holds a pointer to the model (which must outlive it); parameters are
 /// the model's own.
 template <SequenceModel M>
-class sequence_policy {
+class sequence_policy<M> {
  public:
   using batch_type = sequence_batch;
   using scalar_type = typename M::scalar_type;
@@ -600,5 +609,74 @@ class sequence_policy {
   M* model_;
   sequence_options options_;
 };
+
+// Readable rejections: each overload below is viable only when an argument is not a
+// `SequenceModel`, and its body is the one sentence per missing member of
+// `check_sequence_model` (instead of the reasons every candidate failed). Same parameters as the
+// functions above, so they never compete with them.
+
+template <class M>
+requires(!SequenceModel<M>) void token_log_probs(const M&, const sequence_batch&,
+                                                 Eigen::Ref<vector_d>,
+                                                 const sequence_options& = {}) {
+  static_assert(check_sequence_model<M>());
+}
+
+template <class M>
+requires(!SequenceModel<M>) void sequence_log_probs(const M&, const sequence_batch&,
+                                                    Eigen::Ref<vector_d>,
+                                                    const sequence_options& = {}) {
+  static_assert(check_sequence_model<M>());
+}
+
+template <class M>
+requires(!SequenceModel<M>) void token_entropies(const M&, const sequence_batch&,
+                                                 Eigen::Ref<vector_d>,
+                                                 const sequence_options& = {}) {
+  static_assert(check_sequence_model<M>());
+}
+
+template <class M, class R>
+requires(!(SequenceModel<M> &&
+           SequenceModel<R>)) void token_kl(const M&, const R&, const sequence_batch&,
+                                            Eigen::Ref<vector_d>, const sequence_options& = {}) {
+  static_assert(check_sequence_model<M>() && check_sequence_model<R>());
+}
+
+template <class M, class R>
+requires(!(SequenceModel<M> &&
+           SequenceModel<R>)) void token_kl_estimates(const M&, const R&, const sequence_batch&,
+                                                      kernels::kl_estimator, Eigen::Ref<vector_d>,
+                                                      const sequence_options& = {}) {
+  static_assert(check_sequence_model<M>() && check_sequence_model<R>());
+}
+
+template <class M, class G>
+requires(!SequenceModel<M>) void accumulate_token_gradient(const M&, const sequence_batch&,
+                                                           const token_weights&, const G&,
+                                                           const sequence_options& = {}) {
+  static_assert(check_sequence_model<M>());
+}
+
+template <class M, class R, class G>
+requires(!(SequenceModel<M> && SequenceModel<R>)) void accumulate_token_gradient(
+    const M&, const R&, const sequence_batch&, const token_weights&, const G&,
+    const sequence_options& = {}) {
+  static_assert(check_sequence_model<M>() && check_sequence_model<R>());
+}
+
+template <class M, class G>
+requires(!SequenceModel<M>) void accumulate_sequence_log_prob_gradient(
+    const M&, const sequence_batch&, Eigen::Ref<const vector_d>, const G&,
+    const sequence_options& = {}) {
+  static_assert(check_sequence_model<M>());
+}
+
+template <class M, class R, class G>
+requires(!(SequenceModel<M> && SequenceModel<R>)) void accumulate_kl_estimate_gradient(
+    const M&, const R&, const sequence_batch&, kernels::kl_estimator, Eigen::Ref<const vector_d>,
+    const G&, const sequence_options& = {}) {
+  static_assert(check_sequence_model<M>() && check_sequence_model<R>());
+}
 
 }  // namespace prefopt

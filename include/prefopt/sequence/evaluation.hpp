@@ -148,4 +148,40 @@ template <SequenceModel M, SequenceModel R>
   return out;
 }
 
+// Readable rejections (viable only when an argument does not model what the function above
+// needs): the sentences of `check_sequence_model`, `check_preference_model` and
+// `check_reward_model` naming the missing members.
+
+template <class A, class B, class J>
+requires(!(SequenceModel<A> && SequenceModel<B> && PreferenceModel<J> &&
+           batch_type_is<J, sequence_batch>)) void win_rate(const A&, const B&, const J&,
+                                                            ragged_view<const token_id>,
+                                                            const generation_config&,
+                                                            std::uint64_t) {
+  static_assert(check_sequence_model<A>() && check_sequence_model<B>() &&
+                check_preference_model<J>());
+  static_assert(!has_batch_type<J> || batch_type_is<J, sequence_batch>,
+                "prefopt::win_rate: the judge's `batch_type` must be prefopt::sequence_batch (it "
+                "judges pairs of sampled responses)");
+}
+
+template <class M, class R>
+requires(!(SequenceModel<M> && RewardModel<R> &&
+           batch_type_is<R, sequence_batch>)) void expected_reward(const M&, const R&,
+                                                                   ragged_view<const token_id>,
+                                                                   const generation_config&,
+                                                                   std::uint64_t) {
+  static_assert(check_sequence_model<M>() && check_reward_model<R>());
+  static_assert(!has_batch_type<R> || batch_type_is<R, sequence_batch>,
+                "prefopt::expected_reward: the reward model's `batch_type` must be "
+                "prefopt::sequence_batch (it scores sampled responses)");
+}
+
+template <class M, class R>
+requires(!(SequenceModel<M> &&
+           SequenceModel<R>)) void kl_and_length(const M&, const R&, ragged_view<const token_id>,
+                                                 const generation_config&, std::uint64_t) {
+  static_assert(check_sequence_model<M>() && check_sequence_model<R>());
+}
+
 }  // namespace prefopt

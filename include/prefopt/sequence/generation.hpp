@@ -385,4 +385,21 @@ template <SequenceModel M, SequenceModel R>
                                      prompts, config, seed, prompt_ids);
 }
 
+// Readable rejections (viable only when an argument is not a `SequenceModel`): the sentences of
+// `check_sequence_model` naming the missing members.
+
+template <class M>
+requires(!SequenceModel<M>) void generate(const M&, ragged_view<const token_id>,
+                                          const generation_config&, std::uint64_t,
+                                          std::span<const index> = {}) {
+  static_assert(check_sequence_model<M>());
+}
+
+template <class M, class R>
+requires(!(SequenceModel<M> && SequenceModel<R>)) void generate_mixture(
+    const M&, const R&, double, ragged_view<const token_id>, const generation_config&,
+    std::uint64_t, std::span<const index> = {}) {
+  static_assert(check_sequence_model<M>() && check_sequence_model<R>());
+}
+
 }  // namespace prefopt

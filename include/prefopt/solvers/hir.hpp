@@ -104,6 +104,14 @@ class goal_task {
     return total / static_cast<double>(goals_);
   }
 
+  /// Reached only by a type that is not a `TabularPolicy` (the sentences of
+  /// `check_tabular_policy`).
+  template <class P>
+  requires(!TabularPolicy<P>) double success_rate(const P&) const {
+    static_assert(check_tabular_policy<P>());
+    return 0.0;
+  }
+
   /// The reference as a policy over (goal, response): `mu` in every row.
   [[nodiscard]] tabular_softmax_policy reference_policy() const {
     row_matrix_d logits = reference_.array().log().matrix().transpose().replicate(goals_, 1);

@@ -101,6 +101,17 @@ TEST_CASE("kl_divergence_backward equals finite differences of sum g_i KL(p_i ||
   kernels::kl_divergence_backward(zp, zq, std::span<const double>(lp), std::span<const double>(lq),
                                   std::span<const double>(kl), g, dp2, none);
   CHECK(dp2 == dp);
+  // The same without a dummy matrix, overwriting and accumulating.
+  row_matrix_d dp3 = row_matrix_d::Constant(n, v, 5.0);
+  kernels::kl_divergence_backward(zp, zq, std::span<const double>(lp), std::span<const double>(lq),
+                                  std::span<const double>(kl), g, dp3);
+  CHECK(dp3 == dp);
+  kernels::options acc;
+  acc.mode = kernels::write_mode::accumulate;
+  row_matrix_d dp4 = row_matrix_d::Constant(n, v, 1.0);
+  kernels::kl_divergence_backward(zp, zq, std::span<const double>(lp), std::span<const double>(lq),
+                                  std::span<const double>(kl), g, dp4, acc);
+  CHECK((dp4.array() - 1.0 - dp.array()).abs().maxCoeff() < 1e-14);
 }
 
 TEST_CASE("kl_divergence_backward refuses an infinite KL and mismatched shapes", "[kernels][kl]") {

@@ -96,6 +96,54 @@ TEST_CASE("token_stats_backward equals finite differences of a mixed loss in dou
   CHECK((d1 - num1).cwiseAbs().maxCoeff() < 1e-8);
 }
 
+TEMPLATE_TEST_CASE("token_stats_backward with a frozen reference needs no q gradient matrix",
+                   "[kernels][token_stats][gradient]", float, double) {
+  using T = TestType;
+  const idx n = 4;
+  const idx v = 700;
+  const auto z = test::random_logits<T>(n, v, 8.0, 81, 0.05);
+  const auto zq = test::random_logits<T>(n, v, 8.0, 82, 0.0);
+  const auto t = test::random_targets<T>(n, v, 83);
+  std::vector<T> lse(n), h(n), kl(n), lseq(n);
+  kernels::token_stats(z, zq, t,
+                       {.logsumexp = kernels::span_of(lse),
+                        .entropy = kernels::span_of(h),
+                        .kl = kernels::span_of(kl),
+                        .logsumexp_q = kernels::span_of(lseq)});
+  const std::vector<T> g_lp{T(1), T(-0.5), T(0.25), T(2)};
+  const std::vector<T> g_h{T(0.5), T(0), T(-1), T(0.125)};
+  const std::vector<T> g_kl{T(-0.75), T(1.5), T(0.5), T(1)};
+  const kernels::token_stats_saved<T> saved{
+      .logsumexp = lse, .entropy = h, .kl = kl, .logsumexp_q = lseq};
+  const kernels::token_stats_grads<T> grads{.log_probs = g_lp, .entropy = g_h, .kl = g_kl};
+  // The frozen form writes exactly the model half of the full two-matrix backward ...
+  row_matrix_t<T> d_full(n, v), dq(n, v), d_frozen(n, v);
+  kernels::token_stats_backward(z, zq, t, saved, grads, d_full, dq);
+  d_frozen.setConstant(T(7));
+  kernels::token_stats_backward(z, zq, t, saved, grads, d_frozen);
+  CHECK(d_frozen == d_full);
+  // ... and the KL term is in it: without g_kl the result differs.
+  row_matrix_t<T> d_no_kl(n, v);
+  kernels::token_stats_backward(z, t, {.logsumexp = lse, .entropy = h},
+                                {.log_probs = g_lp, .entropy = g_h}, d_no_kl);
+  CHECK((d_frozen - d_no_kl).cwiseAbs().maxCoeff() > T(1e-3));
+  // Accumulation adds the same sweep; options follow the gradient like in the other forms.
+  kernels::options acc;
+  acc.mode = kernels::write_mode::accumulate;
+  row_matrix_t<T> d_acc = row_matrix_t<T>::Constant(n, v, T(1));
+  kernels::token_stats_backward(z, zq, t, saved, grads, d_acc, acc);
+  const double scale = 1.0 + static_cast<double>(d_full.cwiseAbs().maxCoeff());
+  CHECK(static_cast<double>((d_acc.array() - T(1) - d_full.array()).abs().maxCoeff()) <=
+        4.0 * test::unit_roundoff<T>() * scale);
+  // Bad input is refused as in the other forms, naming the kernel.
+  const std::vector<T> short_lse(n - 1);
+  CHECK_THROWS_AS(
+      kernels::token_stats_backward(
+          z, zq, t, {.logsumexp = short_lse, .entropy = h, .kl = kl, .logsumexp_q = lseq}, grads,
+          d_frozen),
+      shape_error);
+}
+
 TEST_CASE("token_stats refuses KL outputs without a second matrix and a KL gradient without q",
           "[kernels][token_stats]") {
   const auto z = test::random_logits<float>(2, 5, 1.0, 1);

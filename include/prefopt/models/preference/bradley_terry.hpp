@@ -19,8 +19,19 @@
 
 namespace prefopt {
 
-template <RewardModel R>
+/// Reached only by a type that is not a `RewardModel`: the compiler then reports the one sentence
+/// of `check_reward_model` naming the missing member, instead of a failed deduction.
+template <class R>
 class bradley_terry_preference {
+  static_assert(check_reward_model<R>());
+
+ public:
+  explicit bradley_terry_preference(const R&) {}
+};
+
+/// `P(y > y' | x) = sigma(r(x, y) - r(x, y'))` for a `RewardModel` `R` (file comment).
+template <RewardModel R>
+class bradley_terry_preference<R> {
  public:
   using batch_type = typename R::batch_type;
 

@@ -273,4 +273,20 @@ requires Solver<S, Problem>
                   std::forward<Callbacks>(callbacks)...);
 }
 
+/// Reached only when `S` is not a `Solver` of `Problem`: the compiler then reports the sentence of
+/// `check_solver` naming the missing member (`init` or `step` for this problem type) instead of
+/// listing why each candidate failed.
+template <class S, class Problem, class... Callbacks>
+requires(!Solver<S, Problem>) void run(const S&, const Problem&, const run_options&,
+                                       Callbacks&&...) {
+  static_assert(check_solver<S, Problem>());
+}
+
+/// Reached only when `S` is not a `Solver` of `Problem` (see `run` above).
+template <class S, class Problem, class State, class... Callbacks>
+requires(!Solver<S, Problem>) void run_from(const S&, const Problem&, State&&, const run_options&,
+                                            Callbacks&&...) {
+  static_assert(check_solver<S, Problem>());
+}
+
 }  // namespace prefopt

@@ -57,4 +57,13 @@ template <SequenceModel Reference, class Feedback>
   return {&reference, &feedback, prompts, generation};
 }
 
+/// Reached only when `reference` is not a `SequenceModel`: the sentences of
+/// `check_sequence_model` naming the missing members.
+template <class Reference, class Feedback>
+requires(!SequenceModel<Reference>) void make_sequence_problem(const Reference&, const Feedback&,
+                                                               ragged_view<const token_id>,
+                                                               const generation_config& = {}) {
+  static_assert(check_sequence_model<Reference>());
+}
+
 }  // namespace prefopt
