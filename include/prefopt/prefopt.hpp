@@ -33,6 +33,7 @@
 #include "prefopt/losses/hir.hpp"
 #include "prefopt/losses/kl_estimators.hpp"
 #include "prefopt/losses/nash_pg.hpp"
+#include "prefopt/losses/pair_regression.hpp"
 #include "prefopt/losses/ppo.hpp"
 #include "prefopt/models/preference/bradley_terry.hpp"
 #include "prefopt/models/preference/tabular.hpp"
