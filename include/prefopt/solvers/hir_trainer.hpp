@@ -49,6 +49,7 @@
 #include "prefopt/solvers/common/optimizers.hpp"
 #include "prefopt/solvers/common/prompt_batch.hpp"
 #include "prefopt/solvers/common/sequence_problem.hpp"
+#include "prefopt/solvers/hir.hpp"  // hir_mode, shared with the tabular HIR
 
 namespace prefopt {
 
@@ -66,9 +67,6 @@ concept InstructionRelabeler = requires(const R& r, const sequence_batch& batch,
   { r.negative_instruction(y) } -> std::convertible_to<index>;
   { r.modulus() } -> std::convertible_to<index>;
 };
-
-/// The training data HIR's modes choose.
-enum class hir_mode { hindsight, no_relabeling, successes_only };
 
 /// Hyperparameters of `hir_trainer` (defaults: the reference code's `eps_ls = 0.2`, `w_con = 1`,
 /// `w_ent = 0.001`, mean-token likelihoods in the contrast).
