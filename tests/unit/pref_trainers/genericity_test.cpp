@@ -12,6 +12,7 @@
 #include "../sequence/bigram_model.hpp"
 #include "pref_helpers.hpp"
 #include "prefopt/solvers/common/run.hpp"
+#include "prefopt/solvers/hir_trainer.hpp"
 #include "prefopt/solvers/nash_md_pg.hpp"
 #include "prefopt/solvers/online_pair_trainers.hpp"
 
@@ -132,6 +133,32 @@ void genericity_row(const char* row, const Solver& solver, const Model& referenc
   CHECK(a.state.policy().parameters() == b.state.policy().parameters());
 }
 
+/// One HIR row: the instruction task (K = m = 5, prompts [k], one-token responses), 12 rounds;
+/// the exact success rate must rise and two runs must be bitwise identical.
+template <class Model>
+void genericity_hir_row(const char* row, const Model& reference) {
+  const prefopt::modular_sum_instruction_task task(5, 5);
+  const std::vector<prefopt::index> offsets{0, 1, 2, 3, 4, 5};
+  const std::vector<prefopt::token_id> tokens{0, 1, 2, 3, 4};
+  const prefopt::ragged_view<const prefopt::token_id> prompts{offsets, tokens};
+  prefopt::generation_config gen;
+  gen.max_new_tokens = 1;
+  const auto problem = prefopt::make_sequence_problem(reference, task, prompts, gen);
+  prefopt::hir_trainer_config c;
+  c.batch_size = 16;
+  prefopt::run_options o;
+  o.max_iterations = 12;
+  const prefopt::hir_trainer solver(c);
+  const auto a = prefopt::run(solver, problem, o);
+  const auto b = prefopt::run(solver, problem, o);
+  const double before = prefopt::test::hir_exact_success(reference, task, prompts, 1);
+  const double after = prefopt::test::hir_exact_success(a.state.policy(), task, prompts, 1);
+  WARN(row << ": success rate " << before << " -> " << after << " in 12 rounds");
+  CHECK(a.status == prefopt::run_status::completed);
+  CHECK(after > before);
+  CHECK(a.state.policy().parameters() == b.state.policy().parameters());
+}
+
 prefopt::nash_md_pg genericity_nash() {
   prefopt::nash_md_pg_config c;
   c.beta = 0.05;
@@ -174,4 +201,8 @@ TEST_CASE(
   genericity_row("inpo_trainer x bigram<float>", inpo, bf, 30);
   genericity_row("inpo_trainer x bigram<double, linear head>", inpo, bd, 30);
   genericity_row("inpo_trainer x table model (test-only)", inpo, td, 30);
+  // HIR trains on the instruction task (its own feedback type), V = 6.
+  genericity_hir_row("hir_trainer x bigram<float>", bigram_f(6, 4, 5, 1, 1.0));
+  genericity_hir_row("hir_trainer x bigram<double, linear head>", bigram_d(6, 4, 5, 1, 1.0));
+  genericity_hir_row("hir_trainer x table model (test-only)", table_d(6, 5, 2, 0.0));
 }

@@ -15,32 +15,6 @@ using namespace prefopt;
 namespace {
 using hir_test_model = test::bigram_model<double, false>;
 
-/// Exact success rate of `m` on the instruction task, prompts weighted equally (every response of
-/// at most `max_len` tokens enumerated).
-template <class M>
-double hir_exact_success(const M& m, const modular_sum_instruction_task& task,
-                         ragged_view<const token_id> prompts, prefopt::index max_len) {
-  const auto responses = test::all_class_task_responses(task.vocab_size() - 1, max_len);
-  double total = 0.0;
-  for (prefopt::index i = 0; i < prompts.num_sequences(); ++i) {
-    std::vector<prefopt::index> po{0}, ro{0};
-    std::vector<token_id> pt, rt;
-    const auto x = prompts.sequence(i);
-    for (const auto& y : responses) {
-      pt.insert(pt.end(), x.begin(), x.end());
-      po.push_back(static_cast<prefopt::index>(pt.size()));
-      rt.insert(rt.end(), y.begin(), y.end());
-      ro.push_back(static_cast<prefopt::index>(rt.size()));
-    }
-    const sequence_batch b{{po, pt}, {ro, rt}};
-    vector_d s(b.size()), r(b.size());
-    sequence_log_probs(m, b, s);
-    task.feedback().reward(b, r);
-    total += (s.array().exp() * r.array()).sum();
-  }
-  return total / static_cast<double>(prompts.num_sequences());
-}
-
 /// K = m = 5 instructions, prompts [k] for k in [0, 5), one-token responses.
 struct hir_fixture {
   modular_sum_instruction_task task{5, 5};
@@ -62,7 +36,7 @@ double hir_success_after(hir_mode mode, std::uint64_t model_seed, long rounds) {
   o.max_iterations = rounds;
   const auto r = prefopt::run(hir_trainer(c), problem, o);
   REQUIRE(r.status == run_status::completed);
-  return hir_exact_success(r.state.policy(), f.task, f.prompts(), 1);
+  return test::hir_exact_success(r.state.policy(), f.task, f.prompts(), 1);
 }
 }  // namespace
 

@@ -11,6 +11,7 @@
 
 #include "prefopt/core/types.hpp"
 #include "prefopt/sequence/derived.hpp"
+#include "prefopt/sequence/instruction_task.hpp"
 #include "prefopt/sequence/intransitive_task.hpp"
 
 namespace prefopt::test {
@@ -115,6 +116,32 @@ inline double mean_after(const std::vector<double>& gaps, std::size_t from) {
   double s = 0.0;
   for (std::size_t k = from; k < gaps.size(); ++k) s += gaps[k];
   return s / static_cast<double>(gaps.size() - from);
+}
+
+/// Exact success rate of `m` on the instruction task, prompts weighted equally (every response of
+/// at most `max_len` tokens enumerated).
+template <class M>
+double hir_exact_success(const M& m, const modular_sum_instruction_task& task,
+                         ragged_view<const token_id> prompts, prefopt::index max_len) {
+  const auto responses = all_class_task_responses(task.vocab_size() - 1, max_len);
+  double total = 0.0;
+  for (prefopt::index i = 0; i < prompts.num_sequences(); ++i) {
+    std::vector<prefopt::index> po{0}, ro{0};
+    std::vector<token_id> pt, rt;
+    const auto x = prompts.sequence(i);
+    for (const auto& y : responses) {
+      pt.insert(pt.end(), x.begin(), x.end());
+      po.push_back(static_cast<prefopt::index>(pt.size()));
+      rt.insert(rt.end(), y.begin(), y.end());
+      ro.push_back(static_cast<prefopt::index>(rt.size()));
+    }
+    const sequence_batch b{{po, pt}, {ro, rt}};
+    vector_d s(b.size()), r(b.size());
+    sequence_log_probs(m, b, s);
+    task.feedback().reward(b, r);
+    total += (s.array().exp() * r.array()).sum();
+  }
+  return total / static_cast<double>(prompts.num_sequences());
 }
 
 }  // namespace prefopt::test
