@@ -4,11 +4,11 @@
 /// Better Instruction Followers, Zhang et al., arXiv 2302.05206; ALGORITHMS.md §10) on a
 /// goal-conditioned task, with its two baselines.
 ///
-/// The task (`goal_task`): instructions are goals `g in [0, G)`; a response `y in [0, n)` achieves
-/// exactly one goal, `outcome(y)`; the binary feedback for instruction `g` is
-/// `success = [outcome(y) == g]`. The policy is a tabular softmax `pi(y | g)` (one context per
-/// goal) that starts at the task's reference `mu` (the same under every instruction), under which
-/// success is rare (`1/G` on average).
+/// The task (`goal_task`, now in `games/goal_task.hpp`, included here): instructions are goals `g
+/// in [0, G)`; a response `y in [0, n)` achieves exactly one goal, `outcome(y)`; the binary
+/// feedback for instruction `g` is `success = [outcome(y) == g]`. The policy is a tabular softmax
+/// `pi(y | g)` (one context per goal) that starts at the task's reference `mu` (the same under
+/// every instruction), under which success is rare (`1/G` on average).
 ///
 /// Each `step` is one round of the two-stage loop: (1) sample `batch_size` instructions uniformly
 /// and a response from the current policy for each; (2) relabel and update with
@@ -33,96 +33,12 @@
 #include <vector>
 
 #include "prefopt/core/random.hpp"
+#include "prefopt/games/goal_task.hpp"
 #include "prefopt/losses/hir.hpp"
 #include "prefopt/policies/tabular_softmax.hpp"
 #include "prefopt/solvers/common/optimizers.hpp"
 
 namespace prefopt {
-
-/// A goal-conditioned task with binary feedback (see the file comment).
-class goal_task {
- public:
-  /// `outcome[y]` in `[0, goals)` is the goal response `y` achieves; `reference` (length
-  /// `outcome.size()`) is strictly positive and sums to 1 (within 1e-9).
-  goal_task(std::vector<index> outcome, index goals, vector_d reference)
-      : outcome_(std::move(outcome)), goals_(goals), reference_(std::move(reference)) {
-    constexpr const char* fn = "goal_task";
-    PREFOPT_CHECK(goals_ >= 2, invalid_argument, fn, ": goals = ", goals_, ", expected >= 2");
-    PREFOPT_CHECK(!outcome_.empty(), shape_error, fn, ": outcome is empty");
-    PREFOPT_CHECK(reference_.size() == static_cast<index>(outcome_.size()), shape_error, fn,
-                  ": reference has ", reference_.size(), " entries, expected one per response (",
-                  outcome_.size(), ")");
-    for (std::size_t y = 0; y < outcome_.size(); ++y) {
-      PREFOPT_CHECK(outcome_[y] >= 0 && outcome_[y] < goals_, invalid_argument, fn, ": outcome[", y,
-                    "] = ", outcome_[y], ", expected a goal in [0, ", goals_, ")");
-      const double m = reference_[static_cast<index>(y)];
-      PREFOPT_CHECK(std::isfinite(m) && m > 0.0, invalid_argument, fn, ": reference[", y, "] = ", m,
-                    ", expected a strictly positive probability");
-    }
-    PREFOPT_CHECK(std::abs(reference_.sum() - 1.0) <= 1e-9, invalid_argument, fn,
-                  ": reference sums to ", reference_.sum(), ", expected 1");
-  }
-
-  /// `responses` responses assigned to `goals` goals round-robin after a seeded shuffle, with a
-  /// reference drawn as `softmax(concentration * N(0, 1))`.
-  static goal_task random(index responses, index goals, double concentration, std::uint64_t seed) {
-    PREFOPT_CHECK(responses >= goals, invalid_argument,
-                  "goal_task::random: responses = ", responses,
-                  ", expected at least one response per goal (", goals, ")");
-    rng gen(seed, /*stream=*/0x601);
-    std::vector<index> outcome(static_cast<std::size_t>(responses));
-    for (std::size_t y = 0; y < outcome.size(); ++y) outcome[y] = static_cast<index>(y) % goals;
-    gen.shuffle(std::span<index>(outcome));
-    vector_d logits(responses);
-    for (index y = 0; y < responses; ++y) logits[y] = concentration * gen.normal();
-    vector_d mu(responses);
-    softmax(logits, mu);
-    return {std::move(outcome), goals, std::move(mu)};
-  }
-
-  [[nodiscard]] index num_goals() const noexcept { return goals_; }
-  [[nodiscard]] index num_responses() const noexcept { return static_cast<index>(outcome_.size()); }
-  [[nodiscard]] index outcome(index response) const {
-    return outcome_[static_cast<std::size_t>(response)];
-  }
-  [[nodiscard]] const vector_d& reference() const noexcept { return reference_; }
-  [[nodiscard]] bool success(index goal, index response) const { return outcome(response) == goal; }
-
-  /// Expected success rate of `policy` (contexts = goals) with instructions drawn uniformly:
-  /// `mean_g sum_y pi(y | g) [outcome(y) == g]`.
-  template <TabularPolicy P>
-  [[nodiscard]] double success_rate(const P& policy) const {
-    PREFOPT_CHECK(policy.num_contexts() == goals_ && policy.num_actions() == num_responses(),
-                  shape_error, "goal_task::success_rate: policy is ", policy.num_contexts(), "x",
-                  policy.num_actions(), ", expected ", goals_, "x", num_responses());
-    vector_d p(num_responses());
-    double total = 0.0;
-    for (index g = 0; g < goals_; ++g) {
-      policy.probabilities(g, p);
-      for (index y = 0; y < num_responses(); ++y) total += success(g, y) ? p[y] : 0.0;
-    }
-    return total / static_cast<double>(goals_);
-  }
-
-  /// Reached only by a type that is not a `TabularPolicy` (the sentences of
-  /// `check_tabular_policy`).
-  template <class P>
-  requires(!TabularPolicy<P>) double success_rate(const P&) const {
-    static_assert(check_tabular_policy<P>());
-    return 0.0;
-  }
-
-  /// The reference as a policy over (goal, response): `mu` in every row.
-  [[nodiscard]] tabular_softmax_policy reference_policy() const {
-    row_matrix_d logits = reference_.array().log().matrix().transpose().replicate(goals_, 1);
-    return tabular_softmax_policy(std::move(logits));
-  }
-
- private:
-  std::vector<index> outcome_;
-  index goals_;
-  vector_d reference_;
-};
 
 enum class hir_mode { hindsight, no_relabeling, successes_only };
 enum class hir_contrast { two_way, k_way };

@@ -1,4 +1,4 @@
-#include "prefopt/solvers/nash/pair_regression.hpp"
+#include "prefopt/losses/pair_regression.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -52,7 +52,7 @@ TEST_CASE(
   const matrix_d& p = game.preference(0);
   const vector_d z =
       minimise([&](const vector_d& x,
-                   vector_d& g) { return labelled_pair_loss(p, pi_t, anchor, eta, x, g); },
+                   vector_d& g) { return losses::labelled_pair_loss(p, pi_t, anchor, eta, x, g); },
                anchor);
   (void)solver.step(game, state);
   CHECK(centred_distance(z, state.policy().logits().row(0).transpose()) <= 1e-6);
@@ -71,9 +71,10 @@ TEST_CASE(
   state.policy().probabilities(0, q);
   const vector_d anchor = state.auxiliary_logits().row(0).transpose();
   const matrix_d& p = game.preference(0);
-  const vector_d z = minimise(
-      [&](const vector_d& x, vector_d& g) { return labelled_pair_loss(p, q, anchor, eta, x, g); },
-      anchor);
+  const vector_d z =
+      minimise([&](const vector_d& x,
+                   vector_d& g) { return losses::labelled_pair_loss(p, q, anchor, eta, x, g); },
+               anchor);
   (void)solver.step(game, state);
   CHECK(centred_distance(z, state.auxiliary_logits().row(0).transpose()) <= 1e-6);
   // L - R is the same for every z.
@@ -83,10 +84,11 @@ TEST_CASE(
   for (int k = 0; k < 10; ++k) {
     vector_d x(6);
     for (prefopt::index i = 0; i < 6; ++i) x[i] = gen.normal();
-    const double d = labelled_pair_loss(p, q, anchor, eta, x, none) -
-                     regression_pair_loss(p, q, anchor, eta, x, none);
+    const double d = losses::labelled_pair_loss(p, q, anchor, eta, x, none) -
+                     losses::regression_pair_loss(p, q, anchor, eta, x, none);
     if (k == 0) difference = d;
     CHECK(d == Approx(difference).margin(1e-12));
   }
-  CHECK_THROWS_AS(labelled_pair_loss(p, q, anchor, eta, vec({1.0, 2.0}), none), shape_error);
+  CHECK_THROWS_AS(losses::labelled_pair_loss(p, q, anchor, eta, vec({1.0, 2.0}), none),
+                  shape_error);
 }

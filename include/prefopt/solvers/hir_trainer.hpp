@@ -1,0 +1,307 @@
+#pragma once
+/// \file
+/// Hindsight instruction relabeling (HIR; The Wisdom of Hindsight Makes Language Models Better
+/// Instruction Followers, Zhang et al., arXiv 2302.05206; ALGORITHMS.md §10) for any
+/// `SequenceModel`, on a `sequence_problem<Reference, Relabeler>` whose feedback models
+/// `InstructionRelabeler` (e.g. `modular_sum_instruction_task`; prompts start with their
+/// instruction token).
+///
+/// One `step` is one round of the two-stage loop: (1) online sampling, `batch_size` prompts drawn
+/// from the pool and one response `y_i ~ pi_theta(. | c_i, x_i)` each (the library's generation,
+/// `problem.generation`), success `r_i` from `relabeler.feedback()`; (2) `updates_per_round`
+/// optimizer steps on the round's data with
+///
+///     L = L_sup + w_con L_con + w_ent L_ent,
+///     L_sup = label-smoothed token cross-entropy of y_i given the positive prompt (eps_ls),
+///     L_con = 2-way smoothed contrast of ell+ and ell-, the (mean-token or summed) log-likelihoods
+///             of y_i under the positive and the negative prompt (eps_ls),
+///     L_ent = -mean_t H_t over the positive prompt's response positions (an entropy bonus),
+///
+/// (`losses::label_smoothed_cross_entropy`, `losses::contrastive_instruction_loss_2way`,
+/// `losses::entropy_bonus`). The modes differ only in the data they train on:
+/// - `hindsight` (HIR): positive prompt = the relabeled one (`relabel_prompts`: the instruction
+///   `y_i` satisfies), negative = `negative_instruction(y_i)`;
+/// - `no_relabeling` (baseline): positive = the prompt as sampled, negative = the next
+///   instruction `(c_i + 1) mod num_instructions()`;
+/// - `successes_only` (baseline; filtered supervised learning): `L_sup` on the successful samples
+///   only (no contrast, no entropy term); a round without success makes no update.
+///
+/// The loss goes through the model's teacher-forced logits (`[T, V]` for the round's `T`
+/// response tokens), not the fused linear-head path. Deterministic for `config.seed`. Not
+/// supported: sub-output relabeling (`data::sample_sub_span`), a replay buffer across rounds.
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "prefopt/core/assert.hpp"
+#include "prefopt/core/concepts.hpp"
+#include "prefopt/core/error.hpp"
+#include "prefopt/core/types.hpp"
+#include "prefopt/losses/hir.hpp"
+#include "prefopt/sequence/derived.hpp"
+#include "prefopt/sequence/generation.hpp"
+#include "prefopt/solvers/common/optimizers.hpp"
+#include "prefopt/solvers/common/prompt_batch.hpp"
+#include "prefopt/solvers/common/sequence_problem.hpp"
+#include "prefopt/solvers/hir.hpp"  // hir_mode, shared with the tabular HIR
+
+namespace prefopt {
+
+/// What HIR needs from its feedback (declared here, not in `core/concepts.hpp`): a success
+/// `RewardModel` over `sequence_batch` (`feedback()`), hindsight relabeling of a batch's prompts
+/// (`relabel_prompts(batch, offsets, tokens)`: each prompt with its instruction replaced by one
+/// its response satisfies), a negative instruction for a response (`negative_instruction(y)`),
+/// and the number of instructions (`modulus()`); instructions are the prompts' first token.
+template <class R>
+concept InstructionRelabeler = requires(const R& r, const sequence_batch& batch,
+                                        std::vector<index>& offsets, std::vector<token_id>& tokens,
+                                        std::span<const token_id> y) {
+  { r.feedback() } -> RewardModel;
+  { r.relabel_prompts(batch, offsets, tokens) } -> std::same_as<void>;
+  { r.negative_instruction(y) } -> std::convertible_to<index>;
+  { r.modulus() } -> std::convertible_to<index>;
+};
+
+/// Hyperparameters of `hir_trainer` (defaults: the reference code's `eps_ls = 0.2`, `w_con = 1`,
+/// `w_ent = 0.001`, mean-token likelihoods in the contrast).
+struct hir_trainer_config {
+  hir_mode mode = hir_mode::hindsight;
+  index batch_size = 32;        ///< prompts sampled per round (>= 1)
+  index updates_per_round = 4;  ///< optimizer steps on a round's data (>= 1)
+  double label_smoothing = losses::hir_defaults::eps_ls;  ///< eps_ls, in [0, 0.5]
+  double contrast_weight = losses::hir_defaults::w_con;   ///< w_con >= 0
+  double entropy_weight = losses::hir_defaults::w_ent;    ///< w_ent >= 0
+  losses::likelihood_reduction contrast_likelihood = losses::likelihood_reduction::mean_token;
+  optimizer_config optimizer{};
+  std::uint64_t seed = 0;
+
+  void validate(const char* function) const {
+    PREFOPT_CHECK(batch_size >= 1, invalid_argument, function, ": config.batch_size = ", batch_size,
+                  ", expected >= 1");
+    PREFOPT_CHECK(updates_per_round >= 1, invalid_argument, function,
+                  ": config.updates_per_round = ", updates_per_round, ", expected >= 1");
+    PREFOPT_CHECK(label_smoothing >= 0.0 && label_smoothing <= 0.5, invalid_argument, function,
+                  ": config.label_smoothing = ", label_smoothing, ", expected a value in [0, 0.5]");
+    PREFOPT_CHECK(std::isfinite(contrast_weight) && contrast_weight >= 0.0, invalid_argument,
+                  function, ": config.contrast_weight = ", contrast_weight, ", expected >= 0");
+    PREFOPT_CHECK(std::isfinite(entropy_weight) && entropy_weight >= 0.0, invalid_argument,
+                  function, ": config.entropy_weight = ", entropy_weight, ", expected >= 0");
+    optimizer.validate(function);
+  }
+};
+
+/// One round's statistics.
+struct hir_step_stats {
+  double loss = 0.0;              ///< total loss at the round's last update
+  double supervised_loss = 0.0;   ///< L_sup at the last update
+  double contrast_loss = 0.0;     ///< L_con at the last update (0 when unused)
+  double entropy_term = 0.0;      ///< w_ent L_ent at the last update (<= 0)
+  double success_rate = 0.0;      ///< fraction of the round's samples that succeeded
+  double trained_examples = 0.0;  ///< examples the round trained on
+};
+
+/// Parts of the HIR loss (file comment).
+struct hir_loss_parts {
+  double total = 0.0, supervised = 0.0, contrast = 0.0, entropy = 0.0;
+};
+
+/// The HIR loss on one round's data and its gradient (`+=` into `gradient`, skipped when empty):
+/// `positive` and `negative` hold the same responses under the positive and the negative prompts
+/// (`negative` is read only when `contrast_weight > 0`); `L_sup` and the entropy term use
+/// `positive`. Settings from `config` (mode ignored).
+template <SequenceModel M>
+hir_loss_parts hir_loss_gradient(const M& model, const sequence_batch& positive,
+                                 const sequence_batch& negative, const hir_trainer_config& config,
+                                 Eigen::Ref<vector_t<typename M::scalar_type>> gradient) {
+  using T = typename M::scalar_type;
+  constexpr const char* fn = "hir_loss_gradient";
+  const index n = positive.size();
+  const index tokens = positive.responses.total_length();
+  PREFOPT_CHECK(n >= 1 && tokens >= 1, shape_error, fn, ": positive has ", n, " responses and ",
+                tokens, " tokens, expected at least one of each");
+  const index v = model.vocab_size();
+  row_matrix_t<T> z(tokens, v);
+  model.logits(positive, z);
+  const row_matrix_d zd = z.template cast<double>();
+  const index base = positive.responses.offsets.front();
+  const std::span<const token_id> targets = positive.responses.values.subspan(
+      static_cast<std::size_t>(base), static_cast<std::size_t>(tokens));
+  row_matrix_d dz(tokens, v), dent(tokens, v);
+  hir_loss_parts parts;
+  parts.supervised =
+      losses::label_smoothed_cross_entropy<double>(zd, targets, config.label_smoothing, dz);
+  if (config.entropy_weight > 0.0) {
+    parts.entropy = losses::entropy_bonus<double>(zd, config.entropy_weight, dent);
+    dz += dent;
+  }
+  const bool grad = gradient.size() > 0;
+  if (grad) {
+    const row_matrix_t<T> dzt = dz.template cast<T>();
+    model.accumulate_logits_gradient(positive, dzt, gradient);
+  }
+  if (config.contrast_weight > 0.0) {
+    PREFOPT_CHECK(negative.size() == n && negative.responses.total_length() == tokens, shape_error,
+                  fn, ": negative has ", negative.size(), " responses and ",
+                  negative.responses.total_length(), " tokens, expected those of positive");
+    vector_d lp(tokens), ln(tokens);
+    token_log_probs(model, positive, lp);
+    token_log_probs(model, negative, ln);
+    vector_d ellp = vector_d::Zero(n), elln = vector_d::Zero(n), len(n);
+    for (index i = 0; i < n; ++i) {
+      const auto u = static_cast<std::size_t>(i);
+      const index k0 = positive.responses.offsets[u] - base;
+      const index k1 = positive.responses.offsets[u + 1] - base;
+      for (index k = k0; k < k1; ++k) {
+        ellp(i) += lp(k);
+        elln(i) += ln(k);
+      }
+      len(i) = config.contrast_likelihood == losses::likelihood_reduction::mean_token
+                   ? static_cast<double>(std::max<index>(k1 - k0, 1))
+                   : 1.0;
+    }
+    ellp.array() /= len.array();
+    elln.array() /= len.array();
+    vector_d gp(n), gn(n);
+    parts.contrast = losses::contrastive_instruction_loss_2way<double>(
+        ellp, elln, config.label_smoothing, gp, gn);
+    if (grad) {
+      vector_d wp(tokens), wn(tokens);
+      for (index i = 0; i < n; ++i) {
+        const auto u = static_cast<std::size_t>(i);
+        for (index k = positive.responses.offsets[u] - base;
+             k < positive.responses.offsets[u + 1] - base; ++k) {
+          wp(k) = config.contrast_weight * gp(i) / len(i);
+          wn(k) = config.contrast_weight * gn(i) / len(i);
+        }
+      }
+      token_weights w;
+      w.log_probs = detail::cspan_d(wp);
+      accumulate_token_gradient(model, positive, w, gradient);
+      w.log_probs = detail::cspan_d(wn);
+      accumulate_token_gradient(model, negative, w, gradient);
+    }
+  }
+  parts.total = parts.supervised + config.contrast_weight * parts.contrast + parts.entropy;
+  return parts;
+}
+
+/// HIR trainer (file comment).
+class hir_trainer {
+ public:
+  using config_type = hir_trainer_config;
+  using step_stats = hir_step_stats;
+  static constexpr const char* name = "hir_trainer";
+
+  template <class Model>
+  class state {
+   public:
+    state(const Model& reference, const optimizer_config& opt)
+        : policy_(reference), optimizer_(opt, reference.num_parameters()) {}
+    [[nodiscard]] const Model& policy() const noexcept { return policy_; }
+    [[nodiscard]] long iteration() const noexcept { return iteration_; }
+
+   private:
+    friend class hir_trainer;
+    Model policy_;
+    optimizer optimizer_;
+    long iteration_ = 0;
+  };
+
+  explicit hir_trainer(const config_type& config = {}) : config_(config) { config_.validate(name); }
+  [[nodiscard]] const config_type& config() const noexcept { return config_; }
+
+  template <SequenceModel Reference, InstructionRelabeler Relabeler>
+  requires std::copy_constructible<Reference>
+  [[nodiscard]] state<Reference> init(const sequence_problem<Reference, Relabeler>& problem) const {
+    static_assert(check_sequence_model<Reference>());
+    problem.validate("hir_trainer::init");
+    return state<Reference>(*problem.reference, config_.optimizer);
+  }
+
+  template <SequenceModel Reference, InstructionRelabeler Relabeler>
+  requires std::copy_constructible<Reference> step_stats
+  step(const sequence_problem<Reference, Relabeler>& problem, state<Reference>& s)
+  const {
+    using T = typename Reference::scalar_type;
+    problem.validate("hir_trainer::step");
+    const Relabeler& relabeler = *problem.feedback;
+    Reference& policy = s.policy_;
+    generation_config gen = problem.generation;
+    gen.samples_per_prompt = 1;
+    const auto prompts = detail::draw_prompts(problem.prompts, config_.batch_size,
+                                              detail::step_seed(config_.seed, s.iteration_, 0));
+    const generation_result y =
+        generate(policy, prompts.view(), gen, detail::step_seed(config_.seed, s.iteration_, 1));
+    const index n = y.size();
+    vector_d success(n);
+    relabeler.feedback().reward(y.batch(), success);
+    step_stats st;
+    st.success_rate = success.mean();
+
+    // The round's training data: positive and negative prompts for (a subset of) the responses.
+    std::vector<index> po{0}, no{0}, ro{0};
+    std::vector<token_id> pt, nt, rt;
+    std::vector<index> hind_o;
+    std::vector<token_id> hind_t;
+    if (config_.mode == hir_mode::hindsight) relabeler.relabel_prompts(y.batch(), hind_o, hind_t);
+    const index m = relabeler.modulus();
+    for (index i = 0; i < n; ++i) {
+      const auto u = static_cast<std::size_t>(i);
+      if (config_.mode == hir_mode::successes_only && success(i) < 0.5) continue;
+      const auto x = y.batch().prompts.sequence(i);
+      const auto resp = y.batch().responses.sequence(i);
+      if (config_.mode == hir_mode::hindsight) {
+        pt.insert(pt.end(), hind_t.begin() + hind_o[u], hind_t.begin() + hind_o[u + 1]);
+      } else {
+        pt.insert(pt.end(), x.begin(), x.end());
+      }
+      po.push_back(static_cast<index>(pt.size()));
+      const token_id negative = config_.mode == hir_mode::hindsight
+                                    ? static_cast<token_id>(relabeler.negative_instruction(resp))
+                                    : static_cast<token_id>((static_cast<index>(x[0]) + 1) % m);
+      nt.push_back(negative);
+      nt.insert(nt.end(), x.begin() + 1, x.end());
+      no.push_back(static_cast<index>(nt.size()));
+      rt.insert(rt.end(), resp.begin(), resp.end());
+      ro.push_back(static_cast<index>(rt.size()));
+    }
+    const index kept = static_cast<index>(ro.size()) - 1;
+    st.trained_examples = static_cast<double>(kept);
+    if (kept == 0 || rt.empty()) {
+      ++s.iteration_;
+      return st;
+    }
+    const sequence_batch positive{{po, pt}, {ro, rt}};
+    const sequence_batch negative{{no, nt}, {ro, rt}};
+    hir_trainer_config c = config_;
+    if (config_.mode == hir_mode::successes_only) {
+      c.contrast_weight = 0.0;
+      c.entropy_weight = 0.0;
+    }
+    optimizer& opt = s.optimizer_;
+    vector_t<T> grad(policy.num_parameters());
+    for (index k = 0; k < config_.updates_per_round; ++k) {
+      grad.setZero();
+      const auto parts = hir_loss_gradient(policy, positive, negative, c, grad);
+      st.loss = parts.total;
+      st.supervised_loss = parts.supervised;
+      st.contrast_loss = parts.contrast;
+      st.entropy_term = parts.entropy;
+      if (!std::isfinite(parts.total)) break;
+      opt.step(policy.parameters(), grad);
+    }
+    ++s.iteration_;
+    return st;
+  }
+
+ private:
+  config_type config_;
+};
+
+}  // namespace prefopt
