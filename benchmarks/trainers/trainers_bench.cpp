@@ -69,7 +69,6 @@ class timed_lm {
 
   [[nodiscard]] idx vocab_size() const { return m_.vocab_size(); }
   [[nodiscard]] token_id eos() const { return m_.eos(); }
-  [[nodiscard]] idx min_prompt_length() const { return m_.min_prompt_length(); }
   [[nodiscard]] idx num_parameters() const { return m_.num_parameters(); }
   [[nodiscard]] Eigen::Ref<prefopt::vector_t<T>> parameters() { return m_.parameters(); }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_t<T>> parameters() const {

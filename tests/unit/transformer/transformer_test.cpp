@@ -453,15 +453,22 @@ TEST_CASE("transformer: bad configuration and input are named errors", "[transfo
     row_matrix_f z2(9, 7);
     CHECK_THROWS_WITH(m.logits(fx.batch(), z2), Contains("batch sequence 1 reads 10 tokens"));
   }
-  SECTION("empty batch, empty prompt, wrong output shape") {
+  SECTION("empty batch, an empty prompt (eos), wrong output shape") {
     std::vector<xf_index> none{0};
     std::vector<token_id> nothing;
     const sequence_batch empty{{none, nothing}, {none, nothing}};
     row_matrix_f z0(0, 7);
     CHECK_THROWS_WITH(m.logits(empty, z0), Contains("batch is empty"));
+    // An empty prompt reads as eos: bitwise the logits of the one-token prompt [eos].
     xf_fixture fx;
-    fx.prompt_offsets = {0, 0, 4, 6};
-    CHECK_THROWS_WITH(m.logits(fx.batch(), z), Contains("batch.prompts[0] is empty"));
+    fx.prompt_offsets = {0, 0, 3, 5};
+    fx.prompt_tokens = {1, 2, 6, 5, 4};
+    xf_fixture with_eos;
+    with_eos.prompt_tokens = {0, 1, 2, 6, 5, 4};
+    row_matrix_f z_empty(6, 7), z_eos(6, 7);
+    m.logits(fx.batch(), z_empty);
+    m.logits(with_eos.batch(), z_eos);
+    CHECK(z_empty == z_eos);
     row_matrix_f bad(5, 7);
     CHECK_THROWS_WITH(m.logits(xf_fixture{}.batch(), bad), Contains("out is 5x7, expected 6x7"));
   }

@@ -28,8 +28,9 @@
 /// - with OpenMP, results are bitwise the same for any number of threads (the batch's rows,
 ///   sequences and heads are split across threads; every reduction has one fixed order).
 ///
-/// Not supported: empty prompts (`min_prompt_length() = 1`: the first response token needs a
-/// context), sequences longer than `config.max_length` (named errors), dropout.
+/// An empty prompt reads as the eos token (GPT-2's convention; the first response token needs a
+/// context), in teacher forcing and decoding alike. Not supported: sequences longer than
+/// `config.max_length` (named errors), dropout.
 
 #include <Eigen/Core>
 
@@ -91,17 +92,18 @@ class transformer_core {
       const auto y = b.responses.sequence(i);
       check_tokens(fn, "batch.prompts", i, x);
       check_tokens(fn, "batch.responses", i, y);
-      PREFOPT_CHECK(!x.empty(), invalid_argument, fn, ": batch.prompts[", i,
-                    "] is empty, expected at least min_prompt_length() = 1 token");
       if (y.empty() && !full) continue;
       const auto read = full ? y : y.first(y.size() - 1);
-      const index length = static_cast<index>(x.size() + read.size());
+      // An empty prompt reads as the eos token (GPT-2's convention: it also starts a document).
+      const std::span<const token_id> prompt =
+          x.empty() ? std::span<const token_id>(&config_.eos, 1) : x;
+      const index length = static_cast<index>(prompt.size() + read.size());
       PREFOPT_CHECK(length <= config_.max_length, invalid_argument, fn, ": batch sequence ", i,
                     " reads ", length, " tokens (prompt ", x.size(), ", response ", y.size(),
                     "), expected at most config.max_length = ", config_.max_length,
                     " (the position table)");
-      first[static_cast<std::size_t>(i)] = rows.rows() + static_cast<index>(x.size()) - 1;
-      rows.add(x, read, 0, rows.sequences());
+      first[static_cast<std::size_t>(i)] = rows.rows() + static_cast<index>(prompt.size()) - 1;
+      rows.add(prompt, read, 0, rows.sequences());
     }
     return rows;
   }
@@ -242,7 +244,6 @@ class transformer {
   [[nodiscard]] const transformer_config& config() const noexcept { return core_.config(); }
   [[nodiscard]] index vocab_size() const noexcept { return core_.config().vocab_size; }
   [[nodiscard]] token_id eos() const noexcept { return core_.config().eos; }
-  [[nodiscard]] index min_prompt_length() const noexcept { return 1; }
   [[nodiscard]] index num_parameters() const noexcept { return core_.theta().size(); }
   [[nodiscard]] Eigen::Ref<vector_t<T>> parameters() noexcept { return core_.theta(); }
   [[nodiscard]] Eigen::Ref<const vector_t<T>> parameters() const noexcept { return core_.theta(); }
@@ -295,7 +296,8 @@ class transformer {
     backward_through_hidden(fn, batch, dh, gradient, nullptr, 0);
   }
 
-  /// Starts decoding after `prompts` (each non-empty, at most `config.max_length` tokens).
+  /// Starts decoding after `prompts` (each at most `config.max_length` tokens; an empty one reads
+  /// as eos).
   [[nodiscard]] decode_state start_decoding(ragged_view<const token_id> prompts) const {
     constexpr const char* fn = "transformer::start_decoding";
     prompts.validate(fn, "prompts");
@@ -305,13 +307,15 @@ class transformer {
     for (index i = 0; i < prompts.num_sequences(); ++i) {
       const auto x = prompts.sequence(i);
       core_.check_tokens(fn, "prompts", i, x);
-      PREFOPT_CHECK(!x.empty(), invalid_argument, fn, ": prompts[", i,
-                    "] is empty, expected at least min_prompt_length() = 1 token");
       PREFOPT_CHECK(static_cast<index>(x.size()) <= config().max_length, invalid_argument, fn,
                     ": prompts[", i, "] has ", x.size(),
                     " tokens, expected at most config.max_length = ", config().max_length,
                     " (the position table)");
-      s.pending_.emplace_back(x.begin(), x.end());
+      if (x.empty()) {
+        s.pending_.push_back({eos()});  // an empty prompt reads as eos, as in teacher forcing
+      } else {
+        s.pending_.emplace_back(x.begin(), x.end());
+      }
       s.length_.push_back(0);
     }
     s.kv_.reset(static_cast<index>(core_.layout().blocks.size()), prompts.num_sequences(),
