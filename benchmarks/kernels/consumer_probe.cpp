@@ -39,9 +39,9 @@ int main() {
 #else
   const char* path = "compile-time (no dispatch)";
 #endif
-  std::printf("token_log_probs 2048x32000 float, -O2 consumer build: median %.2f GB/s (min %.2f, "
-              "max %.2f), path %s, lp[0] = %.9g\n",
-              rates[rates.size() / 2], rates.front(), rates.back(), path,
-              static_cast<double>(lp[0]));
+  std::printf(
+      "token_log_probs 2048x32000 float, -O2 consumer build: median %.2f GB/s (min %.2f, "
+      "max %.2f), path %s, lp[0] = %.9g\n",
+      rates[rates.size() / 2], rates.front(), rates.back(), path, static_cast<double>(lp[0]));
   return 0;
 }

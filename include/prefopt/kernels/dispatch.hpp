@@ -121,6 +121,8 @@ inline void force_isa(isa i) {
 }
 
 /// Back to the automatic choice (`detected_isa()`).
-inline void reset_isa() noexcept { detail::forced_isa_slot().store(-1, std::memory_order_relaxed); }
+inline void reset_isa() noexcept {
+  detail::forced_isa_slot().store(-1, std::memory_order_relaxed);
+}
 
 }  // namespace prefopt::kernels

@@ -143,8 +143,7 @@ struct row_accumulator {
 
 /// One-pass reduction of one row: log-sum-exp and, if `Entropy`, the entropy.
 template <class Acc, bool Entropy, class T>
-[[nodiscard]] row_stats reduce_row(const tile_kernels<Acc>& k, const T* x,
-                                   index n_cols) noexcept {
+[[nodiscard]] row_stats reduce_row(const tile_kernels<Acc>& k, const T* x, index n_cols) noexcept {
   row_accumulator<Acc, Entropy> acc(k);
   alignas(64) Acc w[widen_scratch<Acc, T>];
   for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {

@@ -78,7 +78,7 @@ void pad_packet(const typename S::scalar* x, index n, typename S::scalar pad,
 /// Adds the lanes of `v` to `out[0, W)` in lane order.
 template <class S>
 void add_lanes(typename S::vec v, double* out) noexcept {
-  alignas(64) typename S::scalar t[S::width];
+  alignas(64) typename S::scalar t[static_cast<std::size_t>(S::width)];
   S::store(t, v);
   for (index k = 0; k < S::width; ++k) out[k] += static_cast<double>(t[k]);
 }
@@ -118,7 +118,7 @@ void tile_sums(const typename S::scalar* z, index n, typename S::scalar m, doubl
     j += w;
   }
   if (j < n) {
-    alignas(64) T buf[w];
+    alignas(64) T buf[static_cast<std::size_t>(w)];
     pad_packet<S>(z + j, n - j, -std::numeric_limits<T>::infinity(), buf);
     sum_step<S, Entropy, Fast>(buf, vm, vfloor, s0, u0);
   }
@@ -179,16 +179,16 @@ void tile_pair_sums(const typename S::scalar* zp, const typename S::scalar* zq, 
     j += w;
   }
   if (j < n) {
-    alignas(64) T bp[w];
-    alignas(64) T bq[w];
+    alignas(64) T bp[static_cast<std::size_t>(w)];
+    alignas(64) T bq[static_cast<std::size_t>(w)];
     pad_packet<S>(zp + j, n - j, -std::numeric_limits<T>::infinity(), bp);
     pad_packet<S>(zq + j, n - j, -std::numeric_limits<T>::infinity(), bq);
     // Padding: d = lowest - lowest = 0, inside [dmin, dmax] only if a real d is (harmless).
     V tmin = S::set1(std::numeric_limits<T>::infinity());
     V tmax = S::set1(-std::numeric_limits<T>::infinity());
     pair_step<S, Entropy, Fast>(bp, bq, vmp, vmq, vfloor, sp0, u0, sq0, a0, b0, tmin, tmax);
-    alignas(64) T lo[w];
-    alignas(64) T hi[w];
+    alignas(64) T lo[static_cast<std::size_t>(w)];
+    alignas(64) T hi[static_cast<std::size_t>(w)];
     S::store(lo, tmin);
     S::store(hi, tmax);
     for (index k = 0; k < n - j; ++k) {
@@ -201,8 +201,8 @@ void tile_pair_sums(const typename S::scalar* zp, const typename S::scalar* zq, 
   add_lanes<S>(S::add(sq0, sq1), acc.sq);
   add_lanes<S>(S::add(a0, a1), acc.a);
   add_lanes<S>(S::add(b0, b1), acc.b);
-  alignas(64) T lo[w];
-  alignas(64) T hi[w];
+  alignas(64) T lo[static_cast<std::size_t>(w)];
+  alignas(64) T hi[static_cast<std::size_t>(w)];
   S::store(lo, dmin);
   S::store(hi, dmax);
   for (index k = 0; k < w; ++k) {
@@ -262,10 +262,10 @@ void backward_tile(const backward_tile_args<typename S::scalar>& g) noexcept {
   }
   if (j < g.n) {
     const index r = g.n - j;
-    alignas(64) T bp[w];
-    alignas(64) T bq[w];
-    alignas(64) T op[w];
-    alignas(64) T oq[w];
+    alignas(64) T bp[static_cast<std::size_t>(w)];
+    alignas(64) T bq[static_cast<std::size_t>(w)];
+    alignas(64) T op[static_cast<std::size_t>(w)];
+    alignas(64) T oq[static_cast<std::size_t>(w)];
     pad_packet<S>(g.zp + j, r, T(0), bp);
     if constexpr (Kl) pad_packet<S>(g.zq + j, r, T(0), bq);
     if (g.accumulate) {
@@ -280,6 +280,22 @@ void backward_tile(const backward_tile_args<typename S::scalar>& g) noexcept {
   }
 }
 
+/// y[j] = exp(x[j]) for j < n through this ISA's vector exponential (a partial last packet on a
+/// padded copy): what every kernel computes, exposed for the accuracy tests.
+template <class S, bool Fast>
+void exp_array(const typename S::scalar* x, typename S::scalar* y, index n) noexcept {
+  using T = typename S::scalar;
+  constexpr index w = S::width;
+  index j = 0;
+  for (; j + w <= n; j += w) S::store(y + j, S::template exp<Fast>(S::load(x + j)));
+  if (j < n) {
+    alignas(64) T b[static_cast<std::size_t>(w)];
+    pad_packet<S>(x + j, n - j, T(0), b);
+    S::store(b, S::template exp<Fast>(S::load(b)));
+    for (index k = 0; k < n - j; ++k) y[j + k] = b[k];
+  }
+}
+
 /// This ISA's tile functions for arithmetic type `S::scalar` and the given exp accuracy.
 template <class S, bool Fast>
 inline constexpr tile_kernels<typename S::scalar> tile_table = {
@@ -288,6 +304,7 @@ inline constexpr tile_kernels<typename S::scalar> tile_table = {
     {&tile_pair_sums<S, false, Fast>, &tile_pair_sums<S, true, Fast>},
     {{&backward_tile<S, false, false, Fast>, &backward_tile<S, false, true, Fast>},
      {&backward_tile<S, true, false, Fast>, &backward_tile<S, true, true, Fast>}},
+    &exp_array<S, Fast>,
     S::width};
 
 // NOLINTEND(readability-function-size)

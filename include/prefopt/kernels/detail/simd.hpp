@@ -4,10 +4,12 @@
 /// and the float exponential (Cody-Waite reduction, minimax polynomial, exponent insertion,
 /// flush to 0 below log(smallest normal)). Not part of the public API.
 ///
-/// - `isa_base::simd<T>`: Eigen packets of the ISA the compiler was told about (SSE2 on plain x86-64,
+/// - `isa_base::simd<T>`: Eigen packets of the ISA the compiler was told about (SSE2 on plain
+/// x86-64,
 ///   AVX-512 under `-march=native` on such a machine, NEON on ARM); float and double. This is the
 ///   `baseline` path and the only one for double arithmetic.
-/// - `isa_avx2::simd` / `isa_avx512::simd` (x86-64 with GCC or Clang only): float vectors written with
+/// - `isa_avx2::simd` / `isa_avx512::simd` (x86-64 with GCC or Clang only): float vectors written
+/// with
 ///   intrinsics and compiled for AVX2 + FMA / AVX-512F through `#pragma GCC target` (Clang:
 ///   `#pragma clang attribute`), whatever flags the consumer compiles with. They are only ever
 ///   called after a CPU feature check (`kernels/dispatch.hpp`).
@@ -48,8 +50,8 @@ namespace prefopt::kernels::detail {
 /// true value is below FLT_MIN / DBL_MIN there, so the absolute error is under it, `-inf` logits
 /// get exactly zero weight and no denormals are produced.
 template <class T>
-inline constexpr T exp_flush_threshold =
-    std::is_same_v<T, float> ? T(-87.33654f) : T(-708.3964185322641);
+inline constexpr T exp_flush_threshold = std::is_same_v<T, float> ? T(-87.33654f)
+                                                                  : T(-708.3964185322641);
 
 /// Floor for the backward's cross terms, where the floored value is multiplied by an upstream
 /// coefficient before the zero weight: small enough to leave any meaningful log-probability alone,
@@ -68,10 +70,10 @@ inline constexpr index prefetch_distance = 2;
 struct exp_poly {
   static constexpr float d5[5] = {0.008325801230967045f, 0.041908301413059235f,
                                   0.16666938364505768f, 0.49999040365219116f, 1.0f};
-  static constexpr float d4[4] = {0.041513849049806595f, 0.16787473857402802f,
-                                  0.5000301599502563f, 0.9999668598175049f};
+  static constexpr float d4[4] = {0.041513849049806595f, 0.16787473857402802f, 0.5000301599502563f,
+                                  0.9999668598175049f};
   static constexpr float log2e = 1.44269504088896341f;
-  static constexpr float ln2_hi = 0.693359375f;      // ln 2 = ln2_hi + ln2_lo
+  static constexpr float ln2_hi = 0.693359375f;     // ln 2 = ln2_hi + ln2_lo
   static constexpr float ln2_lo = -2.12194440e-4f;  // (Cody-Waite: n ln2_hi is exact)
   static constexpr float max_arg = 88.0f;
 };
@@ -115,6 +117,7 @@ struct tile_kernels {
   void (*sums[2])(const T* x, index n, T m, double* s, double* u) noexcept;
   void (*pair[2])(const T* zp, const T* zq, index n, T mp, T mq, lane_sums& acc) noexcept;
   void (*backward[2][2])(const backward_tile_args<T>& g) noexcept;
+  void (*exp)(const T* x, T* y, index n) noexcept;  ///< y = exp(x) element-wise (tests)
   index width;
 };
 
@@ -144,7 +147,7 @@ struct simd {
   static vec max(const vec& a, const vec& b) noexcept { return Eigen::internal::pmax(a, b); }
   static vec min(const vec& a, const vec& b) noexcept { return Eigen::internal::pmin(a, b); }
   static T hmax(const vec& v) noexcept {
-    alignas(64) T t[width];
+    alignas(64) T t[static_cast<std::size_t>(width)];
     Eigen::internal::pstoreu(t, v);
     T m = t[0];
     for (index k = 1; k < width; ++k) m = t[k] > m ? t[k] : m;
@@ -178,7 +181,8 @@ struct simd {
 
 #if defined(PREFOPT_KERNELS_X86_DISPATCH)
 
-// ---- AVX2 + FMA ----------------------------------------------------------------------------------
+// ---- AVX2 + FMA
+// ----------------------------------------------------------------------------------
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else
@@ -239,7 +243,8 @@ struct simd {
 #pragma GCC pop_options
 #endif
 
-// ---- AVX-512F --------------------------------------------------------------------------------------
+// ---- AVX-512F
+// --------------------------------------------------------------------------------------
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx2,fma"))), apply_to = function)
 #else
@@ -280,7 +285,8 @@ struct simd {
   static vec exp(vec x) noexcept {
     const vec xc = min(_mm512_set1_ps(exp_poly::max_arg), x);
     const vec t = _mm512_mul_ps(xc, _mm512_set1_ps(exp_poly::log2e));
-    const vec n = _mm512_mask_roundscale_ps(t, all, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const vec n =
+        _mm512_mask_roundscale_ps(t, all, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     vec r = _mm512_fnmadd_ps(n, _mm512_set1_ps(exp_poly::ln2_hi), xc);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(exp_poly::ln2_lo), r);
     const vec y = exp_poly_eval<simd, Fast>(r);
