@@ -3,7 +3,7 @@
 /// Internals: the row arithmetic of the logits kernels. A row is reduced in fixed tiles of
 /// `reduction_tile` elements anchored at the row start: for each tile, its maximum (one vector
 /// sweep from L1), then, when it raises the running maximum m, a rescale of the running sums, then
-/// one sweep of exp(z - m) and the cross terms (`row_tiles.inl`, compiled once per ISA). The
+/// one sweep of exp(z - m) and the cross terms (`row_tiles.hpp`, compiled once per ISA). The
 /// tile's float lanes are added to per-lane double sums; the lanes are added (in lane order) only
 /// at the end of the row. So the only horizontal work is one per tile and one per row, and the
 /// float sums of any lane cover at most reduction_tile / (2 W) + 1 terms (W = packet width).

@@ -17,7 +17,7 @@
 /// Every struct has the same static members: `scalar`, `vec`, `width`, `load` (unaligned),
 /// `store` (unaligned), `set1`, `add`, `sub`, `mul`, `fmadd(a, b, c) = a b + c`,
 /// `fnmadd(a, b, c) = c - a b` (fused where the ISA has FMA), `max`, `min`, `hmax` (horizontal),
-/// and `exp<Fast>(x)`. Each ISA's namespace then includes `row_tiles.inl`, the tile reductions
+/// and `exp<Fast>(x)`. Each ISA's namespace then includes `row_tiles.hpp`, the tile reductions
 /// written once over these primitives, so that they are compiled for that ISA.
 
 #include <Eigen/Core>
@@ -79,7 +79,7 @@ struct exp_poly {
 };
 
 /// One tile's partial sums per SIMD lane, in double: `s` = sum of weights, `u` = entropy cross
-/// term, and for row pairs `sq`, `a`, `b` (see `row_tiles.inl`), plus the extreme differences of
+/// term, and for row pairs `sq`, `a`, `b` (see `row_tiles.hpp`), plus the extreme differences of
 /// the floored shifted logits (exact detection of zero-mass mismatches). Lanes beyond the packet
 /// width stay 0. Every ISA adds a tile's float lanes into these in lane order.
 struct lane_sums {
@@ -174,7 +174,7 @@ struct simd {
   }
 };
 
-#include "prefopt/kernels/detail/row_tiles.inl"  // IWYU pragma: keep
+#include "prefopt/kernels/detail/row_tiles.hpp"  // IWYU pragma: keep
 
 }  // namespace isa_base
 }  // namespace prefopt::kernels::detail
@@ -233,7 +233,7 @@ struct simd {
   }
 };
 
-#include "prefopt/kernels/detail/row_tiles.inl"  // IWYU pragma: keep
+#include "prefopt/kernels/detail/row_tiles.hpp"  // IWYU pragma: keep
 
 }  // namespace prefopt::kernels::detail::isa_avx2
 
@@ -297,7 +297,7 @@ struct simd {
   }
 };
 
-#include "prefopt/kernels/detail/row_tiles.inl"  // IWYU pragma: keep
+#include "prefopt/kernels/detail/row_tiles.hpp"  // IWYU pragma: keep
 
 }  // namespace prefopt::kernels::detail::isa_avx512
 

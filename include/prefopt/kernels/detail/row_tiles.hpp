@@ -1,3 +1,4 @@
+// NOLINT(llvm-header-guard): included once per ISA on purpose, no include guard.
 // Internals: the tile reductions and the backward tile, written once over the vector primitives of
 // `detail/simd.hpp` and included once per instruction set, inside that ISA's namespace and target
 // region (no include guard on purpose). A "tile" is at most `reduction_tile` elements of one row;
@@ -106,7 +107,8 @@ void tile_sums(const typename S::scalar* z, index n, typename S::scalar m, doubl
   V s1 = s0;
   V u0 = s0;
   V u1 = s0;
-  constexpr auto ahead = static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(T));
+  constexpr auto ahead =
+      static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(T));
   index j = 0;
   for (; j + 2 * w <= n; j += 2 * w) {
     prefetch_lines(z + j, ahead, 2 * w * sizeof(T));
@@ -165,7 +167,8 @@ void tile_pair_sums(const typename S::scalar* zp, const typename S::scalar* zq, 
   V a0 = zero, a1 = zero, b0 = zero, b1 = zero;
   V dmin = S::set1(std::numeric_limits<T>::infinity());
   V dmax = S::set1(-std::numeric_limits<T>::infinity());
-  constexpr auto ahead = static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(T));
+  constexpr auto ahead =
+      static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(T));
   index j = 0;
   for (; j + 2 * w <= n; j += 2 * w) {
     prefetch_lines(zp + j, ahead, 2 * w * sizeof(T));
@@ -251,7 +254,8 @@ template <class S, bool Entropy, bool Kl, bool Fast>
 void backward_tile(const backward_tile_args<typename S::scalar>& g) noexcept {
   using T = typename S::scalar;
   constexpr index w = S::width;
-  constexpr auto ahead = static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(T));
+  constexpr auto ahead =
+      static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(T));
   index j = 0;
   for (; j + w <= g.n; j += w) {
     if ((j * static_cast<index>(sizeof(T))) % 64 == 0) {  // one request per cache line
