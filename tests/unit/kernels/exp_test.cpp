@@ -91,7 +91,7 @@ TEST_CASE("float exp is within 3 ulp (standard) on every path", "[kernels][exp][
   }
 }
 
-TEST_CASE("fast float exp is within a relative 3e-6 (about 50 u) on every path",
+TEST_CASE("fast float exp is within a relative 3.5e-6 (about 60 u) on every path",
           "[kernels][exp][isa]") {
   const auto x = exp_test_args();
   for (auto path : exp_test_paths()) {
@@ -99,7 +99,7 @@ TEST_CASE("fast float exp is within a relative 3e-6 (about 50 u) on every path",
     double worst = 0;
     for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, rel_err(x[i], y[i]));
     INFO("path " << pk::isa_name(path) << ": worst relative error " << worst);
-    CHECK(worst <= 3e-6);
+    CHECK(worst <= 3.5e-6);
     CHECK(worst > 1e-7);  // it is the cheaper polynomial, not the standard one
   }
 }
