@@ -132,6 +132,7 @@ void roofline_read(benchmark::State& state, index n, index v) {
     benchmark::DoNotOptimize(s);
   }
   set_bytes(state, x, 1);
+  state.SetLabel("eigen");
 }
 
 void roofline_read2(benchmark::State& state, index n, index v) {
@@ -145,6 +146,7 @@ void roofline_read2(benchmark::State& state, index n, index v) {
     benchmark::DoNotOptimize(s);
   }
   set_bytes(state, x, 2);
+  state.SetLabel("eigen");
 }
 
 void roofline_read_write(benchmark::State& state, index n, index v) {
@@ -157,6 +159,7 @@ void roofline_read_write(benchmark::State& state, index n, index v) {
     benchmark::ClobberMemory();
   }
   set_bytes(state, x, 2);
+  state.SetLabel("eigen");
 }
 
 // ---- naive baseline: materialize log-softmax with Eigen, then gather ----------------------------
@@ -172,6 +175,7 @@ void naive_token_log_probs(benchmark::State& state, index n, index v) {
     benchmark::DoNotOptimize(x.lp.data());
   }
   set_bytes(state, x, 1);
+  state.SetLabel("eigen");
 }
 
 // ---- prefopt kernels ---------------------------------------------------------------------------
