@@ -15,6 +15,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -22,6 +24,7 @@
 
 #include "prefopt/core/random.hpp"
 #include "prefopt/core/types.hpp"
+#include "prefopt/kernels/dispatch.hpp"
 #include "prefopt/kernels/entropy.hpp"
 #include "prefopt/kernels/kl.hpp"
 #include "prefopt/kernels/linear_log_probs.hpp"
@@ -31,6 +34,11 @@
 
 #if defined(_OPENMP)
 #include <omp.h>
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define PREFOPT_BENCH_STICK 1
 #endif
 
 namespace {
@@ -53,7 +61,7 @@ std::vector<shape> shapes() {
   if (tiny()) return {{64, 1000}, {16, 5003}};
   // 2 x 32000 (256 KB per matrix) stays in L2: the kernels' arithmetic alone, their compute
   // ceiling on this core, to set beside the out-of-cache read roofline.
-  return {{4096, 32000}, {1024, 128256}, {16384, 4096}, {256, 50257}, {2, 32000}};
+  return {{4096, 32000}, {1024, 128256}, {16384, 4096}, {256, 50257}, {2, 32000}, {2048, 32000}};
 }
 
 /// Inputs of one shape, built once and reused by every benchmark of that shape.
@@ -93,7 +101,13 @@ data& get(index n, index v) {
   return *current;
 }
 
+/// Options every kernel benchmark passes (the exp accuracy is set per registered variant).
+kernels::options bench_opt;
+
 void set_bytes(benchmark::State& state, const data& x, int passes) {
+  // Which row-math path ran (kernels/dispatch.hpp), and the exp accuracy.
+  state.SetLabel(std::string(kernels::isa_name(kernels::active_isa())) +
+                 (bench_opt.exp == kernels::exp_accuracy::fast ? "+fast" : ""));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * passes * x.n * x.v *
                           static_cast<std::int64_t>(sizeof(float)));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * x.n);
@@ -118,6 +132,7 @@ void roofline_read(benchmark::State& state, index n, index v) {
     benchmark::DoNotOptimize(s);
   }
   set_bytes(state, x, 1);
+  state.SetLabel("eigen");
 }
 
 void roofline_read2(benchmark::State& state, index n, index v) {
@@ -131,6 +146,7 @@ void roofline_read2(benchmark::State& state, index n, index v) {
     benchmark::DoNotOptimize(s);
   }
   set_bytes(state, x, 2);
+  state.SetLabel("eigen");
 }
 
 void roofline_read_write(benchmark::State& state, index n, index v) {
@@ -143,6 +159,7 @@ void roofline_read_write(benchmark::State& state, index n, index v) {
     benchmark::ClobberMemory();
   }
   set_bytes(state, x, 2);
+  state.SetLabel("eigen");
 }
 
 // ---- naive baseline: materialize log-softmax with Eigen, then gather ----------------------------
@@ -158,13 +175,14 @@ void naive_token_log_probs(benchmark::State& state, index n, index v) {
     benchmark::DoNotOptimize(x.lp.data());
   }
   set_bytes(state, x, 1);
+  state.SetLabel("eigen");
 }
 
 // ---- prefopt kernels ---------------------------------------------------------------------------
 void token_log_probs(benchmark::State& state, index n, index v) {
   auto& x = get(n, v);
   for (auto _ : state) {
-    kernels::token_log_probs(x.z, x.t, kernels::span_of(x.lp), {}, kernels::span_of(x.lse));
+    kernels::token_log_probs(x.z, x.t, kernels::span_of(x.lp), bench_opt, kernels::span_of(x.lse));
     benchmark::DoNotOptimize(x.lp.data());
   }
   set_bytes(state, x, 1);
@@ -175,7 +193,7 @@ void token_log_probs_backward(benchmark::State& state, index n, index v) {
   kernels::token_log_probs(x.z, x.t, kernels::span_of(x.lp), {}, kernels::span_of(x.lse));
   for (auto _ : state) {
     kernels::token_log_probs_backward(x.z, x.t, std::span<const float>(x.lse),
-                                      std::span<const float>(x.g), x.d);
+                                      std::span<const float>(x.g), x.d, bench_opt);
     benchmark::ClobberMemory();
   }
   set_bytes(state, x, 2);
@@ -184,7 +202,7 @@ void token_log_probs_backward(benchmark::State& state, index n, index v) {
 void entropy(benchmark::State& state, index n, index v) {
   auto& x = get(n, v);
   for (auto _ : state) {
-    kernels::entropy(x.z, kernels::span_of(x.h));
+    kernels::entropy(x.z, kernels::span_of(x.h), bench_opt);
     benchmark::DoNotOptimize(x.h.data());
   }
   set_bytes(state, x, 1);
@@ -196,7 +214,8 @@ void token_stats(benchmark::State& state, index n, index v) {
     kernels::token_stats(x.z, x.t,
                          {.log_probs = kernels::span_of(x.lp),
                           .logsumexp = kernels::span_of(x.lse),
-                          .entropy = kernels::span_of(x.h)});
+                          .entropy = kernels::span_of(x.h)},
+                         bench_opt);
     benchmark::DoNotOptimize(x.lp.data());
   }
   set_bytes(state, x, 1);
@@ -205,7 +224,7 @@ void token_stats(benchmark::State& state, index n, index v) {
 void kl_divergence(benchmark::State& state, index n, index v) {
   auto& x = get(n, v);
   for (auto _ : state) {
-    kernels::kl_divergence(x.z, x.q, kernels::span_of(x.kl), {}, {}, kernels::span_of(x.lse),
+    kernels::kl_divergence(x.z, x.q, kernels::span_of(x.kl), {}, bench_opt, kernels::span_of(x.lse),
                            kernels::span_of(x.lseq));
     benchmark::DoNotOptimize(x.kl.data());
   }
@@ -234,6 +253,92 @@ void log_softmax(benchmark::State& state, index n, index v) {
   }
   set_bytes(state, x, 2);
 }
+
+// ---- the measuring stick (../shared/bench/lse_two_pass_avx2.cpp, the same loop) -----------------
+// A plain two-pass row log-sum-exp with AVX2 intrinsics: row max, then sum exp(x - max) re-reading
+// the row (from L1/L2 for rows up to the L2 size), Cody-Waite reduction, Cephes polynomial
+// (degree 5 in p(r) r^2 + r + 1 form; the degree-4 variant in Taylor form), 2^n inserted as
+// integer bits, four accumulators. Not library code: the arithmetic ceiling on this core.
+#if defined(PREFOPT_BENCH_STICK)
+template <bool Deg4>
+inline __m256 stick_exp(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p;
+  if constexpr (Deg4) {
+    p = _mm256_set1_ps(1.0f / 120);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  } else {
+    p = _mm256_set1_ps(1.9875691500E-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  }
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+inline float stick_hsum(__m256 v) {
+  alignas(32) float t[8];
+  _mm256_store_ps(t, v);
+  return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+}
+
+template <bool Deg4>
+float stick_lse(const float* x, index v) {
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+  index i = 0;
+  for (; i + 32 <= v; i += 32) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + 8));
+    m2 = _mm256_max_ps(m2, _mm256_loadu_ps(x + i + 16));
+    m3 = _mm256_max_ps(m3, _mm256_loadu_ps(x + i + 24));
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+  float m = t[0];
+  for (int k = 1; k < 8; ++k) m = std::max(m, t[k]);
+  for (; i < v; ++i) m = std::max(m, x[i]);
+  const __m256 vm = _mm256_set1_ps(m);
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  i = 0;
+  for (; i + 32 <= v; i += 32) {
+    s0 = _mm256_add_ps(s0, stick_exp<Deg4>(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm)));
+    s1 = _mm256_add_ps(s1, stick_exp<Deg4>(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vm)));
+    s2 = _mm256_add_ps(s2, stick_exp<Deg4>(_mm256_sub_ps(_mm256_loadu_ps(x + i + 16), vm)));
+    s3 = _mm256_add_ps(s3, stick_exp<Deg4>(_mm256_sub_ps(_mm256_loadu_ps(x + i + 24), vm)));
+  }
+  float s = stick_hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  for (; i < v; ++i) s += std::exp(x[i] - m);
+  return m + std::log(s);
+}
+
+template <bool Deg4>
+void stick_lse_two_pass(benchmark::State& state, index n, index v) {
+  auto& x = get(n, v);
+  for (auto _ : state) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static)
+#endif
+    for (index i = 0; i < n; ++i)
+      x.lse[static_cast<std::size_t>(i)] = stick_lse<Deg4>(x.z.row(i).data(), v);
+    benchmark::DoNotOptimize(x.lse.data());
+  }
+  set_bytes(state, x, 1);
+  state.SetLabel("avx2 stick");
+}
+#endif
 
 // ---- fused linear ------------------------------------------------------------------------------
 struct linear_data {
@@ -326,14 +431,52 @@ void register_all() {
       {"kl_divergence_backward", kl_divergence_backward},
       {"log_softmax", log_softmax},
   };
+#if defined(PREFOPT_BENCH_STICK)
+  const std::vector<std::pair<const char*, fn>> sticks{
+      {"stick_lse_two_pass", stick_lse_two_pass<false>},
+      {"stick_lse_two_pass_deg4", stick_lse_two_pass<true>}};
+#else
+  const std::vector<std::pair<const char*, fn>> sticks;
+#endif
+  // The forward kernels once more on every other supported path and with the fast exp:
+  // "<kernel>@<path>[+fast]" (the plain names run the automatically chosen path).
+  const std::vector<std::pair<const char*, fn>> variants{
+      {"token_log_probs", token_log_probs},
+      {"entropy", entropy},
+      {"token_stats_lp_lse_entropy", token_stats},
+      {"kl_divergence", kl_divergence},
+      {"token_log_probs_backward", token_log_probs_backward}};
+  const auto chosen = kernels::active_isa();
   for (const auto s : shapes()) {
-    for (const auto& [name, f] : per_row) {
-      const std::string full =
-          std::string(name) + "/" + std::to_string(s.n) + "x" + std::to_string(s.v);
-      benchmark::RegisterBenchmark(full.c_str(),
-                                   [f = f, s](benchmark::State& st) { f(st, s.n, s.v); })
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
+    const std::string shape = "/" + std::to_string(s.n) + "x" + std::to_string(s.v);
+    for (const auto* list : {&per_row, &sticks}) {
+      for (const auto& [name, f] : *list) {
+        benchmark::RegisterBenchmark((std::string(name) + shape).c_str(),
+                                     [f = f, s](benchmark::State& st) { f(st, s.n, s.v); })
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+    }
+    for (const auto path : {kernels::isa::baseline, kernels::isa::avx2, kernels::isa::avx512}) {
+      if (!kernels::isa_supported(path)) continue;
+      for (const bool fast : {false, true}) {
+        if (path == chosen && !fast) continue;  // the plain names
+        for (const auto& [name, f] : variants) {
+          const std::string full =
+              std::string(name) + "@" + kernels::isa_name(path) + (fast ? "+fast" : "") + shape;
+          benchmark::RegisterBenchmark(full.c_str(),
+                                       [f = f, s, path, fast](benchmark::State& st) {
+                                         kernels::force_isa(path);
+                                         bench_opt.exp = fast ? kernels::exp_accuracy::fast
+                                                              : kernels::exp_accuracy::standard;
+                                         f(st, s.n, s.v);
+                                         bench_opt.exp = kernels::exp_accuracy::standard;
+                                         kernels::reset_isa();
+                                       })
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+        }
+      }
     }
   }
   using lfn = void (*)(benchmark::State&, index, index, index);

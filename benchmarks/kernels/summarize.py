@@ -2,7 +2,9 @@
 """Turns Google Benchmark JSON from prefopt_bench_kernels into the markdown table of
 benchmarks/README.md: median time and bandwidth per kernel and shape, the fraction of the matching
 streaming roofline (read for one-matrix forwards, two-matrix read for KL, read+write for gradients
-and log_softmax) and the speed-up over the naive Eigen baseline.
+and log_softmax) and the speed-up over the naive Eigen baseline. Variants "<kernel>@<path>[+fast]" (another
+instruction-set path, the fast exp) and the measuring stick `stick_lse_two_pass` are listed beside
+the kernels.
 
 Usage: summarize.py results.json [more.json ...]
 """
@@ -19,7 +21,14 @@ ROOFLINE = {
     "kl_divergence": "roofline_read2",
     "token_log_probs_backward": "roofline_read_write",
     "log_softmax": "roofline_read_write",
+    "stick_lse_two_pass": "roofline_read",
+    "stick_lse_two_pass_deg4": "roofline_read",
 }
+
+
+def roofline_of(name):
+    """Kernel variants "<kernel>@<path>[+fast]" share the kernel's roofline."""
+    return ROOFLINE.get(name.split("@")[0])
 
 CEILING_SHAPE = "2x32000"        # L2-resident: arithmetic only
 OUT_OF_CACHE_SHAPE = "4096x32000"  # the shape the targets are stated for
@@ -52,7 +61,7 @@ def main(paths):
     for (name, shape, threads), (ms, bps, cpu, gflops, mem) in sorted(med.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
         if name.startswith("bare_gemm") or name.startswith("linear"):
             continue
-        roof = ROOFLINE.get(name)
+        roof = roofline_of(name)
         frac = ""
         if roof and (roof, shape, threads) in med and med[(roof, shape, threads)][1] > 0:
             frac = f"{100.0 * bps / med[(roof, shape, threads)][1]:.0f}%"
@@ -65,7 +74,7 @@ def main(paths):
     print()
     # One thread only: the 2-row batch is below the kernels' threading threshold.
     ceiling_rows = [(name, threads) for (name, shape, threads) in med
-                    if shape == CEILING_SHAPE and threads == 1 and name in ROOFLINE
+                    if shape == CEILING_SHAPE and threads == 1 and roofline_of(name)
                     and not name.startswith("naive")]
     if ceiling_rows:
         print(f"Compute ceiling: each kernel on the L2-resident {CEILING_SHAPE} batch (no memory traffic) "
@@ -74,7 +83,7 @@ def main(paths):
         print("| kernel | threads | GB/s in cache | roofline GB/s out of cache | ceiling (% of roofline) | achieved out of cache |")
         print("|---|---|---|---|---|---|")
         for name, threads in sorted(ceiling_rows, key=lambda x: (x[1], x[0])):
-            roof = med.get((ROOFLINE[name], OUT_OF_CACHE_SHAPE, threads))
+            roof = med.get((roofline_of(name), OUT_OF_CACHE_SHAPE, threads))
             out = med.get((name, OUT_OF_CACHE_SHAPE, threads))
             if roof is None or roof[1] <= 0:
                 continue

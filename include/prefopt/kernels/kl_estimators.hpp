@@ -21,7 +21,7 @@
 
 #include "prefopt/core/assert.hpp"
 #include "prefopt/core/types.hpp"
-#include "prefopt/kernels/detail/row_engine.hpp"
+#include "prefopt/kernels/detail/plumbing.hpp"
 #include "prefopt/kernels/options.hpp"
 
 namespace prefopt::kernels {

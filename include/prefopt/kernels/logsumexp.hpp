@@ -40,13 +40,14 @@ void log_softmax_impl(const char* kernel, const cview<T>& x, const mview<T>& out
                 ": logits has 0 columns, expected a vocabulary of at least 1 entry");
   const bool in_place = static_cast<const void*>(x.data) == static_cast<const void*>(out.data);
   auto with_acc = [&]<class Acc>() -> index {
+    const tile_kernels<Acc>& k = tiles_for<Acc>(opt);
     return for_each_row(x.rows, 2 * x.cols, opt.parallel, [&](index i) -> bool {
       array_map<T> o(out.row(i), x.cols);
       if (!row_on(opt.mask, i)) {
         if (!in_place) o.setZero();
         return true;
       }
-      const auto s = reduce_row<Acc, false>(x.row(i), x.cols);
+      const auto s = reduce_row<Acc, false>(k, x.row(i), x.cols);
       if (s.status != row_status::ok) return false;
       const auto m = static_cast<Acc>(s.m);
       const auto log_s = static_cast<Acc>(s.log_s);
@@ -61,7 +62,8 @@ void log_softmax_impl(const char* kernel, const cview<T>& x, const mview<T>& out
   };
   const index bad = with_accumulation<T>(opt.accumulate, with_acc);
   if (bad < x.rows) {
-    throw_row_error(kernel, "logits", x, bad, reduce_row<T, false>(x.row(bad), x.cols).status);
+    throw_row_error(kernel, "logits", x, bad,
+                    reduce_row<T, false>(tiles_for<T>(opt), x.row(bad), x.cols).status);
   }
 }
 }  // namespace detail

@@ -9,22 +9,22 @@
 ///
 /// **One pass.** Every forward kernel reads each logit once from memory: a row is reduced in fixed
 /// tiles of `reduction_tile` elements (small enough to stay in L1) with an online (streaming)
-/// log-sum-exp whose running maximum, sum and cross terms are kept in double. Inside a tile the
-/// work runs over chunks of 144 elements, each preceded by a software prefetch of its share of the
-/// tile two tiles ahead (so that memory reads overlap the exponentials); a chunk's sums (and, for
-/// two matrices, every cross term) are accumulated in one sweep of Eigen packets (AVX2 / AVX-512
-/// under `-march=native`), and gradients are Eigen array expressions.
-/// Backward kernels take the forward's per-row log-sum-exp and write (or accumulate) the gradient
-/// in one read + one write sweep.
+/// log-sum-exp: per tile its maximum, a rescale of the running sums when the maximum grows, then
+/// one vector sweep of the exponentials and (for entropy and two-matrix KL) the cross terms, each
+/// tile's float lanes added to per-lane double sums that are added across lanes only at the end of
+/// the row. Memory two tiles ahead is prefetched during the sweep. The row math runs on the widest
+/// instruction set the CPU has (AVX-512, AVX2 + FMA or the compile-time baseline), chosen at run
+/// time without any compiler flag (`kernels/dispatch.hpp`). Backward kernels take the forward's
+/// per-row log-sum-exp and write (or accumulate) the gradient in one read + one write sweep.
 ///
-/// **Bitwise invariance.** A row's results depend only on that row: the tile grid is anchored at
-/// the row's first element, tiles are reduced in order, and no reduction or exp evaluation depends
-/// on the address alignment of the data (gradient tiles are evaluated into an aligned scratch
-/// buffer before being stored, because Eigen peels unaligned destinations with scalar code). So
-/// results are bitwise identical whatever else is in the batch, whatever the number of threads, and
-/// (for `linear_log_probs`) whatever vocabulary block size is chosen. They can differ between
-/// builds with different instruction sets (packet width).
-///
+/// **Bitwise invariance.** A row's results depend only on that row and the instruction-set path:
+/// the tile grid is anchored at the row's first element, tiles are reduced in order, a partial
+/// last packet is padded (with -inf, weight 0) and goes through the same vector code, and nothing
+/// depends on the address alignment of the data. So, on one path, results are bitwise identical
+/// whatever else is in the batch, whatever the number of threads, whatever the build flags, and
+/// (for `linear_log_probs`) whatever vocabulary block size is chosen. Different paths (packet
+/// widths) sum in a different order and may differ in the last bits, within the bounds below.
+
 /// **Non-finite input.** NaN or +inf logits are detected from the running maximum and sum at the
 /// end of the row (no extra pass) and raise `prefopt::invalid_argument` naming the kernel, the row
 /// and, found by a scan of that row only on the error path, the column and value. `-inf` logits are
@@ -36,21 +36,24 @@
 /// **No allocation.** The per-row kernels never allocate (tested with `EIGEN_RUNTIME_NO_MALLOC`);
 /// tile scratch lives on the stack. `linear_log_probs` is the exception and says what it allocates.
 ///
-/// **Accuracy** (tested against a double-precision reference for |logit| <= 1e4, rows with -inf
-/// entries, V from 1 to 256k). Let u be the unit roundoff of the logits' type (2^-24 for float,
-/// 2^-53 for double), V the vocabulary size and c = 150 (covers in-chunk float summation, at most
-/// 36 adds per SIMD lane, and the packet exp's few-ulp error). With `accumulation::input`:
+/// **Accuracy** (tested against a long-double reference for |logit| <= 1e4, rows with -inf
+/// entries, V from 1 to 256k, on every path). Let u be the unit roundoff of the logits' type (2^-24
+/// for float, 2^-53 for double), V the vocabulary size and c = 150 (covers the float sum of one
+/// lane within a tile, at most reduction_tile / (2 W) + 1 = 127 adds for the 4-wide baseline, and
+/// the vector exp's few-ulp error); with `exp_accuracy::fast`, c = 300 (the degree-4 exp adds a
+/// relative error under 3.5e-6 = 60 u to every weight). With `accumulation::input`:
 ///   - log-sum-exp and log p(target):  |err| <= u (|value| + log V + c);
 ///   - entropy:                        |err| <= u (log V + c)(1 + H + log V);
 ///   - full KL(p||q):                  |err| <= u (log V + c)(2 + max_j |zp_j - zq_j|);
 ///   - each gradient entry:            |err| <= |g| u ((2 |lse| + |z_j| + c) p_j + 1)
 ///     (the gradient inherits the rounding of the saved log-sum-exp, which is as large as the
 ///     rounding of the logits themselves: a relative perturbation of one ulp of the logits).
-/// exp is evaluated with a Cody-Waite reduction and a degree-5 minimax polynomial (< 3 ulp, float)
-/// or Eigen's packet exp (double), and flushed to exactly 0 below log(smallest normal) (absolute
-/// error below FLT_MIN / DBL_MIN), so `-inf` logits get exactly zero probability and gradient.
-/// With `accumulation::double_precision` (float logits) the tile arithmetic is double and the
-/// errors above shrink to about the final rounding to float, u (|value| + 1).
+/// exp is evaluated with a Cody-Waite reduction and a degree-5 minimax polynomial (< 3 ulp, float;
+/// degree 4 with `exp_accuracy::fast`) or Eigen's packet exp (double), and flushed to exactly 0
+/// below log(smallest normal) (absolute error below FLT_MIN / DBL_MIN), so `-inf` logits get
+/// exactly zero probability and gradient. With `accumulation::double_precision` (float logits) the
+/// tile arithmetic is double and the errors above shrink to about the final rounding to float,
+/// u (|value| + 1).
 ///
 /// **Threads.** When compiled with OpenMP (`_OPENMP`), rows are split across threads (static
 /// schedule, only by rows) for batches larger than a small work threshold; otherwise one thread.
@@ -76,6 +79,13 @@ enum class write_mode : std::uint8_t { overwrite, accumulate };
 /// tiles is double in both cases.
 enum class accumulation : std::uint8_t { input, double_precision };
 
+/// Exponential used by the float row arithmetic. `standard`: degree-5 minimax polynomial (< 3 ulp);
+/// `fast`: degree 4 and a one-step reduction (relative error under 3.5e-6, about 60 u), two fused
+/// multiply-adds fewer per exponential, with the larger bounds stated above (c = 300). Double
+/// arithmetic (double logits or `accumulation::double_precision`) always uses the full-accuracy
+/// exp.
+enum class exp_accuracy : std::uint8_t { standard, fast };
+
 /// Options shared by the per-row kernels.
 struct options {
   /// `overwrite` or `accumulate` for gradient outputs.
@@ -88,6 +98,8 @@ struct options {
   std::span<const std::uint8_t> mask{};
   /// Split rows across OpenMP threads when compiled with OpenMP. Never changes results.
   bool parallel = true;
+  /// Exponential accuracy of float arithmetic (`exp_accuracy::fast`: about 10% faster forwards).
+  exp_accuracy exp = exp_accuracy::standard;
 };
 
 /// Number of logits in one reduction tile: fixed, so results never depend on a chunk size. 1008 is

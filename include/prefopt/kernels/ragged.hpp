@@ -11,6 +11,8 @@
 /// and of how the batch was assembled. An empty sequence sums to 0 and averages to 0. No
 /// allocation.
 
+#include <cstddef>
+#include <cstdint>
 #include <span>
 
 #include "prefopt/core/assert.hpp"
@@ -20,6 +22,27 @@
 namespace prefopt::kernels {
 
 namespace detail {
+
+/// Sum (in double, in token order) and count of `values[b, e)` where `mask` is empty or nonzero
+/// (`mask` indexed like `values`). The one ragged summation of prefopt: `ragged_sum`,
+/// `ragged_mean` and `losses::sequence_sums` all use it.
+struct masked_sum {
+  double sum = 0;
+  index count = 0;
+};
+
+template <class T>
+[[nodiscard]] masked_sum sum_range(std::span<const T> values, std::span<const std::uint8_t> mask,
+                                   std::size_t b, std::size_t e) noexcept {
+  masked_sum r;
+  for (std::size_t t = b; t < e; ++t) {
+    if (!mask.empty() && mask[t] == 0) continue;
+    r.sum += static_cast<double>(values[t]);
+    ++r.count;
+  }
+  return r;
+}
+
 template <class T>
 void ragged_reduce(const char* kernel, ragged_view<const T> values, std::span<T> out, bool mean) {
   values.validate(kernel, "values");
@@ -27,8 +50,9 @@ void ragged_reduce(const char* kernel, ragged_view<const T> values, std::span<T>
                 ": out has ", out.size(), " entries, expected one per sequence (",
                 values.num_sequences(), ")");
   for (index i = 0; i < values.num_sequences(); ++i) {
-    double s = 0;
-    for (const T x : values.sequence(i)) s += static_cast<double>(x);
+    const auto b = static_cast<std::size_t>(values.offsets[static_cast<std::size_t>(i)]);
+    const auto e = static_cast<std::size_t>(values.offsets[static_cast<std::size_t>(i) + 1]);
+    double s = sum_range<T>(values.values, {}, b, e).sum;
     const auto len = values.length(i);
     if (mean && len > 1) s /= static_cast<double>(len);
     out[static_cast<std::size_t>(i)] = static_cast<T>(s);

@@ -28,6 +28,7 @@
 
 #include "prefopt/core/assert.hpp"
 #include "prefopt/core/types.hpp"
+#include "prefopt/kernels/ragged.hpp"
 
 namespace prefopt::losses {
 
@@ -100,7 +101,8 @@ template <class T>
 /// `sums[i] = sum_{t in seq i, mask[t] = 1} token_values[t]`, `lengths[i]` = number of counted
 /// tokens. `mask` is either empty (every token counts) or has one entry per element of
 /// `token_values.values` (indexed like it; 0 = prompt/padding, anything else = response token).
-/// Masked values are never read, so they may hold anything (even NaN).
+/// Masked values are never read, so they may hold anything (even NaN). Accumulated in double in
+/// token order and rounded once to T: the same summation as `kernels::ragged_sum`.
 /// Shapes: `sums` and `lengths` have `token_values.num_sequences()` entries.
 template <class T>
 void sequence_sums(ragged_view<const T> token_values, std::span<const std::uint8_t> mask,
@@ -117,15 +119,9 @@ void sequence_sums(ragged_view<const T> token_values, std::span<const std::uint8
   for (index i = 0; i < n; ++i) {
     const auto b = static_cast<std::size_t>(token_values.offsets[static_cast<std::size_t>(i)]);
     const auto e = static_cast<std::size_t>(token_values.offsets[static_cast<std::size_t>(i) + 1]);
-    T s = T(0);
-    index count = 0;
-    for (std::size_t t = b; t < e; ++t) {
-      if (!mask.empty() && mask[t] == 0) continue;
-      s += token_values.values[t];
-      ++count;
-    }
-    sums(i) = s;
-    lengths[static_cast<std::size_t>(i)] = count;
+    const auto r = kernels::detail::sum_range<T>(token_values.values, mask, b, e);
+    sums(i) = static_cast<T>(r.sum);
+    lengths[static_cast<std::size_t>(i)] = r.count;
   }
 }
 

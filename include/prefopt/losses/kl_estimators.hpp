@@ -15,7 +15,9 @@
 /// plus `full_kl`, the exact per-position KL over the vocabulary from two log-prob rows.
 /// `derivative(d)` is `d(value)/d(d)` (for users who differentiate the penalty; PPO shaping treats
 /// the penalty as a stop-gradient reward). These are small, documented scalar references; the
-/// batched kernels live in `kernels/`. k3 uses `expm1` so that it is accurate for tiny `|d|`.
+/// batched kernels live in `kernels/`. The values and derivatives are those of
+/// `kernels::kl_estimate` / `kernels::kl_estimate_derivative` (one implementation: k3 in double
+/// with a Taylor series for |d| < 0.5 and `expm1` beyond, full relative accuracy as d -> 0).
 /// References: J. Schulman, "Approximating KL divergence" (2020 note); TRL `_kl_penalty`.
 
 #include <Eigen/Core>
@@ -26,6 +28,7 @@
 
 #include "prefopt/core/assert.hpp"
 #include "prefopt/core/types.hpp"
+#include "prefopt/kernels/kl_estimators.hpp"
 
 namespace prefopt::losses {
 
@@ -34,11 +37,11 @@ struct kl_k1 {
   static constexpr std::string_view name = "k1";
   template <class T>
   static T value(T d) noexcept {
-    return d;
+    return kernels::kl_estimate(kernels::kl_estimator::k1, d);
   }
   template <class T>
-  static T derivative(T /*d*/) noexcept {
-    return T(1);
+  static T derivative(T d) noexcept {
+    return kernels::kl_estimate_derivative(kernels::kl_estimator::k1, d);
   }
 };
 
@@ -47,24 +50,24 @@ struct kl_k2 {
   static constexpr std::string_view name = "k2";
   template <class T>
   static T value(T d) noexcept {
-    return d * d / T(2);
+    return kernels::kl_estimate(kernels::kl_estimator::k2, d);
   }
   template <class T>
   static T derivative(T d) noexcept {
-    return d;
+    return kernels::kl_estimate_derivative(kernels::kl_estimator::k2, d);
   }
 };
 
-/// k3 = (exp(-d) - 1) + d, computed as `expm1(-d) + d`.
+/// k3 = (exp(-d) - 1) + d (derivative 1 - exp(-d)).
 struct kl_k3 {
   static constexpr std::string_view name = "k3";
   template <class T>
   static T value(T d) noexcept {
-    return std::expm1(-d) + d;
+    return kernels::kl_estimate(kernels::kl_estimator::k3, d);
   }
   template <class T>
   static T derivative(T d) noexcept {
-    return -std::expm1(-d);  // 1 - exp(-d)
+    return kernels::kl_estimate_derivative(kernels::kl_estimator::k3, d);
   }
 };
 
@@ -73,11 +76,11 @@ struct kl_abs {
   static constexpr std::string_view name = "abs";
   template <class T>
   static T value(T d) noexcept {
-    return std::abs(d);
+    return kernels::kl_estimate(kernels::kl_estimator::abs, d);
   }
   template <class T>
   static T derivative(T d) noexcept {
-    return d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
+    return kernels::kl_estimate_derivative(kernels::kl_estimator::abs, d);
   }
 };
 

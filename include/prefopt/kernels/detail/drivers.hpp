@@ -7,7 +7,8 @@
 #include <cstddef>
 #include <span>
 
-#include "prefopt/kernels/detail/row_engine.hpp"
+#include "prefopt/kernels/detail/plumbing.hpp"
+#include "prefopt/kernels/detail/row_math.hpp"
 
 namespace prefopt::kernels::detail {
 
@@ -56,6 +57,7 @@ void run_forward(const forward_request<T>& r, const options& opt) {
     if (!out.empty()) out[u] = static_cast<T>(value);
   };
   auto with_acc = [&]<class Acc>() -> index {
+    const tile_kernels<Acc>& k = tiles_for<Acc>(opt);
     auto go = [&]<bool Entropy, bool Two>() -> index {
       return for_each_row(n, Two ? 2 * v : v, opt.parallel, [&](index i) -> bool {
         const auto u = static_cast<std::size_t>(i);
@@ -66,9 +68,9 @@ void run_forward(const forward_request<T>& r, const options& opt) {
         }
         row_stats s;
         if constexpr (Two) {
-          s = reduce_row_pair<Acc, Entropy>(r.p.row(i), r.q.row(i), v);
+          s = reduce_row_pair<Acc, Entropy>(k, r.p.row(i), r.q.row(i), v);
         } else {
-          s = reduce_row<Acc, Entropy>(r.p.row(i), v);
+          s = reduce_row<Acc, Entropy>(k, r.p.row(i), v);
         }
         if (s.status != row_status::ok || s.status_q != row_status::ok) return false;
         if (!r.log_probs.empty()) {
@@ -94,9 +96,10 @@ void run_forward(const forward_request<T>& r, const options& opt) {
   };
   const index bad = with_accumulation<T>(opt.accumulate, with_acc);
   if (bad < n) {
-    const auto sp = reduce_row<T, false>(r.p.row(bad), v);
+    const tile_kernels<T>& k = tiles_for<T>(opt);
+    const auto sp = reduce_row<T, false>(k, r.p.row(bad), v);
     if (sp.status != row_status::ok) throw_row_error(r.kernel, r.p_name, r.p, bad, sp.status);
-    const auto sq = reduce_row<T, false>(r.q.row(bad), v);
+    const auto sq = reduce_row<T, false>(k, r.q.row(bad), v);
     throw_row_error(r.kernel, r.q_name, r.q, bad, sq.status);
   }
 }
@@ -170,6 +173,7 @@ void run_backward(const backward_request<T>& r, const options& opt) {
     return s.empty() ? 0.0 : static_cast<double>(s[u]);
   };
   auto with_acc = [&]<class Acc>() -> index {
+    const tile_kernels<Acc>& k = tiles_for<Acc>(opt);
     auto go = [&]<bool Entropy, bool Kl>() -> index {
       return for_each_row(n, Kl ? 4 * v : 2 * v, opt.parallel, [&](index i) -> bool {
         const auto u = static_cast<std::size_t>(i);
@@ -190,10 +194,10 @@ void run_backward(const backward_request<T>& r, const options& opt) {
         g.kl = at(r.kl, u);
         g.lse_q = at(r.lse_q, u);
         if constexpr (Kl) {
-          backward_row<Acc, Entropy, true>(r.p.row(i), r.q.row(i), r.dp.row(i),
+          backward_row<Acc, Entropy, true>(k, r.p.row(i), r.q.row(i), r.dp.row(i),
                                            r.has_dq ? r.dq.row(i) : nullptr, v, g, opt.mode);
         } else {
-          backward_row<Acc, Entropy, false, T>(r.p.row(i), nullptr, r.dp.row(i), nullptr, v, g,
+          backward_row<Acc, Entropy, false, T>(k, r.p.row(i), nullptr, r.dp.row(i), nullptr, v, g,
                                                opt.mode);
         }
         return true;
