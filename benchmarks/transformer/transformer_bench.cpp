@@ -130,22 +130,23 @@ int main(int argc, char** argv) {
   const int reps = tiny ? 1 : 3;
   const prefopt::transformer<float> model(c);
 
-  // Two batches of the same shape (one prompt token, `length` response tokens per sequence):
-  // timed passes alternate between them, so that no pass finds the previous one's activations
-  // (a cold forward) while the buffers stay allocated (as in a training loop).
+  // Three batches of the same shape (one prompt token, `length` response tokens per sequence):
+  // timed passes rotate through them, so that no pass finds its activations among the two the
+  // model remembers (a cold forward) while the buffers stay allocated (as in a training loop).
   std::vector<idx> po{0}, ro{0};
-  std::vector<token_id> pt, rt[2];
+  std::vector<token_id> pt, rt[3];
   for (idx s = 0; s < sequences; ++s) {
     pt.push_back(static_cast<token_id>(1 + s));
     for (idx t = 0; t < length; ++t) {
-      for (int b = 0; b < 2; ++b) {
+      for (int b = 0; b < 3; ++b) {
         rt[b].push_back(static_cast<token_id>((7 * t + 13 * s + 1 + b) % c.vocab_size));
       }
     }
     po.push_back(static_cast<idx>(pt.size()));
     ro.push_back(static_cast<idx>(rt[0].size()));
   }
-  const prefopt::sequence_batch batches[2] = {{{po, pt}, {ro, rt[0]}}, {{po, pt}, {ro, rt[1]}}};
+  const prefopt::sequence_batch batches[3] = {
+      {{po, pt}, {ro, rt[0]}}, {{po, pt}, {ro, rt[1]}}, {{po, pt}, {ro, rt[2]}}};
   const prefopt::sequence_batch& batch = batches[0];
   int turn = 0;
   const idx n = batch.responses.total_length();
@@ -153,9 +154,9 @@ int main(int argc, char** argv) {
   const row_matrix_f dz = row_matrix_f::Random(n, c.vocab_size) * 1e-3f;
   prefopt::vector_f g = prefopt::vector_f::Zero(model.num_parameters());
 
-  const double t_fwd = best_of(reps, [&]() { model.logits(batches[++turn % 2], z); });
+  const double t_fwd = best_of(reps, [&]() { model.logits(batches[++turn % 3], z); });
   const double t_pass = best_of(reps, [&]() {
-    const prefopt::sequence_batch& b = batches[++turn % 2];
+    const prefopt::sequence_batch& b = batches[++turn % 3];
     model.logits(b, z);
     model.accumulate_logits_gradient(b, dz, g);
   });
