@@ -11,6 +11,7 @@
 
 #include "../sequence/bigram_model.hpp"
 #include "pref_helpers.hpp"
+#include "prefopt/models/transformer/transformer.hpp"
 #include "prefopt/solvers/common/run.hpp"
 #include "prefopt/solvers/hir_trainer.hpp"
 #include "prefopt/solvers/nash_md_pg.hpp"
@@ -188,6 +189,18 @@ TEST_CASE(
   const bigram_f bf(4, 4, 3, 1, 1.0);
   const bigram_d bd(4, 4, 3, 1, 1.0);
   const table_d td(4, 3, 2, 2.0);
+  // The shipped transformer at the task's vocabulary (an empty prompt reads as eos).
+  prefopt::transformer_config xc;
+  xc.vocab_size = 4;
+  xc.eos = 3;
+  xc.max_length = 1 + 2;
+  xc.d_model = 8;
+  xc.num_layers = 1;
+  xc.num_heads = 2;
+  xc.mlp_hidden = 16;
+  xc.init_scale = 0.5;
+  xc.seed = 3;
+  const prefopt::transformer<float> tf(xc);
   const auto nash = genericity_nash();
   const auto onpo = genericity_pair<prefopt::onpo_trainer>(0.0);
   const auto inpo = genericity_pair<prefopt::inpo_trainer>(0.1);
@@ -195,14 +208,21 @@ TEST_CASE(
   genericity_row("nash_md_pg x bigram<float>", nash, bf, 60);
   genericity_row("nash_md_pg x bigram<double, linear head>", nash, bd, 60);
   genericity_row("nash_md_pg x table model (test-only)", nash, td, 60);
+  genericity_row("nash_md_pg x transformer<float>", nash, tf, 60);
   genericity_row("onpo_trainer x bigram<float>", onpo, bf, 30);
   genericity_row("onpo_trainer x bigram<double, linear head>", onpo, bd, 30);
   genericity_row("onpo_trainer x table model (test-only)", onpo, td, 30);
+  genericity_row("onpo_trainer x transformer<float>", onpo, tf, 30);
   genericity_row("inpo_trainer x bigram<float>", inpo, bf, 30);
   genericity_row("inpo_trainer x bigram<double, linear head>", inpo, bd, 30);
   genericity_row("inpo_trainer x table model (test-only)", inpo, td, 30);
+  genericity_row("inpo_trainer x transformer<float>", inpo, tf, 30);
   // HIR trains on the instruction task (its own feedback type), V = 6.
   genericity_hir_row("hir_trainer x bigram<float>", bigram_f(6, 4, 5, 1, 1.0));
   genericity_hir_row("hir_trainer x bigram<double, linear head>", bigram_d(6, 4, 5, 1, 1.0));
   genericity_hir_row("hir_trainer x table model (test-only)", table_d(6, 5, 2, 0.0));
+  auto hc = xc;
+  hc.vocab_size = 6;
+  hc.eos = 5;
+  genericity_hir_row("hir_trainer x transformer<float>", prefopt::transformer<float>(hc));
 }

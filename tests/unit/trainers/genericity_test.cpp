@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "prefopt/models/transformer/transformer.hpp"
 #include "prefopt/sequence/evaluation.hpp"
 #include "prefopt/sequence/quality_task.hpp"
 #include "prefopt/solvers/common/run.hpp"
@@ -155,6 +156,45 @@ template <class T>
 struct genericity_factory<genericity_token_reward<T>> {
   static genericity_token_reward<T> make() { return genericity_token_reward<T>(4); }
 };
+
+/// The shipped transformer, at the task's vocabulary (V = 4, eos = 3): a user of the concepts like
+/// any other model type.
+inline prefopt::transformer_config genericity_transformer_config() {
+  prefopt::transformer_config c;
+  c.vocab_size = 4;
+  c.eos = 3;
+  c.max_length = 1 + 4;
+  c.d_model = 8;
+  c.num_layers = 1;
+  c.num_heads = 2;
+  c.mlp_hidden = 16;
+  c.init_scale = 0.5;
+  c.seed = 3;
+  return c;
+}
+template <class T>
+struct genericity_factory<prefopt::transformer<T>> {
+  static prefopt::transformer<T> make() {
+    return prefopt::transformer<T>(genericity_transformer_config());
+  }
+};
+template <class T>
+struct genericity_factory<prefopt::transformer_reward_model<T>> {
+  static constexpr double learning_rate = 0.005;  // Adam's default 0.05 overfits its ~1.5k weights
+  static prefopt::transformer_reward_model<T> make() {
+    return prefopt::transformer_reward_model<T>(genericity_transformer_config());
+  }
+};
+
+/// A model type's learning rate for the reward-modelling row: its factory's, or `fallback`.
+template <class M>
+double genericity_learning_rate(double fallback) {
+  if constexpr (requires { genericity_factory<M>::learning_rate; }) {
+    return genericity_factory<M>::learning_rate;
+  } else {
+    return fallback;
+  }
+}
 
 /// The environment every row shares: the length-biased quality task (V = 4, eos = 3), its judge
 /// and gold reward, sampling settings, and many copies of its prompts for evaluation.
@@ -302,7 +342,13 @@ struct reward_modeling_row : genericity_env {
       prefopt::test::judged_dataset(sampler, judge, task.prompts(), 200, generation, 2);
   prefopt::reward_modeling_problem<Model> problem =
       prefopt::make_reward_modeling_problem(initial, pairs);
-  prefopt::reward_modeling solver{prefopt::reward_modeling_config{}};
+  prefopt::reward_modeling solver{config()};
+
+  static prefopt::reward_modeling_config config() {
+    prefopt::reward_modeling_config c;
+    c.optimizer.learning_rate = genericity_learning_rate<Model>(c.optimizer.learning_rate);
+    return c;
+  }
 
   template <class S>
   double objective(const S& s) const {  // minus the held-out Bradley-Terry loss
@@ -321,6 +367,7 @@ using topic_f = genericity_topic_model<float>;
 using bag_d = prefopt::test::bag_reward_model<double>;
 using bag_f = prefopt::test::bag_reward_model<float>;
 using token_reward_f = genericity_token_reward<float>;  // defined only in this file
+using transformer_f = prefopt::transformer<float>;      // the shipped transformer
 
 // ---- the table: one row per line (trainer row, model type) ----------------------------------
 // clang-format off
@@ -336,7 +383,10 @@ using genericity_table = std::tuple<
     ppo_row<topic_d>,
     reward_modeling_row<bag_d>,
     reward_modeling_row<bag_f>,
-    reward_modeling_row<token_reward_f>>;
+    reward_modeling_row<token_reward_f>,
+    dpo_offline_row<transformer_f>,
+    dpo_online_row<transformer_f>,
+    ppo_row<transformer_f>>;
 // clang-format on
 }  // namespace
 
