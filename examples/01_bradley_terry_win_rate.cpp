@@ -13,7 +13,7 @@
 #include "prefopt/prefopt.hpp"
 
 int main() {
-  using prefopt::index;
+  using prefopt::index_t;
   // Rewards of 4 responses to each of 2 prompts.
   const prefopt::tabular_reward_model rewards(
       prefopt::row_matrix_d{{0.0, 0.5, 1.5, 3.0}, {2.0, 0.0, -1.0, 1.0}});
@@ -29,12 +29,12 @@ int main() {
   const double rho = 0.5;  // prompts equally likely
   prefopt::matrix_d p(4, 4);
   prefopt::vector_d a(4), b(4);
-  for (index x = 0; x < 2; ++x) {
+  for (index_t x = 0; x < 2; ++x) {
     prefopt::preference_matrix(judge, x, p);
     std::printf(" prompt %ld:\n", static_cast<long>(x));
-    for (index i = 0; i < 4; ++i) {
+    for (index_t i = 0; i < 4; ++i) {
       std::printf("  ");
-      for (index j = 0; j < 4; ++j) std::printf(" %.4f", p(i, j));
+      for (index_t j = 0; j < 4; ++j) std::printf(" %.4f", p(i, j));
       std::printf("\n");
     }
     tilted.probabilities(x, a);
@@ -47,7 +47,7 @@ int main() {
   prefopt::rng gen(/*seed=*/2024);
   constexpr int pairs = 20000;
   int wins = 0;
-  std::vector<index> context(1), first(1), second(1);
+  std::vector<index_t> context(1), first(1), second(1);
   prefopt::vector_d prob(1);
   for (int k = 0; k < pairs; ++k) {
     context[0] = gen.uniform_index(2);

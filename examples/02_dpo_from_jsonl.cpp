@@ -30,7 +30,7 @@ using prefopt::data::logprob_column;
 
 template <class Loss>
 void report(const char* title, const Loss& loss, const prefopt::data::preference_batch& batch) {
-  const prefopt::index n = batch.size();
+  const prefopt::index_t n = batch.size();
   prefopt::vector_d losses(n), grad_chosen(n), grad_rejected(n);
   const auto metrics = loss.template compute<double>(
       {batch.logps(logprob_column::policy_chosen), batch.logps(logprob_column::policy_rejected),
@@ -49,7 +49,7 @@ void report(const char* title, const Loss& loss, const prefopt::data::preference
   prefopt::losses::spread_sequence_gradients<double>(
       grad_chosen, prefopt::ragged_view<double>{batch.chosen.offsets(), token_grads});
   fmt::print("  {:>4} {:>9} {:>12} {:>14}\n", "pair", "loss", "len(chosen)", "dL/dl_t (chosen)");
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     const auto first =
         static_cast<std::size_t>(batch.chosen.offsets()[static_cast<std::size_t>(i)]);
     fmt::print("  {:>4} {:>9.5f} {:>12} {:>+14.6f}\n", batch.indices[static_cast<std::size_t>(i)],

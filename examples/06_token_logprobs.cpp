@@ -17,7 +17,7 @@
 
 int main() {
   namespace k = prefopt::kernels;
-  using idx = prefopt::index;
+  using idx = prefopt::index_t;
   const idx vocab = 5000;
   // Two sequences: prompt lengths 3 and 2, response lengths 4 and 6 (positions predicting them).
   const std::vector<idx> prompt_len{3, 2};

@@ -21,7 +21,7 @@
 
 namespace {
 
-using prefopt::index;
+using prefopt::index_t;
 using prefopt::token_id;
 
 /// theta is [V + 1, V] row-major: row `prev` (or V at the start of an empty prompt) holds the
@@ -30,52 +30,52 @@ class bigram_lm {
  public:
   using scalar_type = double;
   struct decode_state {
-    std::vector<index> last;  // previous token of every sequence
+    std::vector<index_t> last;  // previous token of every sequence
   };
 
-  bigram_lm(index vocab, token_id eos, std::uint64_t seed) : v_(vocab), eos_(eos) {
+  bigram_lm(index_t vocab, token_id eos, std::uint64_t seed) : v_(vocab), eos_(eos) {
     theta_.resize((vocab + 1) * vocab);
     prefopt::rng gen(seed);
-    for (index k = 0; k < theta_.size(); ++k) theta_(k) = gen.normal();
+    for (index_t k = 0; k < theta_.size(); ++k) theta_(k) = gen.normal();
   }
 
   /// Logits after the previous token `prev` (V at the start of an empty prompt).
-  [[nodiscard]] auto table_row(index prev) const {
+  [[nodiscard]] auto table_row(index_t prev) const {
     return theta_.segment(prev * v_, v_).transpose();
   }
 
-  [[nodiscard]] index vocab_size() const { return v_; }
+  [[nodiscard]] index_t vocab_size() const { return v_; }
   [[nodiscard]] token_id eos() const { return eos_; }
-  [[nodiscard]] index num_parameters() const { return theta_.size(); }
+  [[nodiscard]] index_t num_parameters() const { return theta_.size(); }
   Eigen::Ref<prefopt::vector_d> parameters() { return theta_; }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_d> parameters() const { return theta_; }
 
   void logits(const prefopt::sequence_batch& batch, Eigen::Ref<prefopt::row_matrix_d> out) const {
-    for_each_position(batch, [&](index row, index prev) { out.row(row) = table_row(prev); });
+    for_each_position(batch, [&](index_t row, index_t prev) { out.row(row) = table_row(prev); });
   }
   void accumulate_logits_gradient(const prefopt::sequence_batch& batch,
                                   Eigen::Ref<const prefopt::row_matrix_d> dlogits,
                                   Eigen::Ref<prefopt::vector_d> gradient) const {
-    for_each_position(batch, [&](index row, index prev) {
+    for_each_position(batch, [&](index_t row, index_t prev) {
       gradient.segment(prev * v_, v_) += dlogits.row(row).transpose();
     });
   }
 
   [[nodiscard]] decode_state start_decoding(prefopt::ragged_view<const token_id> prompts) const {
     decode_state s;
-    for (index i = 0; i < prompts.num_sequences(); ++i) {
+    for (index_t i = 0; i < prompts.num_sequences(); ++i) {
       const auto x = prompts.sequence(i);
       s.last.push_back(x.empty() ? v_ : x.back());
     }
     return s;
   }
-  void next_logits(decode_state& s, std::span<const index> live,
+  void next_logits(decode_state& s, std::span<const index_t> live,
                    Eigen::Ref<prefopt::row_matrix_d> out) const {
     for (std::size_t r = 0; r < live.size(); ++r) {
-      out.row(static_cast<index>(r)) = table_row(s.last[static_cast<std::size_t>(live[r])]);
+      out.row(static_cast<index_t>(r)) = table_row(s.last[static_cast<std::size_t>(live[r])]);
     }
   }
-  void append(decode_state& s, std::span<const index> live,
+  void append(decode_state& s, std::span<const index_t> live,
               std::span<const token_id> tokens) const {
     for (std::size_t r = 0; r < live.size(); ++r)
       s.last[static_cast<std::size_t>(live[r])] = tokens[r];
@@ -85,12 +85,12 @@ class bigram_lm {
   /// f(row, previous token) for every response position, rows laid out as the concept says.
   template <class F>
   void for_each_position(const prefopt::sequence_batch& batch, F&& f) const {
-    const index base = batch.responses.offsets.front();
-    for (index i = 0; i < batch.size(); ++i) {
+    const index_t base = batch.responses.offsets.front();
+    for (index_t i = 0; i < batch.size(); ++i) {
       const auto x = batch.prompts.sequence(i);
-      index prev = x.empty() ? v_ : x.back();
-      const index row0 = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
-      index t = 0;
+      index_t prev = x.empty() ? v_ : x.back();
+      const index_t row0 = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
+      index_t t = 0;
       for (const token_id y : batch.responses.sequence(i)) {
         f(row0 + t++, prev);
         prev = y;
@@ -98,7 +98,7 @@ class bigram_lm {
     }
   }
 
-  index v_;
+  index_t v_;
   token_id eos_;
   prefopt::vector_d theta_;
 };
@@ -110,34 +110,34 @@ static_assert(prefopt::check_sequence_model<bigram_lm>());
 class bigram_critic {
  public:
   using scalar_type = double;
-  explicit bigram_critic(index vocab) : v_(vocab), w_(prefopt::vector_d::Zero(vocab + 1)) {}
-  [[nodiscard]] index num_parameters() const { return w_.size(); }
+  explicit bigram_critic(index_t vocab) : v_(vocab), w_(prefopt::vector_d::Zero(vocab + 1)) {}
+  [[nodiscard]] index_t num_parameters() const { return w_.size(); }
   Eigen::Ref<prefopt::vector_d> parameters() { return w_; }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_d> parameters() const { return w_; }
   void values(const prefopt::sequence_batch& batch, Eigen::Ref<prefopt::vector_d> out) const {
-    for_each_state(batch, [&](index row, index prev) { out(row) = w_(prev); });
+    for_each_state(batch, [&](index_t row, index_t prev) { out(row) = w_(prev); });
   }
   void accumulate_value_gradient(const prefopt::sequence_batch& batch,
                                  Eigen::Ref<const prefopt::vector_d> dvalues,
                                  Eigen::Ref<prefopt::vector_d> gradient) const {
-    for_each_state(batch, [&](index row, index prev) { gradient(prev) += dvalues(row); });
+    for_each_state(batch, [&](index_t row, index_t prev) { gradient(prev) += dvalues(row); });
   }
 
  private:
   template <class F>
   void for_each_state(const prefopt::sequence_batch& batch, F&& f) const {
-    const index base = batch.responses.offsets.front();
-    for (index i = 0; i < batch.size(); ++i) {
+    const index_t base = batch.responses.offsets.front();
+    for (index_t i = 0; i < batch.size(); ++i) {
       const auto x = batch.prompts.sequence(i);
-      index prev = x.empty() ? v_ : x.back();
-      index row = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
+      index_t prev = x.empty() ? v_ : x.back();
+      index_t row = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
       for (const token_id y : batch.responses.sequence(i)) {
         f(row++, prev);
         prev = y;
       }
     }
   }
-  index v_;
+  index_t v_;
   prefopt::vector_d w_;
 };
 
@@ -146,7 +146,7 @@ static_assert(prefopt::check_value_model<bigram_critic>());
 }  // namespace
 
 int main() {
-  using prefopt::index;
+  using prefopt::index_t;
   // A task over K = 5 content tokens (eos = 5): prompts, a gold reward, a length-biased judge.
   prefopt::quality_task_config task_config;
   task_config.content_tokens = 5;
@@ -171,7 +171,7 @@ int main() {
 
   // 2. Score them: sequence log-probs (at temperature 1) and per-token entropies.
   const auto batch = samples.batch();
-  const auto n_tok = static_cast<index>(samples.tokens.size());
+  const auto n_tok = static_cast<index_t>(samples.tokens.size());
   prefopt::vector_d logp(samples.size()), entropy(n_tok), kl(n_tok), k3(n_tok);
   prefopt::sequence_log_probs(model, batch, logp);
   prefopt::token_entropies(model, batch, entropy);
@@ -202,7 +202,7 @@ int main() {
   prefopt::vector_d grad = prefopt::vector_d::Zero(model.num_parameters());
   prefopt::accumulate_sequence_log_prob_gradient(model, batch, ones, grad);
   double worst = 0.0;
-  for (index k = 0; k < model.num_parameters(); ++k) {
+  for (index_t k = 0; k < model.num_parameters(); ++k) {
     const double x = model.parameters()(k), h = 1e-6;
     prefopt::vector_d up(samples.size()), down(samples.size());
     model.parameters()(k) = x + h;

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     bc.seed = 100 + round;
     const auto d =
         prefopt::best_of_n_demonstrations(initial, task.gold_reward(), task.prompts(), bc);
-    for (prefopt::index i = 0; i < d.size(); ++i) all.add(d.prompts()[i], d.responses()[i]);
+    for (prefopt::index_t i = 0; i < d.size(); ++i) all.add(d.prompts()[i], d.responses()[i]);
   }
   const auto split = prefopt::split_demonstrations(all, all.size() / 8, /*seed=*/3);
 
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   // A few samples, then a checkpoint round trip.
   g.samples_per_prompt = 1;
   const auto y = prefopt::generate(trained, task.prompts(), g, /*seed=*/5);
-  for (prefopt::index i = 0; i < 3; ++i) {
+  for (prefopt::index_t i = 0; i < 3; ++i) {
     std::printf("prompt [%d %d] ->", task.prompts().sequence(i)[0], task.prompts().sequence(i)[1]);
     for (const auto t : y.responses().sequence(i)) std::printf(" %d", t);
     std::printf("%s\n", y.truncated[static_cast<std::size_t>(i)] ? " (no eos)" : "");

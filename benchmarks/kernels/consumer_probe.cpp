@@ -17,12 +17,12 @@
 #endif
 
 int main() {
-  const prefopt::index n = 2048;
-  const prefopt::index v = 32000;
+  const prefopt::index_t n = 2048;
+  const prefopt::index_t v = 32000;
   prefopt::rng g(1, 0);
   prefopt::row_matrix_f z(n, v);
-  for (prefopt::index i = 0; i < n; ++i) {
-    for (prefopt::index j = 0; j < v; ++j) z(i, j) = static_cast<float>(4 * g.normal());
+  for (prefopt::index_t i = 0; i < n; ++i) {
+    for (prefopt::index_t j = 0; j < v; ++j) z(i, j) = static_cast<float>(4 * g.normal());
   }
   std::vector<prefopt::token_id> t(static_cast<std::size_t>(n), 7);
   std::vector<float> lp(static_cast<std::size_t>(n));

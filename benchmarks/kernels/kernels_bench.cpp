@@ -43,7 +43,7 @@
 
 namespace {
 
-using prefopt::index;
+using prefopt::index_t;
 using prefopt::row_matrix_f;
 namespace kernels = prefopt::kernels;
 
@@ -53,8 +53,8 @@ bool tiny() {
 }
 
 struct shape {
-  index n;
-  index v;
+  index_t n;
+  index_t v;
 };
 
 std::vector<shape> shapes() {
@@ -66,14 +66,14 @@ std::vector<shape> shapes() {
 
 /// Inputs of one shape, built once and reused by every benchmark of that shape.
 struct data {
-  index n = 0;
-  index v = 0;
+  index_t n = 0;
+  index_t v = 0;
   row_matrix_f z, q, d;
   std::vector<prefopt::token_id> t;
   std::vector<float> lp, lse, h, kl, lseq, g;
 };
 
-data& get(index n, index v) {
+data& get(index_t n, index_t v) {
   static std::unique_ptr<data> current;
   if (!current || current->n != n || current->v != v) {
     current.reset();  // free the previous shape first
@@ -84,8 +84,8 @@ data& get(index n, index v) {
     x->z.resize(n, v);
     x->q.resize(n, v);
     x->d.resize(n, v);
-    for (index i = 0; i < n; ++i) {
-      for (index j = 0; j < v; ++j) {
+    for (index_t i = 0; i < n; ++i) {
+      for (index_t j = 0; j < v; ++j) {
         x->z(i, j) = static_cast<float>(4 * g.normal());
         x->q(i, j) = x->z(i, j) + static_cast<float>(0.1 * g.normal());
       }
@@ -121,41 +121,41 @@ void set_bytes(benchmark::State& state, const data& x, int passes) {
 }
 
 // ---- rooflines ----------------------------------------------------------------------------------
-void roofline_read(benchmark::State& state, index n, index v) {
+void roofline_read(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   for (auto _ : state) {
     float s = 0;
 #if defined(_OPENMP)
 #pragma omp parallel for reduction(+ : s) schedule(static)
 #endif
-    for (index i = 0; i < n; ++i) s += x.z.row(i).sum();
+    for (index_t i = 0; i < n; ++i) s += x.z.row(i).sum();
     benchmark::DoNotOptimize(s);
   }
   set_bytes(state, x, 1);
   state.SetLabel("eigen");
 }
 
-void roofline_read2(benchmark::State& state, index n, index v) {
+void roofline_read2(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   for (auto _ : state) {
     float s = 0;
 #if defined(_OPENMP)
 #pragma omp parallel for reduction(+ : s) schedule(static)
 #endif
-    for (index i = 0; i < n; ++i) s += x.z.row(i).sum() + x.q.row(i).sum();
+    for (index_t i = 0; i < n; ++i) s += x.z.row(i).sum() + x.q.row(i).sum();
     benchmark::DoNotOptimize(s);
   }
   set_bytes(state, x, 2);
   state.SetLabel("eigen");
 }
 
-void roofline_read_write(benchmark::State& state, index n, index v) {
+void roofline_read_write(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   for (auto _ : state) {
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static)
 #endif
-    for (index i = 0; i < n; ++i) x.d.row(i) = x.z.row(i) * 0.5f;
+    for (index_t i = 0; i < n; ++i) x.d.row(i) = x.z.row(i) * 0.5f;
     benchmark::ClobberMemory();
   }
   set_bytes(state, x, 2);
@@ -163,14 +163,14 @@ void roofline_read_write(benchmark::State& state, index n, index v) {
 }
 
 // ---- naive baseline: materialize log-softmax with Eigen, then gather ----------------------------
-void naive_token_log_probs(benchmark::State& state, index n, index v) {
+void naive_token_log_probs(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   Eigen::VectorXf lse(n);
   for (auto _ : state) {
     const Eigen::VectorXf m = x.z.rowwise().maxCoeff();
     lse = m.array() + (x.z.colwise() - m).array().exp().rowwise().sum().log();
     x.d = x.z.colwise() - lse;  // the [N, V] log-softmax
-    for (index i = 0; i < n; ++i)
+    for (index_t i = 0; i < n; ++i)
       x.lp[static_cast<std::size_t>(i)] = x.d(i, x.t[static_cast<std::size_t>(i)]);
     benchmark::DoNotOptimize(x.lp.data());
   }
@@ -179,7 +179,7 @@ void naive_token_log_probs(benchmark::State& state, index n, index v) {
 }
 
 // ---- prefopt kernels ---------------------------------------------------------------------------
-void token_log_probs(benchmark::State& state, index n, index v) {
+void token_log_probs(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   for (auto _ : state) {
     kernels::token_log_probs(x.z, x.t, kernels::span_of(x.lp), bench_opt, kernels::span_of(x.lse));
@@ -188,7 +188,7 @@ void token_log_probs(benchmark::State& state, index n, index v) {
   set_bytes(state, x, 1);
 }
 
-void token_log_probs_backward(benchmark::State& state, index n, index v) {
+void token_log_probs_backward(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   kernels::token_log_probs(x.z, x.t, kernels::span_of(x.lp), {}, kernels::span_of(x.lse));
   for (auto _ : state) {
@@ -199,7 +199,7 @@ void token_log_probs_backward(benchmark::State& state, index n, index v) {
   set_bytes(state, x, 2);
 }
 
-void entropy(benchmark::State& state, index n, index v) {
+void entropy(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   for (auto _ : state) {
     kernels::entropy(x.z, kernels::span_of(x.h), bench_opt);
@@ -208,7 +208,7 @@ void entropy(benchmark::State& state, index n, index v) {
   set_bytes(state, x, 1);
 }
 
-void token_stats(benchmark::State& state, index n, index v) {
+void token_stats(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   for (auto _ : state) {
     kernels::token_stats(x.z, x.t,
@@ -221,7 +221,7 @@ void token_stats(benchmark::State& state, index n, index v) {
   set_bytes(state, x, 1);
 }
 
-void kl_divergence(benchmark::State& state, index n, index v) {
+void kl_divergence(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   for (auto _ : state) {
     kernels::kl_divergence(x.z, x.q, kernels::span_of(x.kl), {}, bench_opt, kernels::span_of(x.lse),
@@ -231,7 +231,7 @@ void kl_divergence(benchmark::State& state, index n, index v) {
   set_bytes(state, x, 2);
 }
 
-void kl_divergence_backward(benchmark::State& state, index n, index v) {
+void kl_divergence_backward(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   kernels::kl_divergence(x.z, x.q, kernels::span_of(x.kl), {}, {}, kernels::span_of(x.lse),
                          kernels::span_of(x.lseq));
@@ -245,7 +245,7 @@ void kl_divergence_backward(benchmark::State& state, index n, index v) {
   set_bytes(state, x, 3);  // read p and q, write dp (q is a frozen reference)
 }
 
-void log_softmax(benchmark::State& state, index n, index v) {
+void log_softmax(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   for (auto _ : state) {
     kernels::log_softmax(x.z, x.d);
@@ -296,9 +296,9 @@ inline float stick_hsum(__m256 v) {
 }
 
 template <bool Deg4>
-float stick_lse(const float* x, index v) {
+float stick_lse(const float* x, index_t v) {
   __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
-  index i = 0;
+  index_t i = 0;
   for (; i + 32 <= v; i += 32) {
     m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
     m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + 8));
@@ -325,13 +325,13 @@ float stick_lse(const float* x, index v) {
 }
 
 template <bool Deg4>
-void stick_lse_two_pass(benchmark::State& state, index n, index v) {
+void stick_lse_two_pass(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
   for (auto _ : state) {
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static)
 #endif
-    for (index i = 0; i < n; ++i)
+    for (index_t i = 0; i < n; ++i)
       x.lse[static_cast<std::size_t>(i)] = stick_lse<Deg4>(x.z.row(i).data(), v);
     benchmark::DoNotOptimize(x.lse.data());
   }
@@ -347,13 +347,13 @@ struct linear_data {
   std::vector<float> lp, lse;
 };
 
-linear_data make_linear(index n, index d, index v, bool with_z) {
+linear_data make_linear(index_t n, index_t d, index_t v, bool with_z) {
   linear_data x;
   prefopt::rng g(2, 0);
   x.h.resize(n, d);
   x.w.resize(v, d);
-  for (index i = 0; i < x.h.size(); ++i) x.h.data()[i] = static_cast<float>(g.normal());
-  for (index i = 0; i < x.w.size(); ++i) x.w.data()[i] = static_cast<float>(0.05 * g.normal());
+  for (index_t i = 0; i < x.h.size(); ++i) x.h.data()[i] = static_cast<float>(g.normal());
+  for (index_t i = 0; i < x.w.size(); ++i) x.w.data()[i] = static_cast<float>(0.05 * g.normal());
   if (with_z) x.z.resize(n, v);
   x.t.resize(static_cast<std::size_t>(n));
   for (auto& t : x.t) t = static_cast<prefopt::token_id>(g.uniform_index(v));
@@ -362,7 +362,7 @@ linear_data make_linear(index n, index d, index v, bool with_z) {
   return x;
 }
 
-void linear_counters(benchmark::State& state, index n, index d, index v) {
+void linear_counters(benchmark::State& state, index_t n, index_t d, index_t v) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * n);
   state.counters["N"] = static_cast<double>(n);
   state.counters["D"] = static_cast<double>(d);
@@ -378,7 +378,7 @@ void linear_counters(benchmark::State& state, index n, index d, index v) {
                          benchmark::Counter::kIsRate);
 }
 
-void bare_gemm(benchmark::State& state, index n, index d, index v) {
+void bare_gemm(benchmark::State& state, index_t n, index_t d, index_t v) {
   auto x = make_linear(n, d, v, true);
   for (auto _ : state) {
     x.z.noalias() = x.h * x.w.transpose();
@@ -387,7 +387,7 @@ void bare_gemm(benchmark::State& state, index n, index d, index v) {
   linear_counters(state, n, d, v);
 }
 
-void linear_forward(benchmark::State& state, index n, index d, index v) {
+void linear_forward(benchmark::State& state, index_t n, index_t d, index_t v) {
   auto x = make_linear(n, d, v, false);
   for (auto _ : state) {
     kernels::linear_log_probs(
@@ -401,7 +401,7 @@ void linear_forward(benchmark::State& state, index n, index d, index v) {
       (static_cast<double>(n) * static_cast<double>(v) * sizeof(float));
 }
 
-void linear_backward(benchmark::State& state, index n, index d, index v) {
+void linear_backward(benchmark::State& state, index_t n, index_t d, index_t v) {
   auto x = make_linear(n, d, v, false);
   kernels::linear_log_probs(
       x.h, x.w, {}, x.t,
@@ -417,7 +417,7 @@ void linear_backward(benchmark::State& state, index n, index d, index v) {
 }
 
 void register_all() {
-  using fn = void (*)(benchmark::State&, index, index);
+  using fn = void (*)(benchmark::State&, index_t, index_t);
   const std::vector<std::pair<const char*, fn>> per_row{
       {"roofline_read", roofline_read},
       {"roofline_read2", roofline_read2},
@@ -479,14 +479,14 @@ void register_all() {
       }
     }
   }
-  using lfn = void (*)(benchmark::State&, index, index, index);
+  using lfn = void (*)(benchmark::State&, index_t, index_t, index_t);
   const std::vector<std::pair<const char*, lfn>> linear{
       {"bare_gemm", bare_gemm},
       {"linear_log_probs", linear_forward},
       {"linear_log_probs_backward", linear_backward}};
-  const index n = tiny() ? 32 : 1024;
-  const index v = tiny() ? 3000 : 32000;
-  for (const index d : tiny() ? std::vector<index>{64} : std::vector<index>{1024, 2048}) {
+  const index_t n = tiny() ? 32 : 1024;
+  const index_t v = tiny() ? 3000 : 32000;
+  for (const index_t d : tiny() ? std::vector<index_t>{64} : std::vector<index_t>{1024, 2048}) {
     for (const auto& [name, f] : linear) {
       const std::string full = std::string(name) + "/N" + std::to_string(n) + "_D" +
                                std::to_string(d) + "_V" + std::to_string(v);

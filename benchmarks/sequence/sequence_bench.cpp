@@ -22,7 +22,7 @@
 
 namespace {
 
-using prefopt::index;
+using prefopt::index_t;
 using prefopt::token_id;
 using clock_type = std::chrono::steady_clock;
 
@@ -41,15 +41,15 @@ class table_lm {
  public:
   using scalar_type = float;
   struct decode_state {
-    std::vector<index> last;
+    std::vector<index_t> last;
   };
-  table_lm(index v, std::uint64_t seed) : v_(v), theta_((v + 1) * v) {
+  table_lm(index_t v, std::uint64_t seed) : v_(v), theta_((v + 1) * v) {
     prefopt::rng gen(seed);
-    for (index k = 0; k < theta_.size(); ++k) theta_(k) = static_cast<float>(gen.normal());
+    for (index_t k = 0; k < theta_.size(); ++k) theta_(k) = static_cast<float>(gen.normal());
   }
-  [[nodiscard]] index vocab_size() const { return v_; }
+  [[nodiscard]] index_t vocab_size() const { return v_; }
   [[nodiscard]] token_id eos() const { return static_cast<token_id>(v_ - 1); }
-  [[nodiscard]] index num_parameters() const { return theta_.size(); }
+  [[nodiscard]] index_t num_parameters() const { return theta_.size(); }
   Eigen::Ref<prefopt::vector_f> parameters() { return theta_; }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_f> parameters() const { return theta_; }
   void logits(const prefopt::sequence_batch&, Eigen::Ref<prefopt::row_matrix_f>) const {}
@@ -58,20 +58,20 @@ class table_lm {
                                   Eigen::Ref<prefopt::vector_f>) const {}
   [[nodiscard]] decode_state start_decoding(prefopt::ragged_view<const token_id> prompts) const {
     decode_state s;
-    for (index i = 0; i < prompts.num_sequences(); ++i)
+    for (index_t i = 0; i < prompts.num_sequences(); ++i)
       s.last.push_back(prompts.sequence(i).back());
     return s;
   }
-  void next_logits(decode_state& s, std::span<const index> live,
+  void next_logits(decode_state& s, std::span<const index_t> live,
                    Eigen::Ref<prefopt::row_matrix_f> out) const {
     const auto t0 = clock_type::now();
     for (std::size_t r = 0; r < live.size(); ++r) {
-      out.row(static_cast<index>(r)) =
+      out.row(static_cast<index_t>(r)) =
           theta_.segment(s.last[static_cast<std::size_t>(live[r])] * v_, v_).transpose();
     }
     model_seconds += seconds_since(t0);
   }
-  void append(decode_state& s, std::span<const index> live,
+  void append(decode_state& s, std::span<const index_t> live,
               std::span<const token_id> tokens) const {
     const auto t0 = clock_type::now();
     for (std::size_t r = 0; r < live.size(); ++r)
@@ -81,7 +81,7 @@ class table_lm {
   mutable double model_seconds = 0.0;
 
  private:
-  index v_;
+  index_t v_;
   prefopt::vector_f theta_;
 };
 
@@ -90,29 +90,30 @@ class embedding_lm {
  public:
   using scalar_type = float;
   struct decode_state {};
-  embedding_lm(index v, index d, std::uint64_t seed) : v_(v), d_(d), theta_((v + 1) * d + v * d) {
+  embedding_lm(index_t v, index_t d, std::uint64_t seed)
+      : v_(v), d_(d), theta_((v + 1) * d + v * d) {
     prefopt::rng gen(seed);
-    for (index k = 0; k < theta_.size(); ++k) theta_(k) = static_cast<float>(0.3 * gen.normal());
+    for (index_t k = 0; k < theta_.size(); ++k) theta_(k) = static_cast<float>(0.3 * gen.normal());
   }
-  [[nodiscard]] index vocab_size() const { return v_; }
+  [[nodiscard]] index_t vocab_size() const { return v_; }
   [[nodiscard]] token_id eos() const { return 0; }
-  [[nodiscard]] index num_parameters() const { return theta_.size(); }
+  [[nodiscard]] index_t num_parameters() const { return theta_.size(); }
   Eigen::Ref<prefopt::vector_f> parameters() { return theta_; }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_f> parameters() const { return theta_; }
-  [[nodiscard]] index hidden_size() const { return d_; }
-  [[nodiscard]] index output_weight_offset() const { return (v_ + 1) * d_; }
+  [[nodiscard]] index_t hidden_size() const { return d_; }
+  [[nodiscard]] index_t output_weight_offset() const { return (v_ + 1) * d_; }
 
   void hidden_states(const prefopt::sequence_batch& b,
                      Eigen::Ref<prefopt::row_matrix_f> out) const {
-    for_each(b, [&](index row, index prev) {
+    for_each(b, [&](index_t row, index_t prev) {
       out.row(row) = theta_.segment(prev * d_, d_).transpose();
     });
   }
   void accumulate_hidden_gradient(const prefopt::sequence_batch& b,
                                   Eigen::Ref<const prefopt::row_matrix_f> dh,
                                   Eigen::Ref<prefopt::vector_f> g) const {
-    for_each(b,
-             [&](index row, index prev) { g.segment(prev * d_, d_) += dh.row(row).transpose(); });
+    for_each(
+        b, [&](index_t row, index_t prev) { g.segment(prev * d_, d_) += dh.row(row).transpose(); });
   }
   void logits(const prefopt::sequence_batch& b, Eigen::Ref<prefopt::row_matrix_f> out) const {
     prefopt::row_matrix_f h(b.responses.total_length(), d_);
@@ -132,9 +133,9 @@ class embedding_lm {
   [[nodiscard]] decode_state start_decoding(prefopt::ragged_view<const token_id>) const {
     return {};
   }
-  void next_logits(decode_state&, std::span<const index>, Eigen::Ref<prefopt::row_matrix_f>) const {
-  }
-  void append(decode_state&, std::span<const index>, std::span<const token_id>) const {}
+  void next_logits(decode_state&, std::span<const index_t>,
+                   Eigen::Ref<prefopt::row_matrix_f>) const {}
+  void append(decode_state&, std::span<const index_t>, std::span<const token_id>) const {}
 
  private:
   [[nodiscard]] Eigen::Map<const prefopt::row_matrix_f> weight() const {
@@ -142,17 +143,17 @@ class embedding_lm {
   }
   template <class F>
   void for_each(const prefopt::sequence_batch& b, F&& f) const {
-    const index base = b.responses.offsets.front();
-    for (index i = 0; i < b.size(); ++i) {
-      index prev = b.prompts.sequence(i).back();
-      index row = b.responses.offsets[static_cast<std::size_t>(i)] - base;
+    const index_t base = b.responses.offsets.front();
+    for (index_t i = 0; i < b.size(); ++i) {
+      index_t prev = b.prompts.sequence(i).back();
+      index_t row = b.responses.offsets[static_cast<std::size_t>(i)] - base;
       for (const token_id y : b.responses.sequence(i)) {
         f(row++, prev);
         prev = y;
       }
     }
   }
-  index v_, d_;
+  index_t v_, d_;
   prefopt::vector_f theta_;
 };
 
@@ -161,9 +162,9 @@ static_assert(prefopt::LinearHeadSequenceModel<embedding_lm>);
 }  // namespace
 
 int main(int argc, char** argv) {
-  using prefopt::index;
+  using prefopt::index_t;
   const bool tiny = std::getenv("PREFOPT_BENCH_TINY") != nullptr;
-  index t = tiny ? 256 : 16384, v = tiny ? 1000 : 32000, d = tiny ? 32 : 256;
+  index_t t = tiny ? 256 : 16384, v = tiny ? 1000 : 32000, d = tiny ? 32 : 256;
   if (argc == 4) {
     t = std::stol(argv[1]);
     v = std::stol(argv[2]);
@@ -172,11 +173,11 @@ int main(int argc, char** argv) {
 
   // 1. Generation throughput and overhead.
   {
-    const index vocab = tiny ? 256 : 4096, prompts_n = 64, new_tokens = tiny ? 16 : 128;
+    const index_t vocab = tiny ? 256 : 4096, prompts_n = 64, new_tokens = tiny ? 16 : 128;
     const table_lm m(vocab, 1);
-    std::vector<index> offsets{0};
+    std::vector<index_t> offsets{0};
     std::vector<token_id> prompts;
-    for (index i = 0; i < prompts_n; ++i) {
+    for (index_t i = 0; i < prompts_n; ++i) {
       prompts.push_back(static_cast<token_id>(i % (vocab - 1)));
       offsets.push_back(i + 1);
     }
@@ -201,7 +202,7 @@ int main(int argc, char** argv) {
   // 2. Fused linear head against materialised logits: log-probs + backward.
   {
     const embedding_lm m(v, d, 2);
-    std::vector<index> po{0, 1}, ro{0, t};
+    std::vector<index_t> po{0, 1}, ro{0, t};
     std::vector<token_id> pt{1}, rt(static_cast<std::size_t>(t));
     prefopt::rng gen(3);
     for (auto& y : rt) y = static_cast<token_id>(gen.uniform_index(v));

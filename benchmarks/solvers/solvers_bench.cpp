@@ -25,8 +25,8 @@ namespace {
 using namespace prefopt;
 
 /// One cached game per size (building a 4000 x 4000 game takes a moment).
-const preference_game& game_of_size(prefopt::index n) {
-  static std::map<prefopt::index, std::unique_ptr<preference_game>> cache;
+const preference_game& game_of_size(prefopt::index_t n) {
+  static std::map<prefopt::index_t, std::unique_ptr<preference_game>> cache;
   auto& slot = cache[n];
   if (!slot) {
     slot = std::make_unique<preference_game>(
@@ -37,7 +37,7 @@ const preference_game& game_of_size(prefopt::index n) {
 
 void bm_matvec(benchmark::State& st) {
   const auto& game = game_of_size(st.range(0));
-  const prefopt::index n = game.num_actions();
+  const prefopt::index_t n = game.num_actions();
   const vector_d pi = preference_game::uniform(n);
   vector_d out(n);
   for (auto _ : st) {

@@ -34,7 +34,7 @@
 
 namespace {
 
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 using prefopt::token_id;
 using clock_type = std::chrono::steady_clock;
 

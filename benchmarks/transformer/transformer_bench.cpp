@@ -33,7 +33,7 @@
 
 namespace {
 
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 using prefopt::row_matrix_f;
 using prefopt::token_id;
 using clock_type = std::chrono::steady_clock;

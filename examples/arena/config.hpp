@@ -84,7 +84,7 @@ class object_reader {
     }
     return x;
   }
-  index integer(const std::string& key, index fallback, index lo, index hi) {
+  index_t integer(const std::string& key, index_t fallback, index_t lo, index_t hi) {
     if (!has(key)) return fallback;
     const json& v = j_.at(key);
     if (!v.is_number_integer()) config_error(child(key), "expected an integer, got " + v.dump());
@@ -93,7 +93,7 @@ class object_reader {
       config_error(child(key),
                    fmt::format("{} is out of range, expected an integer in [{}, {}]", x, lo, hi));
     }
-    return static_cast<index>(x);
+    return static_cast<index_t>(x);
   }
   bool boolean(const std::string& key, bool fallback) {
     if (!has(key)) return fallback;
@@ -117,12 +117,12 @@ class object_reader {
     if (!v.is_array() || v.empty()) {
       config_error(child(key), "expected a non-empty array of numbers, got " + v.dump());
     }
-    vector_d out(static_cast<index>(v.size()));
+    vector_d out(static_cast<index_t>(v.size()));
     for (std::size_t i = 0; i < v.size(); ++i) {
       if (!v[i].is_number()) {
         config_error(child(key) + "/" + std::to_string(i), "expected a number, got " + v[i].dump());
       }
-      out[static_cast<index>(i)] = v[i].get<double>();
+      out[static_cast<index_t>(i)] = v[i].get<double>();
     }
     return out;
   }
@@ -165,8 +165,8 @@ struct experiment {
   std::optional<preference_game> game;
   std::optional<goal_task> task;
   std::vector<std::uint64_t> seeds;
-  index iterations = 0;
-  index eval_every = 0;
+  index_t iterations = 0;
+  index_t eval_every = 0;
   std::vector<solver_spec> solvers;
 };
 
@@ -175,11 +175,11 @@ struct experiment {
 inline std::vector<std::string> solver_kinds(bool game);
 
 // Sizes are bounded before anything is allocated (README "Experiment runner", "Limits").
-inline constexpr index max_catalog_actions = 4096;       ///< n of a catalog game
-inline constexpr index max_condorcet_voters = 512;       ///< n of condorcet_voters (n^3 work)
-inline constexpr index max_task_entries = 1L << 24;      ///< goals x responses of a goal task
-inline constexpr index max_dataset_pairs = 10'000'000;   ///< dataset_size, reward_pairs
-inline constexpr double default_memory_limit_gib = 4.0;  ///< `--memory-limit`
+inline constexpr index_t max_catalog_actions = 4096;      ///< n of a catalog game
+inline constexpr index_t max_condorcet_voters = 512;      ///< n of condorcet_voters (n^3 work)
+inline constexpr index_t max_task_entries = 1L << 24;     ///< goals x responses of a goal task
+inline constexpr index_t max_dataset_pairs = 10'000'000;  ///< dataset_size, reward_pairs
+inline constexpr double default_memory_limit_gib = 4.0;   ///< `--memory-limit`
 
 /// `r.vector(key)` with at most `max_catalog_actions` entries (checked before the game is built).
 inline vector_d action_vector(object_reader& r, const std::string& key) {
@@ -256,7 +256,7 @@ inline preference_game read_game(const json& j, const std::filesystem::path& bas
       object_reader rr(ref, r.child("reference"));
       const auto seed = static_cast<std::uint64_t>(rr.integer("random_seed", 0, 0, 1L << 40));
       rr.reject_unknown_keys();
-      for (index x = 0; x < mu.rows(); ++x) {
+      for (index_t x = 0; x < mu.rows(); ++x) {
         mu.row(x) = random_reference(game.num_actions(), seed, static_cast<std::uint64_t>(x) + 1)
                         .transpose();
       }
@@ -282,8 +282,8 @@ inline preference_game read_game(const json& j, const std::filesystem::path& bas
 inline goal_task read_task(const json& j) {
   object_reader r(j, "/task");
   r.string("kind", "goal", {"goal"});
-  const index responses = r.integer("responses", 400, 2, 1'000'000);
-  const index goals = r.integer("goals", 50, 2, responses);
+  const index_t responses = r.integer("responses", 400, 2, 1'000'000);
+  const index_t goals = r.integer("goals", 50, 2, responses);
   const double concentration = r.number("concentration", 1.0, 0.0, 100.0);
   const auto seed = static_cast<std::uint64_t>(r.integer("seed", 0, 0, 1L << 40));
   r.reject_unknown_keys();
@@ -310,7 +310,7 @@ inline experiment parse_config(const json& j, const std::filesystem::path& base)
   if (has_game) e.game = read_game(r.at("game"), base);
   if (has_task) e.task = read_task(r.at("task"));
   e.iterations = r.integer("iterations", 1000, 1, 100'000'000);
-  e.eval_every = r.integer("eval_every", std::max<index>(1, e.iterations / 100), 1, e.iterations);
+  e.eval_every = r.integer("eval_every", std::max<index_t>(1, e.iterations / 100), 1, e.iterations);
   if (r.has("seeds")) {
     const json& s = r.at("seeds");
     if (!s.is_array() || s.empty()) config_error("/seeds", "expected a non-empty array");

@@ -140,8 +140,8 @@ struct run_record {
 };
 
 struct run_settings {
-  index iterations = 0;
-  index eval_every = 0;
+  index_t iterations = 0;
+  index_t eval_every = 0;
   bool show_progress = false;  ///< a progress bar (on a terminal)
   std::string label;
   bool validate_only = false;  ///< read and check the solver's entry, build it, run nothing
@@ -154,7 +154,7 @@ class optional_progress {
   explicit optional_progress(const run_settings& settings) {
     if (settings.show_progress) {
       fmt::print(stderr, "{}\n", settings.label);
-      bar_.emplace(std::max<index>(1, settings.iterations / 10));
+      bar_.emplace(std::max<index_t>(1, settings.iterations / 10));
     }
   }
   template <class Event>

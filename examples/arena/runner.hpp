@@ -132,9 +132,9 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
                {"num_actions", g.num_actions()},
                {"tau", g.tau()}};
     json eq = json::array();
-    for (index x = 0; x < points->equilibrium.rows(); ++x) {
+    for (index_t x = 0; x < points->equilibrium.rows(); ++x) {
       json row = json::array();
-      for (index y = 0; y < points->equilibrium.cols(); ++y) {
+      for (index_t y = 0; y < points->equilibrium.cols(); ++y) {
         row.push_back(points->equilibrium(x, y));
       }
       eq.push_back(row);
@@ -146,9 +146,9 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
                               {"method", points->method}};
     auto table = [](const row_matrix_d& m) {
       json rows = json::array();
-      for (index x = 0; x < m.rows(); ++x) {
+      for (index_t x = 0; x < m.rows(); ++x) {
         json row = json::array();
-        for (index y = 0; y < m.cols(); ++y) row.push_back(m(x, y));
+        for (index_t y = 0; y < m.cols(); ++y) row.push_back(m(x, y));
         rows.push_back(row);
       }
       return rows;

@@ -48,11 +48,11 @@ using sequence_model = transformer<float>;
 
 /// The shared reference's fine-tuning.
 struct reference_settings {
-  index best_of = 8;      ///< samples per prompt, the best kept
-  index rounds = 16;      ///< best-of-n rounds over the prompts (demonstrations = rounds x prompts)
-  index sft_steps = 150;  ///< SFT steps
+  index_t best_of = 8;  ///< samples per prompt, the best kept
+  index_t rounds = 16;  ///< best-of-n rounds over the prompts (demonstrations = rounds x prompts)
+  index_t sft_steps = 150;  ///< SFT steps
   double learning_rate = 2e-3;
-  index batch_size = 32;
+  index_t batch_size = 32;
 };
 
 /// A parsed sequence-task experiment.
@@ -66,9 +66,9 @@ struct sequence_experiment {
   reference_settings reference;
   std::filesystem::path cache_dir;
   std::vector<std::uint64_t> seeds;
-  index iterations = 0;
-  index eval_every = 0;
-  index eval_samples = 4;  ///< evaluation responses per prompt
+  index_t iterations = 0;
+  index_t eval_every = 0;
+  index_t eval_samples = 4;  ///< evaluation responses per prompt
   std::vector<solver_spec> solvers;
 };
 
@@ -95,9 +95,9 @@ struct sequence_context {
 struct sequence_record {
   std::string status;
   std::string message;
-  index iterations = 0;
+  index_t iterations = 0;
   double seconds = 0.0;
-  std::vector<index> at;
+  std::vector<index_t> at;
   std::vector<sequence_evaluation> curve;
 };
 
@@ -107,7 +107,7 @@ struct sequence_evaluator {
   sequence_record* rec;
   template <class Step>
   void on_step(const Step& s) {
-    const index it = s.iteration;
+    const index_t it = s.iteration;
     if (it % c->e.eval_every != 0 && it != c->e.iterations) return;
     rec->at.push_back(it);
     rec->curve.push_back(c->evaluate(s.state.policy()));
@@ -133,7 +133,7 @@ sequence_record run_sequence_solver(const S& solver, const Problem& problem, seq
 }
 
 /// `n` pairs from the reference, labelled by the task's judge (one Bernoulli draw per pair).
-inline data::preference_dataset judge_labelled_pairs(const sequence_context& c, index n) {
+inline data::preference_dataset judge_labelled_pairs(const sequence_context& c, index_t n) {
   generation_config g = c.e.generation;
   g.samples_per_prompt = 2;
   rng gen(c.seed, /*stream=*/0xa7e);
@@ -142,23 +142,23 @@ inline data::preference_dataset judge_labelled_pairs(const sequence_context& c, 
   while (d.size() < n) {
     const generation_result y = generate(c.reference, prompts, g, gen());
     const auto judge = c.task.judge();
-    const index m = y.size() / 2;
+    const index_t m = y.size() / 2;
     // first = samples 0, second = samples 1 of each prompt
-    std::vector<index> fo{0}, so{0};
+    std::vector<index_t> fo{0}, so{0};
     std::vector<token_id> ft, st, pt;
-    std::vector<index> po{0};
-    for (index i = 0; i < m; ++i) {
+    std::vector<index_t> po{0};
+    for (index_t i = 0; i < m; ++i) {
       for (const auto t : y.responses().sequence(2 * i)) ft.push_back(t);
       for (const auto t : y.responses().sequence(2 * i + 1)) st.push_back(t);
       for (const auto t : prompts.sequence(i)) pt.push_back(t);
-      fo.push_back(static_cast<index>(ft.size()));
-      so.push_back(static_cast<index>(st.size()));
-      po.push_back(static_cast<index>(pt.size()));
+      fo.push_back(static_cast<index_t>(ft.size()));
+      so.push_back(static_cast<index_t>(st.size()));
+      po.push_back(static_cast<index_t>(pt.size()));
     }
     const sequence_batch first{{po, pt}, {fo, ft}}, second{{po, pt}, {so, st}};
     vector_d p(m);
     judge.preference({first, second}, p);
-    for (index i = 0; i < m && d.size() < n; ++i) {
+    for (index_t i = 0; i < m && d.size() < n; ++i) {
       const bool a = gen.bernoulli(p(i));
       const auto ya = first.responses.sequence(i), yb = second.responses.sequence(i);
       d.add(prompts.sequence(i), a ? ya : yb, a ? yb : ya);
@@ -184,7 +184,7 @@ sequence_record run_sequence_dpo(sequence_context& c) {
   d.optimizer = read_sequence_optimizer(c.r, 1e-3);
   d.seed = c.seed;
   const bool online = c.r.string("source", "offline", {"offline", "online"}) == "online";
-  const index pairs = c.r.integer("dataset_size", 512, 1, max_dataset_pairs);
+  const index_t pairs = c.r.integer("dataset_size", 512, 1, max_dataset_pairs);
   c.r.reject_unknown_keys();
   const dpo_trainer<Variant> trainer(d);
   if (online) {
@@ -209,8 +209,8 @@ inline sequence_record run_sequence_ppo(sequence_context& c) {
   p.optimizer = read_sequence_optimizer(c.r, 1e-3);
   p.value_optimizer.learning_rate = c.r.number("value_learning_rate", 1e-3, 1e-12, 1.0);
   p.seed = c.seed;
-  const index pairs = c.r.integer("reward_pairs", 512, 2, max_dataset_pairs);
-  const index reward_steps = c.r.integer("reward_steps", 100, 1, 1'000'000);
+  const index_t pairs = c.r.integer("reward_pairs", 512, 2, max_dataset_pairs);
+  const index_t reward_steps = c.r.integer("reward_steps", 100, 1, 1'000'000);
   const double reward_lr = c.r.number("reward_learning_rate", 1e-3, 1e-12, 1.0);
   c.r.reject_unknown_keys();
   const ppo_trainer trainer(p);
@@ -267,7 +267,7 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
     e.task.quality_scale = t.number("quality_scale", 1.0, 0.0, 1e3);
     e.task.length_bonus = t.number("length_bonus", 0.5, -1e3, 1e3);
     e.task.seed =
-        static_cast<std::uint64_t>(t.integer("seed", 1, 0, std::numeric_limits<index>::max()));
+        static_cast<std::uint64_t>(t.integer("seed", 1, 0, std::numeric_limits<index_t>::max()));
     t.reject_unknown_keys();
   }
   {
@@ -277,7 +277,7 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
     e.model.num_heads = m.integer("heads", 4, 1, 64);
     e.model.mlp_hidden = m.integer("mlp_hidden", 0, 0, 65536);
     e.model.seed =
-        static_cast<std::uint64_t>(m.integer("seed", 7, 0, std::numeric_limits<index>::max()));
+        static_cast<std::uint64_t>(m.integer("seed", 7, 0, std::numeric_limits<index_t>::max()));
     e.generation.max_new_tokens = m.integer("max_new_tokens", 8, 1, 4096);
     e.generation.temperature = m.number("temperature", 1.0, 1e-3, 1e3);
     m.reject_unknown_keys();
@@ -302,7 +302,7 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
   (void)base;
   e.cache_dir = r.string("cache_dir", ".prefopt-cache");
   e.iterations = r.integer("iterations", 50, 1, 1'000'000);
-  e.eval_every = r.integer("eval_every", std::max<index>(1, e.iterations / 5), 1, e.iterations);
+  e.eval_every = r.integer("eval_every", std::max<index_t>(1, e.iterations / 5), 1, e.iterations);
   e.eval_samples = r.integer("eval_samples", 4, 1, 1024);
   if (r.has("seeds")) {
     const json& s = r.at("seeds");
@@ -365,13 +365,13 @@ inline sequence_model shared_reference(const sequence_experiment& e,
   }
   const sequence_model initial(e.model);
   demonstration_set all;
-  for (index round = 0; round < e.reference.rounds; ++round) {
+  for (index_t round = 0; round < e.reference.rounds; ++round) {
     best_of_n_config bc;
     bc.samples_per_prompt = e.reference.best_of;
     bc.generation = e.generation;
     bc.seed = 1000 + static_cast<std::uint64_t>(round);
     const auto d = best_of_n_demonstrations(initial, task.gold_reward(), task.prompts(), bc);
-    for (index i = 0; i < d.size(); ++i) all.add(d.prompts()[i], d.responses()[i]);
+    for (index_t i = 0; i < d.size(); ++i) all.add(d.prompts()[i], d.responses()[i]);
   }
   sft_config sc;
   sc.batch_size = e.reference.batch_size;

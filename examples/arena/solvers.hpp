@@ -75,7 +75,7 @@ class solver_context {
   [[nodiscard]] const preference_game& game() const { return *e_.game; }
   [[nodiscard]] double tau() const { return e_.game->tau(); }
   [[nodiscard]] std::uint64_t seed() const noexcept { return seed_; }
-  [[nodiscard]] index iterations() const noexcept { return e_.iterations; }
+  [[nodiscard]] index_t iterations() const noexcept { return e_.iterations; }
   [[noreturn]] void error(const std::string& what) const { config_error(spec_.path, what); }
 
   /// Runs a game solver (after rejecting unknown keys; nothing runs when only validating).
@@ -311,9 +311,9 @@ inline double estimated_memory_bytes(const experiment& e, unsigned threads) {
     problem = f64 * c * n * n * (e.game->tau() > 0.0 ? 1.0 : 3.0) + 8.0 * f64 * c * n;
     tables = 64.0 * c * n;
     for (const auto& spec : e.solvers) {
-      const auto count = [&](const char* key, index fallback) {
+      const auto count = [&](const char* key, index_t fallback) {
         const auto it = spec.params.find(key);
-        return static_cast<double>(it == spec.params.end() ? fallback : it->get<index>());
+        return static_cast<double>(it == spec.params.end() ? fallback : it->get<index_t>());
       };
       double pairs = 0.0;
       if (spec.kind == "rlhf_ppo") {

@@ -77,13 +77,13 @@ void wrong_dtype(const char* fn, const char* arg, const py::array& a, std::strin
                 "tensor.to(dtype) yourself)");
 }
 
-index checked_row_stride(const char* fn, const char* arg, const py::array& a, std::size_t item) {
+index_t checked_row_stride(const char* fn, const char* arg, const py::array& a, std::size_t item) {
   if (a.ndim() != 2) {
     PREFOPT_THROW(shape_error, fn, ": ", arg, " has ", a.ndim(),
                   " dimensions, expected a 2-d [N, V] array");
   }
-  const index rows = a.shape(0);
-  const index cols = a.shape(1);
+  const index_t rows = a.shape(0);
+  const index_t cols = a.shape(1);
   const auto s_item = static_cast<py::ssize_t>(item);
   if (reinterpret_cast<std::uintptr_t>(a.data()) % item != 0) {
     PREFOPT_THROW(invalid_argument, fn, ": ", arg,
@@ -111,14 +111,15 @@ void check_writeable(const char* fn, const char* arg, const py::array& a) {
   }
 }
 
-void check_shape(const char* fn, const char* arg, const py::array& a, index rows, index cols) {
+void check_shape(const char* fn, const char* arg, const py::array& a, index_t rows, index_t cols) {
   if (a.shape(0) != rows || a.shape(1) != cols) {
     PREFOPT_THROW(shape_error, fn, ": ", arg, " is [", a.shape(0), ", ", a.shape(1),
                   "], expected [", rows, ", ", cols, "]");
   }
 }
 
-void check_vector(const char* fn, const char* arg, const py::array& a, index n, std::size_t item) {
+void check_vector(const char* fn, const char* arg, const py::array& a, index_t n,
+                  std::size_t item) {
   if (a.ndim() != 1) {
     PREFOPT_THROW(shape_error, fn, ": ", arg, " has ", a.ndim(),
                   " dimensions, expected a 1-d array of one entry per row");
@@ -137,7 +138,7 @@ void check_vector(const char* fn, const char* arg, const py::array& a, index n, 
   }
 }
 
-targets_arg targets_in(const char* fn, py::handle obj, index n, index vocabulary,
+targets_arg targets_in(const char* fn, py::handle obj, index_t n, index_t vocabulary,
                        std::span<const std::uint8_t> mask) {
   targets_arg r;
   if (obj.is_none()) return r;
@@ -153,7 +154,7 @@ targets_arg targets_in(const char* fn, py::handle obj, index n, index vocabulary
   r.buffer.resize(static_cast<std::size_t>(n));
   constexpr auto lo = std::numeric_limits<token_id>::min();
   constexpr auto hi = std::numeric_limits<token_id>::max();
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const auto u = static_cast<std::size_t>(i);
     const bool on = mask.empty() || mask[u] != 0;
     const std::int64_t t = src[i];
@@ -167,7 +168,7 @@ targets_arg targets_in(const char* fn, py::handle obj, index n, index vocabulary
   return r;
 }
 
-std::span<const std::uint8_t> mask_in(const char* fn, py::handle obj, index n, py::array& keep) {
+std::span<const std::uint8_t> mask_in(const char* fn, py::handle obj, index_t n, py::array& keep) {
   if (obj.is_none()) return {};
   keep = as_array(fn, "mask", obj);
   if (!has_dtype<std::uint8_t>(keep) && !has_dtype<bool>(keep)) {
@@ -184,7 +185,7 @@ kernels::accumulation accumulation_in(const char* fn, std::string_view name) {
                 "', expected 'input' or 'double'");
 }
 
-options_arg options_in(const char* fn, py::handle mask, index n, std::string_view accumulation,
+options_arg options_in(const char* fn, py::handle mask, index_t n, std::string_view accumulation,
                        bool accumulate, bool parallel) {
   options_arg r;
   r.opt.mask = mask_in(fn, mask, n, r.mask_array);

@@ -63,12 +63,12 @@ template <class T>
 
 /// Row stride (in elements) of a matrix with contiguous rows; throws with a message saying how to
 /// make one (numpy.ascontiguousarray) otherwise. Checks ndim, alignment and the dtype size.
-index checked_row_stride(const char* fn, const char* arg, const py::array& a, std::size_t item);
+index_t checked_row_stride(const char* fn, const char* arg, const py::array& a, std::size_t item);
 
 template <class T>
 [[nodiscard]] cmatrix<T> matrix_in(const char* fn, const char* arg, const py::array& a) {
   if (!has_dtype<T>(a)) wrong_dtype(fn, arg, a, py::str(py::dtype::of<T>()).cast<std::string>());
-  const index stride = checked_row_stride(fn, arg, a, sizeof(T));
+  const index_t stride = checked_row_stride(fn, arg, a, sizeof(T));
   return {static_cast<const T*>(a.data()), a.shape(0), a.shape(1), Eigen::OuterStride<>(stride)};
 }
 
@@ -78,18 +78,18 @@ template <class T>
 struct matrix_out {
   py::array array;
   T* data = nullptr;
-  index rows = 0;
-  index cols = 0;
-  index stride = 0;
+  index_t rows = 0;
+  index_t cols = 0;
+  index_t stride = 0;
   [[nodiscard]] mmatrix<T> map() const { return {data, rows, cols, Eigen::OuterStride<>(stride)}; }
 };
 
 void check_writeable(const char* fn, const char* arg, const py::array& a);
-void check_shape(const char* fn, const char* arg, const py::array& a, index rows, index cols);
+void check_shape(const char* fn, const char* arg, const py::array& a, index_t rows, index_t cols);
 
 template <class T>
 [[nodiscard]] matrix_out<T> matrix_out_of(const char* fn, const char* arg, py::handle obj,
-                                          index rows, index cols) {
+                                          index_t rows, index_t cols) {
   matrix_out<T> r;
   if (obj.is_none()) {
     r.array = py::array_t<T>({rows, cols});
@@ -109,11 +109,11 @@ template <class T>
 }
 
 /// Checks a 1-d contiguous array of `n` entries of type T (any n when n < 0).
-void check_vector(const char* fn, const char* arg, const py::array& a, index n, std::size_t item);
+void check_vector(const char* fn, const char* arg, const py::array& a, index_t n, std::size_t item);
 
 template <class T>
 [[nodiscard]] std::span<const T> vector_in(const char* fn, const char* arg, const py::array& a,
-                                           index n) {
+                                           index_t n) {
   if (!has_dtype<T>(a)) wrong_dtype(fn, arg, a, py::str(py::dtype::of<T>()).cast<std::string>());
   check_vector(fn, arg, a, n, sizeof(T));
   return {static_cast<const T*>(a.data()), static_cast<std::size_t>(a.shape(0))};
@@ -122,7 +122,7 @@ template <class T>
 /// `vector_in` of an optional argument: empty span for None. `keep` holds the array.
 template <class T>
 [[nodiscard]] std::span<const T> optional_vector_in(const char* fn, const char* arg, py::handle obj,
-                                                    index n, py::array& keep) {
+                                                    index_t n, py::array& keep) {
   if (obj.is_none()) return {};
   keep = as_array(fn, arg, obj);
   return vector_in<T>(fn, arg, keep, n);
@@ -137,7 +137,7 @@ struct vector_out {
 
 template <class T>
 [[nodiscard]] vector_out<T> vector_out_of(const char* fn, const char* arg, py::handle obj,
-                                          index n) {
+                                          index_t n) {
   vector_out<T> r;
   if (obj.is_none()) {
     r.array = py::array_t<T>(n);
@@ -162,7 +162,7 @@ struct targets_arg {
   std::span<const token_id> span{};
 };
 
-[[nodiscard]] targets_arg targets_in(const char* fn, py::handle obj, index n, index vocabulary,
+[[nodiscard]] targets_arg targets_in(const char* fn, py::handle obj, index_t n, index_t vocabulary,
                                      std::span<const std::uint8_t> mask);
 
 /// The kernels' options from the Python keywords: mask (uint8 or bool `[n]`, None for all rows),
@@ -172,14 +172,14 @@ struct options_arg {
   kernels::options opt;
 };
 
-[[nodiscard]] options_arg options_in(const char* fn, py::handle mask, index n,
+[[nodiscard]] options_arg options_in(const char* fn, py::handle mask, index_t n,
                                      std::string_view accumulation, bool accumulate, bool parallel);
 
 /// Parses "input" / "double".
 [[nodiscard]] kernels::accumulation accumulation_in(const char* fn, std::string_view name);
 
 /// The row mask `[n]` (uint8 or bool), empty for None; `keep` holds the array.
-[[nodiscard]] std::span<const std::uint8_t> mask_in(const char* fn, py::handle obj, index n,
+[[nodiscard]] std::span<const std::uint8_t> mask_in(const char* fn, py::handle obj, index_t n,
                                                     py::array& keep);
 
 /// Calls `f.template operator()<T>()` with T = float or double, the dtype of `a`; `dtype_error`

@@ -57,7 +57,7 @@ py::object token_log_probs(py::handle logits, py::handle targets, py::handle mas
   const auto z = as_array(fn, "logits", logits);
   return dispatch_float(fn, "logits", z, [&]<class T>() -> py::object {
     const auto zm = matrix_in<T>(fn, "logits", z);
-    const index n = zm.rows();
+    const index_t n = zm.rows();
     const auto o = options_in(fn, mask, n, accumulation, false, parallel);
     const auto t = targets_in(fn, targets, n, zm.cols(), o.opt.mask);
     if (t.array.ptr() == nullptr) {
@@ -82,7 +82,7 @@ py::array token_log_probs_backward(py::handle logits, py::handle targets, py::ha
   const auto z = as_array(fn, "logits", logits);
   return dispatch_float(fn, "logits", z, [&]<class T>() -> py::array {
     const auto zm = matrix_in<T>(fn, "logits", z);
-    const index n = zm.rows();
+    const index_t n = zm.rows();
     if (accumulate && out.is_none()) {
       PREFOPT_THROW(invalid_argument, fn, ": accumulate=True needs out= (the array to add to)");
     }
@@ -143,7 +143,7 @@ py::object entropy(py::handle logits, py::handle mask, py::handle out, py::handl
   const auto z = as_array(fn, "logits", logits);
   return dispatch_float(fn, "logits", z, [&]<class T>() -> py::object {
     const auto zm = matrix_in<T>(fn, "logits", z);
-    const index n = zm.rows();
+    const index_t n = zm.rows();
     const auto o = options_in(fn, mask, n, accumulation, false, parallel);
     const auto h = vector_out_of<T>(fn, "out", out, n);
     const bool want_lse = with_lse || !lse_out.is_none();
@@ -164,7 +164,7 @@ py::array entropy_backward(py::handle logits, py::handle lse, py::handle ent, py
   const auto z = as_array(fn, "logits", logits);
   return dispatch_float(fn, "logits", z, [&]<class T>() -> py::array {
     const auto zm = matrix_in<T>(fn, "logits", z);
-    const index n = zm.rows();
+    const index_t n = zm.rows();
     if (accumulate && out.is_none()) {
       PREFOPT_THROW(invalid_argument, fn, ": accumulate=True needs out= (the array to add to)");
     }
@@ -192,7 +192,7 @@ py::object kl_divergence(py::handle p_logits, py::handle q_logits, py::handle ma
   return dispatch_float(fn, "p_logits", zp, [&]<class T>() -> py::object {
     const auto pm = matrix_in<T>(fn, "p_logits", zp);
     const auto qm = matrix_in<T>(fn, "q_logits", zq);
-    const index n = pm.rows();
+    const index_t n = pm.rows();
     const auto o = options_in(fn, mask, n, accumulation, false, parallel);
     const auto kl = vector_out_of<T>(fn, "out", out, n);
     const bool want_rev = with_reverse || !reverse_out.is_none();
@@ -229,7 +229,7 @@ py::object kl_divergence_backward(py::handle p_logits, py::handle q_logits, py::
   return dispatch_float(fn, "p_logits", zp, [&]<class T>() -> py::object {
     const auto pm = matrix_in<T>(fn, "p_logits", zp);
     const auto qm = matrix_in<T>(fn, "q_logits", zq);
-    const index n = pm.rows();
+    const index_t n = pm.rows();
     const bool want_q = q_grad || !out_q.is_none();
     if (accumulate && (out_p.is_none() || (want_q && out_q.is_none()))) {
       PREFOPT_THROW(invalid_argument, fn,
@@ -259,7 +259,7 @@ py::dict token_stats(py::handle logits, py::handle targets, py::handle q_logits,
   const auto z = as_array(fn, "logits", logits);
   return dispatch_float(fn, "logits", z, [&]<class T>() -> py::dict {
     const auto zm = matrix_in<T>(fn, "logits", z);
-    const index n = zm.rows();
+    const index_t n = zm.rows();
     const auto o = options_in(fn, mask, n, accumulation, false, parallel);
     const auto t = targets_in(fn, targets, n, zm.cols(), o.opt.mask);
     const py::dict given = out.is_none() ? py::dict() : py::reinterpret_borrow<py::dict>(out);
@@ -311,7 +311,7 @@ py::object token_stats_backward(py::handle logits, py::handle targets, py::handl
   const auto z = as_array(fn, "logits", logits);
   return dispatch_float(fn, "logits", z, [&]<class T>() -> py::object {
     const auto zm = matrix_in<T>(fn, "logits", z);
-    const index n = zm.rows();
+    const index_t n = zm.rows();
     const bool want_q = q_grad || !out_q.is_none();
     if (want_q && q_logits.is_none()) {
       PREFOPT_THROW(invalid_argument, fn, ": q_grad=True needs q_logits");
@@ -389,7 +389,7 @@ py::array sampled_kl(py::handle log_probs, py::handle ref_log_probs, std::string
   const char* fn = "sampled_kl";
   const auto lp = as_array(fn, "log_probs", log_probs);
   return dispatch_float(fn, "log_probs", lp, [&]<class T>() -> py::array {
-    const index n = lp.ndim() == 1 ? lp.shape(0) : -1;
+    const index_t n = lp.ndim() == 1 ? lp.shape(0) : -1;
     py::array keep;
     const auto e = estimator_in(fn, estimator);
     const auto l = vector_in<T>(fn, "log_probs", lp, n);
@@ -407,7 +407,7 @@ py::object sampled_kl_backward(py::handle log_probs, py::handle ref_log_probs, p
   const char* fn = "sampled_kl_backward";
   const auto lp = as_array(fn, "log_probs", log_probs);
   return dispatch_float(fn, "log_probs", lp, [&]<class T>() -> py::object {
-    const index n = lp.ndim() == 1 ? lp.shape(0) : -1;
+    const index_t n = lp.ndim() == 1 ? lp.shape(0) : -1;
     const bool want_ref = ref_grad || !ref_out.is_none();
     if (accumulate && (out.is_none() || (want_ref && ref_out.is_none()))) {
       PREFOPT_THROW(invalid_argument, fn,

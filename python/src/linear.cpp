@@ -21,7 +21,7 @@ namespace {
 using namespace pybind11::literals;
 
 kernels::linear_options linear_options_in(const char* fn, std::span<const std::uint8_t> mask,
-                                          index block_size, index row_tile,
+                                          index_t block_size, index_t row_tile,
                                           std::string_view accumulation, bool accumulate,
                                           bool parallel) {
   if (block_size < 1) {
@@ -50,7 +50,7 @@ py::object entry(const py::dict& d, const char* key) {
 
 py::dict linear_log_probs(py::handle hidden, py::handle weight, py::handle targets, py::handle bias,
                           py::handle mask, const std::vector<std::string>& outputs, py::handle out,
-                          index block_size, index row_tile, std::string_view accumulation,
+                          index_t block_size, index_t row_tile, std::string_view accumulation,
                           bool parallel) {
   const char* fn = "linear_log_probs";
   const auto h = as_array(fn, "hidden", hidden);
@@ -58,7 +58,7 @@ py::dict linear_log_probs(py::handle hidden, py::handle weight, py::handle targe
   return dispatch_float(fn, "hidden", h, [&]<class T>() -> py::dict {
     const auto hm = matrix_in<T>(fn, "hidden", h);
     const auto wm = matrix_in<T>(fn, "weight", w);
-    const index n = hm.rows();
+    const index_t n = hm.rows();
     py::array keep_mask, keep_bias;
     const auto m = mask_in(fn, mask, n, keep_mask);
     const auto b = optional_vector_in<T>(fn, "bias", bias, wm.rows(), keep_bias);
@@ -92,15 +92,15 @@ py::dict linear_log_probs(py::handle hidden, py::handle weight, py::handle targe
 py::dict linear_log_probs_backward(py::handle hidden, py::handle weight, py::handle targets,
                                    py::handle bias, const py::dict& saved, const py::dict& grads,
                                    py::handle mask, const std::vector<std::string>& wrt,
-                                   py::handle out, bool accumulate, index block_size,
-                                   index row_tile, std::string_view accumulation, bool parallel) {
+                                   py::handle out, bool accumulate, index_t block_size,
+                                   index_t row_tile, std::string_view accumulation, bool parallel) {
   const char* fn = "linear_log_probs_backward";
   const auto h = as_array(fn, "hidden", hidden);
   const auto w = as_array(fn, "weight", weight);
   return dispatch_float(fn, "hidden", h, [&]<class T>() -> py::dict {
     const auto hm = matrix_in<T>(fn, "hidden", h);
     const auto wm = matrix_in<T>(fn, "weight", w);
-    const index n = hm.rows();
+    const index_t n = hm.rows();
     py::array keep_mask, keep_bias, k1, k2, k3, k4;
     const auto m = mask_in(fn, mask, n, keep_mask);
     const auto b = optional_vector_in<T>(fn, "bias", bias, wm.rows(), keep_bias);
@@ -180,8 +180,8 @@ py::dict linear_log_probs_backward(py::handle hidden, py::handle weight, py::han
   });
 }
 
-std::size_t workspace_bytes(index n, index v, index d, py::handle dtype, bool backward,
-                            index block_size, index row_tile, bool parallel) {
+std::size_t workspace_bytes(index_t n, index_t v, index_t d, py::handle dtype, bool backward,
+                            index_t block_size, index_t row_tile, bool parallel) {
   const char* fn = "linear_workspace_bytes";
   const auto dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
   const auto opt = linear_options_in(fn, {}, block_size, row_tile, "input", false, parallel);

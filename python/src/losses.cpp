@@ -27,27 +27,27 @@ template <class T>
 using cvec = Eigen::Map<const vector_t<T>>;
 
 template <class T>
-cvec<T> vec(const char* fn, const char* arg, py::handle obj, index n, py::array& keep) {
+cvec<T> vec(const char* fn, const char* arg, py::handle obj, index_t n, py::array& keep) {
   keep = as_array(fn, arg, obj);
   const auto s = vector_in<T>(fn, arg, keep, n);
-  return {s.data(), static_cast<index>(s.size())};
+  return {s.data(), static_cast<index_t>(s.size())};
 }
 
 /// Optional `[n]` vector: a size-0 map for None.
 template <class T>
-cvec<T> optional_vec(const char* fn, const char* arg, py::handle obj, index n, py::array& keep) {
+cvec<T> optional_vec(const char* fn, const char* arg, py::handle obj, index_t n, py::array& keep) {
   if (obj.is_none()) return {nullptr, 0};
   return vec<T>(fn, arg, obj, n, keep);
 }
 
 /// Lengths or offsets (`index` = int64): int64 arrays in place, int32 widened into `buffer`.
-std::span<const index> indices_in(const char* fn, const char* arg, py::handle obj, index n,
-                                  py::array& keep, std::vector<index>& buffer) {
+std::span<const index_t> indices_in(const char* fn, const char* arg, py::handle obj, index_t n,
+                                    py::array& keep, std::vector<index_t>& buffer) {
   if (obj.is_none()) return {};
   keep = as_array(fn, arg, obj);
   if (has_dtype<std::int64_t>(keep)) {
     check_vector(fn, arg, keep, n, sizeof(std::int64_t));
-    return {static_cast<const index*>(keep.data()), static_cast<std::size_t>(keep.shape(0))};
+    return {static_cast<const index_t*>(keep.data()), static_cast<std::size_t>(keep.shape(0))};
   }
   if (!has_dtype<std::int32_t>(keep)) wrong_dtype(fn, arg, keep, "int64 or int32");
   check_vector(fn, arg, keep, n, sizeof(std::int32_t));
@@ -78,9 +78,9 @@ py::dict dpo(py::handle policy_chosen, py::handle policy_rejected, py::handle re
   const char* fn = "dpo_loss";
   const auto first = as_array(fn, "policy_chosen", policy_chosen);
   return dispatch_float(fn, "policy_chosen", first, [&]<class T>() -> py::dict {
-    const index n = first.ndim() == 1 ? first.shape(0) : -1;
+    const index_t n = first.ndim() == 1 ? first.shape(0) : -1;
     py::array k[6];
-    std::vector<index> b1, b2;
+    std::vector<index_t> b1, b2;
     const auto pc = vec<T>(fn, "policy_chosen", first, n, k[0]);
     const auto pr = vec<T>(fn, "policy_rejected", policy_rejected, n, k[1]);
     const auto rc = optional_vec<T>(fn, "reference_chosen", reference_chosen, n, k[2]);
@@ -124,7 +124,7 @@ py::dict bradley_terry(py::handle r_chosen, py::handle r_rejected, py::handle ma
   const char* fn = "bradley_terry_loss";
   const auto first = as_array(fn, "r_chosen", r_chosen);
   return dispatch_float(fn, "r_chosen", first, [&]<class T>() -> py::dict {
-    const index n = first.ndim() == 1 ? first.shape(0) : -1;
+    const index_t n = first.ndim() == 1 ? first.shape(0) : -1;
     py::array k[3];
     const auto rc = vec<T>(fn, "r_chosen", first, n, k[0]);
     const auto rr = vec<T>(fn, "r_rejected", r_rejected, n, k[1]);
@@ -145,7 +145,7 @@ py::dict ppo_policy(py::handle new_logps, py::handle old_logps, py::handle advan
   const char* fn = "ppo_policy_loss";
   const auto first = as_array(fn, "new_logps", new_logps);
   return dispatch_float(fn, "new_logps", first, [&]<class T>() -> py::dict {
-    const index n = first.ndim() == 1 ? first.shape(0) : -1;
+    const index_t n = first.ndim() == 1 ? first.shape(0) : -1;
     py::array k[3];
     const auto nl = vec<T>(fn, "new_logps", first, n, k[0]);
     const auto ol = vec<T>(fn, "old_logps", old_logps, n, k[1]);
@@ -165,7 +165,7 @@ py::dict ppo_value(py::handle new_values, py::handle old_values, py::handle retu
   const char* fn = "ppo_value_loss";
   const auto first = as_array(fn, "new_values", new_values);
   return dispatch_float(fn, "new_values", first, [&]<class T>() -> py::dict {
-    const index n = first.ndim() == 1 ? first.shape(0) : -1;
+    const index_t n = first.ndim() == 1 ? first.shape(0) : -1;
     py::array k[3];
     const auto nv = vec<T>(fn, "new_values", first, n, k[0]);
     const auto ov = vec<T>(fn, "old_values", old_values, n, k[1]);
@@ -184,9 +184,9 @@ py::tuple gae(py::handle rewards, py::handle values, py::handle offsets, double 
   const char* fn = "generalized_advantages";
   const auto first = as_array(fn, "rewards", rewards);
   return dispatch_float(fn, "rewards", first, [&]<class T>() -> py::tuple {
-    const index n = first.ndim() == 1 ? first.shape(0) : -1;
+    const index_t n = first.ndim() == 1 ? first.shape(0) : -1;
     py::array k[3];
-    std::vector<index> buffer;
+    std::vector<index_t> buffer;
     const auto r = vec<T>(fn, "rewards", first, n, k[0]);
     const auto v = vec<T>(fn, "values", values, n, k[1]);
     const auto off = indices_in(fn, "offsets", offsets, -1, k[2], buffer);
@@ -211,12 +211,12 @@ py::array whiten(py::handle values, py::handle offsets, bool shift_mean, double 
   const char* fn = "whiten";
   const auto first = as_array(fn, "values", values);
   return dispatch_float(fn, "values", first, [&]<class T>() -> py::array {
-    const index n = first.ndim() == 1 ? first.shape(0) : -1;
+    const index_t n = first.ndim() == 1 ? first.shape(0) : -1;
     py::array k[2];
-    std::vector<index> buffer;
+    std::vector<index_t> buffer;
     const auto v = vec<T>(fn, "values", first, n, k[0]);
-    std::vector<index> all{0, n};
-    const auto off = offsets.is_none() ? std::span<const index>(all)
+    std::vector<index_t> all{0, n};
+    const auto off = offsets.is_none() ? std::span<const index_t>(all)
                                        : indices_in(fn, "offsets", offsets, -1, k[1], buffer);
     auto o = vector_out_of<T>(fn, "out", out, n);
     if (o.span.data() != v.data()) std::copy(v.data(), v.data() + n, o.span.begin());

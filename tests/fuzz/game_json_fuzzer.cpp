@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::require(back.num_contexts() == game->num_contexts() &&
                     back.num_actions() == game->num_actions() && back.tau() == game->tau(),
                 "the game's shape and tau survive game_to_json");
-  for (prefopt::index x = 0; x < game->num_contexts(); ++x) {
+  for (prefopt::index_t x = 0; x < game->num_contexts(); ++x) {
     fuzz::require(back.preference(x) == game->preference(x), "P survives game_to_json");
   }
   fuzz::require(back.reference() == game->reference(), "mu survives game_to_json");

@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::accepted = true;
   const data::preference_dataset& d = loaded->dataset;
   const auto batches = d.batches(3);
-  prefopt::index records = 0;
+  prefopt::index_t records = 0;
   for (const auto& b : batches) records += b.size();
   fuzz::require(records == d.size(), "batches cover every record once");
   const auto again = io::parse_preference_jsonl(io::to_preference_jsonl(d), "again", options);

@@ -4,7 +4,7 @@
 #include "prefopt/solvers/common/sequence_problem.hpp"
 
 namespace {
-using prefopt::index;
+using prefopt::index_t;
 using prefopt::pair_batch;
 using prefopt::tabular_batch;
 using prefopt::vector_d;
@@ -29,7 +29,7 @@ struct token_policy {
   using scalar_type = float;
   prefopt::vector_f weights;
   void log_prob(const batch_type&, ref) const {}
-  [[nodiscard]] index num_parameters() const { return weights.size(); }
+  [[nodiscard]] index_t num_parameters() const { return weights.size(); }
   Eigen::Ref<prefopt::vector_f> parameters() { return weights; }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_f> parameters() const { return weights; }
   void accumulate_log_prob_gradient(const batch_type&, Eigen::Ref<const vector_d>,
@@ -65,7 +65,7 @@ static_assert(!prefopt::Policy<policy_mutating_log_prob>);
 struct tabular_no_shape {
   using batch_type = tabular_batch;
   void log_prob(const batch_type&, ref) const {}
-  void probabilities(index, ref) const {}
+  void probabilities(index_t, ref) const {}
 };
 static_assert(prefopt::Policy<tabular_no_shape>);
 static_assert(!prefopt::TabularPolicy<tabular_no_shape>);
@@ -74,7 +74,7 @@ struct differentiable_no_scalar_type {
   using batch_type = tabular_batch;
   vector_d theta;
   void log_prob(const batch_type&, ref) const {}
-  [[nodiscard]] index num_parameters() const { return 0; }
+  [[nodiscard]] index_t num_parameters() const { return 0; }
   Eigen::Ref<vector_d> parameters() { return theta; }
   [[nodiscard]] Eigen::Ref<const vector_d> parameters() const { return theta; }
   void accumulate_log_prob_gradient(const batch_type&, Eigen::Ref<const vector_d>, ref) const {}
@@ -126,9 +126,9 @@ struct user_lm {
   using scalar_type = float;
   struct decode_state {};
   prefopt::vector_f theta;
-  [[nodiscard]] index vocab_size() const { return 4; }
+  [[nodiscard]] index_t vocab_size() const { return 4; }
   [[nodiscard]] prefopt::token_id eos() const { return 3; }
-  [[nodiscard]] index num_parameters() const { return theta.size(); }
+  [[nodiscard]] index_t num_parameters() const { return theta.size(); }
   Eigen::Ref<prefopt::vector_f> parameters() { return theta; }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_f> parameters() const { return theta; }
   void logits(const prefopt::sequence_batch&, Eigen::Ref<prefopt::row_matrix_f>) const {}
@@ -138,9 +138,9 @@ struct user_lm {
   [[nodiscard]] decode_state start_decoding(prefopt::ragged_view<const prefopt::token_id>) const {
     return {};
   }
-  void next_logits(decode_state&, std::span<const index>, Eigen::Ref<prefopt::row_matrix_f>) const {
-  }
-  void append(decode_state&, std::span<const index>, std::span<const prefopt::token_id>) const {}
+  void next_logits(decode_state&, std::span<const index_t>,
+                   Eigen::Ref<prefopt::row_matrix_f>) const {}
+  void append(decode_state&, std::span<const index_t>, std::span<const prefopt::token_id>) const {}
 };
 static_assert(prefopt::SequenceModel<user_lm>);
 static_assert(prefopt::check_sequence_model<user_lm>());
@@ -167,7 +167,7 @@ struct user_reward_model {
   using scalar_type = float;
   prefopt::vector_f theta;
   void reward(const batch_type&, ref) const {}
-  [[nodiscard]] index num_parameters() const { return theta.size(); }
+  [[nodiscard]] index_t num_parameters() const { return theta.size(); }
   Eigen::Ref<prefopt::vector_f> parameters() { return theta; }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_f> parameters() const { return theta; }
   void accumulate_reward_gradient(const batch_type&, Eigen::Ref<const vector_d>,
@@ -182,7 +182,7 @@ struct user_critic {
   using scalar_type = double;
   vector_d theta;
   void values(const prefopt::sequence_batch&, ref) const {}
-  [[nodiscard]] index num_parameters() const { return theta.size(); }
+  [[nodiscard]] index_t num_parameters() const { return theta.size(); }
   Eigen::Ref<vector_d> parameters() { return theta; }
   [[nodiscard]] Eigen::Ref<const vector_d> parameters() const { return theta; }
   void accumulate_value_gradient(const prefopt::sequence_batch&, Eigen::Ref<const vector_d>,
@@ -195,7 +195,7 @@ struct critic_mutating_values {  // values must be callable on a const critic
   using scalar_type = double;
   vector_d theta;
   void values(const prefopt::sequence_batch&, ref) {}
-  [[nodiscard]] index num_parameters() const { return theta.size(); }
+  [[nodiscard]] index_t num_parameters() const { return theta.size(); }
   Eigen::Ref<vector_d> parameters() { return theta; }
   [[nodiscard]] Eigen::Ref<const vector_d> parameters() const { return theta; }
   void accumulate_value_gradient(const prefopt::sequence_batch&, Eigen::Ref<const vector_d>,
@@ -269,7 +269,7 @@ static_assert(std::same_as<
 static_assert(
     std::same_as<decltype(prefopt::sample(std::declval<const prefopt::tabular_softmax_policy&>(), 0,
                                           std::declval<prefopt::rng&>())),
-                 index>);
+                 index_t>);
 static_assert(std::same_as<decltype(prefopt::sample(std::declval<const tabular_no_shape&>(), 0,
                                                     std::declval<prefopt::rng&>())),
                            void>);

@@ -5,8 +5,8 @@
 
 struct user_judge {
   using batch_type = prefopt::tabular_batch;
-  [[nodiscard]] prefopt::index num_contexts() const { return 1; }
-  [[nodiscard]] prefopt::index num_actions() const { return 2; }
+  [[nodiscard]] prefopt::index_t num_contexts() const { return 1; }
+  [[nodiscard]] prefopt::index_t num_actions() const { return 2; }
 #if !defined(PREFOPT_COMPILE_FAIL)
   void preference(const prefopt::pair_batch<batch_type>& pairs,
                   Eigen::Ref<prefopt::vector_d> out) const {

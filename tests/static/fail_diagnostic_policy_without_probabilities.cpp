@@ -10,10 +10,10 @@ struct user_policy {
   void log_prob(const batch_type&, Eigen::Ref<prefopt::vector_d> out) const {
     out.setConstant(-std::log(3.0));
   }
-  [[nodiscard]] prefopt::index num_contexts() const { return 1; }
-  [[nodiscard]] prefopt::index num_actions() const { return 3; }
+  [[nodiscard]] prefopt::index_t num_contexts() const { return 1; }
+  [[nodiscard]] prefopt::index_t num_actions() const { return 3; }
 #if !defined(PREFOPT_COMPILE_FAIL)
-  void probabilities(prefopt::index, Eigen::Ref<prefopt::vector_d> out) const {
+  void probabilities(prefopt::index_t, Eigen::Ref<prefopt::vector_d> out) const {
     out.setConstant(1.0 / 3.0);
   }
 #endif

@@ -6,7 +6,7 @@ struct user_reward {
   using scalar_type = double;
   prefopt::vector_d theta = prefopt::vector_d::Zero(3);
   void reward(const batch_type&, Eigen::Ref<prefopt::vector_d>) const {}
-  [[nodiscard]] prefopt::index num_parameters() const { return theta.size(); }
+  [[nodiscard]] prefopt::index_t num_parameters() const { return theta.size(); }
   Eigen::Ref<prefopt::vector_d> parameters() { return theta; }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_d> parameters() const { return theta; }
 #if !defined(PREFOPT_COMPILE_FAIL)

@@ -6,9 +6,9 @@ struct user_model {
   using scalar_type = float;
   struct decode_state {};
   prefopt::vector_f theta = prefopt::vector_f::Zero(3);
-  [[nodiscard]] prefopt::index vocab_size() const { return 4; }
+  [[nodiscard]] prefopt::index_t vocab_size() const { return 4; }
   [[nodiscard]] prefopt::token_id eos() const { return 3; }
-  [[nodiscard]] prefopt::index num_parameters() const { return theta.size(); }
+  [[nodiscard]] prefopt::index_t num_parameters() const { return theta.size(); }
   Eigen::Ref<prefopt::vector_f> parameters() { return theta; }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_f> parameters() const { return theta; }
   void logits(const prefopt::sequence_batch&, Eigen::Ref<prefopt::row_matrix_f>) const {}
@@ -19,10 +19,10 @@ struct user_model {
     return {};
   }
 #if !defined(PREFOPT_COMPILE_FAIL)
-  void next_logits(decode_state&, std::span<const prefopt::index>,
+  void next_logits(decode_state&, std::span<const prefopt::index_t>,
                    Eigen::Ref<prefopt::row_matrix_f>) const {}
 #endif
-  void append(decode_state&, std::span<const prefopt::index>,
+  void append(decode_state&, std::span<const prefopt::index_t>,
               std::span<const prefopt::token_id>) const {}
 };
 

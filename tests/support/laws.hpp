@@ -18,15 +18,15 @@ namespace prefopt::test {
 /// of all (context, action) pairs agrees with `log_probabilities`.
 template <TabularPolicy P>
 void check_policy_laws(const P& policy, double tol = 1e-12) {
-  const index n = policy.num_actions();
+  const index_t n = policy.num_actions();
   vector_d probs(n), logp(n);
-  std::vector<index> contexts, actions;
-  for (index c = 0; c < policy.num_contexts(); ++c) {
+  std::vector<index_t> contexts, actions;
+  for (index_t c = 0; c < policy.num_contexts(); ++c) {
     policy.probabilities(c, probs);
     CHECK((probs.array() >= 0.0).all());
     CHECK(std::abs(probs.sum() - 1.0) <= tol);
     log_probabilities(policy, c, logp);
-    for (index a = 0; a < n; ++a) {
+    for (index_t a = 0; a < n; ++a) {
       if (probs[a] > 0.0) {
         CHECK(std::isfinite(logp[a]));
         CHECK(std::abs(std::exp(logp[a]) - probs[a]) <= tol);
@@ -35,11 +35,11 @@ void check_policy_laws(const P& policy, double tol = 1e-12) {
       actions.push_back(a);
     }
   }
-  vector_d batch_logp(static_cast<index>(actions.size()));
+  vector_d batch_logp(static_cast<index_t>(actions.size()));
   policy.log_prob(tabular_batch{contexts, actions}, batch_logp);
   for (std::size_t i = 0; i < actions.size(); ++i) {
     log_probabilities(policy, contexts[i], logp);
-    const double from_batch = batch_logp[static_cast<index>(i)], from_row = logp[actions[i]];
+    const double from_batch = batch_logp[static_cast<index_t>(i)], from_row = logp[actions[i]];
     if (std::isinf(from_row)) {
       CHECK(from_batch == from_row);  // zero probability: both -inf
     } else {
@@ -52,14 +52,14 @@ void check_policy_laws(const P& policy, double tol = 1e-12) {
 /// `tol`, and `preference` on the batch of all ordered pairs agrees with `preference_matrix`.
 template <TabularPreferenceModel M>
 void check_preference_laws(const M& model, double tol = 1e-12) {
-  const index n = model.num_actions();
+  const index_t n = model.num_actions();
   matrix_d p(n, n);
-  for (index c = 0; c < model.num_contexts(); ++c) {
+  for (index_t c = 0; c < model.num_contexts(); ++c) {
     preference_matrix(model, c, p);
-    std::vector<index> contexts, first, second;
-    for (index i = 0; i < n; ++i) {
+    std::vector<index_t> contexts, first, second;
+    for (index_t i = 0; i < n; ++i) {
       CHECK(std::abs(p(i, i) - 0.5) <= tol);
-      for (index j = 0; j < n; ++j) {
+      for (index_t j = 0; j < n; ++j) {
         CHECK(p(i, j) >= 0.0);
         CHECK(p(i, j) <= 1.0);
         CHECK(std::abs(p(i, j) + p(j, i) - 1.0) <= tol);
@@ -70,7 +70,7 @@ void check_preference_laws(const M& model, double tol = 1e-12) {
     }
     vector_d values(n * n);
     model.preference(pair_batch<tabular_batch>{{contexts, first}, {contexts, second}}, values);
-    for (index k = 0; k < n * n; ++k) CHECK(std::abs(values[k] - p(k / n, k % n)) <= tol);
+    for (index_t k = 0; k < n * n; ++k) CHECK(std::abs(values[k] - p(k / n, k % n)) <= tol);
   }
 }
 
@@ -78,14 +78,14 @@ void check_preference_laws(const M& model, double tol = 1e-12) {
 template <RewardModel R>
 requires std::same_as<typename R::batch_type, tabular_batch> && has_table_shape<R>
 void check_reward_laws(const R& model) {
-  const index n = model.num_actions();
+  const index_t n = model.num_actions();
   vector_d row(n), batch_values(n);
-  std::vector<index> actions(static_cast<std::size_t>(n));
-  for (index a = 0; a < n; ++a) actions[static_cast<std::size_t>(a)] = a;
-  for (index c = 0; c < model.num_contexts(); ++c) {
+  std::vector<index_t> actions(static_cast<std::size_t>(n));
+  for (index_t a = 0; a < n; ++a) actions[static_cast<std::size_t>(a)] = a;
+  for (index_t c = 0; c < model.num_contexts(); ++c) {
     rewards(model, c, row);
     CHECK(row.allFinite());
-    std::vector<index> contexts(static_cast<std::size_t>(n), c);
+    std::vector<index_t> contexts(static_cast<std::size_t>(n), c);
     model.reward(tabular_batch{contexts, actions}, batch_values);
     CHECK((batch_values - row).cwiseAbs().maxCoeff() == 0.0);
   }

@@ -16,7 +16,7 @@ namespace prefopt {
 template <class Metric>
 class early_stop {
  public:
-  early_stop(Metric metric, double target, index every = 1)
+  early_stop(Metric metric, double target, index_t every = 1)
       : metric_(std::move(metric)), target_(target), every_(every) {
     PREFOPT_CHECK(every > 0, invalid_argument, "early_stop: every = ", every, ", expected > 0");
   }
@@ -32,15 +32,15 @@ class early_stop {
 
   [[nodiscard]] bool reached() const noexcept { return reached_; }
   [[nodiscard]] double value() const noexcept { return value_; }
-  [[nodiscard]] index iteration() const noexcept { return iteration_; }
+  [[nodiscard]] index_t iteration() const noexcept { return iteration_; }
 
  private:
   Metric metric_;
   double target_;
-  index every_;
+  index_t every_;
   bool reached_ = false;
   double value_ = std::numeric_limits<double>::quiet_NaN();
-  index iteration_ = 0;
+  index_t iteration_ = 0;
 };
 
 }  // namespace prefopt

@@ -35,7 +35,7 @@ concept MetricGroup = requires(const G& g) {
 /// A recorded run: one entry per record.
 struct run_history {
   std::vector<std::string> metric_names;
-  std::vector<index> iterations;
+  std::vector<index_t> iterations;
   std::vector<double> seconds;
   /// `values[k][m]`: metric `m` at record `k`.
   std::vector<std::vector<double>> values;
@@ -51,7 +51,7 @@ template <class... Metrics>
 class history_recorder {
  public:
   /// Records every `every` steps; `snapshots` also stores policy probabilities.
-  explicit history_recorder(index every, bool snapshots, Metrics... metrics)
+  explicit history_recorder(index_t every, bool snapshots, Metrics... metrics)
       : every_(every), snapshots_(snapshots), metrics_(std::move(metrics)...) {
     PREFOPT_CHECK(every > 0, invalid_argument, "history_recorder: every = ", every,
                   ", expected > 0");
@@ -79,7 +79,7 @@ class history_recorder {
 
  private:
   template <class Problem, class State>
-  void record(index it, double seconds, const Problem& problem, const State& state) {
+  void record(index_t it, double seconds, const Problem& problem, const State& state) {
     history_.iterations.push_back(it);
     history_.seconds.push_back(seconds);
     std::vector<double> row;
@@ -119,7 +119,7 @@ class history_recorder {
     }
   }
 
-  index every_;
+  index_t every_;
   bool snapshots_;
   std::tuple<Metrics...> metrics_;
   run_history history_;

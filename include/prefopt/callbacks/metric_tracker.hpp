@@ -14,7 +14,7 @@ namespace prefopt {
 template <class Metric>
 class metric_tracker {
  public:
-  explicit metric_tracker(Metric metric, index every = 1)
+  explicit metric_tracker(Metric metric, index_t every = 1)
       : metric_(std::move(metric)), every_(every) {
     PREFOPT_CHECK(every > 0, invalid_argument, "metric_tracker: every = ", every, ", expected > 0");
   }
@@ -34,19 +34,19 @@ class metric_tracker {
     }
   }
 
-  [[nodiscard]] const std::vector<index>& iterations() const noexcept { return iterations_; }
+  [[nodiscard]] const std::vector<index_t>& iterations() const noexcept { return iterations_; }
   [[nodiscard]] const std::vector<double>& values() const noexcept { return values_; }
 
  private:
   template <class Problem, class State>
-  void record(index it, const Problem& problem, const State& state) {
+  void record(index_t it, const Problem& problem, const State& state) {
     iterations_.push_back(it);
     values_.push_back(static_cast<double>(metric_(problem, state)));
   }
 
   Metric metric_;
-  index every_;
-  std::vector<index> iterations_;
+  index_t every_;
+  std::vector<index_t> iterations_;
   std::vector<double> values_;
 };
 

@@ -43,7 +43,7 @@ class progress {
  public:
   /// Prints every `every` steps to `out` (stderr by default); `bar` forces (true) or disables
   /// (false) the terminal bar, default: detect with `isatty`.
-  explicit progress(index every = 100, Metric metric = {}, std::FILE* out = stderr, int bar = -1)
+  explicit progress(index_t every = 100, Metric metric = {}, std::FILE* out = stderr, int bar = -1)
       : every_(every),
         metric_(std::move(metric)),
         out_(out),
@@ -86,15 +86,15 @@ class progress {
   }
 
  private:
-  index every_;
+  index_t every_;
   Metric metric_;
   std::FILE* out_;
   bool bar_;
 };
 
 progress()->progress<detail::no_metric>;
-progress(index)->progress<detail::no_metric>;
+progress(index_t)->progress<detail::no_metric>;
 template <class Metric, class... Rest>
-progress(index, Metric, Rest...) -> progress<Metric>;
+progress(index_t, Metric, Rest...) -> progress<Metric>;
 
 }  // namespace prefopt

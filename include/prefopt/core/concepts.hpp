@@ -104,20 +104,20 @@ concept Policy = has_batch_type<P> && has_log_prob<P>;
 /// `p.num_contexts()` and `p.num_actions()`: the table's shape.
 template <class T>
 concept has_table_shape = requires(const T& t) {
-  { t.num_contexts() } -> std::convertible_to<index>;
-  { t.num_actions() } -> std::convertible_to<index>;
+  { t.num_contexts() } -> std::convertible_to<index_t>;
+  { t.num_actions() } -> std::convertible_to<index_t>;
 };
 
 /// `p.probabilities(context, out)`: writes the row `pi(. | context)` (length `num_actions()`).
 template <class P>
-concept has_probabilities = requires(const P& p, index context, Eigen::Ref<vector_d> out) {
+concept has_probabilities = requires(const P& p, index_t context, Eigen::Ref<vector_d> out) {
   { p.probabilities(context, out) } -> std::same_as<void>;
 };
 
 /// A policy over a finite table of contexts x actions (tabular Nash-MD, OMD, RLHF, DPO, HIR).
 ///
 /// Required: `Policy` with `batch_type = tabular_batch`; `num_contexts()`, `num_actions()`;
-/// `void probabilities(index context, Eigen::Ref<vector_d> out) const`.
+/// `void probabilities(index_t context, Eigen::Ref<vector_d> out) const`.
 /// Optional: `log_probabilities(context, out)`, `sample(context, rng&) -> index`.
 /// Accepted by: the diagnostics (`duality_gap(s)`, `exploitability`, `kl_divergence(s)`,
 /// `kl_to_reference`, `win_rate(s)` over a `preference_game`), `log_probabilities`, `sample`,
@@ -131,7 +131,7 @@ concept TabularPolicy = Policy<P> && std::same_as<typename P::batch_type, tabula
 template <class P>
 concept has_parameters = requires(P& p, const P& cp) {
   typename P::scalar_type;
-  { cp.num_parameters() } -> std::convertible_to<index>;
+  { cp.num_parameters() } -> std::convertible_to<index_t>;
   { p.parameters() } -> std::convertible_to<Eigen::Ref<vector_t<typename P::scalar_type>>>;
   { cp.parameters() } -> std::convertible_to<Eigen::Ref<const vector_t<typename P::scalar_type>>>;
 };
@@ -239,7 +239,7 @@ concept TabularPreferenceModel =
 /// the end-of-sequence id.
 template <class M>
 concept has_vocabulary = requires(const M& m) {
-  { m.vocab_size() } -> std::convertible_to<index>;
+  { m.vocab_size() } -> std::convertible_to<index_t>;
   { m.eos() } -> std::convertible_to<token_id>;
 };
 
@@ -275,7 +275,7 @@ template <class M>
 concept has_decoding = has_floating_scalar<M> && requires {
   typename M::decode_state;
 } && requires(const M& m, ragged_view<const token_id> prompts, typename M::decode_state& state,
-              std::span<const index> live, Eigen::Ref<row_matrix_t<typename M::scalar_type>> out,
+              std::span<const index_t> live, Eigen::Ref<row_matrix_t<typename M::scalar_type>> out,
               std::span<const token_id> tokens) {
   { m.start_decoding(prompts) } -> std::same_as<typename M::decode_state>;
   { m.next_logits(state, live, out) } -> std::same_as<void>;
@@ -290,7 +290,7 @@ concept has_decoding = has_floating_scalar<M> && requires {
 /// the model a `DifferentiablePolicy` over `sequence_batch`).
 ///
 /// Required (`T = scalar_type`, float or double):
-/// - `index vocab_size() const` (V), `token_id eos() const` (in `[0, V)`);
+/// - `index_t vocab_size() const` (V), `token_id eos() const` (in `[0, V)`);
 /// - `index num_parameters() const`; `parameters()`, mutable and const, flat views of theta
 ///   convertible to `Eigen::Ref<vector_t<T>>` / `Eigen::Ref<const vector_t<T>>`;
 /// - `void logits(const sequence_batch& batch, Eigen::Ref<row_matrix_t<T>> out) const`: teacher
@@ -332,10 +332,10 @@ concept has_linear_head = has_floating_scalar<M> &&
              Eigen::Ref<row_matrix_t<typename M::scalar_type>> hidden,
              Eigen::Ref<const row_matrix_t<typename M::scalar_type>> dhidden,
              Eigen::Ref<vector_t<typename M::scalar_type>> gradient) {
-  { m.hidden_size() } -> std::convertible_to<index>;
+  { m.hidden_size() } -> std::convertible_to<index_t>;
   { m.hidden_states(batch, hidden) } -> std::same_as<void>;
   { m.accumulate_hidden_gradient(batch, dhidden, gradient) } -> std::same_as<void>;
-  { m.output_weight_offset() } -> std::convertible_to<index>;
+  { m.output_weight_offset() } -> std::convertible_to<index_t>;
 };
 
 /// A `SequenceModel` whose logits are `z = W h + b`, with `h` its last hidden state: the library
@@ -454,9 +454,10 @@ constexpr bool check_tabular_policy() {
   static_assert(has_table_shape<P>,
                 "prefopt::TabularPolicy: the type must provide `num_contexts()` and "
                 "`num_actions()`: see README#concepts");
-  static_assert(has_probabilities<P>,
-                "prefopt::TabularPolicy: the type must provide `void probabilities(index context, "
-                "Eigen::Ref<prefopt::vector_d> out) const`: see README#concepts");
+  static_assert(
+      has_probabilities<P>,
+      "prefopt::TabularPolicy: the type must provide `void probabilities(index_t context, "
+      "Eigen::Ref<prefopt::vector_d> out) const`: see README#concepts");
   return true;
 }
 
@@ -524,7 +525,7 @@ constexpr bool check_tabular_preference_model() {
 template <class M>
 constexpr bool check_sequence_model() {
   static_assert(has_vocabulary<M>,
-                "prefopt::SequenceModel: the type must provide `index vocab_size() const` and "
+                "prefopt::SequenceModel: the type must provide `index_t vocab_size() const` and "
                 "`token_id eos() const`: see README#concepts");
   static_assert(has_floating_scalar<M>,
                 "prefopt::SequenceModel: the type must declare `scalar_type` as float or double: "
@@ -544,9 +545,9 @@ constexpr bool check_sequence_model() {
   static_assert(has_decoding<M>,
                 "prefopt::SequenceModel: the type must declare `decode_state` and provide "
                 "`decode_state start_decoding(prefopt::ragged_view<const prefopt::token_id>) "
-                "const`, `void next_logits(decode_state&, std::span<const prefopt::index> live, "
+                "const`, `void next_logits(decode_state&, std::span<const prefopt::index_t> live, "
                 "Eigen::Ref<prefopt::row_matrix_t<scalar_type>> out) const` and `void "
-                "append(decode_state&, std::span<const prefopt::index> live, std::span<const "
+                "append(decode_state&, std::span<const prefopt::index_t> live, std::span<const "
                 "prefopt::token_id> tokens) const`: see README#concepts");
   return true;
 }
@@ -555,12 +556,12 @@ template <class M>
 constexpr bool check_linear_head_sequence_model() {
   check_sequence_model<M>();
   static_assert(has_linear_head<M>,
-                "prefopt::LinearHeadSequenceModel: the type must provide `index hidden_size() "
+                "prefopt::LinearHeadSequenceModel: the type must provide `index_t hidden_size() "
                 "const`, `void hidden_states(const prefopt::sequence_batch&, "
                 "Eigen::Ref<prefopt::row_matrix_t<scalar_type>> out) const`, `void "
                 "accumulate_hidden_gradient(const prefopt::sequence_batch&, Eigen::Ref<const "
                 "prefopt::row_matrix_t<scalar_type>> dhidden, "
-                "Eigen::Ref<prefopt::vector_t<scalar_type>> gradient) const` and `index "
+                "Eigen::Ref<prefopt::vector_t<scalar_type>> gradient) const` and `index_t "
                 "output_weight_offset() const`: see README#concepts");
   return true;
 }

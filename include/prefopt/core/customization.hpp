@@ -16,7 +16,7 @@ namespace prefopt {
 /// Writes `log pi(. | context)` (length `num_actions()`). Uses `p.log_probabilities` when present,
 /// else the log of `p.probabilities` (zero probabilities give -inf).
 template <TabularPolicy P>
-void log_probabilities(const P& p, index context, Eigen::Ref<vector_d> out) {
+void log_probabilities(const P& p, index_t context, Eigen::Ref<vector_d> out) {
   if constexpr (requires { p.log_probabilities(context, out); }) {
     p.log_probabilities(context, out);
   } else {
@@ -30,7 +30,7 @@ template <TabularPolicy P>
 [[nodiscard]] row_matrix_d probability_table(const P& p) {
   row_matrix_d table(p.num_contexts(), p.num_actions());
   vector_d row(p.num_actions());
-  for (index x = 0; x < table.rows(); ++x) {
+  for (index_t x = 0; x < table.rows(); ++x) {
     p.probabilities(x, row);
     table.row(x) = row.transpose();
   }
@@ -40,9 +40,9 @@ template <TabularPolicy P>
 /// Draws an action from `pi(. | context)`. Uses `p.sample(context, gen)` when present, else the
 /// inverse CDF of `p.probabilities` (one draw from `gen`).
 template <TabularPolicy P>
-index sample(const P& p, index context, rng& gen) {
+index_t sample(const P& p, index_t context, rng& gen) {
   if constexpr (requires {
-                  { p.sample(context, gen) } -> std::convertible_to<index>;
+                  { p.sample(context, gen) } -> std::convertible_to<index_t>;
                 }) {
     return p.sample(context, gen);
   } else {
@@ -55,24 +55,24 @@ index sample(const P& p, index context, rng& gen) {
 /// Writes the matrix `out(i, j) = P(y_i > y_j | context)` (`num_actions()` square). Uses
 /// `m.preference_matrix` when present, else queries `m.preference` on all ordered pairs.
 template <TabularPreferenceModel M>
-void preference_matrix(const M& m, index context, Eigen::Ref<matrix_d> out) {
+void preference_matrix(const M& m, index_t context, Eigen::Ref<matrix_d> out) {
   if constexpr (requires { m.preference_matrix(context, out); }) {
     m.preference_matrix(context, out);
   } else {
-    const index n = m.num_actions();
+    const index_t n = m.num_actions();
     PREFOPT_CHECK(out.rows() == n && out.cols() == n, shape_error, "preference_matrix: out is ",
                   out.rows(), "x", out.cols(), ", expected ", n, "x", n);
     const auto pairs = static_cast<std::size_t>(n * n);
-    std::vector<index> contexts(pairs, context), first(pairs), second(pairs);
-    for (index i = 0; i < n; ++i) {
-      for (index j = 0; j < n; ++j) {
+    std::vector<index_t> contexts(pairs, context), first(pairs), second(pairs);
+    for (index_t i = 0; i < n; ++i) {
+      for (index_t j = 0; j < n; ++j) {
         first[static_cast<std::size_t>(i * n + j)] = i;
         second[static_cast<std::size_t>(i * n + j)] = j;
       }
     }
     vector_d values(n * n);
     m.preference(pair_batch<tabular_batch>{{contexts, first}, {contexts, second}}, values);
-    for (index i = 0; i < n; ++i) out.row(i) = values.segment(i * n, n).transpose();
+    for (index_t i = 0; i < n; ++i) out.row(i) = values.segment(i * n, n).transpose();
   }
 }
 
@@ -80,14 +80,14 @@ void preference_matrix(const M& m, index context, Eigen::Ref<matrix_d> out) {
 /// when present, else `m.reward` on the batch of all actions.
 template <RewardModel R>
 requires std::same_as<typename R::batch_type, tabular_batch> && has_table_shape<R>
-void rewards(const R& m, index context, Eigen::Ref<vector_d> out) {
+void rewards(const R& m, index_t context, Eigen::Ref<vector_d> out) {
   if constexpr (requires { m.rewards(context, out); }) {
     m.rewards(context, out);
   } else {
-    const index n = m.num_actions();
-    std::vector<index> contexts(static_cast<std::size_t>(n), context);
-    std::vector<index> actions(static_cast<std::size_t>(n));
-    std::iota(actions.begin(), actions.end(), index{0});
+    const index_t n = m.num_actions();
+    std::vector<index_t> contexts(static_cast<std::size_t>(n), context);
+    std::vector<index_t> actions(static_cast<std::size_t>(n));
+    std::iota(actions.begin(), actions.end(), index_t{0});
     m.reward(tabular_batch{contexts, actions}, out);
   }
 }
@@ -96,7 +96,7 @@ void rewards(const R& m, index context, Eigen::Ref<vector_d> out) {
 // needs; the body is that concept's `check_*` sentences naming the missing members.
 
 template <class P>
-requires(!TabularPolicy<P>) void log_probabilities(const P&, index, Eigen::Ref<vector_d>) {
+requires(!TabularPolicy<P>) void log_probabilities(const P&, index_t, Eigen::Ref<vector_d>) {
   static_assert(check_tabular_policy<P>());
 }
 
@@ -106,18 +106,19 @@ requires(!TabularPolicy<P>) void probability_table(const P&) {
 }
 
 template <class P>
-requires(!TabularPolicy<P>) void sample(const P&, index, rng&) {
+requires(!TabularPolicy<P>) void sample(const P&, index_t, rng&) {
   static_assert(check_tabular_policy<P>());
 }
 
 template <class M>
-requires(!TabularPreferenceModel<M>) void preference_matrix(const M&, index, Eigen::Ref<matrix_d>) {
+requires(!TabularPreferenceModel<M>) void preference_matrix(const M&, index_t,
+                                                            Eigen::Ref<matrix_d>) {
   static_assert(check_tabular_preference_model<M>());
 }
 
 template <class R>
 requires(!(RewardModel<R> && batch_type_is<R, tabular_batch> &&
-           has_table_shape<R>)) void rewards(const R&, index, Eigen::Ref<vector_d>) {
+           has_table_shape<R>)) void rewards(const R&, index_t, Eigen::Ref<vector_d>) {
   static_assert(check_reward_model<R>());
   static_assert(!has_batch_type<R> || batch_type_is<R, tabular_batch>,
                 "prefopt::rewards: the reward model's `batch_type` must be prefopt::tabular_batch");

@@ -107,7 +107,7 @@ class rng {
   double uniform(double lo, double hi) noexcept { return lo + (hi - lo) * uniform(); }
 
   /// Uniform integer in [0, n), unbiased; `n` must be positive.
-  index uniform_index(index n) {
+  index_t uniform_index(index_t n) {
     PREFOPT_CHECK(n > 0, invalid_argument, "rng::uniform_index: n = ", n, ", expected n > 0");
     const auto range = static_cast<std::uint64_t>(n);
     auto [high, low] = detail::mul_64x64((*this)(), range);
@@ -115,7 +115,7 @@ class rng {
       const std::uint64_t threshold = (0 - range) % range;
       while (low < threshold) std::tie(high, low) = detail::mul_64x64((*this)(), range);
     }
-    return static_cast<index>(high);
+    return static_cast<index_t>(high);
   }
 
   /// True with probability `p` (clamped to [0, 1]); consumes exactly one draw.
@@ -131,11 +131,11 @@ class rng {
   /// Index drawn with probability proportional to `weights[i]` (non-negative, finite, positive
   /// sum); inverse CDF by a left-to-right scan, one draw. Never returns an index of zero weight.
   template <class Derived>
-  index categorical(const Eigen::DenseBase<Derived>& weights) {
-    const index n = weights.size();
+  index_t categorical(const Eigen::DenseBase<Derived>& weights) {
+    const index_t n = weights.size();
     PREFOPT_CHECK(n > 0, invalid_argument, "rng::categorical: weights is empty");
     double total = 0.0;
-    for (index i = 0; i < n; ++i) {
+    for (index_t i = 0; i < n; ++i) {
       const double w = static_cast<double>(weights.derived().coeff(i));
       PREFOPT_CHECK(w >= 0.0 && std::isfinite(w), invalid_argument, "rng::categorical: weights[", i,
                     "] = ", w, ", expected a finite non-negative weight");
@@ -144,8 +144,8 @@ class rng {
     PREFOPT_CHECK(total > 0.0, invalid_argument, "rng::categorical: weights sum to 0");
     const double u = uniform() * total;
     double cumulative = 0.0;
-    index last_positive = 0;
-    for (index i = 0; i < n; ++i) {
+    index_t last_positive = 0;
+    for (index_t i = 0; i < n; ++i) {
       const double w = static_cast<double>(weights.derived().coeff(i));
       if (w <= 0.0) continue;
       cumulative += w;
@@ -159,7 +159,7 @@ class rng {
   template <class T>
   void shuffle(std::span<T> values) {
     for (std::size_t i = values.size(); i > 1; --i) {
-      const auto j = static_cast<std::size_t>(uniform_index(static_cast<index>(i)));
+      const auto j = static_cast<std::size_t>(uniform_index(static_cast<index_t>(i)));
       std::swap(values[i - 1], values[j]);
     }
   }

@@ -18,7 +18,10 @@
 namespace prefopt {
 
 /// Signed index type used throughout (Eigen's).
-using index = Eigen::Index;
+using index_t = Eigen::Index;
+/// The former name of `index_t`. It collided with POSIX `index()` (declared by <strings.h>, which
+/// <cstring> includes on glibc) under `using namespace prefopt;`; kept for one release.
+using index [[deprecated("use prefopt::index_t")]] = index_t;
 /// Token identifiers, as produced by tokenizers and stored in datasets: 32-bit signed.
 using token_id = std::int32_t;
 
@@ -53,25 +56,25 @@ using const_vector_map = Eigen::Map<const vector_t<T>>;
 /// `validate` checks all of this once, at an API boundary; accessors only `PREFOPT_ASSERT`.
 template <class T>
 struct ragged_view {
-  std::span<const index> offsets;
+  std::span<const index_t> offsets;
   std::span<T> values;
 
-  [[nodiscard]] index num_sequences() const noexcept {
-    return offsets.empty() ? 0 : static_cast<index>(offsets.size()) - 1;
+  [[nodiscard]] index_t num_sequences() const noexcept {
+    return offsets.empty() ? 0 : static_cast<index_t>(offsets.size()) - 1;
   }
-  [[nodiscard]] index length(index i) const {
+  [[nodiscard]] index_t length(index_t i) const {
     PREFOPT_ASSERT(i >= 0 && i < num_sequences());
     const auto u = static_cast<std::size_t>(i);
     return offsets[u + 1] - offsets[u];
   }
-  [[nodiscard]] std::span<T> sequence(index i) const {
+  [[nodiscard]] std::span<T> sequence(index_t i) const {
     PREFOPT_ASSERT(i >= 0 && i < num_sequences());
     const auto u = static_cast<std::size_t>(i);
     return values.subspan(static_cast<std::size_t>(offsets[u]),
                           static_cast<std::size_t>(offsets[u + 1] - offsets[u]));
   }
   /// Total number of elements covered by the sequences.
-  [[nodiscard]] index total_length() const noexcept {
+  [[nodiscard]] index_t total_length() const noexcept {
     return offsets.empty() ? 0 : offsets.back() - offsets.front();
   }
 
@@ -98,18 +101,18 @@ struct ragged_view {
                     ".offsets[", i, "] = ", offsets[i], " < offsets[", i - 1,
                     "] = ", offsets[i - 1], ", expected non-decreasing offsets");
     }
-    PREFOPT_CHECK(offsets.back() <= static_cast<index>(values.size()), shape_error, function, ": ",
-                  argument, ".offsets[", offsets.size() - 1, "] = ", offsets.back(),
+    PREFOPT_CHECK(offsets.back() <= static_cast<index_t>(values.size()), shape_error, function,
+                  ": ", argument, ".offsets[", offsets.size() - 1, "] = ", offsets.back(),
                   " exceeds the number of values ", values.size());
   }
 };
 
 /// A batch of tabular (context, action) pairs: element `i` is `(contexts[i], actions[i])`.
 struct tabular_batch {
-  std::span<const index> contexts;
-  std::span<const index> actions;
+  std::span<const index_t> contexts;
+  std::span<const index_t> actions;
 
-  [[nodiscard]] index size() const noexcept { return static_cast<index>(actions.size()); }
+  [[nodiscard]] index_t size() const noexcept { return static_cast<index_t>(actions.size()); }
 };
 
 /// A batch of token sequences: element `i` is the response `responses.sequence(i)` to the prompt
@@ -118,7 +121,7 @@ struct sequence_batch {
   ragged_view<const token_id> prompts;
   ragged_view<const token_id> responses;
 
-  [[nodiscard]] index size() const noexcept { return responses.num_sequences(); }
+  [[nodiscard]] index_t size() const noexcept { return responses.num_sequences(); }
 };
 
 /// Two batches of the same size and contexts: element `i` compares `first[i]` with `second[i]`
@@ -128,7 +131,7 @@ struct pair_batch {
   Batch first;
   Batch second;
 
-  [[nodiscard]] index size() const noexcept { return first.size(); }
+  [[nodiscard]] index_t size() const noexcept { return first.size(); }
 };
 
 }  // namespace prefopt

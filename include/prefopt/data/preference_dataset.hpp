@@ -34,20 +34,22 @@ class ragged_buffer {
  public:
   ragged_buffer() = default;
 
-  [[nodiscard]] index size() const noexcept { return static_cast<index>(offsets_.size()) - 1; }
-  [[nodiscard]] index total_length() const noexcept { return static_cast<index>(values_.size()); }
-  [[nodiscard]] index length(index i) const {
+  [[nodiscard]] index_t size() const noexcept { return static_cast<index_t>(offsets_.size()) - 1; }
+  [[nodiscard]] index_t total_length() const noexcept {
+    return static_cast<index_t>(values_.size());
+  }
+  [[nodiscard]] index_t length(index_t i) const {
     PREFOPT_ASSERT(i >= 0 && i < size());
     return offsets_[static_cast<std::size_t>(i) + 1] - offsets_[static_cast<std::size_t>(i)];
   }
-  [[nodiscard]] std::span<const T> operator[](index i) const {
+  [[nodiscard]] std::span<const T> operator[](index_t i) const {
     PREFOPT_ASSERT(i >= 0 && i < size());
     const auto b = static_cast<std::size_t>(offsets_[static_cast<std::size_t>(i)]);
     return std::span<const T>(values_).subspan(b, static_cast<std::size_t>(length(i)));
   }
   void push_back(std::span<const T> sequence) {
     values_.insert(values_.end(), sequence.begin(), sequence.end());
-    offsets_.push_back(static_cast<index>(values_.size()));
+    offsets_.push_back(static_cast<index_t>(values_.size()));
   }
   void clear() noexcept {
     offsets_.assign(1, 0);
@@ -55,14 +57,14 @@ class ragged_buffer {
   }
   [[nodiscard]] ragged_view<const T> view() const noexcept { return {offsets_, values_}; }
   [[nodiscard]] ragged_view<T> view() noexcept { return {offsets_, values_}; }
-  [[nodiscard]] const std::vector<index>& offsets() const noexcept { return offsets_; }
+  [[nodiscard]] const std::vector<index_t>& offsets() const noexcept { return offsets_; }
   [[nodiscard]] const std::vector<T>& values() const noexcept { return values_; }
   [[nodiscard]] std::vector<T>& values() noexcept { return values_; }
 
   friend bool operator==(const ragged_buffer&, const ragged_buffer&) = default;
 
  private:
-  std::vector<index> offsets_{0};
+  std::vector<index_t> offsets_{0};
   std::vector<T> values_;
 };
 
@@ -118,15 +120,15 @@ struct logprob_value {
 /// `*_lengths` are response lengths; `sequence_logps[c]` holds the `[B]` sequence log-probs of
 /// column `c` when the dataset has that column (else it is empty).
 struct preference_batch {
-  std::vector<index> indices;  ///< dataset records in this batch, in order
+  std::vector<index_t> indices;  ///< dataset records in this batch, in order
   ragged_buffer<token_id> prompts;
   ragged_buffer<token_id> chosen;
   ragged_buffer<token_id> rejected;
-  std::vector<index> chosen_lengths;
-  std::vector<index> rejected_lengths;
+  std::vector<index_t> chosen_lengths;
+  std::vector<index_t> rejected_lengths;
   std::array<vector_d, 4> sequence_logps;
 
-  [[nodiscard]] index size() const noexcept { return static_cast<index>(indices.size()); }
+  [[nodiscard]] index_t size() const noexcept { return static_cast<index_t>(indices.size()); }
   [[nodiscard]] const vector_d& logps(logprob_column c) const noexcept {
     return sequence_logps[static_cast<std::size_t>(c)];
   }
@@ -137,7 +139,7 @@ class preference_dataset {
  public:
   preference_dataset() = default;
 
-  [[nodiscard]] index size() const noexcept { return prompts_.size(); }
+  [[nodiscard]] index_t size() const noexcept { return prompts_.size(); }
   [[nodiscard]] bool empty() const noexcept { return size() == 0; }
 
   [[nodiscard]] const ragged_buffer<token_id>& prompts() const noexcept { return prompts_; }
@@ -158,7 +160,7 @@ class preference_dataset {
   void add(std::span<const token_id> prompt, std::span<const token_id> chosen,
            std::span<const token_id> rejected, const std::array<logprob_value, 4>& logps = {}) {
     constexpr const char* fn = "preference_dataset::add";
-    const index record = size();
+    const index_t record = size();
     std::array<double, 4> sums{};  // per-token columns: the sequence log-probs
     check_ids(fn, record, "prompt_ids", prompt);
     check_ids(fn, record, "chosen_ids", chosen);
@@ -179,7 +181,7 @@ class preference_dataset {
                       expected, " (one per ", is_chosen(c) ? "chosen" : "rejected", " token)");
         double sum = 0.0;
         for (std::size_t t = 0; t < v.tokens.size(); ++t) {
-          check_logprob(fn, record, c, v.tokens[t], static_cast<index>(t));
+          check_logprob(fn, record, c, v.tokens[t], static_cast<index_t>(t));
           sum += v.tokens[t];
         }
         check_token_sum(fn, record, c, sum, v.tokens.size());
@@ -226,10 +228,10 @@ class preference_dataset {
   /// reference log-probs loaded from a cache. Validates everything before changing anything.
   void set_sequence_logps(logprob_column c, std::span<const double> values) {
     constexpr const char* fn = "preference_dataset::set_sequence_logps";
-    PREFOPT_CHECK(static_cast<index>(values.size()) == size(), shape_error, fn, ": ",
+    PREFOPT_CHECK(static_cast<index_t>(values.size()) == size(), shape_error, fn, ": ",
                   column_name(c), " has ", values.size(), " values, expected ", size());
     for (std::size_t i = 0; i < values.size(); ++i) {
-      check_logprob(fn, static_cast<index>(i), c, values[i], -1);
+      check_logprob(fn, static_cast<index_t>(i), c, values[i], -1);
     }
     auto& col = columns_[static_cast<std::size_t>(c)];
     col.layout = logprob_layout::per_sequence;
@@ -247,11 +249,11 @@ class preference_dataset {
                   " does not have the layout of the ", is_chosen(c) ? "chosen" : "rejected",
                   " responses (one value per token)");
     std::vector<double> sums(static_cast<std::size_t>(size()));
-    for (index i = 0; i < size(); ++i) {
+    for (index_t i = 0; i < size(); ++i) {
       double s = 0.0;
       const auto seq = values[i];
       for (std::size_t t = 0; t < seq.size(); ++t) {
-        check_logprob(fn, i, c, seq[t], static_cast<index>(t));
+        check_logprob(fn, i, c, seq[t], static_cast<index_t>(t));
         s += seq[t];
       }
       check_token_sum(fn, i, c, s, seq.size());
@@ -264,20 +266,20 @@ class preference_dataset {
   }
 
   /// Response lengths (`[size()]`).
-  [[nodiscard]] std::vector<index> chosen_lengths() const { return lengths(chosen_); }
-  [[nodiscard]] std::vector<index> rejected_lengths() const { return lengths(rejected_); }
+  [[nodiscard]] std::vector<index_t> chosen_lengths() const { return lengths(chosen_); }
+  [[nodiscard]] std::vector<index_t> rejected_lengths() const { return lengths(rejected_); }
 
   /// Copies the records `indices` (each in [0, size()), repeats allowed) into a ragged batch with
   /// rebased offsets, their lengths, and the sequence log-probs of every present column.
-  [[nodiscard]] preference_batch batch(std::span<const index> indices) const {
+  [[nodiscard]] preference_batch batch(std::span<const index_t> indices) const {
     preference_batch b;
     for (const logprob_column c : all_logprob_columns) {
       if (layout(c) != logprob_layout::none) {
-        b.sequence_logps[static_cast<std::size_t>(c)].resize(static_cast<index>(indices.size()));
+        b.sequence_logps[static_cast<std::size_t>(c)].resize(static_cast<index_t>(indices.size()));
       }
     }
     for (std::size_t k = 0; k < indices.size(); ++k) {
-      const index i = indices[k];
+      const index_t i = indices[k];
       PREFOPT_CHECK(i >= 0 && i < size(), invalid_argument, "preference_dataset::batch: indices[",
                     k, "] = ", i, ", expected a record index in [0, ", size(), ")");
       b.indices.push_back(i);
@@ -289,7 +291,7 @@ class preference_dataset {
       for (const logprob_column c : all_logprob_columns) {
         const auto& col = columns_[static_cast<std::size_t>(c)];
         if (col.layout != logprob_layout::none) {
-          b.sequence_logps[static_cast<std::size_t>(c)](static_cast<index>(k)) =
+          b.sequence_logps[static_cast<std::size_t>(c)](static_cast<index_t>(k)) =
               col.sequence[static_cast<std::size_t>(i)];
         }
       }
@@ -299,14 +301,14 @@ class preference_dataset {
 
   /// Batches of `batch_size` consecutive records (the last may be smaller) in the given order
   /// (e.g. a permutation from `rng::shuffle`); `order` empty means 0..size()-1.
-  [[nodiscard]] std::vector<preference_batch> batches(index batch_size,
-                                                      std::span<const index> order = {}) const {
+  [[nodiscard]] std::vector<preference_batch> batches(index_t batch_size,
+                                                      std::span<const index_t> order = {}) const {
     PREFOPT_CHECK(batch_size > 0, invalid_argument,
                   "preference_dataset::batches: batch_size = ", batch_size, ", expected > 0");
-    std::vector<index> identity;
+    std::vector<index_t> identity;
     if (order.empty()) {
       identity.resize(static_cast<std::size_t>(size()));
-      for (index i = 0; i < size(); ++i) identity[static_cast<std::size_t>(i)] = i;
+      for (index_t i = 0; i < size(); ++i) identity[static_cast<std::size_t>(i)] = i;
       order = identity;
     }
     std::vector<preference_batch> out;
@@ -327,7 +329,7 @@ class preference_dataset {
     fnv1a64 h;
     h.update(std::string_view("prefopt-preference-dataset-v1"));
     h.update_u64(static_cast<std::uint64_t>(size()));
-    for (index i = 0; i < size(); ++i) {
+    for (index_t i = 0; i < size(); ++i) {
       for (const auto* part : {&prompts_, &chosen_, &rejected_}) {
         const auto seq = (*part)[i];
         h.update_u64(seq.size());
@@ -356,14 +358,14 @@ class preference_dataset {
     ragged_buffer<double> tokens;  // per-token values (per_token layout only)
   };
 
-  static void check_ids(const char* fn, index record, const char* field,
+  static void check_ids(const char* fn, index_t record, const char* field,
                         std::span<const token_id> ids) {
     for (std::size_t t = 0; t < ids.size(); ++t) {
       PREFOPT_CHECK(ids[t] >= 0, invalid_argument, fn, ": record ", record, ": ", field, "[", t,
                     "] = ", ids[t], ", expected a token id >= 0");
     }
   }
-  static void check_logprob(const char* fn, index record, logprob_column c, double v, index t) {
+  static void check_logprob(const char* fn, index_t record, logprob_column c, double v, index_t t) {
     if (std::isfinite(v) && v <= 0.0) return;
     if (t >= 0) {
       PREFOPT_THROW(invalid_argument, fn, ": record ", record, ": ", column_name(c), "[", t,
@@ -374,16 +376,16 @@ class preference_dataset {
   }
   /// The sequence log-prob of per-token values (their sum) must be finite too: each of
   /// `[-1e308, -1e308]` is, their sum is -inf.
-  static void check_token_sum(const char* fn, index record, logprob_column c, double sum,
+  static void check_token_sum(const char* fn, index_t record, logprob_column c, double sum,
                               std::size_t tokens) {
     PREFOPT_CHECK(std::isfinite(sum), invalid_argument, fn, ": record ", record, ": ",
                   column_name(c), ": the ", tokens, " per-token log-probs sum to ", sum,
                   ", expected a finite sequence log-probability (the sum overflows a double, whose "
                   "magnitude is at most 1.7976931348623157e308)");
   }
-  static std::vector<index> lengths(const ragged_buffer<token_id>& r) {
-    std::vector<index> out(static_cast<std::size_t>(r.size()));
-    for (index i = 0; i < r.size(); ++i) out[static_cast<std::size_t>(i)] = r.length(i);
+  static std::vector<index_t> lengths(const ragged_buffer<token_id>& r) {
+    std::vector<index_t> out(static_cast<std::size_t>(r.size()));
+    for (index_t i = 0; i < r.size(); ++i) out[static_cast<std::size_t>(i)] = r.length(i);
     return out;
   }
 

@@ -109,22 +109,22 @@ class binary_relabeler {
 /// A sub-output span `[start, end)` of an output of `length` tokens: the tokens before `start`
 /// join the input, `[start, end)` is the target.
 struct sub_span {
-  index start = 0;
-  index end = 0;
+  index_t start = 0;
+  index_t end = 0;
   friend bool operator==(const sub_span&, const sub_span&) = default;
 };
 
 /// The reference `DynamicLengthSampler`: for `length >= 4`, `start` uniform over the even values
 /// `< length - 3`, then `end` uniform over the odd values in `(start, length]`; for `length <= 3`
 /// the whole output `[0, length)`. Deterministic given the generator's state.
-[[nodiscard]] inline sub_span sample_sub_span(index length, rng& generator) {
+[[nodiscard]] inline sub_span sample_sub_span(index_t length, rng& generator) {
   PREFOPT_CHECK(length >= 0, invalid_argument, "sample_sub_span: length = ", length,
                 ", expected >= 0");
   if (length <= 3) return {0, length};
-  const index starts = (length - 3 + 1) / 2;  // even values 0, 2, ... < length - 3
-  const index start = 2 * generator.uniform_index(starts);
-  const index ends = (length - start + 1) / 2;  // start+1, start+3, ... <= length
-  const index end = start + 1 + 2 * generator.uniform_index(ends);
+  const index_t starts = (length - 3 + 1) / 2;  // even values 0, 2, ... < length - 3
+  const index_t start = 2 * generator.uniform_index(starts);
+  const index_t ends = (length - start + 1) / 2;  // start+1, start+3, ... <= length
+  const index_t end = start + 1 + 2 * generator.uniform_index(ends);
   return {start, end};
 }
 

@@ -12,8 +12,8 @@ namespace prefopt {
 namespace detail {
 /// Checks a tabular batch against a table shape and an output size; names `function` and the
 /// position of the first bad element.
-inline void check_tabular_batch(const char* function, const tabular_batch& batch, index contexts,
-                                index actions, index out_size) {
+inline void check_tabular_batch(const char* function, const tabular_batch& batch, index_t contexts,
+                                index_t actions, index_t out_size) {
   PREFOPT_CHECK(batch.contexts.size() == batch.actions.size(), shape_error, function,
                 ": batch.contexts has ", batch.contexts.size(), " entries but batch.actions has ",
                 batch.actions.size());
@@ -32,8 +32,8 @@ inline void check_tabular_batch(const char* function, const tabular_batch& batch
 /// Throws unless every entry of `table` is finite; names `function`, `argument`, row and column.
 inline void check_finite_table(const char* function, const char* argument,
                                const row_matrix_d& table) {
-  for (index c = 0; c < table.rows(); ++c) {
-    for (index a = 0; a < table.cols(); ++a) {
+  for (index_t c = 0; c < table.rows(); ++c) {
+    for (index_t a = 0; a < table.cols(); ++a) {
       PREFOPT_CHECK(std::isfinite(table(c, a)), invalid_argument, function, ": ", argument,
                     "(context ", c, ", action ", a, ") = ", table(c, a),
                     ", expected a finite value");

@@ -22,9 +22,9 @@ template <class A, class B>
 [[nodiscard]] vector_d kl_divergences(const preference_game& game, const A& p, const B& q) {
   detail::check_policy_shape("kl_divergences (p)", game, p);
   detail::check_policy_shape("kl_divergences (q)", game, q);
-  const index n = game.num_actions();
+  const index_t n = game.num_actions();
   vector_d pp(n), lp(n), pq(n), lq(n), out(game.num_contexts());
-  for (index x = 0; x < game.num_contexts(); ++x) {
+  for (index_t x = 0; x < game.num_contexts(); ++x) {
     detail::policy_row(p, x, pp, lp);
     detail::policy_row(q, x, pq, lq);
     out[x] = kl_from_log_probabilities(lp, lq);

@@ -53,7 +53,7 @@ template <class A, class B>
 [[nodiscard]] double kl_from_log_probabilities(const Eigen::MatrixBase<A>& log_p,
                                                const Eigen::MatrixBase<B>& log_q) {
   double kl = 0.0;
-  for (index i = 0; i < log_p.size(); ++i) {
+  for (index_t i = 0; i < log_p.size(); ++i) {
     const double lp = log_p.derived().coeff(i);
     const double p = std::exp(lp);
     if (p > 0.0) kl += p * (lp - log_q.derived().coeff(i));
@@ -109,7 +109,7 @@ constexpr bool check_diagnostic_policy() {
 /// Row `context` of a tabular policy, of a `[contexts, n]` probability table or (single-context
 /// games) of a length-`n` probability vector, as probabilities and log-probabilities.
 template <class Pol>
-void policy_row(const Pol& policy, index context, Eigen::Ref<vector_d> pi,
+void policy_row(const Pol& policy, index_t context, Eigen::Ref<vector_d> pi,
                 Eigen::Ref<vector_d> log_pi) {
   if constexpr (std::is_same_v<Pol, row_matrix_d>) {
     pi = policy.row(context).transpose();
@@ -126,7 +126,7 @@ void policy_row(const Pol& policy, index context, Eigen::Ref<vector_d> pi,
 template <class Pol>
 void check_policy_shape(const char* function, const preference_game& game, const Pol& policy) {
   static_assert(check_diagnostic_policy<Pol>());
-  index contexts = 0, actions = 0;
+  index_t contexts = 0, actions = 0;
   if constexpr (std::is_same_v<Pol, row_matrix_d>) {
     contexts = policy.rows();
     actions = policy.cols();
@@ -156,9 +156,9 @@ template <class Pol>
   detail::check_policy_shape("duality_gaps", game, policy);
   if (std::isnan(tau)) tau = game.tau();
   PREFOPT_CHECK(tau >= 0.0, invalid_argument, "duality_gaps: tau = ", tau, ", expected tau >= 0");
-  const index n = game.num_actions();
+  const index_t n = game.num_actions();
   vector_d pi(n), log_pi(n), g(n), gaps(game.num_contexts());
-  for (index x = 0; x < game.num_contexts(); ++x) {
+  for (index_t x = 0; x < game.num_contexts(); ++x) {
     detail::policy_row(policy, x, pi, log_pi);
     g.noalias() = game.preference(x) * pi;
     gaps[x] = duality_gap_from_payoff(g, game.log_reference().row(x).transpose(), tau, log_pi);

@@ -95,7 +95,7 @@ struct equilibrium {
   double kl_bound = 0.0;
   /// Total iterations (Newton steps, interior-point steps or optimistic-MWU steps) over all
   /// contexts.
-  index iterations = 0;
+  index_t iterations = 0;
   /// Per-context method.
   std::vector<equilibrium_method> methods;
 
@@ -126,12 +126,12 @@ struct regularised_equilibrium_options {
   /// Stop when the duality gap is at most this (per context).
   double target_gap = 1e-12;
   /// Newton iterations per context before `convergence_error`.
-  index max_newton_iterations = 200;
+  index_t max_newton_iterations = 200;
   /// Largest `n` solved by dense LU; larger games use matrix-free GMRES.
-  index dense_limit = 1024;
+  index_t dense_limit = 1024;
   /// GMRES restart length and maximum total Krylov steps per Newton step.
-  index gmres_restart = 60;
-  index max_gmres_iterations = 2000;
+  index_t gmres_restart = 60;
+  index_t max_gmres_iterations = 2000;
 };
 
 namespace detail {
@@ -160,18 +160,18 @@ struct newton_context {
 };
 
 /// Restarted GMRES for `J x = b` (x starts at 0), relative tolerance `rtol`; returns Krylov steps.
-inline index gmres_solve(const newton_context& ctx, const vector_d& pi, const vector_d& g,
-                         const vector_d& b, double rtol, index restart, index max_iterations,
-                         vector_d& x) {
-  const index n = b.size();
+inline index_t gmres_solve(const newton_context& ctx, const vector_d& pi, const vector_d& g,
+                           const vector_d& b, double rtol, index_t restart, index_t max_iterations,
+                           vector_d& x) {
+  const index_t n = b.size();
   x.setZero(n);
   const double b_norm = b.norm();
   if (b_norm == 0.0) return 0;
-  const index m = std::min(restart, n);
+  const index_t m = std::min(restart, n);
   matrix_d v(n, m + 1);
   matrix_d h = matrix_d::Zero(m + 1, m);
   vector_d cs(m), sn(m), s(m + 1), w(n), tmp(n), r(n);
-  index total = 0;
+  index_t total = 0;
   while (total < max_iterations) {
     ctx.apply_jacobian(pi, g, x, tmp, r);
     r = b - r;
@@ -181,16 +181,16 @@ inline index gmres_solve(const newton_context& ctx, const vector_d& pi, const ve
     s.setZero();
     s[0] = beta;
     h.setZero();
-    index k = 0;
+    index_t k = 0;
     for (; k < m && total < max_iterations; ++k, ++total) {
       ctx.apply_jacobian(pi, g, v.col(k), tmp, w);
-      for (index i = 0; i <= k; ++i) {  // modified Gram-Schmidt
+      for (index_t i = 0; i <= k; ++i) {  // modified Gram-Schmidt
         h(i, k) = w.dot(v.col(i));
         w -= h(i, k) * v.col(i);
       }
       h(k + 1, k) = w.norm();
       if (h(k + 1, k) > 0.0) v.col(k + 1) = w / h(k + 1, k);
-      for (index i = 0; i < k; ++i) {  // apply previous Givens rotations
+      for (index_t i = 0; i < k; ++i) {  // apply previous Givens rotations
         const double t = cs[i] * h(i, k) + sn[i] * h(i + 1, k);
         h(i + 1, k) = -sn[i] * h(i, k) + cs[i] * h(i + 1, k);
         h(i, k) = t;
@@ -220,9 +220,9 @@ inline index gmres_solve(const newton_context& ctx, const vector_d& pi, const ve
 /// Throws `convergence_error` when `options.target_gap` is not reached and `must_converge`.
 inline double solve_regularised_context(const matrix_d& p, const vector_d& log_mu, double tau,
                                         const regularised_equilibrium_options& options,
-                                        index context, vector_d& z, index& iterations,
+                                        index_t context, vector_d& z, index_t& iterations,
                                         bool must_converge = true) {
-  const index n = p.rows();
+  const index_t n = p.rows();
   newton_context ctx{p, log_mu, tau};
   vector_d pi(n), log_pi(n), g(n), f(n), d(n), z_try(n), pi_try(n), log_pi_try(n), g_try(n),
       f_try(n);
@@ -236,7 +236,7 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
   // reaches rounding level; a polishing step whose gap exceeds the target is rejected.
   int polishing = 0;
   double last_residual = std::numeric_limits<double>::infinity();
-  for (index it = 0; it < options.max_newton_iterations; ++it) {
+  for (index_t it = 0; it < options.max_newton_iterations; ++it) {
     if (gap <= options.target_gap) {
       if (!must_converge) return gap;  // a continuation stage: no polishing
       const double residual = f.cwiseAbs().maxCoeff();
@@ -301,7 +301,7 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
                 ", expected tau > 0 (use solve_unregularised for tau = 0)");
   PREFOPT_CHECK(options.target_gap > 0.0, invalid_argument,
                 "solve_regularised: options.target_gap = ", options.target_gap, ", expected > 0");
-  const index n = game.num_actions();
+  const index_t n = game.num_actions();
   equilibrium eq;
   eq.probabilities.resize(game.num_contexts(), n);
   eq.logits.resize(game.num_contexts(), n);
@@ -310,7 +310,7 @@ inline double solve_regularised_context(const matrix_d& p, const vector_d& log_m
       static_cast<std::size_t>(game.num_contexts()),
       n <= options.dense_limit ? equilibrium_method::newton : equilibrium_method::newton_gmres);
   vector_d z(n), pi(n);
-  for (index x = 0; x < game.num_contexts(); ++x) {
+  for (index_t x = 0; x < game.num_contexts(); ++x) {
     const vector_d log_mu = game.log_reference().row(x).transpose();
     // Continuation in tau for small tau: solve loosely (gap 1e-4) at tau * 8^k (k = K..1, the
     // first >= 0.1), warm-starting each stage at z = log mu + P pi / tau_stage; then solve tau to
@@ -355,15 +355,15 @@ struct unregularised_equilibrium_options {
   unregularised_method method = unregularised_method::automatic;
   /// `automatic`: largest `n` solved as a linear program (measured: n = 2000 in 3-8 s, 18 LU
   /// factorisations of 2000 x 2000; the cost grows as `n^3`).
-  index interior_point_limit = 4096;
+  index_t interior_point_limit = 4096;
   /// Interior-point iterations per context before `convergence_error`.
-  index max_interior_point_iterations = 100;
+  index_t max_interior_point_iterations = 100;
   /// Optimistic-MWU iterations per context before `convergence_error`.
-  index max_iterations = 2'000'000;
+  index_t max_iterations = 2'000'000;
   /// Step size of optimistic MWU (`<= 1/2`).
   double eta = 0.5;
   /// The optimistic-MWU gap is evaluated every `check_every` iterations.
-  index check_every = 50;
+  index_t check_every = 50;
 };
 
 /// A `tau = 0` equilibrium of every context of `game` (the game's `tau` is ignored), with
@@ -380,7 +380,7 @@ struct unregularised_equilibrium_options {
   PREFOPT_CHECK(options.check_every > 0, invalid_argument,
                 "solve_unregularised: options.check_every = ", options.check_every,
                 ", expected > 0");
-  const index n = game.num_actions();
+  const index_t n = game.num_actions();
   equilibrium eq;
   eq.probabilities.resize(game.num_contexts(), n);
   eq.raw_gaps.resize(game.num_contexts());
@@ -394,12 +394,12 @@ struct unregularised_equilibrium_options {
   const bool use_lp =
       options.method == unregularised_method::interior_point ||
       (options.method == unregularised_method::automatic && n <= options.interior_point_limit);
-  for (index x = 0; x < game.num_contexts(); ++x) {
+  for (index_t x = 0; x < game.num_contexts(); ++x) {
     const matrix_d& p = game.preference(x);
     auto& method = eq.methods[static_cast<std::size_t>(x)];
     bool solved = false;
     // 1. Condorcet winner: a pure equilibrium.
-    for (index y = 0; y < n && !solved; ++y) {
+    for (index_t y = 0; y < n && !solved; ++y) {
       if (p.row(y).minCoeff() >= 0.5) {
         pi.setZero();
         pi[y] = 1.0;
@@ -440,7 +440,7 @@ struct unregularised_equilibrium_options {
       method = equilibrium_method::optimistic_mwu;
       vector_d z_aux = vector_d::Zero(n), z = vector_d::Zero(n), played(n), sum = zero, r(n);
       double best = std::numeric_limits<double>::infinity();
-      for (index t = 1; t <= options.max_iterations; ++t) {
+      for (index_t t = 1; t <= options.max_iterations; ++t) {
         softmax(z, played);
         r.noalias() = p * played;
         sum += played;

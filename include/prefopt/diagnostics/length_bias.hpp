@@ -35,8 +35,8 @@ struct length_bias_sweep_config {
   token_task_config task{};                                        ///< the judge and mu
   std::vector<double> betas{0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0};  ///< beta_dpo values, > 0
   long steps = 1000;                                               ///< optimizer steps per run, > 0
-  index dataset_size = 8192;                                       ///< offline pairs from mu
-  index batch_size = 64;
+  index_t dataset_size = 8192;                                     ///< offline pairs from mu
+  index_t batch_size = 64;
   optimizer_config optimizer{.learning_rate = 0.02};  ///< Adam
 };
 

@@ -53,7 +53,7 @@ struct symmetric_game_lp_options {
   /// Stop when the certified `tau = 0` duality gap is at most this.
   double target_gap = 1e-12;
   /// Interior-point iterations before giving up (the result then reports `converged = false`).
-  index max_iterations = 100;
+  index_t max_iterations = 100;
   /// Crossover (support solve) is tried once the iterate's gap bound `2 t` is below this; 0
   /// disables it.
   double crossover_gap = 1e-4;
@@ -70,9 +70,9 @@ struct symmetric_game_lp_solution {
   /// The same without the clamp (rounding can make it about `-1e-16`).
   double raw_gap = std::numeric_limits<double>::infinity();
   /// Interior-point iterations (LU factorisations of the `n x n` Newton matrix).
-  index iterations = 0;
+  index_t iterations = 0;
   /// Support solves attempted.
-  index crossover_attempts = 0;
+  index_t crossover_attempts = 0;
   /// Whether `probabilities` comes from a support solve (else it is the normalised IPM iterate).
   bool crossover = false;
   /// Whether `gap <= target_gap`.
@@ -89,7 +89,7 @@ inline double skew_gap(const matrix_d& a, const vector_d& pi, vector_d& work) {
 /// Largest `alpha <= 1` with `v + alpha dv >= 0` elementwise (for `v > 0`).
 inline double max_step(const vector_d& v, const vector_d& dv) {
   double alpha = 1.0;
-  for (index i = 0; i < v.size(); ++i) {
+  for (index_t i = 0; i < v.size(); ++i) {
     if (dv[i] < 0.0) alpha = std::min(alpha, -v[i] / dv[i]);
   }
   return alpha;
@@ -109,7 +109,7 @@ inline double max_step(const vector_d& v, const vector_d& dv) {
                 ": options.target_gap = ", options.target_gap, ", expected > 0");
   PREFOPT_CHECK(options.max_iterations >= 0, invalid_argument, fn,
                 ": options.max_iterations = ", options.max_iterations, ", expected >= 0");
-  const index n = p.rows();
+  const index_t n = p.rows();
   const double dn = static_cast<double>(n);
   symmetric_game_lp_solution best;
   vector_d work(n);
@@ -139,7 +139,7 @@ inline double max_step(const vector_d& v, const vector_d& dv) {
   matrix_d m(n, n);
   Eigen::PartialPivLU<matrix_d> lu(n);
   vector_d u(n), v(n), rhs(n), rp(n), dx(n), ds(n), dx_aff(n), ds_aff(n), dx_c(n), ds_c(n), pi(n);
-  std::vector<index> support, last_support;
+  std::vector<index_t> support, last_support;
   const vector_d ones = vector_d::Ones(n);
 
   // Newton direction for the complementarity target `rc` (needs `lu`, `u`, `rp`).
@@ -155,7 +155,7 @@ inline double max_step(const vector_d& v, const vector_d& dv) {
     return dt;
   };
 
-  for (index it = 0; it < options.max_iterations; ++it) {
+  for (index_t it = 0; it < options.max_iterations; ++it) {
     ++best.iterations;
     const double mu = x.dot(s) / dn;
     ax.noalias() = a * x;
@@ -208,13 +208,13 @@ inline double max_step(const vector_d& v, const vector_d& dv) {
     // Crossover: solve the support system exactly when the support estimate changes.
     if (2.0 * t < options.crossover_gap) {
       support.clear();
-      for (index i = 0; i < n; ++i) {
+      for (index_t i = 0; i < n; ++i) {
         if (x[i] > s[i]) support.push_back(i);
       }
       if (support != last_support && !support.empty()) {
         last_support = support;
         ++best.crossover_attempts;
-        const index k = static_cast<index>(support.size());
+        const index_t k = static_cast<index_t>(support.size());
         matrix_d kkt(k + 1, k + 1);
         kkt.topLeftCorner(k, k) = a(support, support);
         kkt.col(k).head(k).setConstant(-1.0);

@@ -22,9 +22,9 @@ template <class A, class B>
 [[nodiscard]] vector_d win_rates(const preference_game& game, const A& pi, const B& other) {
   detail::check_policy_shape("win_rates (pi)", game, pi);
   detail::check_policy_shape("win_rates (other)", game, other);
-  const index n = game.num_actions();
+  const index_t n = game.num_actions();
   vector_d p(n), lp(n), q(n), lq(n), out(game.num_contexts());
-  for (index x = 0; x < game.num_contexts(); ++x) {
+  for (index_t x = 0; x < game.num_contexts(); ++x) {
     detail::policy_row(pi, x, p, lp);
     detail::policy_row(other, x, q, lq);
     out[x] = p.dot(game.preference(x) * q);

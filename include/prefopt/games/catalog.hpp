@@ -42,7 +42,7 @@
 namespace prefopt {
 
 namespace detail {
-inline vector_d reference_or_uniform(const vector_d& mu, index n) {
+inline vector_d reference_or_uniform(const vector_d& mu, index_t n) {
   return mu.size() == 0 ? preference_game::uniform(n) : mu;
 }
 }  // namespace detail
@@ -50,11 +50,11 @@ inline vector_d reference_or_uniform(const vector_d& mu, index n) {
 /// `P(i, j)` = probability that die `i` shows a higher face than die `j` (faces uniform,
 /// independent; ties count 1/2). `dice[i]` lists die `i`'s faces.
 inline matrix_d dice_preference_matrix(const std::vector<std::vector<int>>& dice) {
-  const auto n = static_cast<index>(dice.size());
+  const auto n = static_cast<index_t>(dice.size());
   PREFOPT_CHECK(n > 0, shape_error, "dice_preference_matrix: dice is empty");
   matrix_d p(n, n);
-  for (index i = 0; i < n; ++i) {
-    for (index j = 0; j < n; ++j) {
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j < n; ++j) {
       const auto& a = dice[static_cast<std::size_t>(i)];
       const auto& b = dice[static_cast<std::size_t>(j)];
       PREFOPT_CHECK(!a.empty() && !b.empty(), invalid_argument, "dice_preference_matrix: die ",
@@ -95,19 +95,19 @@ inline preference_game rock_paper_scissors_game(const vector_d& mu = {}, double 
 
 /// `P(i, j)` of one voter with a strict ranking (`ranking[0]` most preferred): 1 if `i` is ranked
 /// above `j`, 0 below, 1/2 on the diagonal.
-inline matrix_d ranking_preference_matrix(const std::vector<index>& ranking) {
-  const auto n = static_cast<index>(ranking.size());
+inline matrix_d ranking_preference_matrix(const std::vector<index_t>& ranking) {
+  const auto n = static_cast<index_t>(ranking.size());
   vector_d position = vector_d::Constant(n, -1.0);
-  for (index k = 0; k < n; ++k) {
-    const index a = ranking[static_cast<std::size_t>(k)];
+  for (index_t k = 0; k < n; ++k) {
+    const index_t a = ranking[static_cast<std::size_t>(k)];
     PREFOPT_CHECK(a >= 0 && a < n && position[a] < 0.0, invalid_argument,
                   "ranking_preference_matrix: ranking[", k, "] = ", a,
                   ", expected a permutation of 0..", n - 1);
     position[a] = static_cast<double>(k);
   }
   matrix_d p(n, n);
-  for (index i = 0; i < n; ++i) {
-    for (index j = 0; j < n; ++j) {
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j < n; ++j) {
       p(i, j) = i == j ? 0.5 : (position[i] < position[j] ? 1.0 : 0.0);
     }
   }
@@ -118,12 +118,12 @@ inline matrix_d ranking_preference_matrix(const std::vector<index>& ranking) {
 /// masses `w_k` (non-negative, summing to 1).
 inline matrix_d population_preference_matrix(const std::vector<matrix_d>& types,
                                              const vector_d& masses) {
-  PREFOPT_CHECK(!types.empty() && masses.size() == static_cast<index>(types.size()), shape_error,
+  PREFOPT_CHECK(!types.empty() && masses.size() == static_cast<index_t>(types.size()), shape_error,
                 "population_preference_matrix: ", types.size(), " rater types but ", masses.size(),
                 " masses, expected one mass per type (at least one)");
   matrix_d p = matrix_d::Zero(types.front().rows(), types.front().cols());
   for (std::size_t k = 0; k < types.size(); ++k) {
-    const double w = masses[static_cast<index>(k)];
+    const double w = masses[static_cast<index_t>(k)];
     PREFOPT_CHECK(w >= 0.0, invalid_argument, "population_preference_matrix: masses[", k, "] = ", w,
                   ", expected >= 0");
     PREFOPT_CHECK(types[k].rows() == p.rows() && types[k].cols() == p.cols(), shape_error,
@@ -139,14 +139,14 @@ inline matrix_d population_preference_matrix(const std::vector<matrix_d>& types,
 /// the equilibrium is uniform for every `n >= 2` (P is circulant). The voters are summed one at a
 /// time (`sum_k P_k / n`, as `population_preference_matrix` would): memory `O(n^2)`, time
 /// `O(n^3)`.
-inline preference_game condorcet_voters_game(index n = 3, const vector_d& mu = {},
+inline preference_game condorcet_voters_game(index_t n = 3, const vector_d& mu = {},
                                              double tau = 0.0) {
   PREFOPT_CHECK(n >= 2, invalid_argument, "condorcet_voters_game: n = ", n, ", expected n >= 2");
   const vector_d masses = preference_game::uniform(n);
   matrix_d p = matrix_d::Zero(n, n);
-  std::vector<index> ranking(static_cast<std::size_t>(n));
-  for (index k = 0; k < n; ++k) {
-    for (index r = 0; r < n; ++r) ranking[static_cast<std::size_t>(r)] = (k + r) % n;
+  std::vector<index_t> ranking(static_cast<std::size_t>(n));
+  for (index_t k = 0; k < n; ++k) {
+    for (index_t r = 0; r < n; ++r) ranking[static_cast<std::size_t>(r)] = (k + r) % n;
     p += masses[k] * ranking_preference_matrix(ranking);
   }
   return {std::move(p), detail::reference_or_uniform(mu, n), tau};
@@ -161,7 +161,7 @@ inline preference_game epsilon_population_game(double eps, const vector_d& mu = 
   PREFOPT_CHECK(eps >= -2.0 / 3.0 && eps <= 1.0 / 3.0, invalid_argument,
                 "epsilon_population_game: eps = ", eps,
                 ", expected -2/3 <= eps <= 1/3 (non-negative rater masses)");
-  auto one_preference = [](index winner, index loser) {
+  auto one_preference = [](index_t winner, index_t loser) {
     matrix_d p = matrix_d::Constant(3, 3, 0.5);
     p(winner, loser) = 1.0;
     p(loser, winner) = 0.0;
@@ -176,13 +176,13 @@ inline preference_game epsilon_population_game(double eps, const vector_d& mu = 
 
 /// Random intransitive game (EGPO `gen_preference_matrix`): for `i > j`, `P(i, j) ~ U(0, 1)` drawn
 /// in row-major order from `rng(seed, stream)`, `P(j, i) = 1 - P(i, j)`, diagonal 1/2.
-inline matrix_d random_preference_matrix(index n, std::uint64_t seed, std::uint64_t stream = 0) {
+inline matrix_d random_preference_matrix(index_t n, std::uint64_t seed, std::uint64_t stream = 0) {
   PREFOPT_CHECK(n > 0, invalid_argument, "random_preference_matrix: n = ", n, ", expected n > 0");
   rng gen(seed, stream);
   matrix_d p(n, n);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     p(i, i) = 0.5;
-    for (index j = 0; j < i; ++j) {
+    for (index_t j = 0; j < i; ++j) {
       p(i, j) = gen.uniform();
       p(j, i) = 1.0 - p(i, j);
     }
@@ -191,18 +191,18 @@ inline matrix_d random_preference_matrix(index n, std::uint64_t seed, std::uint6
 }
 
 /// A random reference `mu = softmax(l)`, `l_i ~ N(0, 1)` (EGPO's reference logits), seeded.
-inline vector_d random_reference(index n, std::uint64_t seed, std::uint64_t stream = 1) {
+inline vector_d random_reference(index_t n, std::uint64_t seed, std::uint64_t stream = 1) {
   PREFOPT_CHECK(n > 0, invalid_argument, "random_reference: n = ", n, ", expected n > 0");
   rng gen(seed, stream);
   vector_d logits(n);
-  for (index i = 0; i < n; ++i) logits[i] = gen.normal();
+  for (index_t i = 0; i < n; ++i) logits[i] = gen.normal();
   vector_d mu(n);
   softmax(logits, mu);
   return mu;
 }
 
 /// The random intransitive game of size `n` (see `random_preference_matrix`).
-inline preference_game random_intransitive_game(index n, std::uint64_t seed,
+inline preference_game random_intransitive_game(index_t n, std::uint64_t seed,
                                                 const vector_d& mu = {}, double tau = 0.0) {
   return {random_preference_matrix(n, seed), detail::reference_or_uniform(mu, n), tau};
 }
@@ -211,7 +211,7 @@ inline preference_game random_intransitive_game(index n, std::uint64_t seed,
 /// and the `tau = 0` equilibrium). Built with `bradley_terry_preference` over the reward table.
 inline preference_game bradley_terry_game(const vector_d& rewards, const vector_d& mu = {},
                                           double tau = 0.0) {
-  const index n = rewards.size();
+  const index_t n = rewards.size();
   PREFOPT_CHECK(n > 0, invalid_argument, "bradley_terry_game: rewards is empty");
   bradley_terry_preference bt(tabular_reward_model(row_matrix_d(rewards.transpose())));
   matrix_d p(n, n);
@@ -227,13 +227,13 @@ inline preference_game mixture_game(const std::vector<preference_game>& games,
                                     vector_d weights = {}) {
   constexpr const char* fn = "mixture_game";
   PREFOPT_CHECK(!games.empty(), shape_error, fn, ": games is empty");
-  const auto k = static_cast<index>(games.size());
+  const auto k = static_cast<index_t>(games.size());
   if (weights.size() == 0) weights = vector_d::Constant(k, 1.0 / static_cast<double>(k));
   PREFOPT_CHECK(weights.size() == k, shape_error, fn, ": weights has ", weights.size(),
                 " entries, expected one per game (", k, ")");
-  const index n = games.front().num_actions();
+  const index_t n = games.front().num_actions();
   const double tau = games.front().tau();
-  index contexts = 0;
+  index_t contexts = 0;
   bool lengths = true, gold = true;
   for (std::size_t g = 0; g < games.size(); ++g) {
     PREFOPT_CHECK(games[g].num_actions() == n, shape_error, fn, ": games[", g, "] has ",
@@ -247,12 +247,12 @@ inline preference_game mixture_game(const std::vector<preference_game>& games,
   std::vector<matrix_d> preferences;
   row_matrix_d reference(contexts, n), length_table(contexts, n), gold_table(contexts, n);
   vector_d rho(contexts);
-  index row = 0;
+  index_t row = 0;
   for (std::size_t g = 0; g < games.size(); ++g) {
-    for (index x = 0; x < games[g].num_contexts(); ++x, ++row) {
+    for (index_t x = 0; x < games[g].num_contexts(); ++x, ++row) {
       preferences.push_back(games[g].preference(x));
       reference.row(row) = games[g].reference().row(x);
-      rho[row] = weights[static_cast<index>(g)] * games[g].context_weights()[x];
+      rho[row] = weights[static_cast<index_t>(g)] * games[g].context_weights()[x];
       if (lengths) length_table.row(row) = games[g].lengths().row(x);
       if (gold) gold_table.row(row) = games[g].gold_rewards().row(x);
     }

@@ -28,18 +28,18 @@ class goal_task {
  public:
   /// `outcome[y]` in `[0, goals)` is the goal response `y` achieves; `reference` (length
   /// `outcome.size()`) is strictly positive and sums to 1 (within 1e-9).
-  goal_task(std::vector<index> outcome, index goals, vector_d reference)
+  goal_task(std::vector<index_t> outcome, index_t goals, vector_d reference)
       : outcome_(std::move(outcome)), goals_(goals), reference_(std::move(reference)) {
     constexpr const char* fn = "goal_task";
     PREFOPT_CHECK(goals_ >= 2, invalid_argument, fn, ": goals = ", goals_, ", expected >= 2");
     PREFOPT_CHECK(!outcome_.empty(), shape_error, fn, ": outcome is empty");
-    PREFOPT_CHECK(reference_.size() == static_cast<index>(outcome_.size()), shape_error, fn,
+    PREFOPT_CHECK(reference_.size() == static_cast<index_t>(outcome_.size()), shape_error, fn,
                   ": reference has ", reference_.size(), " entries, expected one per response (",
                   outcome_.size(), ")");
     for (std::size_t y = 0; y < outcome_.size(); ++y) {
       PREFOPT_CHECK(outcome_[y] >= 0 && outcome_[y] < goals_, invalid_argument, fn, ": outcome[", y,
                     "] = ", outcome_[y], ", expected a goal in [0, ", goals_, ")");
-      const double m = reference_[static_cast<index>(y)];
+      const double m = reference_[static_cast<index_t>(y)];
       PREFOPT_CHECK(std::isfinite(m) && m > 0.0, invalid_argument, fn, ": reference[", y, "] = ", m,
                     ", expected a strictly positive probability");
     }
@@ -49,28 +49,33 @@ class goal_task {
 
   /// `responses` responses assigned to `goals` goals round-robin after a seeded shuffle, with a
   /// reference drawn as `softmax(concentration * N(0, 1))`.
-  static goal_task random(index responses, index goals, double concentration, std::uint64_t seed) {
+  static goal_task random(index_t responses, index_t goals, double concentration,
+                          std::uint64_t seed) {
     PREFOPT_CHECK(responses >= goals, invalid_argument,
                   "goal_task::random: responses = ", responses,
                   ", expected at least one response per goal (", goals, ")");
     rng gen(seed, /*stream=*/0x601);
-    std::vector<index> outcome(static_cast<std::size_t>(responses));
-    for (std::size_t y = 0; y < outcome.size(); ++y) outcome[y] = static_cast<index>(y) % goals;
-    gen.shuffle(std::span<index>(outcome));
+    std::vector<index_t> outcome(static_cast<std::size_t>(responses));
+    for (std::size_t y = 0; y < outcome.size(); ++y) outcome[y] = static_cast<index_t>(y) % goals;
+    gen.shuffle(std::span<index_t>(outcome));
     vector_d logits(responses);
-    for (index y = 0; y < responses; ++y) logits[y] = concentration * gen.normal();
+    for (index_t y = 0; y < responses; ++y) logits[y] = concentration * gen.normal();
     vector_d mu(responses);
     softmax(logits, mu);
     return {std::move(outcome), goals, std::move(mu)};
   }
 
-  [[nodiscard]] index num_goals() const noexcept { return goals_; }
-  [[nodiscard]] index num_responses() const noexcept { return static_cast<index>(outcome_.size()); }
-  [[nodiscard]] index outcome(index response) const {
+  [[nodiscard]] index_t num_goals() const noexcept { return goals_; }
+  [[nodiscard]] index_t num_responses() const noexcept {
+    return static_cast<index_t>(outcome_.size());
+  }
+  [[nodiscard]] index_t outcome(index_t response) const {
     return outcome_[static_cast<std::size_t>(response)];
   }
   [[nodiscard]] const vector_d& reference() const noexcept { return reference_; }
-  [[nodiscard]] bool success(index goal, index response) const { return outcome(response) == goal; }
+  [[nodiscard]] bool success(index_t goal, index_t response) const {
+    return outcome(response) == goal;
+  }
 
   /// Expected success rate of `policy` (contexts = goals) with instructions drawn uniformly:
   /// `mean_g sum_y pi(y | g) [outcome(y) == g]`.
@@ -81,9 +86,9 @@ class goal_task {
                   policy.num_actions(), ", expected ", goals_, "x", num_responses());
     vector_d p(num_responses());
     double total = 0.0;
-    for (index g = 0; g < goals_; ++g) {
+    for (index_t g = 0; g < goals_; ++g) {
       policy.probabilities(g, p);
-      for (index y = 0; y < num_responses(); ++y) total += success(g, y) ? p[y] : 0.0;
+      for (index_t y = 0; y < num_responses(); ++y) total += success(g, y) ? p[y] : 0.0;
     }
     return total / static_cast<double>(goals_);
   }
@@ -103,8 +108,8 @@ class goal_task {
   }
 
  private:
-  std::vector<index> outcome_;
-  index goals_;
+  std::vector<index_t> outcome_;
+  index_t goals_;
   vector_d reference_;
 };
 

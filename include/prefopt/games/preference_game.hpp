@@ -49,16 +49,16 @@ class preference_game {
     constexpr const char* fn = "preference_game";
     PREFOPT_CHECK(!preferences_.empty(), shape_error, fn,
                   ": preferences is empty, expected at least one context");
-    const index n = preferences_.front().rows();
-    const index contexts = num_contexts();
-    for (index x = 0; x < contexts; ++x) {
+    const index_t n = preferences_.front().rows();
+    const index_t contexts = num_contexts();
+    for (index_t x = 0; x < contexts; ++x) {
       validate_preference_matrix(preferences_[static_cast<std::size_t>(x)], fn, "P", x, n);
     }
     PREFOPT_CHECK(reference_.rows() == contexts && reference_.cols() == n, shape_error, fn,
                   ": reference is ", reference_.rows(), "x", reference_.cols(), ", expected ",
                   contexts, "x", n, " (contexts x responses)");
-    for (index x = 0; x < contexts; ++x) {
-      for (index a = 0; a < n; ++a) {
+    for (index_t x = 0; x < contexts; ++x) {
+      for (index_t a = 0; a < n; ++a) {
         const double m = reference_(x, a);
         PREFOPT_CHECK(std::isfinite(m) && m > 0.0, invalid_argument, fn, ": reference(context ", x,
                       ", response ", a, ") = ", m,
@@ -76,7 +76,7 @@ class preference_game {
     }
     PREFOPT_CHECK(rho_.size() == contexts, shape_error, fn, ": context_weights has ", rho_.size(),
                   " entries, expected one per context (", contexts, ")");
-    for (index x = 0; x < contexts; ++x) {
+    for (index_t x = 0; x < contexts; ++x) {
       PREFOPT_CHECK(std::isfinite(rho_[x]) && rho_[x] >= 0.0, invalid_argument, fn,
                     ": context_weights[", x, "] = ", rho_[x], ", expected a weight >= 0");
     }
@@ -93,25 +93,25 @@ class preference_game {
 
   /// A single-context game with the uniform reference.
   static preference_game with_uniform_reference(matrix_d preference, double tau) {
-    const index n = preference.rows();
+    const index_t n = preference.rows();
     return {std::move(preference), uniform(n), tau};
   }
 
   /// The uniform distribution over `n` responses.
-  static vector_d uniform(index n) {
+  static vector_d uniform(index_t n) {
     PREFOPT_CHECK(n > 0, shape_error, "preference_game::uniform: n = ", n, ", expected n > 0");
     return vector_d::Constant(n, 1.0 / static_cast<double>(n));
   }
 
-  [[nodiscard]] index num_contexts() const noexcept {
-    return static_cast<index>(preferences_.size());
+  [[nodiscard]] index_t num_contexts() const noexcept {
+    return static_cast<index_t>(preferences_.size());
   }
   /// `n`, the number of responses per context.
-  [[nodiscard]] index num_actions() const noexcept { return preferences_.front().rows(); }
+  [[nodiscard]] index_t num_actions() const noexcept { return preferences_.front().rows(); }
   [[nodiscard]] double tau() const noexcept { return tau_; }
 
   /// `P[context]`, `n x n`.
-  [[nodiscard]] const matrix_d& preference(index context) const {
+  [[nodiscard]] const matrix_d& preference(index_t context) const {
     check_context("preference_game::preference", context);
     return preferences_[static_cast<std::size_t>(context)];
   }
@@ -168,7 +168,7 @@ class preference_game {
   }
 
  private:
-  void check_context(const char* function, index context) const {
+  void check_context(const char* function, index_t context) const {
     PREFOPT_CHECK(context >= 0 && context < num_contexts(), invalid_argument, function,
                   ": context = ", context, ", expected a context in [0, ", num_contexts(), ")");
   }
@@ -179,8 +179,8 @@ class preference_game {
     PREFOPT_CHECK(m.rows() == num_contexts() && m.cols() == num_actions(), shape_error, function,
                   ": ", argument, " is ", m.rows(), "x", m.cols(), ", expected ", num_contexts(),
                   "x", num_actions(), " (contexts x responses)");
-    for (index x = 0; x < m.rows(); ++x) {
-      for (index a = 0; a < m.cols(); ++a) {
+    for (index_t x = 0; x < m.rows(); ++x) {
+      for (index_t a = 0; a < m.cols(); ++a) {
         PREFOPT_CHECK(
             std::isfinite(m(x, a)) && (!non_negative || m(x, a) >= 0.0), invalid_argument, function,
             ": ", argument, "(context ", x, ", response ", a, ") = ", m(x, a),

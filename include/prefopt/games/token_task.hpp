@@ -34,8 +34,8 @@ namespace prefopt {
 
 /// Parameters of a random `token_preference_task`.
 struct token_task_config {
-  index vocab_size = 4;           ///< content tokens K >= 1
-  index max_length = 8;           ///< L >= 2 (eos included)
+  index_t vocab_size = 4;         ///< content tokens K >= 1
+  index_t max_length = 8;         ///< L >= 2 (eos included)
   double stop_probability = 0.3;  ///< mu's eos probability per free position, in (0, 1)
   double length_bonus = 0.5;      ///< gold reward per content token (> 0: length-biased judge)
   double quality_scale = 1.0;     ///< token qualities ~ N(0, quality_scale^2), then centred; >= 0
@@ -45,7 +45,7 @@ struct token_task_config {
 class token_preference_task {
  public:
   /// `quality` has one entry per content token (K >= 1); `max_length >= 2`.
-  token_preference_task(vector_d quality, double length_bonus, index max_length,
+  token_preference_task(vector_d quality, double length_bonus, index_t max_length,
                         double stop_probability)
       : quality_(std::move(quality)),
         length_bonus_(length_bonus),
@@ -63,13 +63,13 @@ class token_preference_task {
                   ", expected a finite value >= 0");
     rng gen(config.seed, /*stream=*/0x70c);
     vector_d q(config.vocab_size);
-    for (index k = 0; k < q.size(); ++k) q(k) = config.quality_scale * gen.normal();
+    for (index_t k = 0; k < q.size(); ++k) q(k) = config.quality_scale * gen.normal();
     q.array() -= q.mean();  // centred: under uniform content tokens, length is the only bias
     return {std::move(q), config.length_bonus, config.max_length, config.stop_probability};
   }
 
-  [[nodiscard]] index vocab_size() const noexcept { return quality_.size(); }
-  [[nodiscard]] index max_length() const noexcept { return reference_.max_length(); }
+  [[nodiscard]] index_t vocab_size() const noexcept { return quality_.size(); }
+  [[nodiscard]] index_t max_length() const noexcept { return reference_.max_length(); }
   [[nodiscard]] const vector_d& quality() const noexcept { return quality_; }
   [[nodiscard]] double length_bonus() const noexcept { return length_bonus_; }
   /// The reference policy mu (also where offline preference data come from).
@@ -106,11 +106,11 @@ class token_preference_task {
  private:
   /// Validates the task's arguments (errors name the task) and builds mu.
   static token_softmax_policy make_reference(const vector_d& quality, double length_bonus,
-                                             index max_length, double stop_probability) {
+                                             index_t max_length, double stop_probability) {
     constexpr const char* fn = "token_preference_task";
     PREFOPT_CHECK(quality.size() >= 1, invalid_argument, fn,
                   ": quality is empty, expected one entry per content token");
-    for (index k = 0; k < quality.size(); ++k) {
+    for (index_t k = 0; k < quality.size(); ++k) {
       PREFOPT_CHECK(std::isfinite(quality(k)), invalid_argument, fn, ": quality[", k,
                     "] = ", quality(k), ", expected a finite value");
     }
@@ -126,14 +126,14 @@ class token_preference_task {
 
   [[nodiscard]] double checked_reward(const char* fn, const char* argument,
                                       std::span<const token_id> y) const {
-    const auto n = static_cast<index>(y.size());
+    const auto n = static_cast<index_t>(y.size());
     PREFOPT_CHECK(n >= 1 && n <= max_length(), invalid_argument, fn, ": ", argument, " has ", n,
                   " tokens, expected 1 to max_length = ", max_length(), " (eos included)");
     PREFOPT_CHECK(y.back() == reference_.eos(), invalid_argument, fn, ": ", argument, "[", n - 1,
                   "] = ", y.back(), ", expected eos = ", reference_.eos(),
                   " at the end of the response");
     double r = 0.0;
-    for (index t = 0; t + 1 < n; ++t) {
+    for (index_t t = 0; t + 1 < n; ++t) {
       const token_id k = y[static_cast<std::size_t>(t)];
       PREFOPT_CHECK(k >= 0 && k < static_cast<token_id>(vocab_size()), invalid_argument, fn, ": ",
                     argument, "[", t, "] = ", k, ", expected a content token in [0, ", vocab_size(),

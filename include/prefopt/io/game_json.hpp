@@ -55,14 +55,14 @@ inline double json_number(const json& j, const std::string& path) {
   return j.get<double>();
 }
 
-inline vector_d json_vector(const json& j, const std::string& path, index expected) {
+inline vector_d json_vector(const json& j, const std::string& path, index_t expected) {
   PREFOPT_CHECK(j.is_array(), parse_error, "game JSON ", path, ": expected an array, got ",
                 j.type_name());
-  PREFOPT_CHECK(expected < 0 || static_cast<index>(j.size()) == expected, parse_error, "game JSON ",
-                path, ": has ", j.size(), " entries, expected ", expected);
-  vector_d v(static_cast<index>(j.size()));
+  PREFOPT_CHECK(expected < 0 || static_cast<index_t>(j.size()) == expected, parse_error,
+                "game JSON ", path, ": has ", j.size(), " entries, expected ", expected);
+  vector_d v(static_cast<index_t>(j.size()));
   for (std::size_t i = 0; i < j.size(); ++i) {
-    v[static_cast<index>(i)] = json_number(j[i], path + "/" + std::to_string(i));
+    v[static_cast<index_t>(i)] = json_number(j[i], path + "/" + std::to_string(i));
   }
   return v;
 }
@@ -79,10 +79,10 @@ inline matrix_d json_matrix(const json& j, const std::string& path) {
     PREFOPT_CHECK(j[i].size() == n, parse_error, "game JSON ", path, "/", i, ": has ", j[i].size(),
                   " entries, expected ", n, " (the matrix is square)");
   }
-  matrix_d m(static_cast<index>(n), static_cast<index>(n));
+  matrix_d m(static_cast<index_t>(n), static_cast<index_t>(n));
   for (std::size_t i = 0; i < n; ++i) {
     for (std::size_t k = 0; k < n; ++k) {
-      m(static_cast<index>(i), static_cast<index>(k)) =
+      m(static_cast<index_t>(i), static_cast<index_t>(k)) =
           json_number(j[i][k], path + "/" + std::to_string(i) + "/" + std::to_string(k));
     }
   }
@@ -147,9 +147,9 @@ void at_path(const std::string& path, F&& f) {
     contexts.push_back(&j);
     prefixes.emplace_back("");
   }
-  const auto count = static_cast<index>(contexts.size());
+  const auto count = static_cast<index_t>(contexts.size());
   std::vector<matrix_d> preferences;
-  index n = -1;
+  index_t n = -1;
   std::size_t weights = 0, lengths = 0, gold = 0;
   for (std::size_t x = 0; x < contexts.size(); ++x) {
     const json& c = *contexts[x];
@@ -158,22 +158,22 @@ void at_path(const std::string& path, F&& f) {
                   "/preference: missing (the n x n preference matrix)");
     if (n >= 0) {  // the size of this context, before its matrix is allocated
       const json& rows = c["preference"];
-      PREFOPT_CHECK(!rows.is_array() || static_cast<index>(rows.size()) == n, parse_error,
+      PREFOPT_CHECK(!rows.is_array() || static_cast<index_t>(rows.size()) == n, parse_error,
                     "game JSON ", pre, "/preference: has ", rows.size(), " rows, expected ", n,
                     " like the first context");
     }
     matrix_d p = detail::json_matrix(c["preference"], pre + "/preference");
     if (n < 0) n = p.rows();
     // Entry-level checks with the exact JSON path, then the matrix laws.
-    for (index a = 0; a < n; ++a) {
-      for (index b = 0; b < n; ++b) {
+    for (index_t a = 0; a < n; ++a) {
+      for (index_t b = 0; b < n; ++b) {
         PREFOPT_CHECK(p(a, b) >= 0.0 && p(a, b) <= 1.0, parse_error, "game JSON ", pre,
                       "/preference/", a, "/", b, ": ", p(a, b),
                       ", expected a probability in [0, 1]");
       }
     }
     detail::at_path(pre + "/preference", [&] {
-      validate_preference_matrix(p, "game_from_json", "P", static_cast<index>(x));
+      validate_preference_matrix(p, "game_from_json", "P", static_cast<index_t>(x));
     });
     preferences.push_back(std::move(p));
     weights += c.contains("weight") ? 1U : 0U;
@@ -196,10 +196,10 @@ void at_path(const std::string& path, F&& f) {
   for (std::size_t x = 0; x < contexts.size(); ++x) {
     const json& c = *contexts[x];
     const std::string& pre = prefixes[x];
-    const auto row = static_cast<index>(x);
+    const auto row = static_cast<index_t>(x);
     if (c.contains("reference")) {
       reference.row(row) = detail::json_vector(c["reference"], pre + "/reference", n).transpose();
-      for (index a = 0; a < n; ++a) {
+      for (index_t a = 0; a < n; ++a) {
         PREFOPT_CHECK(reference(row, a) > 0.0, parse_error, "game JSON ", pre, "/reference/", a,
                       ": ", reference(row, a), ", expected a strictly positive probability");
       }
@@ -260,17 +260,17 @@ void at_path(const std::string& path, F&& f) {
   nlohmann::json j;
   j["tau"] = game.tau();
   j["contexts"] = nlohmann::json::array();
-  const index n = game.num_actions();
+  const index_t n = game.num_actions();
   auto row_json = [n](const auto& row) {
     std::vector<double> v(static_cast<std::size_t>(n));
-    for (index a = 0; a < n; ++a) v[static_cast<std::size_t>(a)] = row(a);
+    for (index_t a = 0; a < n; ++a) v[static_cast<std::size_t>(a)] = row(a);
     return v;
   };
-  for (index x = 0; x < game.num_contexts(); ++x) {
+  for (index_t x = 0; x < game.num_contexts(); ++x) {
     nlohmann::json c;
     c["weight"] = game.context_weights()[x];
     nlohmann::json p = nlohmann::json::array();
-    for (index a = 0; a < n; ++a) p.push_back(row_json(game.preference(x).row(a)));
+    for (index_t a = 0; a < n; ++a) p.push_back(row_json(game.preference(x).row(a)));
     c["preference"] = std::move(p);
     c["reference"] = row_json(game.reference().row(x));
     if (game.has_lengths()) c["lengths"] = row_json(game.lengths().row(x));

@@ -23,9 +23,9 @@ namespace prefopt::io {
 namespace detail {
 inline nlohmann::json table_json(const row_matrix_d& t) {
   nlohmann::json rows = nlohmann::json::array();
-  for (index x = 0; x < t.rows(); ++x) {
+  for (index_t x = 0; x < t.rows(); ++x) {
     std::vector<double> r(static_cast<std::size_t>(t.cols()));
-    for (index a = 0; a < t.cols(); ++a) r[static_cast<std::size_t>(a)] = t(x, a);
+    for (index_t a = 0; a < t.cols(); ++a) r[static_cast<std::size_t>(a)] = t(x, a);
     rows.push_back(std::move(r));
   }
   return rows;

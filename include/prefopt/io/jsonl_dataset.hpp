@@ -55,19 +55,19 @@ inline constexpr std::size_t max_record_depth = 8;
 /// Options of the JSONL loader.
 struct jsonl_options {
   std::size_t max_line_bytes = std::size_t{1} << 24;  ///< longest accepted line (16 MiB)
-  index max_prompt_length = 0;    ///< 0: no limit; else longer prompts keep their last tokens
-  index max_response_length = 0;  ///< 0: no limit; else longer responses keep their first tokens
-  std::int64_t vocab_size = 0;    ///< 0: ids only need to fit int32; else ids must be < vocab_size
+  index_t max_prompt_length = 0;    ///< 0: no limit; else longer prompts keep their last tokens
+  index_t max_response_length = 0;  ///< 0: no limit; else longer responses keep their first tokens
+  std::int64_t vocab_size = 0;  ///< 0: ids only need to fit int32; else ids must be < vocab_size
   bool allow_unknown_fields = false;
   bool allow_empty_responses = false;
 };
 
 /// What the loader did.
 struct jsonl_report {
-  index records = 0;            ///< records loaded (= lines)
-  index truncated_records = 0;  ///< records with at least one truncated sequence
-  index truncated_prompts = 0;
-  index truncated_responses = 0;  ///< chosen + rejected responses truncated
+  index_t records = 0;            ///< records loaded (= lines)
+  index_t truncated_records = 0;  ///< records with at least one truncated sequence
+  index_t truncated_prompts = 0;
+  index_t truncated_responses = 0;  ///< chosen + rejected responses truncated
 };
 
 struct jsonl_load_result {
@@ -182,7 +182,7 @@ class jsonl_record_parser {
                       "; every record must use the same log-prob fields and forms");
       }
       if (v.layout == data::logprob_layout::per_sequence && options_.max_response_length > 0 &&
-          static_cast<index>(data::is_chosen(c) ? chosen.size() : rejected.size()) >
+          static_cast<index_t>(data::is_chosen(c) ? chosen.size() : rejected.size()) >
               options_.max_response_length) {
         PREFOPT_THROW(
             parse_error, where, ": field '", name,
@@ -193,7 +193,7 @@ class jsonl_record_parser {
     // Explicit truncation (counted).
     bool truncated = false;
     if (options_.max_prompt_length > 0 &&
-        static_cast<index>(prompt.size()) > options_.max_prompt_length) {
+        static_cast<index_t>(prompt.size()) > options_.max_prompt_length) {
       prompt.erase(prompt.begin(),
                    prompt.end() - static_cast<std::ptrdiff_t>(options_.max_prompt_length));
       ++report_.truncated_prompts;
@@ -335,7 +335,7 @@ class jsonl_record_parser {
   jsonl_load_result result;
   detail::jsonl_record_parser parser(options, result.report);
   std::size_t pos = 0;
-  index line_number = 0;
+  index_t line_number = 0;
   while (pos < content.size()) {
     ++line_number;
     const std::size_t nl = content.find('\n', pos);
@@ -368,7 +368,7 @@ class jsonl_record_parser {
   detail::jsonl_record_parser parser(options, result.report);
   std::string line;
   std::array<char, 1 << 16> block{};
-  index line_number = 1;
+  index_t line_number = 1;
   const auto finish_line = [&]() {
     std::string_view view(line);
     if (!view.empty() && view.back() == '\r') view.remove_suffix(1);
@@ -405,7 +405,7 @@ class jsonl_record_parser {
 /// Serialises a dataset in the JSONL format above (log-prob fields in each column's layout).
 [[nodiscard]] inline std::string to_preference_jsonl(const data::preference_dataset& d) {
   std::string out;
-  for (index i = 0; i < d.size(); ++i) {
+  for (index_t i = 0; i < d.size(); ++i) {
     nlohmann::ordered_json j;
     const auto as_array = [](std::span<const token_id> s) {
       return nlohmann::json(std::vector<token_id>(s.begin(), s.end()));

@@ -94,7 +94,7 @@ struct logprob_cache {
   data::ragged_buffer<double> chosen_tokens;    ///< laid out like dataset.chosen()
   data::ragged_buffer<double> rejected_tokens;  ///< laid out like dataset.rejected()
 
-  [[nodiscard]] index size() const noexcept { return static_cast<index>(chosen.size()); }
+  [[nodiscard]] index_t size() const noexcept { return static_cast<index_t>(chosen.size()); }
 };
 
 namespace detail {
@@ -176,7 +176,7 @@ inline constexpr double cache_sum_tolerance = 1e-9;
   for (const auto& [tokens, sequence, what] :
        {std::tuple{&c.chosen_tokens, &c.chosen, "chosen"},
         std::tuple{&c.rejected_tokens, &c.rejected, "rejected"}}) {
-    for (index i = 0; i < tokens->size(); ++i) {
+    for (index_t i = 0; i < tokens->size(); ++i) {
       double sum = 0.0, magnitude = 0.0;
       const auto seq = (*tokens)[i];
       for (std::size_t t = 0; t < seq.size(); ++t) {
@@ -258,9 +258,9 @@ inline constexpr double cache_sum_tolerance = 1e-9;
   for (const double v : c.chosen) detail::put_f64(s, v);
   for (const double v : c.rejected) detail::put_f64(s, v);
   if (c.has_tokens) {
-    for (index i = 0; i < c.size(); ++i)
+    for (index_t i = 0; i < c.size(); ++i)
       detail::put_u64(s, static_cast<std::uint64_t>(c.chosen_tokens.length(i)));
-    for (index i = 0; i < c.size(); ++i)
+    for (index_t i = 0; i < c.size(); ++i)
       detail::put_u64(s, static_cast<std::uint64_t>(c.rejected_tokens.length(i)));
     for (const double v : c.chosen_tokens.values()) detail::put_f64(s, v);
     for (const double v : c.rejected_tokens.values()) detail::put_f64(s, v);
@@ -396,7 +396,7 @@ inline void save_logprob_cache(const std::filesystem::path& path, const logprob_
   PREFOPT_CHECK(c.size() == dataset.size(), cache_mismatch_error, "load_logprob_cache: ", source,
                 ": ", c.size(), " records, the dataset has ", dataset.size());
   if (c.has_tokens) {
-    for (index i = 0; i < c.size(); ++i) {
+    for (index_t i = 0; i < c.size(); ++i) {
       PREFOPT_CHECK(c.chosen_tokens.length(i) == dataset.chosen().length(i) &&
                         c.rejected_tokens.length(i) == dataset.rejected().length(i),
                     cache_mismatch_error, "load_logprob_cache: ", source, ": record ", i,

@@ -53,7 +53,7 @@ enum class isa : std::uint8_t { baseline, avx2, avx512 };
 }
 
 /// Floats per packet of a path (baseline: the compile-time Eigen packet width).
-[[nodiscard]] constexpr index isa_width(isa i) noexcept {
+[[nodiscard]] constexpr index_t isa_width(isa i) noexcept {
   switch (i) {
     case isa::avx2:
       return 8;

@@ -77,13 +77,13 @@ namespace detail {
 template <class T>
 void check_estimator_inputs(const char* kernel, std::span<const T> lp, std::span<const T> lr,
                             std::size_t n_out, const options& opt) {
-  const auto n = static_cast<index>(lp.size());
+  const auto n = static_cast<index_t>(lp.size());
   PREFOPT_CHECK(lr.size() == lp.size(), shape_error, kernel, ": ref_log_probs has ", lr.size(),
                 " entries, expected ", lp.size(), " (one per log_probs entry)");
   PREFOPT_CHECK(n_out == lp.size(), shape_error, kernel, ": output has ", n_out,
                 " entries, expected ", lp.size());
   check_optional_rows(kernel, "mask", opt.mask.size(), n);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     if (!row_on(opt.mask, i)) continue;
     const auto u = static_cast<std::size_t>(i);
     PREFOPT_CHECK(std::isfinite(lp[u]) && std::isfinite(lr[u]), invalid_argument, kernel,
@@ -97,7 +97,7 @@ void sampled_kl_impl(kl_estimator e, std::span<const T> lp, std::span<const T> l
                      const options& opt) {
   check_estimator_inputs("sampled_kl", lp, lr, out.size(), opt);
   for (std::size_t u = 0; u < lp.size(); ++u) {
-    out[u] = row_on(opt.mask, static_cast<index>(u)) ? kl_estimate(e, lp[u] - lr[u]) : T(0);
+    out[u] = row_on(opt.mask, static_cast<index_t>(u)) ? kl_estimate(e, lp[u] - lr[u]) : T(0);
   }
 }
 
@@ -113,7 +113,7 @@ void sampled_kl_backward_impl(kl_estimator e, std::span<const T> lp, std::span<c
                 ": d_ref_log_probs has ", d_lr.size(), " entries, expected 0 or ", lp.size());
   const bool acc = opt.mode == write_mode::accumulate;
   for (std::size_t u = 0; u < lp.size(); ++u) {
-    const T g = row_on(opt.mask, static_cast<index>(u))
+    const T g = row_on(opt.mask, static_cast<index_t>(u))
                     ? grad[u] * kl_estimate_derivative(e, lp[u] - lr[u])
                     : T(0);
     d_lp[u] = acc ? d_lp[u] + g : g;

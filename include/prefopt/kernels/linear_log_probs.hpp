@@ -50,24 +50,24 @@ namespace prefopt::kernels {
 /// packing buffers and row states, plus, for the backward with several threads, the private
 /// dhidden copies. What the forward's "extra memory" is, exactly.
 template <class T>
-[[nodiscard]] std::size_t linear_workspace_bytes(index n, index v, index d,
+[[nodiscard]] std::size_t linear_workspace_bytes(index_t n, index_t v, index_t d,
                                                  const linear_options& opt = {},
                                                  bool backward = false) {
-  index block = 0;
-  index tile = 0;
+  index_t block = 0;
+  index_t tile = 0;
   int threads = 1;
   detail::plan_linear<T>(n, v, opt, block, tile, threads);
-  const index mr = detail::gemm_shape<T>::mr;
+  const index_t mr = detail::gemm_shape<T>::mr;
   const Eigen::internal::gemm_blocking_space<Eigen::ColMajor, T, T, Eigen::Dynamic, Eigen::Dynamic,
                                              Eigen::Dynamic, 1, false>
       blocking(block, tile, d, 1, true);  // computes sizes; allocates only on request
-  const index elements = block * tile + mr * d + mr * tile + detail::gemm_shape<T>::nr * d +
-                         blocking.kc() * (blocking.mc() + blocking.nc());
+  const index_t elements = block * tile + mr * d + mr * tile + detail::gemm_shape<T>::nr * d +
+                           blocking.kc() * (blocking.mc() + blocking.nc());
   std::size_t per_thread = static_cast<std::size_t>(elements) * sizeof(T) +
                            static_cast<std::size_t>(tile) *
                                (sizeof(detail::row_accumulator<double, true>) + sizeof(double));
-  const auto used_threads = backward ? std::min<index>(threads, (v + block - 1) / block)
-                                     : std::min<index>(threads, std::max<index>(n, 1));
+  const auto used_threads = backward ? std::min<index_t>(threads, (v + block - 1) / block)
+                                     : std::min<index_t>(threads, std::max<index_t>(n, 1));
   std::size_t total = per_thread * static_cast<std::size_t>(used_threads);
   if (backward && used_threads > 1) {
     total += static_cast<std::size_t>((used_threads - 1) * n * d) * sizeof(T);
@@ -130,7 +130,7 @@ void linear_log_probs_backward(
   detail::check_optional_rows(kernel, "grad_entropy", grads.entropy.size(), h.rows);
   if (!grads.entropy.empty()) detail::check_rows(kernel, "entropy", saved.entropy.size(), h.rows);
   const auto p = detail::make_problem(kernel, h, w, bias, targets, !grads.log_probs.empty(), opt);
-  for (index i = 0; i < h.rows; ++i) {
+  for (index_t i = 0; i < h.rows; ++i) {
     if (!detail::row_on(opt.mask, i)) continue;
     const auto u = static_cast<std::size_t>(i);
     PREFOPT_CHECK(std::isfinite(saved.logsumexp[u]), invalid_argument, kernel, ": logsumexp[", i,

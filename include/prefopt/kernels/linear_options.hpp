@@ -15,10 +15,10 @@ namespace prefopt::kernels {
 struct linear_options {
   /// Vocabulary columns per block; rounded up to a multiple of `reduction_tile` (1008). Changes
   /// memory (block x row_tile logits per thread) and speed, never the forward results.
-  index block_size = reduction_tile;
+  index_t block_size = reduction_tile;
   /// Hidden rows per GEMM; 0 picks min(rows per thread, max(64, 512 / threads)). Rounded up to the
   /// GEMM micro-panel width. Changes memory and speed, never the forward results.
-  index row_tile = 0;
+  index_t row_tile = 0;
   /// Tile arithmetic precision of the log-sum-exp folds (the GEMM is in the input type).
   accumulation accumulate = accumulation::input;
   /// Backward outputs: overwrite or accumulate.

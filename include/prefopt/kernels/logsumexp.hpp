@@ -39,9 +39,9 @@ void log_softmax_impl(const char* kernel, const cview<T>& x, const mview<T>& out
   PREFOPT_CHECK(x.cols > 0 || x.rows == 0, shape_error, kernel,
                 ": logits has 0 columns, expected a vocabulary of at least 1 entry");
   const bool in_place = static_cast<const void*>(x.data) == static_cast<const void*>(out.data);
-  auto with_acc = [&]<class Acc>() -> index {
+  auto with_acc = [&]<class Acc>() -> index_t {
     const tile_kernels<Acc>& k = tiles_for<Acc>(opt);
-    return for_each_row(x.rows, 2 * x.cols, opt.parallel, [&](index i) -> bool {
+    return for_each_row(x.rows, 2 * x.cols, opt.parallel, [&](index_t i) -> bool {
       array_map<T> o(out.row(i), x.cols);
       if (!row_on(opt.mask, i)) {
         if (!in_place) o.setZero();
@@ -51,8 +51,8 @@ void log_softmax_impl(const char* kernel, const cview<T>& x, const mview<T>& out
       if (s.status != row_status::ok) return false;
       const auto m = static_cast<Acc>(s.m);
       const auto log_s = static_cast<Acc>(s.log_s);
-      for (index j0 = 0; j0 < x.cols; j0 += reduction_tile) {
-        const index n = std::min(reduction_tile, x.cols - j0);
+      for (index_t j0 = 0; j0 < x.cols; j0 += reduction_tile) {
+        const index_t n = std::min(reduction_tile, x.cols - j0);
         const carray_map<T> t(x.row(i) + j0, n);
         array_map<T> oj(out.row(i) + j0, n);
         store(oj, shifted<Acc>(t, m) - log_s, write_mode::overwrite);
@@ -60,7 +60,7 @@ void log_softmax_impl(const char* kernel, const cview<T>& x, const mview<T>& out
       return true;
     });
   };
-  const index bad = with_accumulation<T>(opt.accumulate, with_acc);
+  const index_t bad = with_accumulation<T>(opt.accumulate, with_acc);
   if (bad < x.rows) {
     throw_row_error(kernel, "logits", x, bad,
                     reduce_row<T, false>(tiles_for<T>(opt), x.row(bad), x.cols).status);

@@ -104,7 +104,7 @@ struct options {
 
 /// Number of logits in one reduction tile: fixed, so results never depend on a chunk size. 1008 is
 /// divisible by every SIMD packet width and GEMM micro-panel height Eigen uses (4..16, 12, 24, 48).
-inline constexpr index reduction_tile = 1008;
+inline constexpr index_t reduction_tile = 1008;
 
 /// A span over a contiguous Eigen vector (or any object with `data()` and `size()`).
 template <class V>

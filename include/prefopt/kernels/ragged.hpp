@@ -28,7 +28,7 @@ namespace detail {
 /// `ragged_mean` and `losses::sequence_sums` all use it.
 struct masked_sum {
   double sum = 0;
-  index count = 0;
+  index_t count = 0;
 };
 
 template <class T>
@@ -46,10 +46,10 @@ template <class T>
 template <class T>
 void ragged_reduce(const char* kernel, ragged_view<const T> values, std::span<T> out, bool mean) {
   values.validate(kernel, "values");
-  PREFOPT_CHECK(static_cast<index>(out.size()) == values.num_sequences(), shape_error, kernel,
+  PREFOPT_CHECK(static_cast<index_t>(out.size()) == values.num_sequences(), shape_error, kernel,
                 ": out has ", out.size(), " entries, expected one per sequence (",
                 values.num_sequences(), ")");
-  for (index i = 0; i < values.num_sequences(); ++i) {
+  for (index_t i = 0; i < values.num_sequences(); ++i) {
     const auto b = static_cast<std::size_t>(values.offsets[static_cast<std::size_t>(i)]);
     const auto e = static_cast<std::size_t>(values.offsets[static_cast<std::size_t>(i) + 1]);
     double s = sum_range<T>(values.values, {}, b, e).sum;
@@ -60,15 +60,15 @@ void ragged_reduce(const char* kernel, ragged_view<const T> values, std::span<T>
 }
 
 template <class T>
-void ragged_reduce_backward(const char* kernel, std::span<const index> offsets,
+void ragged_reduce_backward(const char* kernel, std::span<const index_t> offsets,
                             std::span<const T> grad, std::span<T> d_values, write_mode mode,
                             bool mean) {
   const ragged_view<T> d{offsets, d_values};
   d.validate(kernel, "d_values");
-  PREFOPT_CHECK(static_cast<index>(grad.size()) == d.num_sequences(), shape_error, kernel,
+  PREFOPT_CHECK(static_cast<index_t>(grad.size()) == d.num_sequences(), shape_error, kernel,
                 ": grad has ", grad.size(), " entries, expected one per sequence (",
                 d.num_sequences(), ")");
-  for (index i = 0; i < d.num_sequences(); ++i) {
+  for (index_t i = 0; i < d.num_sequences(); ++i) {
     const auto len = d.length(i);
     T g = grad[static_cast<std::size_t>(i)];
     if (mean && len > 1) g = static_cast<T>(static_cast<double>(g) / static_cast<double>(len));
@@ -92,14 +92,14 @@ void ragged_mean(ragged_view<const T> values, std::span<T> out) {
 /// d_values[t] (= or +=) grad[i] for every token t of sequence i; tokens outside every sequence
 /// are untouched. `offsets` as in the forward; `d_values` spans the forward's `values`.
 template <class T>
-void ragged_sum_backward(std::span<const index> offsets, std::span<const T> grad,
+void ragged_sum_backward(std::span<const index_t> offsets, std::span<const T> grad,
                          std::span<T> d_values, write_mode mode = write_mode::overwrite) {
   detail::ragged_reduce_backward("ragged_sum_backward", offsets, grad, d_values, mode, false);
 }
 
 /// d_values[t] (= or +=) grad[i] / max(length_i, 1) for every token t of sequence i.
 template <class T>
-void ragged_mean_backward(std::span<const index> offsets, std::span<const T> grad,
+void ragged_mean_backward(std::span<const index_t> offsets, std::span<const T> grad,
                           std::span<T> d_values, write_mode mode = write_mode::overwrite) {
   detail::ragged_reduce_backward("ragged_mean_backward", offsets, grad, d_values, mode, true);
 }

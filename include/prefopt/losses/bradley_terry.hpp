@@ -69,7 +69,7 @@ reward_model_metrics<T> bradley_terry_loss_impl(const Eigen::Ref<const vector_t<
                                                 vector_t<T>* pair_losses,
                                                 const bradley_terry_options& options) {
   constexpr const char* fn = "bradley_terry_loss";
-  const index n = r_chosen.size();
+  const index_t n = r_chosen.size();
   PREFOPT_CHECK(n > 0, shape_error, fn, ": r_chosen is empty, expected at least one pair");
   detail::check_size(fn, "r_rejected", r_rejected.size(), n);
   if (margin.size() != 0) detail::check_size(fn, "margin", margin.size(), n);
@@ -84,7 +84,7 @@ reward_model_metrics<T> bradley_terry_loss_impl(const Eigen::Ref<const vector_t<
   const T c = static_cast<T>(options.c_center);
   reward_model_metrics<T> m;
   T total = T(0);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const T rw = r_chosen(i);
     const T rl = r_rejected(i);
     const T z = rw - rl - (margin.size() != 0 ? margin(i) : T(0));
@@ -177,8 +177,8 @@ template <class T>
 T bradley_terry_ranking_loss(const Eigen::Ref<const row_matrix_t<T>>& rewards,
                              Eigen::Ref<row_matrix_t<T>> grad, reduction reduce = reduction::mean) {
   constexpr const char* fn = "bradley_terry_ranking_loss";
-  const index prompts = rewards.rows();
-  const index k = rewards.cols();
+  const index_t prompts = rewards.rows();
+  const index_t k = rewards.cols();
   PREFOPT_CHECK(prompts > 0 && k >= 2, shape_error, fn, ": rewards is ", prompts, "x", k,
                 ", expected at least 1 prompt and K >= 2 ranked responses");
   PREFOPT_CHECK(grad.rows() == prompts && grad.cols() == k, shape_error, fn, ": grad is ",
@@ -188,9 +188,9 @@ T bradley_terry_ranking_loss(const Eigen::Ref<const row_matrix_t<T>>& rewards,
       detail::reduction_scale<T>(reduce, prompts) / static_cast<T>(k * (k - 1) / 2);
   T total = T(0);
   grad.setZero();
-  for (index p = 0; p < prompts; ++p) {
-    for (index i = 0; i < k; ++i) {
-      for (index j = i + 1; j < k; ++j) {
+  for (index_t p = 0; p < prompts; ++p) {
+    for (index_t i = 0; i < k; ++i) {
+      for (index_t j = i + 1; j < k; ++j) {
         const T z = rewards(p, i) - rewards(p, j);
         total += softplus(-z);
         const T g = sigmoid(-z) * pair_scale;
@@ -207,21 +207,21 @@ T bradley_terry_ranking_loss(const Eigen::Ref<const row_matrix_t<T>>& rewards,
 /// reduced over rows. `grad` (`[N, K]`) receives `(softmax(r_i) - onehot(chosen[i])) * scale`.
 /// With all rewards equal the loss is `log K`. Returns the loss.
 template <class T>
-T best_of_k_loss(const Eigen::Ref<const row_matrix_t<T>>& rewards, std::span<const index> chosen,
+T best_of_k_loss(const Eigen::Ref<const row_matrix_t<T>>& rewards, std::span<const index_t> chosen,
                  Eigen::Ref<row_matrix_t<T>> grad, reduction reduce = reduction::mean) {
   constexpr const char* fn = "best_of_k_loss";
-  const index n = rewards.rows();
-  const index k = rewards.cols();
+  const index_t n = rewards.rows();
+  const index_t k = rewards.cols();
   PREFOPT_CHECK(n > 0 && k >= 1, shape_error, fn, ": rewards is ", n, "x", k,
                 ", expected at least one row and one column");
-  detail::check_size(fn, "chosen", static_cast<index>(chosen.size()), n);
+  detail::check_size(fn, "chosen", static_cast<index_t>(chosen.size()), n);
   PREFOPT_CHECK(grad.rows() == n && grad.cols() == k, shape_error, fn, ": grad is ", grad.rows(),
                 "x", grad.cols(), ", expected ", n, "x", k);
   detail::check_finite(fn, "rewards", rewards.reshaped());
   const T scale = detail::reduction_scale<T>(reduce, n);
   T total = T(0);
-  for (index i = 0; i < n; ++i) {
-    const index c = chosen[static_cast<std::size_t>(i)];
+  for (index_t i = 0; i < n; ++i) {
+    const index_t c = chosen[static_cast<std::size_t>(i)];
     PREFOPT_CHECK(c >= 0 && c < k, invalid_argument, fn, ": chosen[", i, "] = ", c,
                   ", expected an index in [0, ", k, ")");
     const T lse = logsumexp(rewards.row(i));
@@ -239,7 +239,7 @@ T scalar_rating_loss(const Eigen::Ref<const vector_t<T>>& rewards,
                      const Eigen::Ref<const vector_t<T>>& targets, Eigen::Ref<vector_t<T>> grad,
                      reduction reduce = reduction::mean) {
   constexpr const char* fn = "scalar_rating_loss";
-  const index n = rewards.size();
+  const index_t n = rewards.size();
   PREFOPT_CHECK(n > 0, shape_error, fn, ": rewards is empty, expected at least one element");
   detail::check_size(fn, "targets", targets.size(), n);
   detail::check_size(fn, "grad", grad.size(), n);
@@ -259,7 +259,7 @@ T scalar_compare_loss(const Eigen::Ref<const vector_t<T>>& r_a,
                       Eigen::Ref<vector_t<T>> grad_a, Eigen::Ref<vector_t<T>> grad_b,
                       reduction reduce = reduction::mean) {
   constexpr const char* fn = "scalar_compare_loss";
-  const index n = r_a.size();
+  const index_t n = r_a.size();
   PREFOPT_CHECK(n > 0, shape_error, fn, ": r_a is empty, expected at least one pair");
   detail::check_size(fn, "r_b", r_b.size(), n);
   detail::check_size(fn, "target_difference", target_difference.size(), n);
@@ -304,15 +304,15 @@ struct reward_normalization {
   static reward_normalization fit(const Eigen::DenseBase<Derived>& samples,
                                   double target_mean = 0.0, double target_std = 1.0) {
     constexpr const char* fn = "reward_normalization::fit";
-    const index n = samples.size();
+    const index_t n = samples.size();
     PREFOPT_CHECK(n >= 2, invalid_argument, fn, ": ", n, " samples, expected at least 2");
     detail::check_finite(fn, "samples", samples);
     detail::check_lower(fn, "target_std", target_std, 0.0, true);
     double mean = 0.0;
-    for (index i = 0; i < n; ++i) mean += static_cast<double>(samples.derived().coeff(i));
+    for (index_t i = 0; i < n; ++i) mean += static_cast<double>(samples.derived().coeff(i));
     mean /= static_cast<double>(n);
     double var = 0.0;
-    for (index i = 0; i < n; ++i) {
+    for (index_t i = 0; i < n; ++i) {
       const double d = static_cast<double>(samples.derived().coeff(i)) - mean;
       var += d * d;
     }

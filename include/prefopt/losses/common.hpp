@@ -53,7 +53,7 @@ void check_same_layout(const char* function, const char* name_a, const ragged_vi
   PREFOPT_CHECK(a.num_sequences() == b.num_sequences(), shape_error, function, ": ", name_b,
                 " has ", b.num_sequences(), " sequences, expected ", a.num_sequences(), " (as ",
                 name_a, ")");
-  for (index i = 0; i < a.num_sequences(); ++i) {
+  for (index_t i = 0; i < a.num_sequences(); ++i) {
     PREFOPT_CHECK(a.length(i) == b.length(i), shape_error, function, ": sequence ", i, " of ",
                   name_b, " has length ", b.length(i), ", expected ", a.length(i), " (as ", name_a,
                   ")");
@@ -62,11 +62,11 @@ void check_same_layout(const char* function, const char* name_a, const ragged_vi
 
 /// 1/n for `reduction::mean`, 1 for `reduction::sum` (n > 0).
 template <class T>
-[[nodiscard]] T reduction_scale(reduction r, index n) noexcept {
+[[nodiscard]] T reduction_scale(reduction r, index_t n) noexcept {
   return r == reduction::mean && n > 0 ? T(1) / static_cast<T>(n) : T(1);
 }
 
-inline void check_size(const char* function, const char* argument, index size, index expected) {
+inline void check_size(const char* function, const char* argument, index_t size, index_t expected) {
   PREFOPT_CHECK(size == expected, shape_error, function, ": ", argument, " has size ", size,
                 ", expected ", expected);
 }
@@ -74,7 +74,7 @@ inline void check_size(const char* function, const char* argument, index size, i
 /// Throws `invalid_argument` naming the first non-finite entry of `v`.
 template <class Derived>
 void check_finite(const char* function, const char* argument, const Eigen::DenseBase<Derived>& v) {
-  for (index i = 0; i < v.size(); ++i) {
+  for (index_t i = 0; i < v.size(); ++i) {
     const auto x = v.derived().coeff(i);
     PREFOPT_CHECK(std::isfinite(x), invalid_argument, function, ": ", argument, "[", i, "] = ", x,
                   ", expected a finite value");
@@ -90,8 +90,8 @@ inline void check_lower(const char* function, const char* argument, double x, do
 
 /// `max(L, 1)` as the scalar type (ALGORITHMS.md §0.2 item 2).
 template <class T>
-[[nodiscard]] T clamped_length(index length) noexcept {
-  return static_cast<T>(length < 1 ? index{1} : length);
+[[nodiscard]] T clamped_length(index_t length) noexcept {
+  return static_cast<T>(length < 1 ? index_t{1} : length);
 }
 
 }  // namespace detail
@@ -106,17 +106,17 @@ template <class T>
 /// Shapes: `sums` and `lengths` have `token_values.num_sequences()` entries.
 template <class T>
 void sequence_sums(ragged_view<const T> token_values, std::span<const std::uint8_t> mask,
-                   Eigen::Ref<vector_t<T>> sums, std::span<index> lengths) {
+                   Eigen::Ref<vector_t<T>> sums, std::span<index_t> lengths) {
   constexpr const char* fn = "sequence_sums";
   token_values.validate(fn, "token_values");
-  const index n = token_values.num_sequences();
+  const index_t n = token_values.num_sequences();
   detail::check_size(fn, "sums", sums.size(), n);
-  detail::check_size(fn, "lengths", static_cast<index>(lengths.size()), n);
+  detail::check_size(fn, "lengths", static_cast<index_t>(lengths.size()), n);
   if (!mask.empty()) {
-    detail::check_size(fn, "mask", static_cast<index>(mask.size()),
-                       static_cast<index>(token_values.values.size()));
+    detail::check_size(fn, "mask", static_cast<index_t>(mask.size()),
+                       static_cast<index_t>(token_values.values.size()));
   }
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const auto b = static_cast<std::size_t>(token_values.offsets[static_cast<std::size_t>(i)]);
     const auto e = static_cast<std::size_t>(token_values.offsets[static_cast<std::size_t>(i) + 1]);
     const auto r = kernels::detail::sum_range<T>(token_values.values, mask, b, e);
@@ -141,18 +141,18 @@ void spread_sequence_gradients(const Eigen::Ref<const vector_t<T>>& sequence_gra
                                bool divide_by_length = false) {
   constexpr const char* fn = "spread_sequence_gradients";
   token_grads.validate(fn, "token_grads");
-  const index n = token_grads.num_sequences();
+  const index_t n = token_grads.num_sequences();
   detail::check_size(fn, "sequence_grads", sequence_grads.size(), n);
   if (!mask.empty()) {
-    detail::check_size(fn, "mask", static_cast<index>(mask.size()),
-                       static_cast<index>(token_grads.values.size()));
+    detail::check_size(fn, "mask", static_cast<index_t>(mask.size()),
+                       static_cast<index_t>(token_grads.values.size()));
   }
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const auto b = static_cast<std::size_t>(token_grads.offsets[static_cast<std::size_t>(i)]);
     const auto e = static_cast<std::size_t>(token_grads.offsets[static_cast<std::size_t>(i) + 1]);
     T g = sequence_grads(i);
     if (divide_by_length) {
-      index count = 0;
+      index_t count = 0;
       for (std::size_t t = b; t < e; ++t) count += (mask.empty() || mask[t] != 0) ? 1 : 0;
       g /= detail::clamped_length<T>(count);
     }

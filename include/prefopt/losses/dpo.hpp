@@ -160,16 +160,16 @@ struct dpo_inputs {
   Eigen::Ref<const vector_t<T>> policy_rejected;
   Eigen::Ref<const vector_t<T>> reference_chosen;
   Eigen::Ref<const vector_t<T>> reference_rejected;
-  std::span<const index> chosen_lengths = {};
-  std::span<const index> rejected_lengths = {};
+  std::span<const index_t> chosen_lengths = {};
+  std::span<const index_t> rejected_lengths = {};
 
   /// Inputs without reference sums, for reference-free variants (SimPO):
   /// `dpo_inputs<double>::reference_free(policy_chosen, policy_rejected, lengths_w, lengths_l)`.
   /// A variant that uses the reference rejects them (`shape_error` naming `reference_chosen`).
   [[nodiscard]] static dpo_inputs reference_free(Eigen::Ref<const vector_t<T>> policy_chosen,
                                                  Eigen::Ref<const vector_t<T>> policy_rejected,
-                                                 std::span<const index> chosen_lengths = {},
-                                                 std::span<const index> rejected_lengths = {}) {
+                                                 std::span<const index_t> chosen_lengths = {},
+                                                 std::span<const index_t> rejected_lengths = {}) {
     const Eigen::Map<const vector_t<T>> none(nullptr, 0);
     return {policy_chosen, policy_rejected, none, none, chosen_lengths, rejected_lengths};
   }
@@ -236,7 +236,7 @@ class dpo_loss {
                          detail::ref_t<T> grad_policy_chosen,
                          detail::ref_t<T> grad_policy_rejected) const {
     constexpr const char* fn = "dpo_loss::compute";
-    const index n = in.policy_chosen.size();
+    const index_t n = in.policy_chosen.size();
     PREFOPT_CHECK(n > 0, shape_error, fn, ": policy_chosen is empty, expected at least one pair");
     detail::check_size(fn, "policy_rejected", in.policy_rejected.size(), n);
     if (Variant::uses_reference || in.reference_chosen.size() != 0) {
@@ -247,8 +247,9 @@ class dpo_loss {
     PREFOPT_CHECK(have_lengths || !config_.length_average, shape_error, fn,
                   ": length_average is on but chosen_lengths / rejected_lengths are empty");
     if (have_lengths) {
-      detail::check_size(fn, "chosen_lengths", static_cast<index>(in.chosen_lengths.size()), n);
-      detail::check_size(fn, "rejected_lengths", static_cast<index>(in.rejected_lengths.size()), n);
+      detail::check_size(fn, "chosen_lengths", static_cast<index_t>(in.chosen_lengths.size()), n);
+      detail::check_size(fn, "rejected_lengths", static_cast<index_t>(in.rejected_lengths.size()),
+                         n);
     }
     detail::check_size(fn, "losses", losses.size(), n);
     detail::check_size(fn, "grad_policy_chosen", grad_policy_chosen.size(), n);
@@ -264,12 +265,12 @@ class dpo_loss {
     const T scale = detail::reduction_scale<T>(config_.reduce, n);
     dpo_metrics<T> m;
     T total = T(0);
-    for (index i = 0; i < n; ++i) {
+    for (index_t i = 0; i < n; ++i) {
       T a_w = T(1);
       T a_l = T(1);
       if (have_lengths) {
-        const index len_w = in.chosen_lengths[static_cast<std::size_t>(i)];
-        const index len_l = in.rejected_lengths[static_cast<std::size_t>(i)];
+        const index_t len_w = in.chosen_lengths[static_cast<std::size_t>(i)];
+        const index_t len_l = in.rejected_lengths[static_cast<std::size_t>(i)];
         PREFOPT_CHECK(len_w >= 0 && len_l >= 0, invalid_argument, fn, ": lengths of pair ", i,
                       " are (", len_w, ", ", len_l, "), expected >= 0");
         m.lengths_chosen += static_cast<T>(len_w);

@@ -46,7 +46,7 @@ void sequence_log_likelihoods(ragged_view<const T> token_logps, likelihood_reduc
   constexpr const char* fn = "sequence_log_likelihoods";
   token_logps.validate(fn, "token_logps");
   detail::check_size(fn, "out", out.size(), token_logps.num_sequences());
-  for (index i = 0; i < token_logps.num_sequences(); ++i) {
+  for (index_t i = 0; i < token_logps.num_sequences(); ++i) {
     T s = T(0);
     for (const T x : token_logps.sequence(i)) s += x;
     out(i) =
@@ -64,11 +64,11 @@ T label_smoothed_cross_entropy(const Eigen::Ref<const row_matrix_t<T>>& logits,
                                std::span<const token_id> targets, double eps_ls,
                                Eigen::Ref<row_matrix_t<T>> grad) {
   constexpr const char* fn = "label_smoothed_cross_entropy";
-  const index n = logits.rows();
-  const index v = logits.cols();
+  const index_t n = logits.rows();
+  const index_t v = logits.cols();
   PREFOPT_CHECK(n > 0 && v > 0, shape_error, fn, ": logits is ", n, "x", v,
                 ", expected at least one token and one vocabulary entry");
-  detail::check_size(fn, "targets", static_cast<index>(targets.size()), n);
+  detail::check_size(fn, "targets", static_cast<index_t>(targets.size()), n);
   PREFOPT_CHECK(grad.rows() == n && grad.cols() == v, shape_error, fn, ": grad is ", grad.rows(),
                 "x", grad.cols(), ", expected ", n, "x", v);
   PREFOPT_CHECK(eps_ls >= 0.0 && eps_ls < 1.0, invalid_argument, fn, ": eps_ls = ", eps_ls,
@@ -77,8 +77,8 @@ T label_smoothed_cross_entropy(const Eigen::Ref<const row_matrix_t<T>>& logits,
   const T inv_n = T(1) / static_cast<T>(n);
   const T inv_v = T(1) / static_cast<T>(v);
   T total = T(0);
-  for (index t = 0; t < n; ++t) {
-    const index y = targets[static_cast<std::size_t>(t)];
+  for (index_t t = 0; t < n; ++t) {
+    const index_t y = targets[static_cast<std::size_t>(t)];
     PREFOPT_CHECK(y >= 0 && y < v, invalid_argument, fn, ": targets[", t, "] = ", y,
                   ", expected a token id in [0, ", v, ")");
     detail::check_finite(fn, "logits row", logits.row(t));
@@ -100,8 +100,8 @@ template <class T>
 T entropy_bonus(const Eigen::Ref<const row_matrix_t<T>>& logits, double w_ent,
                 Eigen::Ref<row_matrix_t<T>> grad) {
   constexpr const char* fn = "entropy_bonus";
-  const index n = logits.rows();
-  const index v = logits.cols();
+  const index_t n = logits.rows();
+  const index_t v = logits.cols();
   PREFOPT_CHECK(n > 0 && v > 0, shape_error, fn, ": logits is ", n, "x", v,
                 ", expected at least one row and one column");
   PREFOPT_CHECK(grad.rows() == n && grad.cols() == v, shape_error, fn, ": grad is ", grad.rows(),
@@ -110,7 +110,7 @@ T entropy_bonus(const Eigen::Ref<const row_matrix_t<T>>& logits, double w_ent,
   const T w = static_cast<T>(w_ent);
   const T inv_n = T(1) / static_cast<T>(n);
   T total = T(0);
-  for (index t = 0; t < n; ++t) {
+  for (index_t t = 0; t < n; ++t) {
     detail::check_finite(fn, "logits row", logits.row(t));
     const T lse = logsumexp(logits.row(t));
     const auto logp = (logits.row(t).array() - lse).eval();
@@ -133,7 +133,7 @@ T contrastive_instruction_loss_2way(const detail::cref_t<T>& ell_positive,
                                     detail::ref_t<T> grad_positive,
                                     detail::ref_t<T> grad_negative) {
   constexpr const char* fn = "contrastive_instruction_loss_2way";
-  const index n = ell_positive.size();
+  const index_t n = ell_positive.size();
   PREFOPT_CHECK(n > 0, shape_error, fn, ": ell_positive is empty, expected at least one pair");
   detail::check_size(fn, "ell_negative", ell_negative.size(), n);
   detail::check_size(fn, "grad_positive", grad_positive.size(), n);
@@ -145,7 +145,7 @@ T contrastive_instruction_loss_2way(const detail::cref_t<T>& ell_positive,
   const T eps = static_cast<T>(eps_ls);
   const T inv_n = T(1) / static_cast<T>(n);
   T total = T(0);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const T delta = ell_positive(i) - ell_negative(i);
     total += (T(1) - eps) * softplus(-delta) + eps * softplus(delta);
     const T g = (sigmoid(delta) - (T(1) - eps)) * inv_n;
@@ -164,14 +164,15 @@ T contrastive_instruction_loss_2way(const detail::cref_t<T>& ell_positive,
 /// 2-way form. `eps_ls` in [0, 1). Returns the loss.
 template <class T>
 T contrastive_instruction_loss(const Eigen::Ref<const row_matrix_t<T>>& ell,
-                               std::span<const index> positive, double eps_ls,
+                               std::span<const index_t> positive, double eps_ls,
                                Eigen::Ref<row_matrix_t<T>> grad) {
   constexpr const char* fn = "contrastive_instruction_loss";
-  const index b = ell.rows();
-  const index k = ell.cols();
+  const index_t b = ell.rows();
+  const index_t k = ell.cols();
   PREFOPT_CHECK(b > 0 && k >= 2, shape_error, fn, ": ell is ", b, "x", k,
                 ", expected at least one row and K >= 2 instructions");
-  if (!positive.empty()) detail::check_size(fn, "positive", static_cast<index>(positive.size()), b);
+  if (!positive.empty())
+    detail::check_size(fn, "positive", static_cast<index_t>(positive.size()), b);
   PREFOPT_CHECK(grad.rows() == b && grad.cols() == k, shape_error, fn, ": grad is ", grad.rows(),
                 "x", grad.cols(), ", expected ", b, "x", k);
   PREFOPT_CHECK(eps_ls >= 0.0 && eps_ls < 1.0, invalid_argument, fn, ": eps_ls = ", eps_ls,
@@ -180,14 +181,15 @@ T contrastive_instruction_loss(const Eigen::Ref<const row_matrix_t<T>>& ell,
   const T off = eps / static_cast<T>(k - 1);
   const T inv_b = T(1) / static_cast<T>(b);
   T total = T(0);
-  for (index i = 0; i < b; ++i) {
-    const index pos = !positive.empty() ? positive[static_cast<std::size_t>(i)] : (k == b ? i : 0);
+  for (index_t i = 0; i < b; ++i) {
+    const index_t pos =
+        !positive.empty() ? positive[static_cast<std::size_t>(i)] : (k == b ? i : 0);
     PREFOPT_CHECK(pos >= 0 && pos < k, invalid_argument, fn, ": positive[", i, "] = ", pos,
                   ", expected a column in [0, ", k, ")");
     detail::check_finite(fn, "ell row", ell.row(i));
     const T lse = logsumexp(ell.row(i));
     T loss = T(0);
-    for (index c = 0; c < k; ++c) {
+    for (index_t c = 0; c < k; ++c) {
       const T target = c == pos ? T(1) - eps : off;
       const T logq = ell(i, c) - lse;
       loss -= target * logq;

@@ -94,7 +94,7 @@ template <class DerivedP, class DerivedQ>
   PREFOPT_CHECK(logp.size() == logq.size(), shape_error, "full_kl: logp has size ", logp.size(),
                 ", logq has size ", logq.size(), ", expected equal sizes");
   T kl = T(0);
-  for (index v = 0; v < logp.size(); ++v) {
+  for (index_t v = 0; v < logp.size(); ++v) {
     const T lp = logp.derived().coeff(v);
     if (lp == -std::numeric_limits<T>::infinity()) continue;
     const T lq = static_cast<T>(logq.derived().coeff(v));

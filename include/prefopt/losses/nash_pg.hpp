@@ -60,14 +60,14 @@ nash_pg_stats<T> nash_md_pg_surrogate(ragged_view<const T> policy_logps,
   token_grads.validate(fn, "token_grads");
   detail::check_same_layout(fn, "policy_logps", policy_logps, "reference_logps", reference_logps);
   detail::check_same_layout(fn, "policy_logps", policy_logps, "token_grads", token_grads);
-  const index b = policy_logps.num_sequences();
+  const index_t b = policy_logps.num_sequences();
   PREFOPT_CHECK(b > 0, shape_error, fn, ": the batch is empty, expected at least one sequence");
   detail::check_size(fn, "preferences", preferences.size(), b);
   detail::check_lower(fn, "tau", tau, 0.0, false);
   const T t = static_cast<T>(tau);
   const T scale = detail::reduction_scale<T>(reduce, b);
   nash_pg_stats<T> s;
-  for (index i = 0; i < b; ++i) {
+  for (index_t i = 0; i < b; ++i) {
     const T p = preferences(i);
     PREFOPT_CHECK(p >= T(0) && p <= T(1), invalid_argument, fn, ": preferences[", i, "] = ", p,
                   ", expected a probability in [0, 1]");
@@ -105,13 +105,13 @@ nash_pg_stats<T> nash_md_pg_surrogate(ragged_view<const T> policy_logps,
     const Eigen::Ref<const vector_d>& pi_opponent, const Eigen::Ref<const vector_d>& mu,
     double tau) {
   constexpr const char* fn = "tabular_regularized_preference";
-  const index n = pi.size();
+  const index_t n = pi.size();
   PREFOPT_CHECK(P.rows() == n && P.cols() == n, shape_error, fn, ": P is ", P.rows(), "x", P.cols(),
                 ", expected ", n, "x", n);
   detail::check_size(fn, "pi_opponent", pi_opponent.size(), n);
   detail::check_size(fn, "mu", mu.size(), n);
   double kl = 0.0;
-  for (index y = 0; y < n; ++y) {
+  for (index_t y = 0; y < n; ++y) {
     if (pi(y) > 0.0) kl += pi(y) * (std::log(pi(y)) - std::log(mu(y)));
   }
   return pi.dot(P * pi_opponent) - tau * kl;
@@ -126,14 +126,14 @@ inline void tabular_nash_gradient(const Eigen::Ref<const vector_d>& pi,
                                   const Eigen::Ref<const vector_d>& mu, double tau,
                                   Eigen::Ref<vector_d> out) {
   constexpr const char* fn = "tabular_nash_gradient";
-  const index n = pi.size();
+  const index_t n = pi.size();
   PREFOPT_CHECK(P.rows() == n && P.cols() == n, shape_error, fn, ": P is ", P.rows(), "x", P.cols(),
                 ", expected ", n, "x", n);
   detail::check_size(fn, "pi_opponent", pi_opponent.size(), n);
   detail::check_size(fn, "mu", mu.size(), n);
   detail::check_size(fn, "out", out.size(), n);
   detail::check_lower(fn, "tau", tau, 0.0, false);
-  for (index y = 0; y < n; ++y) {
+  for (index_t y = 0; y < n; ++y) {
     PREFOPT_CHECK(pi(y) > 0.0 && mu(y) > 0.0, invalid_argument, fn, ": pi[", y, "] = ", pi(y),
                   ", mu[", y, "] = ", mu(y), ", expected positive probabilities");
   }
@@ -179,7 +179,7 @@ T anchored_squared_loss(const char* fn, const cref_t<T>& s_w, const cref_t<T>& s
                         const cref_t<T>& r_w, const cref_t<T>& r_l, const cref_t<T>& a_w,
                         const cref_t<T>& a_l, T c_ref, T c_anchor, T target, ref_t<T> grad_w,
                         ref_t<T> grad_l, reduction reduce) {
-  const index n = s_w.size();
+  const index_t n = s_w.size();
   PREFOPT_CHECK(n > 0, shape_error, fn, ": policy_chosen is empty, expected at least one pair");
   check_size(fn, "policy_rejected", s_l.size(), n);
   if (c_ref != T(0)) {
@@ -198,7 +198,7 @@ T anchored_squared_loss(const char* fn, const cref_t<T>& s_w, const cref_t<T>& s
   check_finite(fn, "anchor_rejected", a_l);
   const T scale = reduction_scale<T>(reduce, n);
   T total = T(0);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     T h = (s_w(i) - s_l(i)) - c_anchor * (a_w(i) - a_l(i));
     if (c_ref != T(0)) h -= c_ref * (r_w(i) - r_l(i));
     const T d = h - target;

@@ -30,7 +30,7 @@ namespace detail {
 inline void check_pair_loss_shapes(const char* fn, const matrix_d& p, const vector_d& q,
                                    const vector_d& anchor, const vector_d& z,
                                    const Eigen::Ref<vector_d>& gradient) {
-  const index n = p.rows();
+  const index_t n = p.rows();
   PREFOPT_CHECK(p.cols() == n && q.size() == n && anchor.size() == n && z.size() == n &&
                     (gradient.size() == 0 || gradient.size() == n),
                 shape_error, fn, ": P is ", p.rows(), "x", p.cols(), ", q has ", q.size(),
@@ -44,12 +44,12 @@ inline void check_pair_loss_shapes(const char* fn, const matrix_d& p, const vect
 inline double labelled_pair_loss(const matrix_d& p, const vector_d& q, const vector_d& anchor,
                                  double eta, const vector_d& z, Eigen::Ref<vector_d> gradient) {
   detail::check_pair_loss_shapes("labelled_pair_loss", p, q, anchor, z, gradient);
-  const index n = p.rows();
+  const index_t n = p.rows();
   const vector_d u = z - anchor;
   if (gradient.size() > 0) gradient.setZero();
   double loss = 0.0;
-  for (index j = 0; j < n; ++j) {
-    for (index i = 0; i < n; ++i) {
+  for (index_t j = 0; j < n; ++j) {
+    for (index_t i = 0; i < n; ++i) {
       const double w = 2.0 * q[i] * q[j] * p(i, j);
       const double e = u[i] - u[j] - 0.5 * eta;
       loss += w * e * e;
@@ -66,13 +66,13 @@ inline double labelled_pair_loss(const matrix_d& p, const vector_d& q, const vec
 inline double regression_pair_loss(const matrix_d& p, const vector_d& q, const vector_d& anchor,
                                    double eta, const vector_d& z, Eigen::Ref<vector_d> gradient) {
   detail::check_pair_loss_shapes("regression_pair_loss", p, q, anchor, z, gradient);
-  const index n = p.rows();
+  const index_t n = p.rows();
   const vector_d u = z - anchor;
   const vector_d r = p * q;
   if (gradient.size() > 0) gradient.setZero();
   double loss = 0.0;
-  for (index j = 0; j < n; ++j) {
-    for (index i = 0; i < n; ++i) {
+  for (index_t j = 0; j < n; ++j) {
+    for (index_t i = 0; i < n; ++i) {
       const double w = q[i] * q[j];
       const double e = u[i] - u[j] - eta * (r[i] - r[j]);
       loss += w * e * e;

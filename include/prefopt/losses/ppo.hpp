@@ -59,16 +59,16 @@ reward_shaping_stats<T> shape_rewards(ragged_view<const T> policy_logps,
   rewards.validate(fn, "rewards");
   detail::check_same_layout(fn, "policy_logps", policy_logps, "reference_logps", reference_logps);
   detail::check_same_layout(fn, "policy_logps", policy_logps, "rewards", rewards);
-  const index b = policy_logps.num_sequences();
+  const index_t b = policy_logps.num_sequences();
   PREFOPT_CHECK(b > 0, shape_error, fn, ": the batch is empty, expected at least one sequence");
   detail::check_size(fn, "scores", scores.size(), b);
-  if (!has_eos.empty()) detail::check_size(fn, "has_eos", static_cast<index>(has_eos.size()), b);
+  if (!has_eos.empty()) detail::check_size(fn, "has_eos", static_cast<index_t>(has_eos.size()), b);
   detail::check_lower(fn, "tau", tau, 0.0, false);
   detail::check_lower(fn, "missing_eos_penalty", missing_eos_penalty, 0.0, false);
   detail::check_finite(fn, "scores", scores);
   const T t = static_cast<T>(tau);
   reward_shaping_stats<T> stats;
-  for (index i = 0; i < b; ++i) {
+  for (index_t i = 0; i < b; ++i) {
     const auto l = policy_logps.sequence(i);
     const auto lr = reference_logps.sequence(i);
     const auto out = rewards.sequence(i);
@@ -108,10 +108,10 @@ template <class Estimator = kl_k1, class T>
   policy_logps.validate(fn, "policy_logps");
   reference_logps.validate(fn, "reference_logps");
   detail::check_same_layout(fn, "policy_logps", policy_logps, "reference_logps", reference_logps);
-  const index b = policy_logps.num_sequences();
+  const index_t b = policy_logps.num_sequences();
   PREFOPT_CHECK(b > 0, shape_error, fn, ": the batch is empty, expected at least one sequence");
   T total = T(0);
-  for (index i = 0; i < b; ++i) {
+  for (index_t i = 0; i < b; ++i) {
     const auto l = policy_logps.sequence(i);
     const auto lr = reference_logps.sequence(i);
     for (std::size_t k = 0; k < l.size(); ++k) total += Estimator::value(l[k] - lr[k]);
@@ -141,7 +141,7 @@ void generalized_advantages(ragged_view<const T> rewards, ragged_view<const T> v
                 ", expected a value in [0, 1]");
   const T g = static_cast<T>(gamma);
   const T gl = static_cast<T>(gamma * lambda);
-  for (index i = 0; i < rewards.num_sequences(); ++i) {
+  for (index_t i = 0; i < rewards.num_sequences(); ++i) {
     const auto r = rewards.sequence(i);
     const auto v = values.sequence(i);
     const auto a = advantages.sequence(i);
@@ -168,8 +168,8 @@ void whiten(ragged_view<T> values, bool shift_mean = true, double eps = 1e-8) {
   values.validate(fn, "values");
   detail::check_lower(fn, "eps", eps, 0.0, false);
   double sum = 0.0;
-  index count = 0;
-  for (index i = 0; i < values.num_sequences(); ++i) {
+  index_t count = 0;
+  for (index_t i = 0; i < values.num_sequences(); ++i) {
     for (const T x : values.sequence(i)) {
       PREFOPT_CHECK(std::isfinite(x), invalid_argument, fn, ": sequence ", i, " holds ", x,
                     ", expected finite values");
@@ -181,7 +181,7 @@ void whiten(ragged_view<T> values, bool shift_mean = true, double eps = 1e-8) {
                 " valid tokens, expected at least 2 (Bessel-corrected variance)");
   const double mean = sum / static_cast<double>(count);
   double ss = 0.0;
-  for (index i = 0; i < values.num_sequences(); ++i) {
+  for (index_t i = 0; i < values.num_sequences(); ++i) {
     for (const T x : values.sequence(i)) {
       const double d = static_cast<double>(x) - mean;
       ss += d * d;
@@ -189,7 +189,7 @@ void whiten(ragged_view<T> values, bool shift_mean = true, double eps = 1e-8) {
   }
   const double inv_std = 1.0 / std::sqrt(ss / static_cast<double>(count - 1) + eps);
   const double back = shift_mean ? 0.0 : mean;
-  for (index i = 0; i < values.num_sequences(); ++i) {
+  for (index_t i = 0; i < values.num_sequences(); ++i) {
     for (T& x : values.sequence(i)) {
       x = static_cast<T>((static_cast<double>(x) - mean) * inv_std + back);
     }
@@ -216,7 +216,7 @@ ppo_policy_stats<T> ppo_policy_loss(const detail::cref_t<T>& new_logps,
                                     const detail::cref_t<T>& advantages, double eps_clip,
                                     detail::ref_t<T> grad_new_logps) {
   constexpr const char* fn = "ppo_policy_loss";
-  const index n = new_logps.size();
+  const index_t n = new_logps.size();
   PREFOPT_CHECK(n > 0, shape_error, fn, ": new_logps is empty, expected at least one token");
   detail::check_size(fn, "old_logps", old_logps.size(), n);
   detail::check_size(fn, "advantages", advantages.size(), n);
@@ -230,7 +230,7 @@ ppo_policy_stats<T> ppo_policy_loss(const detail::cref_t<T>& new_logps,
   const T hi = static_cast<T>(1.0 + eps_clip);
   const T inv_n = T(1) / static_cast<T>(n);
   ppo_policy_stats<T> s;
-  for (index t = 0; t < n; ++t) {
+  for (index_t t = 0; t < n; ++t) {
     const T d = new_logps(t) - old_logps(t);
     const T ratio = std::exp(d);
     const T a = advantages(t);
@@ -271,7 +271,7 @@ ppo_value_stats<T> ppo_value_loss(const detail::cref_t<T>& new_values,
                                   const detail::cref_t<T>& returns, double eps_v,
                                   detail::ref_t<T> grad_new_values) {
   constexpr const char* fn = "ppo_value_loss";
-  const index n = new_values.size();
+  const index_t n = new_values.size();
   PREFOPT_CHECK(n > 0, shape_error, fn, ": new_values is empty, expected at least one token");
   detail::check_size(fn, "old_values", old_values.size(), n);
   detail::check_size(fn, "returns", returns.size(), n);
@@ -283,7 +283,7 @@ ppo_value_stats<T> ppo_value_loss(const detail::cref_t<T>& new_values,
   const T e = static_cast<T>(eps_v);
   const T inv_n = T(1) / static_cast<T>(n);
   ppo_value_stats<T> s;
-  for (index t = 0; t < n; ++t) {
+  for (index_t t = 0; t < n; ++t) {
     const T v = new_values(t);
     const T unclipped = (v - returns(t)) * (v - returns(t));
     const T vc = std::clamp(v, old_values(t) - e, old_values(t) + e);
@@ -310,7 +310,7 @@ class fixed_kl_controller {
     detail::check_lower("fixed_kl_controller", "tau", tau, 0.0, false);
   }
   [[nodiscard]] double coefficient() const noexcept { return tau_; }
-  void update(double /*kl*/, index /*n_steps*/) noexcept {}
+  void update(double /*kl*/, index_t /*n_steps*/) noexcept {}
 
  private:
   double tau_;
@@ -333,7 +333,7 @@ class adaptive_kl_controller {
   }
 
   /// `horizon` that makes the code form's per-step gain `n_steps/horizon` equal the paper's `K_p`.
-  [[nodiscard]] static double horizon_for_gain(index n_steps, double k_p) {
+  [[nodiscard]] static double horizon_for_gain(index_t n_steps, double k_p) {
     PREFOPT_CHECK(n_steps > 0, invalid_argument,
                   "adaptive_kl_controller::horizon_for_gain: n_steps = ", n_steps,
                   ", expected > 0");
@@ -346,7 +346,7 @@ class adaptive_kl_controller {
   [[nodiscard]] double horizon() const noexcept { return horizon_; }
 
   /// One update after a PPO step: `kl` = measured KL (finite), `n_steps` = episodes in the batch.
-  void update(double kl, index n_steps) {
+  void update(double kl, index_t n_steps) {
     constexpr const char* fn = "adaptive_kl_controller::update";
     PREFOPT_CHECK(std::isfinite(kl), invalid_argument, fn, ": kl = ", kl, ", expected finite");
     PREFOPT_CHECK(n_steps >= 0, invalid_argument, fn, ": n_steps = ", n_steps, ", expected >= 0");

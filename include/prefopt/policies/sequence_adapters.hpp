@@ -41,15 +41,15 @@ class positional_sequence_model {
   using scalar_type = double;
   /// Number of tokens decoded so far, per sequence.
   struct decode_state {
-    std::vector<index> position;
+    std::vector<index_t> position;
   };
 
   explicit positional_sequence_model(token_softmax_policy& policy) : policy_(&policy) {}
 
   [[nodiscard]] token_softmax_policy& policy() const noexcept { return *policy_; }
-  [[nodiscard]] index vocab_size() const noexcept { return policy_->vocab_size() + 1; }
+  [[nodiscard]] index_t vocab_size() const noexcept { return policy_->vocab_size() + 1; }
   [[nodiscard]] token_id eos() const noexcept { return policy_->eos(); }
-  [[nodiscard]] index num_parameters() const noexcept { return policy_->num_parameters(); }
+  [[nodiscard]] index_t num_parameters() const noexcept { return policy_->num_parameters(); }
   [[nodiscard]] Eigen::Ref<vector_d> parameters() noexcept { return policy_->parameters(); }
   [[nodiscard]] Eigen::Ref<const vector_d> parameters() const noexcept {
     return std::as_const(*policy_).parameters();
@@ -57,10 +57,10 @@ class positional_sequence_model {
 
   /// Row of response token t = logits of position t.
   void logits(const sequence_batch& batch, Eigen::Ref<row_matrix_d> out) const {
-    const index base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
-    for (index i = 0; i < batch.size(); ++i) {
-      const index row0 = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
-      for (index t = 0; t < batch.responses.length(i); ++t) write_position(t, out.row(row0 + t));
+    const index_t base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
+    for (index_t i = 0; i < batch.size(); ++i) {
+      const index_t row0 = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
+      for (index_t t = 0; t < batch.responses.length(i); ++t) write_position(t, out.row(row0 + t));
     }
   }
 
@@ -68,33 +68,34 @@ class positional_sequence_model {
   void accumulate_logits_gradient(const sequence_batch& batch,
                                   Eigen::Ref<const row_matrix_d> dlogits,
                                   Eigen::Ref<vector_d> gradient) const {
-    const index base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
-    const index v = vocab_size();
-    for (index i = 0; i < batch.size(); ++i) {
-      const index row0 = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
-      const index free = std::min(batch.responses.length(i), policy_->max_length() - 1);
-      for (index t = 0; t < free; ++t) {
+    const index_t base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
+    const index_t v = vocab_size();
+    for (index_t i = 0; i < batch.size(); ++i) {
+      const index_t row0 = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
+      const index_t free = std::min(batch.responses.length(i), policy_->max_length() - 1);
+      for (index_t t = 0; t < free; ++t) {
         gradient.segment(t * v, v) += dlogits.row(row0 + t).transpose();
       }
     }
   }
 
   [[nodiscard]] decode_state start_decoding(ragged_view<const token_id> prompts) const {
-    return {std::vector<index>(static_cast<std::size_t>(prompts.num_sequences()), 0)};
+    return {std::vector<index_t>(static_cast<std::size_t>(prompts.num_sequences()), 0)};
   }
-  void next_logits(decode_state& s, std::span<const index> live,
+  void next_logits(decode_state& s, std::span<const index_t> live,
                    Eigen::Ref<row_matrix_d> out) const {
     for (std::size_t r = 0; r < live.size(); ++r) {
-      write_position(s.position[static_cast<std::size_t>(live[r])], out.row(static_cast<index>(r)));
+      write_position(s.position[static_cast<std::size_t>(live[r])],
+                     out.row(static_cast<index_t>(r)));
     }
   }
-  void append(decode_state& s, std::span<const index> live, std::span<const token_id>) const {
-    for (const index j : live) ++s.position[static_cast<std::size_t>(j)];
+  void append(decode_state& s, std::span<const index_t> live, std::span<const token_id>) const {
+    for (const index_t j : live) ++s.position[static_cast<std::size_t>(j)];
   }
 
  private:
   template <class Row>
-  void write_position(index t, Row&& row) const {
+  void write_position(index_t t, Row&& row) const {
     if (t + 1 < policy_->max_length()) {
       row = policy_->logits(t).transpose();
     } else {
@@ -111,19 +112,19 @@ class tabular_sequence_model {
  public:
   using scalar_type = double;
   struct decode_state {
-    std::vector<index> context;
-    std::vector<index> position;
+    std::vector<index_t> context;
+    std::vector<index_t> position;
   };
 
   explicit tabular_sequence_model(tabular_softmax_policy& policy) : policy_(&policy) {}
 
   [[nodiscard]] tabular_softmax_policy& policy() const noexcept { return *policy_; }
-  [[nodiscard]] index vocab_size() const noexcept {
+  [[nodiscard]] index_t vocab_size() const noexcept {
     return std::max(policy_->num_actions(), policy_->num_contexts()) + 1;
   }
   [[nodiscard]] token_id eos() const noexcept { return static_cast<token_id>(vocab_size() - 1); }
-  [[nodiscard]] index min_prompt_length() const noexcept { return 1; }
-  [[nodiscard]] index num_parameters() const noexcept { return policy_->num_parameters(); }
+  [[nodiscard]] index_t min_prompt_length() const noexcept { return 1; }
+  [[nodiscard]] index_t num_parameters() const noexcept { return policy_->num_parameters(); }
   [[nodiscard]] Eigen::Ref<vector_d> parameters() noexcept { return policy_->parameters(); }
   [[nodiscard]] Eigen::Ref<const vector_d> parameters() const noexcept {
     return std::as_const(*policy_).parameters();
@@ -132,50 +133,51 @@ class tabular_sequence_model {
   /// The batch of one-token prompts `[c]` and responses `[a, eos]` for a tabular batch; `prompts`
   /// and `responses` receive the storage the returned view points into.
   [[nodiscard]] sequence_batch to_sequences(const tabular_batch& batch,
-                                            std::vector<index>& prompt_offsets,
+                                            std::vector<index_t>& prompt_offsets,
                                             std::vector<token_id>& prompts,
-                                            std::vector<index>& response_offsets,
+                                            std::vector<index_t>& response_offsets,
                                             std::vector<token_id>& responses) const {
     prompt_offsets.assign(1, 0);
     response_offsets.assign(1, 0);
     prompts.clear();
     responses.clear();
-    for (index i = 0; i < batch.size(); ++i) {
+    for (index_t i = 0; i < batch.size(); ++i) {
       const auto u = static_cast<std::size_t>(i);
       prompts.push_back(static_cast<token_id>(batch.contexts[u]));
       responses.push_back(static_cast<token_id>(batch.actions[u]));
       responses.push_back(eos());
-      prompt_offsets.push_back(static_cast<index>(prompts.size()));
-      response_offsets.push_back(static_cast<index>(responses.size()));
+      prompt_offsets.push_back(static_cast<index_t>(prompts.size()));
+      response_offsets.push_back(static_cast<index_t>(responses.size()));
     }
     return {{prompt_offsets, prompts}, {response_offsets, responses}};
   }
 
   void logits(const sequence_batch& batch, Eigen::Ref<row_matrix_d> out) const {
-    const index base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
-    for (index i = 0; i < batch.size(); ++i) {
-      const index c = context_of(batch, i);
-      const index row0 = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
-      for (index t = 0; t < batch.responses.length(i); ++t) write_position(c, t, out.row(row0 + t));
+    const index_t base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
+    for (index_t i = 0; i < batch.size(); ++i) {
+      const index_t c = context_of(batch, i);
+      const index_t row0 = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
+      for (index_t t = 0; t < batch.responses.length(i); ++t)
+        write_position(c, t, out.row(row0 + t));
     }
   }
 
   void accumulate_logits_gradient(const sequence_batch& batch,
                                   Eigen::Ref<const row_matrix_d> dlogits,
                                   Eigen::Ref<vector_d> gradient) const {
-    const index base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
-    const index a = policy_->num_actions();
-    for (index i = 0; i < batch.size(); ++i) {
+    const index_t base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
+    const index_t a = policy_->num_actions();
+    for (index_t i = 0; i < batch.size(); ++i) {
       if (batch.responses.length(i) == 0) continue;
-      const index c = context_of(batch, i);
-      const index row = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
+      const index_t c = context_of(batch, i);
+      const index_t row = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
       gradient.segment(c * a, a) += dlogits.row(row).head(a).transpose();
     }
   }
 
   [[nodiscard]] decode_state start_decoding(ragged_view<const token_id> prompts) const {
     decode_state s;
-    for (index i = 0; i < prompts.num_sequences(); ++i) {
+    for (index_t i = 0; i < prompts.num_sequences(); ++i) {
       const auto x = prompts.sequence(i);
       PREFOPT_CHECK(!x.empty() && x.back() < policy_->num_contexts(), invalid_argument,
                     "tabular_sequence_model::start_decoding: prompts[", i,
@@ -185,19 +187,19 @@ class tabular_sequence_model {
     }
     return s;
   }
-  void next_logits(decode_state& s, std::span<const index> live,
+  void next_logits(decode_state& s, std::span<const index_t> live,
                    Eigen::Ref<row_matrix_d> out) const {
     for (std::size_t r = 0; r < live.size(); ++r) {
       const auto j = static_cast<std::size_t>(live[r]);
-      write_position(s.context[j], s.position[j], out.row(static_cast<index>(r)));
+      write_position(s.context[j], s.position[j], out.row(static_cast<index_t>(r)));
     }
   }
-  void append(decode_state& s, std::span<const index> live, std::span<const token_id>) const {
-    for (const index j : live) ++s.position[static_cast<std::size_t>(j)];
+  void append(decode_state& s, std::span<const index_t> live, std::span<const token_id>) const {
+    for (const index_t j : live) ++s.position[static_cast<std::size_t>(j)];
   }
 
  private:
-  [[nodiscard]] index context_of(const sequence_batch& batch, index i) const {
+  [[nodiscard]] index_t context_of(const sequence_batch& batch, index_t i) const {
     const auto x = batch.prompts.sequence(i);
     PREFOPT_CHECK(!x.empty() && x.back() < policy_->num_contexts(), invalid_argument,
                   "tabular_sequence_model: batch.prompts[", i, "] must end in a context id in [0, ",
@@ -206,7 +208,7 @@ class tabular_sequence_model {
   }
 
   template <class Row>
-  void write_position(index c, index t, Row&& row) const {
+  void write_position(index_t c, index_t t, Row&& row) const {
     row.setConstant(-std::numeric_limits<double>::infinity());
     if (t == 0) {
       row.head(policy_->num_actions()) = policy_->logits().row(c);

@@ -28,7 +28,7 @@ class tabular_softmax_policy {
   using scalar_type = double;
 
   /// The uniform policy (all logits 0).
-  tabular_softmax_policy(index contexts, index actions)
+  tabular_softmax_policy(index_t contexts, index_t actions)
       : logits_(row_matrix_d::Zero(checked_shape(contexts, actions), actions)) {}
 
   /// A policy with the given `[contexts, actions]` logits; every entry must be finite.
@@ -42,8 +42,8 @@ class tabular_softmax_policy {
   static tabular_softmax_policy from_probabilities(const row_matrix_d& probabilities,
                                                    double tolerance = 1e-9) {
     checked_shape(probabilities.rows(), probabilities.cols());
-    for (index c = 0; c < probabilities.rows(); ++c) {
-      for (index a = 0; a < probabilities.cols(); ++a) {
+    for (index_t c = 0; c < probabilities.rows(); ++c) {
+      for (index_t a = 0; a < probabilities.cols(); ++a) {
         const double p = probabilities(c, a);
         PREFOPT_CHECK(p > 0.0 && p <= 1.0, invalid_argument,
                       "tabular_softmax_policy::from_probabilities: probabilities(context ", c,
@@ -57,9 +57,9 @@ class tabular_softmax_policy {
     return tabular_softmax_policy(row_matrix_d(probabilities.array().log()));
   }
 
-  [[nodiscard]] index num_contexts() const noexcept { return logits_.rows(); }
-  [[nodiscard]] index num_actions() const noexcept { return logits_.cols(); }
-  [[nodiscard]] index num_parameters() const noexcept { return logits_.size(); }
+  [[nodiscard]] index_t num_contexts() const noexcept { return logits_.rows(); }
+  [[nodiscard]] index_t num_actions() const noexcept { return logits_.cols(); }
+  [[nodiscard]] index_t num_parameters() const noexcept { return logits_.size(); }
 
   [[nodiscard]] const row_matrix_d& logits() const noexcept { return logits_; }
 
@@ -82,13 +82,13 @@ class tabular_softmax_policy {
   }
 
   /// out = pi(. | context).
-  void probabilities(index context, Eigen::Ref<vector_d> out) const {
+  void probabilities(index_t context, Eigen::Ref<vector_d> out) const {
     check_row("tabular_softmax_policy::probabilities", context, out.size());
     softmax(logits_.row(context).transpose(), out);
   }
 
   /// out = log pi(. | context).
-  void log_probabilities(index context, Eigen::Ref<vector_d> out) const {
+  void log_probabilities(index_t context, Eigen::Ref<vector_d> out) const {
     check_row("tabular_softmax_policy::log_probabilities", context, out.size());
     log_softmax(logits_.row(context).transpose(), out);
   }
@@ -99,7 +99,7 @@ class tabular_softmax_policy {
                                 num_actions(), out.size());
     for (std::size_t i = 0; i < batch.actions.size(); ++i) {
       const auto row = logits_.row(batch.contexts[i]);
-      out[static_cast<index>(i)] = row(batch.actions[i]) - logsumexp(row);
+      out[static_cast<index_t>(i)] = row(batch.actions[i]) - logsumexp(row);
     }
   }
 
@@ -111,10 +111,10 @@ class tabular_softmax_policy {
     PREFOPT_CHECK(gradient.size() == num_parameters(), shape_error,
                   "tabular_softmax_policy::accumulate_log_prob_gradient: gradient has ",
                   gradient.size(), " entries, expected num_parameters() = ", num_parameters());
-    const index n = num_actions();
+    const index_t n = num_actions();
     for (std::size_t i = 0; i < batch.actions.size(); ++i) {
-      const index c = batch.contexts[i];
-      const double w = weights[static_cast<index>(i)];
+      const index_t c = batch.contexts[i];
+      const double w = weights[static_cast<index_t>(i)];
       const auto row = logits_.row(c);
       const double lse = logsumexp(row);
       auto g = gradient.segment(c * n, n);
@@ -124,7 +124,7 @@ class tabular_softmax_policy {
   }
 
   /// out = d log pi(action | context) / d z[context, .] = onehot(action) - pi(. | context).
-  void log_prob_gradient(index context, index action, Eigen::Ref<vector_d> out) const {
+  void log_prob_gradient(index_t context, index_t action, Eigen::Ref<vector_d> out) const {
     check_row("tabular_softmax_policy::log_prob_gradient", context, out.size());
     PREFOPT_CHECK(action >= 0 && action < num_actions(), invalid_argument,
                   "tabular_softmax_policy::log_prob_gradient: action = ", action,
@@ -135,7 +135,7 @@ class tabular_softmax_policy {
   }
 
   /// Draws an action from pi(. | context): inverse CDF over exp(z - max z), one draw from `gen`.
-  [[nodiscard]] index sample(index context, rng& gen) const {
+  [[nodiscard]] index_t sample(index_t context, rng& gen) const {
     check_row("tabular_softmax_policy::sample", context, num_actions());
     return gen.categorical((logits_.row(context).array() - logits_.row(context).maxCoeff()).exp());
   }
@@ -145,13 +145,13 @@ class tabular_softmax_policy {
 
  private:
   /// Returns `contexts` after checking the shape is non-empty.
-  static index checked_shape(index contexts, index actions) {
+  static index_t checked_shape(index_t contexts, index_t actions) {
     PREFOPT_CHECK(contexts > 0 && actions > 0, shape_error, "tabular_softmax_policy: shape ",
                   contexts, "x", actions, ", expected at least one context and one action");
     return contexts;
   }
 
-  void check_row(const char* function, index context, index size) const {
+  void check_row(const char* function, index_t context, index_t size) const {
     PREFOPT_CHECK(context >= 0 && context < num_contexts(), invalid_argument, function,
                   ": context = ", context, ", expected a context in [0, ", num_contexts(), ")");
     PREFOPT_CHECK(size == num_actions(), shape_error, function, ": out has ", size,

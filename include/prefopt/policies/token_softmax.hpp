@@ -46,17 +46,17 @@ class token_softmax_policy {
 
   /// Uniform over the `vocab_size + 1` tokens at every free position. `vocab_size >= 1`
   /// content tokens, responses of at most `max_length >= 1` tokens (eos included).
-  token_softmax_policy(index vocab_size, index max_length) : k_(vocab_size), l_(max_length) {
+  token_softmax_policy(index_t vocab_size, index_t max_length) : k_(vocab_size), l_(max_length) {
     constexpr const char* fn = "token_softmax_policy";
     PREFOPT_CHECK(vocab_size >= 1, invalid_argument, fn, ": vocab_size = ", vocab_size,
                   ", expected >= 1");
     PREFOPT_CHECK(max_length >= 1, invalid_argument, fn, ": max_length = ", max_length,
                   ", expected >= 1");
     // eos = K must be a token_id, and the table (L-1) x (K+1) must be addressable.
-    constexpr index max_vocab = std::numeric_limits<token_id>::max() - 1;
+    constexpr index_t max_vocab = std::numeric_limits<token_id>::max() - 1;
     PREFOPT_CHECK(vocab_size <= max_vocab, invalid_argument, fn, ": vocab_size = ", vocab_size,
                   ", expected at most ", max_vocab, " (eos = vocab_size must fit in token_id)");
-    PREFOPT_CHECK(max_length - 1 <= std::numeric_limits<index>::max() / (vocab_size + 1),
+    PREFOPT_CHECK(max_length - 1 <= std::numeric_limits<index_t>::max() / (vocab_size + 1),
                   invalid_argument, fn, ": max_length = ", max_length,
                   " with vocab_size = ", vocab_size,
                   " gives a parameter table too large to address");
@@ -65,15 +65,15 @@ class token_softmax_policy {
 
   /// Content tokens uniform and `eos` with probability `stop_probability` in (0, 1) at every free
   /// position: response lengths are geometric, truncated at `max_length`.
-  [[nodiscard]] static token_softmax_policy with_stop_probability(index vocab_size,
-                                                                  index max_length,
+  [[nodiscard]] static token_softmax_policy with_stop_probability(index_t vocab_size,
+                                                                  index_t max_length,
                                                                   double stop_probability) {
     PREFOPT_CHECK(stop_probability > 0.0 && stop_probability < 1.0, invalid_argument,
                   "token_softmax_policy::with_stop_probability: stop_probability = ",
                   stop_probability, ", expected a value in (0, 1)");
     token_softmax_policy p(vocab_size, max_length);
     const double content = std::log((1.0 - stop_probability) / static_cast<double>(vocab_size));
-    for (index t = 0; t + 1 < p.l_; ++t) {
+    for (index_t t = 0; t + 1 < p.l_; ++t) {
       p.logits(t).head(p.k_).setConstant(content);
       p.logits(t)(p.k_) = std::log(stop_probability);
     }
@@ -81,23 +81,23 @@ class token_softmax_policy {
   }
 
   /// Number of content tokens K (token ids 0 .. K-1).
-  [[nodiscard]] index vocab_size() const noexcept { return k_; }
+  [[nodiscard]] index_t vocab_size() const noexcept { return k_; }
   /// The end-of-sequence token id, K.
   [[nodiscard]] token_id eos() const noexcept { return static_cast<token_id>(k_); }
   /// Maximum response length L (eos included).
-  [[nodiscard]] index max_length() const noexcept { return l_; }
+  [[nodiscard]] index_t max_length() const noexcept { return l_; }
 
-  [[nodiscard]] index num_parameters() const noexcept { return theta_.size(); }
+  [[nodiscard]] index_t num_parameters() const noexcept { return theta_.size(); }
   /// theta, row-major [L-1, K+1]: logits of position t at [t (K+1), (t+1)(K+1)).
   [[nodiscard]] Eigen::Ref<vector_d> parameters() noexcept { return theta_; }
   [[nodiscard]] Eigen::Ref<const vector_d> parameters() const noexcept { return theta_; }
 
   /// Logits of free position `t` in [0, L-1) (K+1 entries).
-  [[nodiscard]] Eigen::VectorBlock<vector_d> logits(index t) {
+  [[nodiscard]] Eigen::VectorBlock<vector_d> logits(index_t t) {
     PREFOPT_ASSERT(t >= 0 && t + 1 < l_);
     return theta_.segment(t * (k_ + 1), k_ + 1);
   }
-  [[nodiscard]] Eigen::VectorBlock<const vector_d> logits(index t) const {
+  [[nodiscard]] Eigen::VectorBlock<const vector_d> logits(index_t t) const {
     PREFOPT_ASSERT(t >= 0 && t + 1 < l_);
     return theta_.segment(t * (k_ + 1), k_ + 1);
   }
@@ -105,10 +105,10 @@ class token_softmax_policy {
   /// Number of token decisions behind a response of `n` tokens, i.e. of terms in its
   /// log-probability: `min(n, L-1)` (the eos forced at the last position is not a decision).
   /// Length-averaged losses divide by this.
-  [[nodiscard]] index decisions(index n) const noexcept { return std::min(n, l_ - 1); }
+  [[nodiscard]] index_t decisions(index_t n) const noexcept { return std::min(n, l_ - 1); }
 
   /// pi_t over the K+1 tokens for any position t in [0, L) (the last is eos with probability 1).
-  void probabilities(index t, Eigen::Ref<vector_d> out) const {
+  void probabilities(index_t t, Eigen::Ref<vector_d> out) const {
     PREFOPT_CHECK(t >= 0 && t < l_, invalid_argument,
                   "token_softmax_policy::probabilities: t = ", t, ", expected a position in [0, ",
                   l_, ")");
@@ -134,10 +134,10 @@ class token_softmax_policy {
     PREFOPT_CHECK(out.size() == batch.size(), shape_error, fn, ": out has ", out.size(),
                   " entries, expected ", batch.size());
     const matrix_d lp = log_probability_table();
-    for (index i = 0; i < batch.size(); ++i) {
+    for (index_t i = 0; i < batch.size(); ++i) {
       const auto y = batch.responses.sequence(i);
       double s = 0.0;
-      for (index t = 0; t < free_positions(y); ++t) s += lp(t, y[static_cast<std::size_t>(t)]);
+      for (index_t t = 0; t < free_positions(y); ++t) s += lp(t, y[static_cast<std::size_t>(t)]);
       out(i) = s;
     }
   }
@@ -152,17 +152,17 @@ class token_softmax_policy {
     PREFOPT_CHECK(gradient.size() == num_parameters(), shape_error, fn, ": gradient has ",
                   gradient.size(), " entries, expected ", num_parameters());
     // Per position: sum of weights of responses reaching it (times -pi_t), plus the one-hot terms.
-    vector_d reach = vector_d::Zero(std::max<index>(l_ - 1, 0));
-    for (index i = 0; i < batch.size(); ++i) {
+    vector_d reach = vector_d::Zero(std::max<index_t>(l_ - 1, 0));
+    for (index_t i = 0; i < batch.size(); ++i) {
       const auto y = batch.responses.sequence(i);
       const double w = weights(i);
-      for (index t = 0; t < free_positions(y); ++t) {
+      for (index_t t = 0; t < free_positions(y); ++t) {
         reach(t) += w;
         gradient(t * (k_ + 1) + y[static_cast<std::size_t>(t)]) += w;
       }
     }
     vector_d p(k_ + 1);
-    for (index t = 0; t + 1 < l_; ++t) {
+    for (index_t t = 0; t + 1 < l_; ++t) {
       if (reach(t) == 0.0) continue;
       probabilities(t, p);
       gradient.segment(t * (k_ + 1), k_ + 1) -= reach(t) * p;
@@ -170,9 +170,9 @@ class token_softmax_policy {
   }
 
   /// Appends one response drawn from the policy to `out` (eos included); returns its length.
-  index sample(rng& gen, std::vector<token_id>& out) const {
+  index_t sample(rng& gen, std::vector<token_id>& out) const {
     vector_d p(k_ + 1);
-    for (index t = 0; t < l_; ++t) {
+    for (index_t t = 0; t < l_; ++t) {
       probabilities(t, p);
       const auto tok = static_cast<token_id>(gen.categorical(p));
       out.push_back(tok);
@@ -186,7 +186,7 @@ class token_softmax_policy {
     vector_d out(l_);
     vector_d p(k_ + 1);
     double reach = 1.0;
-    for (index t = 0; t < l_; ++t) {
+    for (index_t t = 0; t < l_; ++t) {
       probabilities(t, p);
       out(t) = reach * p(k_);
       reach *= 1.0 - p(k_);
@@ -198,7 +198,7 @@ class token_softmax_policy {
   [[nodiscard]] double expected_length() const {
     const vector_d d = length_distribution();
     double e = 0.0;
-    for (index n = 0; n < l_; ++n) e += static_cast<double>(n + 1) * d(n);
+    for (index_t n = 0; n < l_; ++n) e += static_cast<double>(n + 1) * d(n);
     return e;
   }
 
@@ -210,7 +210,7 @@ class token_softmax_policy {
     vector_d p(k_ + 1);
     double reach = 1.0;
     double e = 0.0;
-    for (index t = 0; t < l_; ++t) {
+    for (index_t t = 0; t < l_; ++t) {
       probabilities(t, p);
       e += reach * p.dot(value);
       reach *= 1.0 - p(k_);
@@ -229,9 +229,9 @@ class token_softmax_policy {
     const matrix_d lq = q.log_probability_table();
     double reach = 1.0;
     double kl = 0.0;
-    for (index t = 0; t + 1 < l_; ++t) {
+    for (index_t t = 0; t + 1 < l_; ++t) {
       double step = 0.0;
-      for (index j = 0; j <= k_; ++j) {
+      for (index_t j = 0; j <= k_; ++j) {
         const double pj = std::exp(lp(t, j));
         if (pj > 0.0) step += pj * (lp(t, j) - lq(t, j));
       }
@@ -243,7 +243,7 @@ class token_softmax_policy {
 
   /// Subtracts each position's mean logit (the distribution is unchanged; keeps theta bounded).
   void recenter() noexcept {
-    for (index t = 0; t + 1 < l_; ++t) {
+    for (index_t t = 0; t + 1 < l_; ++t) {
       auto z = logits(t);
       z.array() -= z.mean();
     }
@@ -251,14 +251,14 @@ class token_softmax_policy {
 
  private:
   /// Number of positions of `y` that carry a free decision (the last position is forced eos).
-  [[nodiscard]] index free_positions(std::span<const token_id> y) const noexcept {
-    return decisions(static_cast<index>(y.size()));
+  [[nodiscard]] index_t free_positions(std::span<const token_id> y) const noexcept {
+    return decisions(static_cast<index_t>(y.size()));
   }
 
   /// log pi_t(k) for the free positions, [L-1, K+1].
   [[nodiscard]] matrix_d log_probability_table() const {
-    matrix_d lp(std::max<index>(l_ - 1, 0), k_ + 1);
-    for (index t = 0; t + 1 < l_; ++t) {
+    matrix_d lp(std::max<index_t>(l_ - 1, 0), k_ + 1);
+    for (index_t t = 0; t + 1 < l_; ++t) {
       const auto z = logits(t);
       const double m = z.maxCoeff();
       const double lse = m + std::log((z.array() - m).exp().sum());
@@ -269,12 +269,12 @@ class token_softmax_policy {
 
   void check_batch(const char* fn, const sequence_batch& batch) const {
     batch.responses.validate(fn, "responses");
-    for (index i = 0; i < batch.size(); ++i) {
+    for (index_t i = 0; i < batch.size(); ++i) {
       const auto y = batch.responses.sequence(i);
-      const auto n = static_cast<index>(y.size());
+      const auto n = static_cast<index_t>(y.size());
       PREFOPT_CHECK(n >= 1 && n <= l_, invalid_argument, fn, ": responses[", i, "] has ", n,
                     " tokens, expected 1 to max_length = ", l_, " (eos included)");
-      for (index t = 0; t + 1 < n; ++t) {
+      for (index_t t = 0; t + 1 < n; ++t) {
         const token_id tok = y[static_cast<std::size_t>(t)];
         PREFOPT_CHECK(tok >= 0 && tok < static_cast<token_id>(k_), invalid_argument, fn,
                       ": responses[", i, "][", t, "] = ", tok, ", expected a content token in [0, ",
@@ -285,8 +285,8 @@ class token_softmax_policy {
     }
   }
 
-  index k_;
-  index l_;
+  index_t k_;
+  index_t l_;
   vector_d theta_;
 };
 

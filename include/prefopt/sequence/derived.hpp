@@ -59,7 +59,7 @@ namespace prefopt {
 struct sequence_options {
   /// Response positions per chunk (>= 1): bounds the `[chunk, V]` (or `[chunk, D]`) buffers.
   /// Never changes results: the kernels' rows are independent and the model's rows must be.
-  index max_positions = 2048;
+  index_t max_positions = 2048;
   /// Tile arithmetic of the kernels (`kernels/options.hpp`).
   kernels::accumulation accumulate = kernels::accumulation::input;
   /// Use the fused linear kernel when the model is a `LinearHeadSequenceModel`.
@@ -83,7 +83,7 @@ struct token_weights {
 namespace detail {
 
 /// Sequences [s0, s1) of `b` as a batch (offsets subspans; the values stay whole).
-[[nodiscard]] inline sequence_batch sub_batch(const sequence_batch& b, index s0, index s1) {
+[[nodiscard]] inline sequence_batch sub_batch(const sequence_batch& b, index_t s0, index_t s1) {
   const auto u0 = static_cast<std::size_t>(s0);
   const auto n = static_cast<std::size_t>(s1 - s0 + 1);
   return {{b.prompts.offsets.subspan(u0, n), b.prompts.values},
@@ -98,9 +98,9 @@ void check_sequence_batch(const char* fn, const M& model, const sequence_batch& 
   PREFOPT_CHECK(b.prompts.num_sequences() == b.responses.num_sequences(), shape_error, fn,
                 ": batch has ", b.prompts.num_sequences(), " prompts and ",
                 b.responses.num_sequences(), " responses, expected one prompt per response");
-  const index v = static_cast<index>(model.vocab_size());
+  const index_t v = static_cast<index_t>(model.vocab_size());
   PREFOPT_CHECK(v >= 1, invalid_argument, fn, ": model.vocab_size() = ", v, ", expected >= 1");
-  for (index i = 0; i < b.size(); ++i) {
+  for (index_t i = 0; i < b.size(); ++i) {
     const auto y = b.responses.sequence(i);
     for (std::size_t t = 0; t < y.size(); ++t) {
       PREFOPT_CHECK(y[t] >= 0 && y[t] < v, invalid_argument, fn, ": batch.responses[", i, "][", t,
@@ -112,26 +112,26 @@ void check_sequence_batch(const char* fn, const M& model, const sequence_batch& 
                     "] = ", x[t], ", expected a token id in [0, ", v, ") (model.vocab_size())");
     }
     if constexpr (requires { model.min_prompt_length(); }) {
-      const auto need = static_cast<index>(model.min_prompt_length());
-      PREFOPT_CHECK(static_cast<index>(x.size()) >= need, invalid_argument, fn, ": batch.prompts[",
-                    i, "] has ", x.size(),
+      const auto need = static_cast<index_t>(model.min_prompt_length());
+      PREFOPT_CHECK(static_cast<index_t>(x.size()) >= need, invalid_argument, fn,
+                    ": batch.prompts[", i, "] has ", x.size(),
                     " tokens, expected at least model.min_prompt_length() = ", need);
     }
   }
 }
 
 /// Output spans must be empty or `[n]`.
-inline void check_span(const char* fn, const char* argument, std::size_t size, index n) {
-  PREFOPT_CHECK(size == 0 || static_cast<index>(size) == n, shape_error, fn, ": ", argument,
+inline void check_span(const char* fn, const char* argument, std::size_t size, index_t n) {
+  PREFOPT_CHECK(size == 0 || static_cast<index_t>(size) == n, shape_error, fn, ": ", argument,
                 " has ", size, " entries, expected ", n, " (one per response token) or none");
 }
 
 /// The (sequence, token) of row `r` of the chunk starting at sequence `s0`.
-inline void locate_row(const sequence_batch& b, index s0, index r, index& seq, index& tok) {
+inline void locate_row(const sequence_batch& b, index_t s0, index_t r, index_t& seq, index_t& tok) {
   const auto offsets = b.responses.offsets;
-  const index target = offsets[static_cast<std::size_t>(s0)] + r;
+  const index_t target = offsets[static_cast<std::size_t>(s0)] + r;
   const auto it = std::upper_bound(offsets.begin() + s0, offsets.end(), target);
-  seq = static_cast<index>(it - offsets.begin()) - 1;
+  seq = static_cast<index_t>(it - offsets.begin()) - 1;
   tok = target - offsets[static_cast<std::size_t>(seq)];
 }
 
@@ -139,11 +139,11 @@ inline void locate_row(const sequence_batch& b, index s0, index r, index& seq, i
 /// entry) as (sequence, token, column) and throws; rethrows the kernel's error otherwise.
 template <class T>
 [[noreturn]] void report_non_finite(const char* fn, const char* what, const row_matrix_t<T>& m,
-                                    const sequence_batch& b, index s0) {
-  for (index r = 0; r < m.rows(); ++r) {
-    index bad = -1;
+                                    const sequence_batch& b, index_t s0) {
+  for (index_t r = 0; r < m.rows(); ++r) {
+    index_t bad = -1;
     bool any_finite = false;
-    for (index c = 0; c < m.cols(); ++c) {
+    for (index_t c = 0; c < m.cols(); ++c) {
       const T x = m(r, c);
       if (std::isfinite(x)) {
         any_finite = true;
@@ -153,7 +153,7 @@ template <class T>
       }
     }
     if (bad >= 0 || (!any_finite && m.cols() > 0)) {
-      index seq = 0, tok = 0;
+      index_t seq = 0, tok = 0;
       locate_row(b, s0, r, seq, tok);
       if (bad >= 0) {
         PREFOPT_THROW(invalid_argument, fn, ": ", what, " wrote ", m(r, bad),
@@ -195,8 +195,8 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
                 ": options.temperature = ", opt.temperature, ", expected a finite value > 0");
   const bool tempered = opt.temperature != 1.0;
   const auto inv_t = static_cast<T>(1.0 / opt.temperature);
-  const index n_tok = b.responses.total_length();
-  const index v = static_cast<index>(model.vocab_size());
+  const index_t n_tok = b.responses.total_length();
+  const index_t v = static_cast<index_t>(model.vocab_size());
   check_span(fn, "log_probs output", out.log_probs.size(), n_tok);
   check_span(fn, "entropy output", out.entropy.size(), n_tok);
   check_span(fn, "kl output", out.kl.size(), n_tok);
@@ -205,7 +205,7 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
   check_span(fn, "weights.kl", g.kl.size(), n_tok);
   if constexpr (!std::is_same_v<R, std::nullptr_t>) {
     PREFOPT_CHECK(ref != nullptr, invalid_argument, fn, ": reference is null");
-    PREFOPT_CHECK(static_cast<index>(ref->vocab_size()) == v, shape_error, fn,
+    PREFOPT_CHECK(static_cast<index_t>(ref->vocab_size()) == v, shape_error, fn,
                   ": reference.vocab_size() = ", ref->vocab_size(),
                   ", expected model.vocab_size() = ", v);
     static_assert(std::is_same_v<typename R::scalar_type, T>,
@@ -215,7 +215,7 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
   const bool want_entropy = !out.entropy.empty() || !g.entropy.empty();
   const bool want_lp = !out.log_probs.empty() || !g.log_probs.empty();
   const bool backward = gradient != nullptr;
-  const index n_par = model.num_parameters();
+  const index_t n_par = model.num_parameters();
   vector_t<T> local;
   if (backward) local = vector_t<T>::Zero(n_par);
 
@@ -230,18 +230,18 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
   std::vector<T> lp, lse, ent, kl, lse_q, glp, gent, gkl, scaled_bias, dbias_buffer;
   row_matrix_t<T> z, zq, dz, h, dh;
   const auto offsets = b.responses.offsets;
-  const index base = b.responses.offsets.empty() ? 0 : offsets.front();
+  const index_t base = b.responses.offsets.empty() ? 0 : offsets.front();
 
-  for (index s0 = 0; s0 < b.size();) {
-    index s1 = s0 + 1;
+  for (index_t s0 = 0; s0 < b.size();) {
+    index_t s1 = s0 + 1;
     while (s1 < b.size() &&
            offsets[static_cast<std::size_t>(s1 + 1)] - offsets[static_cast<std::size_t>(s0)] <=
                opt.max_positions) {
       ++s1;
     }
     const sequence_batch sub = sub_batch(b, s0, s1);
-    const index row0 = offsets[static_cast<std::size_t>(s0)];
-    const index rows = offsets[static_cast<std::size_t>(s1)] - row0;
+    const index_t row0 = offsets[static_cast<std::size_t>(s0)];
+    const index_t rows = offsets[static_cast<std::size_t>(s1)] - row0;
     const auto first = static_cast<std::size_t>(row0 - base);
     const auto urows = static_cast<std::size_t>(rows);
     if (rows == 0) {
@@ -262,14 +262,14 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
     }
     if constexpr (has_head) {
       if (fused) {
-        const index d = static_cast<index>(model.hidden_size());
-        const index w_off = static_cast<index>(model.output_weight_offset());
+        const index_t d = static_cast<index_t>(model.hidden_size());
+        const index_t w_off = static_cast<index_t>(model.output_weight_offset());
         PREFOPT_CHECK(w_off >= 0 && w_off + v * d <= n_par, invalid_argument, fn,
                       ": model.output_weight_offset() = ", w_off, " with vocab_size ", v,
                       " and hidden_size ", d, " does not fit in num_parameters() = ", n_par);
-        index b_off = -1;
+        index_t b_off = -1;
         if constexpr (requires { model.output_bias_offset(); }) {
-          b_off = static_cast<index>(model.output_bias_offset());
+          b_off = static_cast<index_t>(model.output_bias_offset());
           PREFOPT_CHECK(b_off >= 0 && b_off + v <= n_par, invalid_argument, fn,
                         ": model.output_bias_offset() = ", b_off, " with vocab_size ", v,
                         " does not fit in num_parameters() = ", n_par);
@@ -347,7 +347,7 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
       } catch (const invalid_argument&) {
         // Which matrix: scan the model's logits first, then the reference's.
         bool model_finite = true;
-        for (index r = 0; r < rows && model_finite; ++r) {
+        for (index_t r = 0; r < rows && model_finite; ++r) {
           model_finite = !z.row(r).array().isNaN().any() &&
                          !(z.row(r).array() == std::numeric_limits<T>::infinity()).any() &&
                          z.row(r).array().isFinite().any();
@@ -385,7 +385,7 @@ void sequence_pass(const char* fn, const M& model, const R* ref, const sequence_
 }
 
 template <class M>
-void check_gradient_size(const char* fn, const M& model, index size) {
+void check_gradient_size(const char* fn, const M& model, index_t size) {
   PREFOPT_CHECK(size == model.num_parameters(), shape_error, fn, ": gradient has ", size,
                 " entries, expected model.num_parameters() = ", model.num_parameters());
 }
@@ -423,11 +423,11 @@ void sequence_log_probs(const M& model, const sequence_batch& batch, Eigen::Ref<
   vector_d per_token(batch.responses.total_length());
   detail::sequence_pass<M, std::nullptr_t>(fn, model, nullptr, batch, {detail::span_d(per_token)},
                                            {}, nullptr, opt);
-  const index base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
-  for (index i = 0; i < batch.size(); ++i) {
+  const index_t base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
+  for (index_t i = 0; i < batch.size(); ++i) {
     double s = 0.0;
     const auto u = static_cast<std::size_t>(i);
-    for (index k = batch.responses.offsets[u]; k < batch.responses.offsets[u + 1]; ++k) {
+    for (index_t k = batch.responses.offsets[u]; k < batch.responses.offsets[u + 1]; ++k) {
       s += per_token(k - base);
     }
     out(i) = s;
@@ -467,7 +467,7 @@ void token_kl_estimates(const M& model, const R& reference, const sequence_batch
                         kernels::kl_estimator estimator, Eigen::Ref<vector_d> out,
                         const sequence_options& opt = {}) {
   const char* fn = "prefopt::token_kl_estimates";
-  const index n = batch.responses.total_length();
+  const index_t n = batch.responses.total_length();
   PREFOPT_CHECK(out.size() == n, shape_error, fn, ": out has ", out.size(), " entries, expected ",
                 n);
   vector_d l(n), lr(n);
@@ -520,11 +520,11 @@ void accumulate_sequence_log_prob_gradient(const M& model, const sequence_batch&
   PREFOPT_CHECK(weights.size() == batch.size(), shape_error, fn, ": weights has ", weights.size(),
                 " entries, expected ", batch.size(), " (one per sequence)");
   batch.responses.validate(fn, "batch.responses");
-  const index base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
+  const index_t base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
   vector_d per_token(batch.responses.total_length());
-  for (index i = 0; i < batch.size(); ++i) {
+  for (index_t i = 0; i < batch.size(); ++i) {
     const auto u = static_cast<std::size_t>(i);
-    for (index k = batch.responses.offsets[u]; k < batch.responses.offsets[u + 1]; ++k) {
+    for (index_t k = batch.responses.offsets[u]; k < batch.responses.offsets[u + 1]; ++k) {
       per_token(k - base) = weights(i);
     }
   }
@@ -545,7 +545,7 @@ void accumulate_kl_estimate_gradient(const M& model, const R& reference,
                                      Eigen::Ref<vector_t<typename M::scalar_type>> gradient,
                                      const sequence_options& opt = {}) {
   const char* fn = "prefopt::accumulate_kl_estimate_gradient";
-  const index n = batch.responses.total_length();
+  const index_t n = batch.responses.total_length();
   PREFOPT_CHECK(grad.size() == n, shape_error, fn, ": grad has ", grad.size(),
                 " entries, expected ", n, " (one per response token)");
   detail::check_gradient_size(fn, model, gradient.size());
@@ -588,7 +588,7 @@ class sequence_policy<M> {
       : model_(&model), options_(options) {}
 
   [[nodiscard]] M& model() const noexcept { return *model_; }
-  [[nodiscard]] index num_parameters() const { return model_->num_parameters(); }
+  [[nodiscard]] index_t num_parameters() const { return model_->num_parameters(); }
   [[nodiscard]] Eigen::Ref<vector_t<scalar_type>> parameters() { return model_->parameters(); }
   [[nodiscard]] Eigen::Ref<const vector_t<scalar_type>> parameters() const {
     return std::as_const(*model_).parameters();

@@ -42,7 +42,7 @@ struct interval_estimate {
   double std_error = 0.0;
   double lower = 0.0;  ///< mean - 1.96 std_error
   double upper = 0.0;  ///< mean + 1.96 std_error
-  index samples = 0;
+  index_t samples = 0;
 };
 
 /// Mean, standard error (Bessel-corrected sd / sqrt(n)) and the 95% interval of `values`
@@ -57,7 +57,7 @@ struct interval_estimate {
   for (const double v : values) ss += (v - mean) * (v - mean);
   interval_estimate e;
   e.mean = mean;
-  e.samples = static_cast<index>(values.size());
+  e.samples = static_cast<index_t>(values.size());
   e.std_error = values.size() > 1 ? std::sqrt(ss / (n - 1.0) / n) : 0.0;
   constexpr double z = 1.959963984540054;  // the 97.5% standard normal quantile
   e.lower = mean - z * e.std_error;
@@ -87,7 +87,7 @@ requires std::same_as<typename J::batch_type, sequence_batch>
   PREFOPT_CHECK(ya.size() >= 1, invalid_argument, "win_rate: prompts is empty");
   vector_d p(ya.size());
   judge.preference(pair_batch<sequence_batch>{ya.batch(), yb.batch()}, p);
-  for (index i = 0; i < p.size(); ++i) {
+  for (index_t i = 0; i < p.size(); ++i) {
     PREFOPT_CHECK(p(i) >= 0.0 && p(i) <= 1.0, invalid_argument, "win_rate: judge.preference gave ",
                   p(i), " for pair ", i, " (prompt ", ya.prompt_index[static_cast<std::size_t>(i)],
                   "), expected a probability in [0, 1]");
@@ -127,18 +127,18 @@ template <SequenceModel M, SequenceModel R>
                                                  std::uint64_t seed) {
   const generation_result y = generate(model, prompts, config, seed);
   PREFOPT_CHECK(y.size() >= 1, invalid_argument, "kl_and_length: prompts is empty");
-  vector_d token_kl_values(static_cast<index>(y.tokens.size()));
+  vector_d token_kl_values(static_cast<index_t>(y.tokens.size()));
   token_kl(model, reference, y.batch(), token_kl_values);
   std::vector<double> kl(static_cast<std::size_t>(y.size())), len(kl.size());
   for (std::size_t r = 0; r < kl.size(); ++r) {
     double s = 0.0;
-    for (index k = y.offsets[r]; k < y.offsets[r + 1]; ++k) s += token_kl_values(k);
+    for (index_t k = y.offsets[r]; k < y.offsets[r + 1]; ++k) s += token_kl_values(k);
     kl[r] = s;
     len[r] = static_cast<double>(y.offsets[r + 1] - y.offsets[r]);
   }
   kl_length_statistics out;
   const auto per = static_cast<std::size_t>(config.samples_per_prompt);
-  for (index i = 0; i < prompts.num_sequences(); ++i) {
+  for (index_t i = 0; i < prompts.num_sequences(); ++i) {
     const auto first = static_cast<std::size_t>(i) * per;
     out.kl.push_back(mean_with_interval(std::span<const double>(kl).subspan(first, per)));
     out.length.push_back(mean_with_interval(std::span<const double>(len).subspan(first, per)));

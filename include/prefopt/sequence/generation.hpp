@@ -60,28 +60,28 @@ namespace prefopt {
 
 /// Sampling settings (the library's generation; see the file comment for the order of operations).
 struct generation_config {
-  index max_new_tokens = 32;     ///< >= 1
-  double temperature = 1.0;      ///< > 0, finite (`T_gen` of ALGORITHMS.md §0.1)
-  index top_k = 0;               ///< keep the k most probable tokens; 0: off
-  double top_p = 1.0;            ///< nucleus mass in (0, 1]; 1: off
-  bool greedy = false;           ///< most probable token; ignores the three settings above
-  index samples_per_prompt = 1;  ///< >= 1
+  index_t max_new_tokens = 32;     ///< >= 1
+  double temperature = 1.0;        ///< > 0, finite (`T_gen` of ALGORITHMS.md §0.1)
+  index_t top_k = 0;               ///< keep the k most probable tokens; 0: off
+  double top_p = 1.0;              ///< nucleus mass in (0, 1]; 1: off
+  bool greedy = false;             ///< most probable token; ignores the three settings above
+  index_t samples_per_prompt = 1;  ///< >= 1
 };
 
 /// Responses drawn by `generate` / `generate_mixture`, owning their storage.
 struct generation_result {
-  std::vector<index> prompt_offsets;       ///< [N + 1]: the prompts, repeated per sample
+  std::vector<index_t> prompt_offsets;     ///< [N + 1]: the prompts, repeated per sample
   std::vector<token_id> prompt_tokens;     ///< prompt of response r at [prompt_offsets[r], ...)
-  std::vector<index> offsets;              ///< [N + 1], offsets[0] = 0
+  std::vector<index_t> offsets;            ///< [N + 1], offsets[0] = 0
   std::vector<token_id> tokens;            ///< [T] response tokens (eos included when hit)
   std::vector<double> sampling_log_probs;  ///< [T] log q(y_t) under the sampling distribution
   std::vector<double> model_log_probs;     ///< [T] log pi(y_t) under the (first) model, T = 1
   std::vector<std::uint8_t> truncated;     ///< [N] 1: hit max_new_tokens without eos
-  std::vector<index> prompt_index;         ///< [N] the row of the prompts batch it answers
-  std::vector<index> sample_index;         ///< [N] its sample number s
+  std::vector<index_t> prompt_index;       ///< [N] the row of the prompts batch it answers
+  std::vector<index_t> sample_index;       ///< [N] its sample number s
 
   /// Number of responses N.
-  [[nodiscard]] index size() const noexcept { return static_cast<index>(truncated.size()); }
+  [[nodiscard]] index_t size() const noexcept { return static_cast<index_t>(truncated.size()); }
   /// The responses as a ragged view.
   [[nodiscard]] ragged_view<const token_id> responses() const { return {offsets, tokens}; }
   /// Prompts and responses as a batch (for scoring; valid while this result lives).
@@ -108,20 +108,20 @@ inline void check_generation_config(const char* fn, const generation_config& c) 
 template <class M>
 void check_prompts(const char* fn, const M& model, ragged_view<const token_id> prompts) {
   prompts.validate(fn, "prompts");
-  const auto v = static_cast<index>(model.vocab_size());
+  const auto v = static_cast<index_t>(model.vocab_size());
   PREFOPT_CHECK(v >= 1, invalid_argument, fn, ": model.vocab_size() = ", v, ", expected >= 1");
-  const auto eos = static_cast<index>(model.eos());
+  const auto eos = static_cast<index_t>(model.eos());
   PREFOPT_CHECK(eos >= 0 && eos < v, invalid_argument, fn, ": model.eos() = ", eos,
                 ", expected a token id in [0, ", v, ")");
-  for (index i = 0; i < prompts.num_sequences(); ++i) {
+  for (index_t i = 0; i < prompts.num_sequences(); ++i) {
     const auto x = prompts.sequence(i);
     for (std::size_t t = 0; t < x.size(); ++t) {
       PREFOPT_CHECK(x[t] >= 0 && x[t] < v, invalid_argument, fn, ": prompts[", i, "][", t,
                     "] = ", x[t], ", expected a token id in [0, ", v, ") (model.vocab_size())");
     }
     if constexpr (requires { model.min_prompt_length(); }) {
-      const auto need = static_cast<index>(model.min_prompt_length());
-      PREFOPT_CHECK(static_cast<index>(x.size()) >= need, invalid_argument, fn, ": prompts[", i,
+      const auto need = static_cast<index_t>(model.min_prompt_length());
+      PREFOPT_CHECK(static_cast<index_t>(x.size()) >= need, invalid_argument, fn, ": prompts[", i,
                     "] has ", x.size(),
                     " tokens, expected at least model.min_prompt_length() = ", need);
     }
@@ -131,13 +131,13 @@ void check_prompts(const char* fn, const M& model, ragged_view<const token_id> p
 /// Row `r` of a model's logits into `out` as log-softmax in double; throws naming the position
 /// when the row holds NaN / +inf or no finite entry.
 template <class Row>
-void checked_log_softmax(const char* fn, const char* who, const Row& z, index seq, index prompt,
-                         index sample, index step, std::vector<double>& out) {
+void checked_log_softmax(const char* fn, const char* who, const Row& z, index_t seq, index_t prompt,
+                         index_t sample, index_t step, std::vector<double>& out) {
   const auto v = static_cast<std::size_t>(z.size());
   out.resize(v);
   double m = -std::numeric_limits<double>::infinity();
   for (std::size_t u = 0; u < v; ++u) {
-    const auto x = static_cast<double>(z(static_cast<index>(u)));
+    const auto x = static_cast<double>(z(static_cast<index_t>(u)));
     if (std::isnan(x) || x == std::numeric_limits<double>::infinity()) {
       PREFOPT_THROW(invalid_argument, fn, ": ", who, " wrote ", x, " for sequence ", seq,
                     " (prompt ", prompt, ", sample ", sample, ") at new token ", step,
@@ -167,8 +167,8 @@ inline void log_normalize(std::vector<double>& a) {
 
 /// Chooses the next token from base log-probs `base` (normalised); writes log q(token).
 inline token_id choose_token(const generation_config& c, std::vector<double>& base,
-                             std::vector<index>& order, rng& gen, double& log_q) {
-  const auto v = static_cast<index>(base.size());
+                             std::vector<index_t>& order, rng& gen, double& log_q) {
+  const auto v = static_cast<index_t>(base.size());
   if (c.greedy) {
     const auto it = std::max_element(base.begin(), base.end());  // first maximum: lowest id
     log_q = 0.0;
@@ -181,12 +181,12 @@ inline token_id choose_token(const generation_config& c, std::vector<double>& ba
   const bool top_k = c.top_k > 0 && c.top_k < v;
   if (top_k || c.top_p < 1.0) {
     order.resize(base.size());
-    std::iota(order.begin(), order.end(), index{0});
-    auto more_probable = [&](index a, index b) {
+    std::iota(order.begin(), order.end(), index_t{0});
+    auto more_probable = [&](index_t a, index_t b) {
       const double pa = base[static_cast<std::size_t>(a)], pb = base[static_cast<std::size_t>(b)];
       return pa > pb || (pa == pb && a < b);
     };
-    index keep = top_k ? c.top_k : v;
+    index_t keep = top_k ? c.top_k : v;
     if (top_k) {
       std::nth_element(order.begin(), order.begin() + keep - 1, order.end(), more_probable);
       std::sort(order.begin(), order.begin() + keep, more_probable);
@@ -196,11 +196,11 @@ inline token_id choose_token(const generation_config& c, std::vector<double>& ba
     if (c.top_p < 1.0) {
       // Mass of the kept set (renormalised after top-k), smallest prefix reaching top_p.
       double kept_mass = 0.0;
-      for (index r = 0; r < keep; ++r) {
+      for (index_t r = 0; r < keep; ++r) {
         kept_mass += std::exp(base[static_cast<std::size_t>(order[static_cast<std::size_t>(r)])]);
       }
       double cumulative = 0.0;
-      index prefix = 0;
+      index_t prefix = 0;
       while (prefix < keep) {
         cumulative +=
             std::exp(base[static_cast<std::size_t>(order[static_cast<std::size_t>(prefix)])]) /
@@ -210,14 +210,14 @@ inline token_id choose_token(const generation_config& c, std::vector<double>& ba
       }
       keep = prefix;
     }
-    for (index r = keep; r < v; ++r) {
+    for (index_t r = keep; r < v; ++r) {
       base[static_cast<std::size_t>(order[static_cast<std::size_t>(r)])] =
           -std::numeric_limits<double>::infinity();
     }
     log_normalize(base);
   }
   const Eigen::Map<const vector_d> lq(base.data(), v);
-  const index tok = gen.categorical(lq.array().exp());
+  const index_t tok = gen.categorical(lq.array().exp());
   log_q = base[static_cast<std::size_t>(tok)];
   return static_cast<token_id>(tok);
 }
@@ -225,36 +225,36 @@ inline token_id choose_token(const generation_config& c, std::vector<double>& ba
 template <class M, class R>
 generation_result generate_impl(const char* fn, const M& model, const R* ref, double beta_mix,
                                 ragged_view<const token_id> prompts, const generation_config& c,
-                                std::uint64_t seed, std::span<const index> prompt_ids) {
+                                std::uint64_t seed, std::span<const index_t> prompt_ids) {
   using T = typename M::scalar_type;
   check_generation_config(fn, c);
   check_prompts(fn, model, prompts);
-  const index n = prompts.num_sequences();
-  const auto v = static_cast<index>(model.vocab_size());
+  const index_t n = prompts.num_sequences();
+  const auto v = static_cast<index_t>(model.vocab_size());
   if constexpr (!std::is_same_v<R, std::nullptr_t>) {
     PREFOPT_CHECK(beta_mix >= 0.0 && beta_mix <= 1.0, invalid_argument, fn,
                   ": beta_mix = ", beta_mix, ", expected a value in [0, 1]");
-    PREFOPT_CHECK(static_cast<index>(ref->vocab_size()) == v, shape_error, fn,
+    PREFOPT_CHECK(static_cast<index_t>(ref->vocab_size()) == v, shape_error, fn,
                   ": reference.vocab_size() = ", ref->vocab_size(),
                   ", expected model.vocab_size() = ", v);
     check_prompts(fn, *ref, prompts);
     static_assert(std::is_same_v<typename R::scalar_type, T>,
                   "prefopt: a model and its reference must have the same scalar_type");
   }
-  PREFOPT_CHECK(prompt_ids.empty() || static_cast<index>(prompt_ids.size()) == n, shape_error, fn,
+  PREFOPT_CHECK(prompt_ids.empty() || static_cast<index_t>(prompt_ids.size()) == n, shape_error, fn,
                 ": prompt_ids has ", prompt_ids.size(), " entries, expected 0 or ", n);
   const token_id eos = model.eos();
-  const index s_count = c.samples_per_prompt;
-  const index total = n * s_count;
+  const index_t s_count = c.samples_per_prompt;
+  const index_t total = n * s_count;
 
   generation_result out;
   out.prompt_offsets.reserve(static_cast<std::size_t>(total + 1));
   out.prompt_offsets.push_back(0);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const auto x = prompts.sequence(i);
-    for (index s = 0; s < s_count; ++s) {
+    for (index_t s = 0; s < s_count; ++s) {
       out.prompt_tokens.insert(out.prompt_tokens.end(), x.begin(), x.end());
-      out.prompt_offsets.push_back(static_cast<index>(out.prompt_tokens.size()));
+      out.prompt_offsets.push_back(static_cast<index_t>(out.prompt_tokens.size()));
       out.prompt_index.push_back(i);
       out.sample_index.push_back(s);
     }
@@ -263,7 +263,7 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
 
   std::vector<rng> gens;
   gens.reserve(static_cast<std::size_t>(total));
-  for (index r = 0; r < total; ++r) {
+  for (index_t r = 0; r < total; ++r) {
     const auto u = static_cast<std::size_t>(r);
     const auto pid = static_cast<std::uint64_t>(
         prompt_ids.empty() ? out.prompt_index[u]
@@ -276,17 +276,17 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
   std::vector<std::uint8_t> truncated(static_cast<std::size_t>(total), 0);
 
   auto state = model.start_decoding(rp);
-  std::vector<index> live(static_cast<std::size_t>(total));
-  std::iota(live.begin(), live.end(), index{0});
-  std::vector<index> next_live;
+  std::vector<index_t> live(static_cast<std::size_t>(total));
+  std::iota(live.begin(), live.end(), index_t{0});
+  std::vector<index_t> next_live;
   std::vector<token_id> chosen;
   row_matrix_t<T> z, zr;
   std::vector<double> base, ref_lp, model_lp;
-  std::vector<index> order;
+  std::vector<index_t> order;
 
   auto run = [&](auto* ref_state) {
-    for (index step = 0; step < c.max_new_tokens && !live.empty(); ++step) {
-      const auto n_live = static_cast<index>(live.size());
+    for (index_t step = 0; step < c.max_new_tokens && !live.empty(); ++step) {
+      const auto n_live = static_cast<index_t>(live.size());
       z.setZero(n_live, v);
       model.next_logits(state, live, z);
       if constexpr (!std::is_same_v<R, std::nullptr_t>) {
@@ -295,8 +295,8 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
       }
       next_live.clear();
       chosen.clear();
-      for (index r = 0; r < n_live; ++r) {
-        const index j = live[static_cast<std::size_t>(r)];
+      for (index_t r = 0; r < n_live; ++r) {
+        const index_t j = live[static_cast<std::size_t>(r)];
         const auto uj = static_cast<std::size_t>(j);
         checked_log_softmax(fn, "model.next_logits", z.row(r), j, out.prompt_index[uj],
                             out.sample_index[uj], step, base);
@@ -305,7 +305,7 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
           checked_log_softmax(fn, "reference.next_logits", zr.row(r), j, out.prompt_index[uj],
                               out.sample_index[uj], step, ref_lp);
           bool any = false;
-          for (index k = 0; k < v; ++k) {
+          for (index_t k = 0; k < v; ++k) {
             const auto u = static_cast<std::size_t>(k);
             double a = 0.0;
             if (beta_mix < 1.0) a += (1.0 - beta_mix) * model_lp[u];
@@ -349,12 +349,12 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
 
   out.offsets.reserve(static_cast<std::size_t>(total + 1));
   out.offsets.push_back(0);
-  for (index r = 0; r < total; ++r) {
+  for (index_t r = 0; r < total; ++r) {
     const auto u = static_cast<std::size_t>(r);
     out.tokens.insert(out.tokens.end(), toks[u].begin(), toks[u].end());
     out.sampling_log_probs.insert(out.sampling_log_probs.end(), lq[u].begin(), lq[u].end());
     out.model_log_probs.insert(out.model_log_probs.end(), lm[u].begin(), lm[u].end());
-    out.offsets.push_back(static_cast<index>(out.tokens.size()));
+    out.offsets.push_back(static_cast<index_t>(out.tokens.size()));
   }
   out.truncated = std::move(truncated);
   return out;
@@ -368,7 +368,7 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
 template <SequenceModel M>
 [[nodiscard]] generation_result generate(const M& model, ragged_view<const token_id> prompts,
                                          const generation_config& config, std::uint64_t seed,
-                                         std::span<const index> prompt_ids = {}) {
+                                         std::span<const index_t> prompt_ids = {}) {
   return detail::generate_impl<M, std::nullptr_t>("prefopt::generate", model, nullptr, 0.0, prompts,
                                                   config, seed, prompt_ids);
 }
@@ -380,7 +380,7 @@ template <SequenceModel M>
 template <SequenceModel M, SequenceModel R>
 [[nodiscard]] generation_result generate_mixture(
     const M& model, const R& reference, double beta_mix, ragged_view<const token_id> prompts,
-    const generation_config& config, std::uint64_t seed, std::span<const index> prompt_ids = {}) {
+    const generation_config& config, std::uint64_t seed, std::span<const index_t> prompt_ids = {}) {
   return detail::generate_impl<M, R>("prefopt::generate_mixture", model, &reference, beta_mix,
                                      prompts, config, seed, prompt_ids);
 }
@@ -391,14 +391,14 @@ template <SequenceModel M, SequenceModel R>
 template <class M>
 requires(!SequenceModel<M>) void generate(const M&, ragged_view<const token_id>,
                                           const generation_config&, std::uint64_t,
-                                          std::span<const index> = {}) {
+                                          std::span<const index_t> = {}) {
   static_assert(check_sequence_model<M>());
 }
 
 template <class M, class R>
 requires(!(SequenceModel<M> && SequenceModel<R>)) void generate_mixture(
     const M&, const R&, double, ragged_view<const token_id>, const generation_config&,
-    std::uint64_t, std::span<const index> = {}) {
+    std::uint64_t, std::span<const index_t> = {}) {
   static_assert(check_sequence_model<M>() && check_sequence_model<R>());
 }
 

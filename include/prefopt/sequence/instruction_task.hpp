@@ -31,7 +31,7 @@ namespace prefopt {
 class modular_sum_instruction_task {
  public:
   /// `content_tokens = K >= 2` content tokens and instructions modulo `2 <= modulus <= K`.
-  modular_sum_instruction_task(index content_tokens, index modulus)
+  modular_sum_instruction_task(index_t content_tokens, index_t modulus)
       : k_(content_tokens), m_(modulus) {
     PREFOPT_CHECK(content_tokens >= 2, invalid_argument,
                   "modular_sum_instruction_task: content_tokens = ", content_tokens,
@@ -52,7 +52,7 @@ class modular_sum_instruction_task {
                     shape_error, fn, ": out has ", out.size(), " entries, batch ",
                     batch.prompts.num_sequences(), " prompts and ", batch.size(),
                     " responses, expected equal");
-      for (index i = 0; i < batch.size(); ++i) {
+      for (index_t i = 0; i < batch.size(); ++i) {
         out(i) = task_->instruction(fn, batch, i) == task_->satisfied_instruction(fn, batch, i)
                      ? 1.0
                      : 0.0;
@@ -86,15 +86,15 @@ class modular_sum_instruction_task {
 
   [[nodiscard]] feedback_model feedback() const { return feedback_model(*this); }
   [[nodiscard]] judge_model judge() const { return judge_model(*this); }
-  [[nodiscard]] index vocab_size() const noexcept { return k_ + 1; }
+  [[nodiscard]] index_t vocab_size() const noexcept { return k_ + 1; }
   [[nodiscard]] token_id eos() const noexcept { return static_cast<token_id>(k_); }
-  [[nodiscard]] index modulus() const noexcept { return m_; }
+  [[nodiscard]] index_t modulus() const noexcept { return m_; }
   /// Instructions need a prompt: its first token.
-  [[nodiscard]] index min_prompt_length() const noexcept { return 1; }
+  [[nodiscard]] index_t min_prompt_length() const noexcept { return 1; }
 
   /// The instruction a response satisfies, `sum_t y_t mod m` (tokens before the first eos).
-  [[nodiscard]] index satisfied_instruction(std::span<const token_id> y) const {
-    index s = 0;
+  [[nodiscard]] index_t satisfied_instruction(std::span<const token_id> y) const {
+    index_t s = 0;
     for (std::size_t t = 0; t < y.size(); ++t) {
       PREFOPT_CHECK(y[t] >= 0 && y[t] < vocab_size(), invalid_argument,
                     "modular_sum_instruction_task::satisfied_instruction: y[", t, "] = ", y[t],
@@ -106,36 +106,36 @@ class modular_sum_instruction_task {
   }
 
   /// A negative instruction for the contrast: `(k* + 1) mod m`, never satisfied by `y`.
-  [[nodiscard]] index negative_instruction(std::span<const token_id> y) const {
+  [[nodiscard]] index_t negative_instruction(std::span<const token_id> y) const {
     return (satisfied_instruction(y) + 1) % m_;
   }
 
   /// Hindsight relabeling of a batch: `prompts` receives each prompt with its first token
   /// replaced by the instruction its response satisfies (same offsets as `batch.prompts`,
   /// rebased to 0), so every relabeled pair is a success.
-  void relabel_prompts(const sequence_batch& batch, std::vector<index>& offsets,
+  void relabel_prompts(const sequence_batch& batch, std::vector<index_t>& offsets,
                        std::vector<token_id>& prompts) const {
     constexpr const char* fn = "modular_sum_instruction_task::relabel_prompts";
     offsets.assign(1, 0);
     prompts.clear();
-    for (index i = 0; i < batch.size(); ++i) {
+    for (index_t i = 0; i < batch.size(); ++i) {
       static_cast<void>(instruction(fn, batch, i));  // validates the prompt
       const auto x = batch.prompts.sequence(i);
       prompts.push_back(static_cast<token_id>(satisfied_instruction(fn, batch, i)));
       prompts.insert(prompts.end(), x.begin() + 1, x.end());
-      offsets.push_back(static_cast<index>(prompts.size()));
+      offsets.push_back(static_cast<index_t>(prompts.size()));
     }
   }
 
  private:
-  [[nodiscard]] index instruction(const char* fn, const sequence_batch& batch, index i) const {
+  [[nodiscard]] index_t instruction(const char* fn, const sequence_batch& batch, index_t i) const {
     const auto x = batch.prompts.sequence(i);
     PREFOPT_CHECK(!x.empty() && x[0] >= 0 && x[0] < m_, invalid_argument, fn, ": batch.prompts[", i,
                   "] must start with an instruction in [0, ", m_, ")");
     return x[0];
   }
-  [[nodiscard]] index satisfied_instruction(const char* fn, const sequence_batch& batch,
-                                            index i) const {
+  [[nodiscard]] index_t satisfied_instruction(const char* fn, const sequence_batch& batch,
+                                              index_t i) const {
     const auto y = batch.responses.sequence(i);
     for (std::size_t t = 0; t < y.size(); ++t) {
       PREFOPT_CHECK(y[t] >= 0 && y[t] < vocab_size(), invalid_argument, fn, ": batch.responses[", i,
@@ -144,8 +144,8 @@ class modular_sum_instruction_task {
     return satisfied_instruction(y);
   }
 
-  index k_;
-  index m_;
+  index_t k_;
+  index_t m_;
 };
 
 static_assert(RewardModel<modular_sum_instruction_task::feedback_model>);

@@ -66,8 +66,8 @@ class intransitive_class_task {
                     shape_error, fn, ": first has ", pairs.first.size(), " responses, second ",
                     pairs.second.size(), ", out ", out.size(), ", expected equal sizes");
       const matrix_d m = task_->class_matrix() / task_->max_margin();
-      for (index i = 0; i < out.size(); ++i) {
-        index ca = 0, cb = 0;
+      for (index_t i = 0; i < out.size(); ++i) {
+        index_t ca = 0, cb = 0;
         double sa = 0.0, sb = 0.0;
         task_->classify(fn, "pairs.first", i, pairs.first.responses.sequence(i), ca, sa);
         task_->classify(fn, "pairs.second", i, pairs.second.responses.sequence(i), cb, sb);
@@ -81,7 +81,7 @@ class intransitive_class_task {
 
   [[nodiscard]] judge_model judge() const { return judge_model(*this); }
   /// V = K + 1.
-  [[nodiscard]] index vocab_size() const noexcept { return quality_.size() + 1; }
+  [[nodiscard]] index_t vocab_size() const noexcept { return quality_.size() + 1; }
   [[nodiscard]] token_id eos() const noexcept { return static_cast<token_id>(quality_.size()); }
 
   /// M (3 x 3, antisymmetric).
@@ -97,8 +97,8 @@ class intransitive_class_task {
     return p / (a_ + b_ + c_);
   }
   /// The class of a response (sum of content tokens before the first eos, modulo 3).
-  [[nodiscard]] index response_class(std::span<const token_id> y) const {
-    index c = 0;
+  [[nodiscard]] index_t response_class(std::span<const token_id> y) const {
+    index_t c = 0;
     double s = 0.0;
     classify("intransitive_class_task::response_class", "y", 0, y, c, s);
     return c;
@@ -107,9 +107,9 @@ class intransitive_class_task {
  private:
   [[nodiscard]] double max_margin() const { return std::max(a_, std::max(b_, c_)); }
 
-  void classify(const char* fn, const char* argument, index i, std::span<const token_id> y,
-                index& cls, double& score) const {
-    index sum = 0;
+  void classify(const char* fn, const char* argument, index_t i, std::span<const token_id> y,
+                index_t& cls, double& score) const {
+    index_t sum = 0;
     score = 0.0;
     for (std::size_t t = 0; t < y.size(); ++t) {
       PREFOPT_CHECK(y[t] >= 0 && y[t] < vocab_size(), invalid_argument, fn, ": ", argument,

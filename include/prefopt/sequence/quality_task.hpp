@@ -38,9 +38,9 @@ namespace prefopt {
 
 /// Parameters of a random `length_biased_quality_task`.
 struct quality_task_config {
-  index content_tokens = 4;    ///< K >= 1 (eos = K)
-  index num_prompts = 8;       ///< >= 1
-  index prompt_length = 2;     ///< >= 1 tokens per prompt, content tokens drawn uniformly
+  index_t content_tokens = 4;  ///< K >= 1 (eos = K)
+  index_t num_prompts = 8;     ///< >= 1
+  index_t prompt_length = 2;   ///< >= 1 tokens per prompt, content tokens drawn uniformly
   double quality_scale = 1.0;  ///< Q ~ N(0, scale^2), centred per topic; finite, >= 0
   double length_bonus = 0.5;   ///< the raters' bonus per content token; finite
   std::uint64_t seed = 0;      ///< draws the prompts and the qualities
@@ -76,7 +76,7 @@ class length_biased_quality_task {
       vector_d a(pairs.size()), b(pairs.size());
       task_->scores(fn, pairs.first, task_->length_bonus_, a);
       task_->scores(fn, pairs.second, task_->length_bonus_, b);
-      for (index i = 0; i < out.size(); ++i) out(i) = sigmoid(a(i) - b(i));
+      for (index_t i = 0; i < out.size(); ++i) out(i) = sigmoid(a(i) - b(i));
     }
 
    private:
@@ -85,8 +85,9 @@ class length_biased_quality_task {
 
   /// The task with given prompts (ragged, copied) and qualities `[K + 1, K]` (row = topic, one
   /// row per token id a prompt may start with).
-  length_biased_quality_task(std::vector<index> prompt_offsets, std::vector<token_id> prompt_tokens,
-                             row_matrix_d quality, double length_bonus)
+  length_biased_quality_task(std::vector<index_t> prompt_offsets,
+                             std::vector<token_id> prompt_tokens, row_matrix_d quality,
+                             double length_bonus)
       : offsets_(std::move(prompt_offsets)),
         tokens_(std::move(prompt_tokens)),
         quality_(std::move(quality)),
@@ -99,7 +100,7 @@ class length_biased_quality_task {
     PREFOPT_CHECK(std::isfinite(length_bonus), invalid_argument, fn,
                   ": length_bonus = ", length_bonus, ", expected a finite value");
     prompts().validate(fn, "prompts");
-    for (index i = 0; i < prompts().num_sequences(); ++i) {
+    for (index_t i = 0; i < prompts().num_sequences(); ++i) {
       const auto x = prompts().sequence(i);
       PREFOPT_CHECK(!x.empty(), invalid_argument, fn, ": prompts[", i,
                     "] is empty, expected a topic token first");
@@ -124,25 +125,25 @@ class length_biased_quality_task {
                   invalid_argument, fn, ": config.quality_scale = ", config.quality_scale,
                   ", expected a finite value >= 0");
     rng gen(config.seed, /*stream=*/0x9a1);
-    const index k = config.content_tokens;
+    const index_t k = config.content_tokens;
     row_matrix_d q(k + 1, k);
-    for (index c = 0; c <= k; ++c) {
-      for (index v = 0; v < k; ++v) q(c, v) = config.quality_scale * gen.normal();
+    for (index_t c = 0; c <= k; ++c) {
+      for (index_t v = 0; v < k; ++v) q(c, v) = config.quality_scale * gen.normal();
       q.row(c).array() -= q.row(c).mean();
     }
-    std::vector<index> offsets{0};
+    std::vector<index_t> offsets{0};
     std::vector<token_id> tokens;
-    for (index i = 0; i < config.num_prompts; ++i) {
-      for (index t = 0; t < config.prompt_length; ++t) {
+    for (index_t i = 0; i < config.num_prompts; ++i) {
+      for (index_t t = 0; t < config.prompt_length; ++t) {
         tokens.push_back(static_cast<token_id>(gen.uniform_index(k)));
       }
-      offsets.push_back(static_cast<index>(tokens.size()));
+      offsets.push_back(static_cast<index_t>(tokens.size()));
     }
     return {std::move(offsets), std::move(tokens), std::move(q), config.length_bonus};
   }
 
   /// V = K + 1 token ids.
-  [[nodiscard]] index vocab_size() const noexcept { return quality_.cols() + 1; }
+  [[nodiscard]] index_t vocab_size() const noexcept { return quality_.cols() + 1; }
   /// eos = K.
   [[nodiscard]] token_id eos() const noexcept { return static_cast<token_id>(quality_.cols()); }
   [[nodiscard]] double length_bonus() const noexcept { return length_bonus_; }
@@ -162,7 +163,7 @@ class length_biased_quality_task {
     PREFOPT_CHECK(batch.prompts.num_sequences() == batch.size() && out.size() == batch.size(),
                   shape_error, fn, ": batch has ", batch.prompts.num_sequences(), " prompts, ",
                   batch.size(), " responses and out ", out.size(), " entries, expected equal");
-    for (index i = 0; i < batch.size(); ++i) {
+    for (index_t i = 0; i < batch.size(); ++i) {
       const auto x = batch.prompts.sequence(i);
       PREFOPT_CHECK(!x.empty() && x[0] >= 0 && x[0] < vocab_size(), invalid_argument, fn,
                     ": batch.prompts[", i, "] must start with a topic token in [0, ", vocab_size(),
@@ -179,7 +180,7 @@ class length_biased_quality_task {
     }
   }
 
-  std::vector<index> offsets_;
+  std::vector<index_t> offsets_;
   std::vector<token_id> tokens_;
   row_matrix_d quality_;
   double length_bonus_;

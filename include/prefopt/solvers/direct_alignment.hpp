@@ -42,8 +42,8 @@ enum class pair_source { offline, online };
 struct direct_alignment_config {
   losses::dpo_config loss{};  ///< beta_dpo, length_average, eps_ls, gamma_simpo
   pair_source source = pair_source::offline;
-  index dataset_size = 4096;     ///< offline pairs drawn from mu in init
-  index batch_size = 64;         ///< pairs per step
+  index_t dataset_size = 4096;   ///< offline pairs drawn from mu in init
+  index_t batch_size = 64;       ///< pairs per step
   optimizer_config optimizer{};  ///< Adam, lr 0.05 by default
   std::uint64_t seed = 0;
 
@@ -71,7 +71,7 @@ namespace detail {
 struct dpo_buffers {
   vector_d s_w, s_l, r_w, r_l, losses, g_w, g_l, gradient;
 
-  void resize(index batch_size, index num_parameters) {
+  void resize(index_t batch_size, index_t num_parameters) {
     for (auto* v : {&s_w, &s_l, &r_w, &r_l, &losses, &g_w, &g_l}) v->resize(batch_size);
     gradient.resize(num_parameters);
   }
@@ -84,8 +84,8 @@ struct dpo_buffers {
 template <class Variant, class P, class Batch>
 direct_alignment_stats dpo_update(const losses::dpo_loss<Variant>& loss, P& policy,
                                   const P& reference, const Batch& chosen, const Batch& rejected,
-                                  std::span<const index> chosen_lengths,
-                                  std::span<const index> rejected_lengths, dpo_buffers& b,
+                                  std::span<const index_t> chosen_lengths,
+                                  std::span<const index_t> rejected_lengths, dpo_buffers& b,
                                   optimizer& opt) {
   policy.log_prob(chosen, b.s_w);
   policy.log_prob(rejected, b.s_l);
@@ -133,7 +133,7 @@ class tabular_direct_alignment {
     std::size_t cursor_ = 0;
     long t_ = 0;
     // Minibatch scratch, sized once.
-    std::vector<index> contexts_, chosen_, rejected_, chosen_len_, rejected_len_;
+    std::vector<index_t> contexts_, chosen_, rejected_, chosen_len_, rejected_len_;
     detail::dpo_buffers buffers_;
   };
 
@@ -149,7 +149,7 @@ class tabular_direct_alignment {
     state s(reference_policy(game), reference_policy(game), config_.optimizer, config_.seed);
     if (config_.source == pair_source::offline) {
       s.dataset_.reserve(static_cast<std::size_t>(config_.dataset_size));
-      for (index i = 0; i < config_.dataset_size; ++i) {
+      for (index_t i = 0; i < config_.dataset_size; ++i) {
         s.dataset_.push_back(sample_labelled_pair(game, s.reference_, s.reference_, s.gen_));
       }
       s.gen_.shuffle(std::span<labelled_pair>(s.dataset_));
@@ -181,8 +181,8 @@ class tabular_direct_alignment {
   }
 
  private:
-  static index response_length(const preference_game& game, index x, index y) {
-    return game.has_lengths() ? static_cast<index>(std::llround(game.lengths()(x, y))) : 1;
+  static index_t response_length(const preference_game& game, index_t x, index_t y) {
+    return game.has_lengths() ? static_cast<index_t>(std::llround(game.lengths()(x, y))) : 1;
   }
 
   labelled_pair next_pair(const preference_game& game, state& s) const {

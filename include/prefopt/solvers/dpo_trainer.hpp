@@ -66,7 +66,7 @@ namespace prefopt {
 /// Hyperparameters of `dpo_trainer`.
 struct dpo_trainer_config {
   losses::dpo_config loss{};     ///< beta_dpo, length_average, eps_ls, gamma_simpo (mean reduction)
-  index batch_size = 16;         ///< pairs per step, > 0
+  index_t batch_size = 16;       ///< pairs per step, > 0
   optimizer_config optimizer{};  ///< Adam, lr 0.05 by default
   sequence_options scoring{};    ///< chunking of the derived log-probs (temperature must stay 1)
   std::uint64_t seed = 0;
@@ -128,27 +128,28 @@ dpo_trainer_stats dpo_minibatch_loss(const losses::dpo_loss<Variant>& loss, cons
                                      Eigen::Ref<vector_t<typename M::scalar_type>> gradient,
                                      const sequence_options& scoring = {}) {
   constexpr const char* fn = "dpo_minibatch_loss";
-  const index n = chosen.size();
+  const index_t n = chosen.size();
   PREFOPT_CHECK(rejected.size() == n, shape_error, fn, ": chosen has ", n, " responses, rejected ",
                 rejected.size(), ", expected one rejected response per chosen one");
-  std::vector<index> len_w(static_cast<std::size_t>(n)), len_l(static_cast<std::size_t>(n));
-  for (index i = 0; i < n; ++i) {
-    len_w[static_cast<std::size_t>(i)] = static_cast<index>(chosen.responses.sequence(i).size());
-    len_l[static_cast<std::size_t>(i)] = static_cast<index>(rejected.responses.sequence(i).size());
+  std::vector<index_t> len_w(static_cast<std::size_t>(n)), len_l(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) {
+    len_w[static_cast<std::size_t>(i)] = static_cast<index_t>(chosen.responses.sequence(i).size());
+    len_l[static_cast<std::size_t>(i)] =
+        static_cast<index_t>(rejected.responses.sequence(i).size());
   }
   // One concatenated batch (chosen, then rejected): one forward and one backward of 2N
   // sequences rather than two of each, and a model that keeps its forward for the backward that
   // follows (the shipped transformer does) computes it once.
-  std::vector<index> prompt_offsets{0}, response_offsets{0};
+  std::vector<index_t> prompt_offsets{0}, response_offsets{0};
   std::vector<token_id> prompt_tokens, response_tokens;
   for (const sequence_batch* b : {&chosen, &rejected}) {
-    for (index i = 0; i < n; ++i) {
+    for (index_t i = 0; i < n; ++i) {
       const auto x = b->prompts.sequence(i);
       const auto y = b->responses.sequence(i);
       prompt_tokens.insert(prompt_tokens.end(), x.begin(), x.end());
       response_tokens.insert(response_tokens.end(), y.begin(), y.end());
-      prompt_offsets.push_back(static_cast<index>(prompt_tokens.size()));
-      response_offsets.push_back(static_cast<index>(response_tokens.size()));
+      prompt_offsets.push_back(static_cast<index_t>(prompt_tokens.size()));
+      response_offsets.push_back(static_cast<index_t>(response_tokens.size()));
     }
   }
   const sequence_batch both{{prompt_offsets, prompt_tokens}, {response_offsets, response_tokens}};
@@ -203,7 +204,7 @@ class dpo_trainer {
     optimizer optimizer_;
     rng gen_;
     vector_d ref_w_, ref_l_;
-    std::vector<index> order_;
+    std::vector<index_t> order_;
     std::size_t cursor_ = 0;
     long t_ = 0;
   };
@@ -227,7 +228,7 @@ class dpo_trainer {
     PREFOPT_CHECK(!d.empty(), invalid_argument, name(),
                   ": problem.feedback (the dataset) is empty, expected at least one pair");
     state<M> s(*problem.reference, config_.optimizer, config_.seed);
-    const index n = d.size();
+    const index_t n = d.size();
     s.ref_w_.resize(n);
     s.ref_l_.resize(n);
     using data::logprob_column;
@@ -236,7 +237,7 @@ class dpo_trainer {
         d.layout(logprob_column::reference_rejected) != logprob_layout::none) {
       const auto& w = d.sequence_logps(logprob_column::reference_chosen);
       const auto& l = d.sequence_logps(logprob_column::reference_rejected);
-      for (index i = 0; i < n; ++i) {
+      for (index_t i = 0; i < n; ++i) {
         s.ref_w_(i) = w[static_cast<std::size_t>(i)];
         s.ref_l_(i) = l[static_cast<std::size_t>(i)];
       }
@@ -250,8 +251,8 @@ class dpo_trainer {
       s.ref_l_.setZero();
     }
     s.order_.resize(static_cast<std::size_t>(n));
-    for (index i = 0; i < n; ++i) s.order_[static_cast<std::size_t>(i)] = i;
-    s.gen_.shuffle(std::span<index>(s.order_));
+    for (index_t i = 0; i < n; ++i) s.order_[static_cast<std::size_t>(i)] = i;
+    s.gen_.shuffle(std::span<index_t>(s.order_));
     return s;
   }
 
@@ -274,17 +275,17 @@ class dpo_trainer {
   template <SequenceModel M>
   step_stats step(const sequence_problem<M, data::preference_dataset>& problem, state<M>& s) const {
     const data::preference_dataset& d = *problem.feedback;
-    std::vector<index> picked(static_cast<std::size_t>(config_.batch_size));
+    std::vector<index_t> picked(static_cast<std::size_t>(config_.batch_size));
     for (auto& p : picked) {
       if (s.cursor_ == s.order_.size()) {  // next epoch: reshuffle
         s.cursor_ = 0;
-        s.gen_.shuffle(std::span<index>(s.order_));
+        s.gen_.shuffle(std::span<index_t>(s.order_));
       }
       p = s.order_[s.cursor_++];
     }
     const data::preference_batch b = d.batch(picked);
     vector_d r_w(config_.batch_size), r_l(config_.batch_size);
-    for (index k = 0; k < config_.batch_size; ++k) {
+    for (index_t k = 0; k < config_.batch_size; ++k) {
       r_w(k) = s.ref_w_(picked[static_cast<std::size_t>(k)]);
       r_l(k) = s.ref_l_(picked[static_cast<std::size_t>(k)]);
     }
@@ -294,19 +295,19 @@ class dpo_trainer {
   /// Online step: fresh pairs from the current policy, labelled by the judge.
   template <SequenceModel M, class Judge>
   step_stats step(const sequence_problem<M, Judge>& problem, state<M>& s) const {
-    std::vector<index> picks;
+    std::vector<index_t> picks;
     detail::draw_prompt_indices(s.gen_, problem.prompts.num_sequences(), config_.batch_size, picks);
     data::ragged_buffer<token_id> prompts;
     detail::gather_sequences(problem.prompts, picks, prompts);
-    std::vector<index> ids(picks.size());
+    std::vector<index_t> ids(picks.size());
     for (std::size_t k = 0; k < ids.size(); ++k) {
-      ids[k] = static_cast<index>(s.t_) * config_.batch_size + static_cast<index>(k);
+      ids[k] = static_cast<index_t>(s.t_) * config_.batch_size + static_cast<index_t>(k);
     }
     data::preference_dataset fresh;
     detail::sample_judged_pairs(s.policy_, *problem.feedback, prompts.view(), ids,
                                 problem.generation, s.gen_, fresh);
-    std::vector<index> all(static_cast<std::size_t>(fresh.size()));
-    for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<index>(k);
+    std::vector<index_t> all(static_cast<std::size_t>(fresh.size()));
+    for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<index_t>(k);
     const data::preference_batch b = fresh.batch(all);
     vector_d r_w = vector_d::Zero(b.size()), r_l = vector_d::Zero(b.size());
     if constexpr (Variant::uses_reference) {

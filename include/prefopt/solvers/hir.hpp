@@ -53,8 +53,8 @@ enum class hir_contrast { two_way, k_way };
 struct hir_config {
   hir_mode mode = hir_mode::hindsight;
   hir_contrast contrast = hir_contrast::two_way;
-  index batch_size = 64;        ///< samples per round
-  index updates_per_round = 4;  ///< optimizer steps on each round's data
+  index_t batch_size = 64;        ///< samples per round
+  index_t updates_per_round = 4;  ///< optimizer steps on each round's data
   double eps_ls = losses::hir_defaults::eps_ls;
   double w_con = losses::hir_defaults::w_con;
   double w_ent = losses::hir_defaults::w_ent;
@@ -114,12 +114,12 @@ class tabular_hir {
 
   /// One round: sample, relabel, `updates_per_round` updates.
   step_stats step(const goal_task& task, state& s) const {
-    const index goals = task.num_goals(), n = task.num_responses();
-    std::vector<index> positive, negative, responses;
-    index successes = 0;
-    for (index i = 0; i < config_.batch_size; ++i) {
-      const index g = s.gen_.uniform_index(goals);
-      const index y = s.policy_.sample(g, s.gen_);
+    const index_t goals = task.num_goals(), n = task.num_responses();
+    std::vector<index_t> positive, negative, responses;
+    index_t successes = 0;
+    for (index_t i = 0; i < config_.batch_size; ++i) {
+      const index_t g = s.gen_.uniform_index(goals);
+      const index_t y = s.policy_.sample(g, s.gen_);
       const bool ok = task.success(g, y);
       successes += ok ? 1 : 0;
       switch (config_.mode) {
@@ -145,62 +145,63 @@ class tabular_hir {
     stats.batch_success = static_cast<double>(successes) / static_cast<double>(config_.batch_size);
     if (responses.empty()) return stats;  // successes_only with no success: nothing to learn
 
-    const index b = static_cast<index>(responses.size());
+    const index_t b = static_cast<index_t>(responses.size());
     const bool contrastive = config_.mode != hir_mode::successes_only && config_.w_con > 0.0;
     const bool entropy = config_.mode != hir_mode::successes_only && config_.w_ent > 0.0;
     const std::vector<token_id> targets(responses.begin(), responses.end());
     row_matrix_d rows(b, n), grad_rows(b, n), ent_grad(b, n), log_probs(goals, n), probs(goals, n);
     row_matrix_d ell(b, goals), grad_ell(b, goals);
     vector_d ell_pos(b), ell_neg(b), g_pos(b), g_neg(b), gradient(s.policy_.num_parameters());
-    for (index u = 0; u < config_.updates_per_round; ++u) {
+    for (index_t u = 0; u < config_.updates_per_round; ++u) {
       // Every instruction's log pi(. | g) once per update; the contrast reads its scores from it.
-      for (index g = 0; g < goals; ++g) {
+      for (index_t g = 0; g < goals; ++g) {
         s.policy_.log_probabilities(g, log_probs.row(g).transpose());
       }
       probs = log_probs.array().exp().matrix();
       gradient.setZero();
-      auto row_gradient = [&](index g) { return gradient.segment(g * n, n); };
+      auto row_gradient = [&](index_t g) { return gradient.segment(g * n, n); };
       // d log pi(y | g) / d z[g, .] = onehot(y) - pi(. | g), weighted by w.
-      auto add_log_prob_gradient = [&](index g, index y, double w) {
+      auto add_log_prob_gradient = [&](index_t g, index_t y, double w) {
         row_gradient(g) -= w * probs.row(g).transpose();
         row_gradient(g)[y] += w;
       };
 
-      for (index i = 0; i < b; ++i) rows.row(i) = s.policy_.logits().row(positive[std::size_t(i)]);
+      for (index_t i = 0; i < b; ++i)
+        rows.row(i) = s.policy_.logits().row(positive[std::size_t(i)]);
       double loss =
           losses::label_smoothed_cross_entropy<double>(rows, targets, config_.eps_ls, grad_rows);
       if (entropy) {
         loss += losses::entropy_bonus<double>(rows, config_.w_ent, ent_grad);
         grad_rows += ent_grad;
       }
-      for (index i = 0; i < b; ++i) {
+      for (index_t i = 0; i < b; ++i) {
         row_gradient(positive[static_cast<std::size_t>(i)]) += grad_rows.row(i).transpose();
       }
       if (contrastive && config_.contrast == hir_contrast::two_way) {
-        for (index i = 0; i < b; ++i) {
+        for (index_t i = 0; i < b; ++i) {
           const auto k = static_cast<std::size_t>(i);
           ell_pos[i] = log_probs(positive[k], responses[k]);
           ell_neg[i] = log_probs(negative[k], responses[k]);
         }
         loss += config_.w_con * losses::contrastive_instruction_loss_2way<double>(
                                     ell_pos, ell_neg, config_.eps_ls, g_pos, g_neg);
-        for (index i = 0; i < b; ++i) {
+        for (index_t i = 0; i < b; ++i) {
           const auto k = static_cast<std::size_t>(i);
           add_log_prob_gradient(positive[k], responses[k], config_.w_con * g_pos[i]);
           add_log_prob_gradient(negative[k], responses[k], config_.w_con * g_neg[i]);
         }
       } else if (contrastive) {  // k-way: softmax over all instructions
-        for (index i = 0; i < b; ++i) {
+        for (index_t i = 0; i < b; ++i) {
           ell.row(i) = log_probs.col(responses[static_cast<std::size_t>(i)]).transpose();
         }
         loss += config_.w_con * losses::contrastive_instruction_loss<double>(
                                     ell, positive, config_.eps_ls, grad_ell);
         // sum_i grad_ell(i, g) (onehot(y_i) - pi(.|g)): a scatter and one row update per g.
-        for (index i = 0; i < b; ++i) {
-          const index y = responses[static_cast<std::size_t>(i)];
-          for (index g = 0; g < goals; ++g) row_gradient(g)[y] += config_.w_con * grad_ell(i, g);
+        for (index_t i = 0; i < b; ++i) {
+          const index_t y = responses[static_cast<std::size_t>(i)];
+          for (index_t g = 0; g < goals; ++g) row_gradient(g)[y] += config_.w_con * grad_ell(i, g);
         }
-        for (index g = 0; g < goals; ++g) {
+        for (index_t g = 0; g < goals; ++g) {
           row_gradient(g) -= config_.w_con * grad_ell.col(g).sum() * probs.row(g).transpose();
         }
       }
@@ -212,8 +213,8 @@ class tabular_hir {
   }
 
  private:
-  static index other_goal(index g, index goals, rng& gen) {
-    const index k = gen.uniform_index(goals - 1);
+  static index_t other_goal(index_t g, index_t goals, rng& gen) {
+    const index_t k = gen.uniform_index(goals - 1);
     return k >= g ? k + 1 : k;
   }
 

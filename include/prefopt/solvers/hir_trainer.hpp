@@ -60,20 +60,21 @@ namespace prefopt {
 /// and the number of instructions (`modulus()`); instructions are the prompts' first token.
 template <class R>
 concept InstructionRelabeler = requires(const R& r, const sequence_batch& batch,
-                                        std::vector<index>& offsets, std::vector<token_id>& tokens,
+                                        std::vector<index_t>& offsets,
+                                        std::vector<token_id>& tokens,
                                         std::span<const token_id> y) {
   { r.feedback() } -> RewardModel;
   { r.relabel_prompts(batch, offsets, tokens) } -> std::same_as<void>;
-  { r.negative_instruction(y) } -> std::convertible_to<index>;
-  { r.modulus() } -> std::convertible_to<index>;
+  { r.negative_instruction(y) } -> std::convertible_to<index_t>;
+  { r.modulus() } -> std::convertible_to<index_t>;
 };
 
 /// Hyperparameters of `hir_trainer` (defaults: the reference code's `eps_ls = 0.2`, `w_con = 1`,
 /// `w_ent = 0.001`, mean-token likelihoods in the contrast).
 struct hir_trainer_config {
   hir_mode mode = hir_mode::hindsight;
-  index batch_size = 32;        ///< prompts sampled per round (>= 1)
-  index updates_per_round = 4;  ///< optimizer steps on a round's data (>= 1)
+  index_t batch_size = 32;        ///< prompts sampled per round (>= 1)
+  index_t updates_per_round = 4;  ///< optimizer steps on a round's data (>= 1)
   double label_smoothing = losses::hir_defaults::eps_ls;  ///< eps_ls, in [0, 0.5]
   double contrast_weight = losses::hir_defaults::w_con;   ///< w_con >= 0
   double entropy_weight = losses::hir_defaults::w_ent;    ///< w_ent >= 0
@@ -121,15 +122,15 @@ hir_loss_parts hir_loss_gradient(const M& model, const sequence_batch& positive,
                                  Eigen::Ref<vector_t<typename M::scalar_type>> gradient) {
   using T = typename M::scalar_type;
   constexpr const char* fn = "hir_loss_gradient";
-  const index n = positive.size();
-  const index tokens = positive.responses.total_length();
+  const index_t n = positive.size();
+  const index_t tokens = positive.responses.total_length();
   PREFOPT_CHECK(n >= 1 && tokens >= 1, shape_error, fn, ": positive has ", n, " responses and ",
                 tokens, " tokens, expected at least one of each");
-  const index v = model.vocab_size();
+  const index_t v = model.vocab_size();
   row_matrix_t<T> z(tokens, v);
   model.logits(positive, z);
   const row_matrix_d zd = z.template cast<double>();
-  const index base = positive.responses.offsets.front();
+  const index_t base = positive.responses.offsets.front();
   const std::span<const token_id> targets = positive.responses.values.subspan(
       static_cast<std::size_t>(base), static_cast<std::size_t>(tokens));
   row_matrix_d dz(tokens, v), dent(tokens, v);
@@ -153,16 +154,16 @@ hir_loss_parts hir_loss_gradient(const M& model, const sequence_batch& positive,
     token_log_probs(model, positive, lp);
     token_log_probs(model, negative, ln);
     vector_d ellp = vector_d::Zero(n), elln = vector_d::Zero(n), len(n);
-    for (index i = 0; i < n; ++i) {
+    for (index_t i = 0; i < n; ++i) {
       const auto u = static_cast<std::size_t>(i);
-      const index k0 = positive.responses.offsets[u] - base;
-      const index k1 = positive.responses.offsets[u + 1] - base;
-      for (index k = k0; k < k1; ++k) {
+      const index_t k0 = positive.responses.offsets[u] - base;
+      const index_t k1 = positive.responses.offsets[u + 1] - base;
+      for (index_t k = k0; k < k1; ++k) {
         ellp(i) += lp(k);
         elln(i) += ln(k);
       }
       len(i) = config.contrast_likelihood == losses::likelihood_reduction::mean_token
-                   ? static_cast<double>(std::max<index>(k1 - k0, 1))
+                   ? static_cast<double>(std::max<index_t>(k1 - k0, 1))
                    : 1.0;
     }
     ellp.array() /= len.array();
@@ -172,9 +173,9 @@ hir_loss_parts hir_loss_gradient(const M& model, const sequence_batch& positive,
         ellp, elln, config.label_smoothing, gp, gn);
     if (grad) {
       vector_d wp(tokens), wn(tokens);
-      for (index i = 0; i < n; ++i) {
+      for (index_t i = 0; i < n; ++i) {
         const auto u = static_cast<std::size_t>(i);
-        for (index k = positive.responses.offsets[u] - base;
+        for (index_t k = positive.responses.offsets[u] - base;
              k < positive.responses.offsets[u + 1] - base; ++k) {
           wp(k) = config.contrast_weight * gp(i) / len(i);
           wn(k) = config.contrast_weight * gn(i) / len(i);
@@ -238,20 +239,20 @@ class hir_trainer {
                                               detail::step_seed(config_.seed, s.iteration_, 0));
     const generation_result y =
         generate(policy, prompts.view(), gen, detail::step_seed(config_.seed, s.iteration_, 1));
-    const index n = y.size();
+    const index_t n = y.size();
     vector_d success(n);
     relabeler.feedback().reward(y.batch(), success);
     step_stats st;
     st.success_rate = success.mean();
 
     // The round's training data: positive and negative prompts for (a subset of) the responses.
-    std::vector<index> po{0}, no{0}, ro{0};
+    std::vector<index_t> po{0}, no{0}, ro{0};
     std::vector<token_id> pt, nt, rt;
-    std::vector<index> hind_o;
+    std::vector<index_t> hind_o;
     std::vector<token_id> hind_t;
     if (config_.mode == hir_mode::hindsight) relabeler.relabel_prompts(y.batch(), hind_o, hind_t);
-    const index m = relabeler.modulus();
-    for (index i = 0; i < n; ++i) {
+    const index_t m = relabeler.modulus();
+    for (index_t i = 0; i < n; ++i) {
       const auto u = static_cast<std::size_t>(i);
       if (config_.mode == hir_mode::successes_only && success(i) < 0.5) continue;
       const auto x = y.batch().prompts.sequence(i);
@@ -261,17 +262,17 @@ class hir_trainer {
       } else {
         pt.insert(pt.end(), x.begin(), x.end());
       }
-      po.push_back(static_cast<index>(pt.size()));
+      po.push_back(static_cast<index_t>(pt.size()));
       const token_id negative = config_.mode == hir_mode::hindsight
                                     ? static_cast<token_id>(relabeler.negative_instruction(resp))
-                                    : static_cast<token_id>((static_cast<index>(x[0]) + 1) % m);
+                                    : static_cast<token_id>((static_cast<index_t>(x[0]) + 1) % m);
       nt.push_back(negative);
       nt.insert(nt.end(), x.begin() + 1, x.end());
-      no.push_back(static_cast<index>(nt.size()));
+      no.push_back(static_cast<index_t>(nt.size()));
       rt.insert(rt.end(), resp.begin(), resp.end());
-      ro.push_back(static_cast<index>(rt.size()));
+      ro.push_back(static_cast<index_t>(rt.size()));
     }
-    const index kept = static_cast<index>(ro.size()) - 1;
+    const index_t kept = static_cast<index_t>(ro.size()) - 1;
     st.trained_examples = static_cast<double>(kept);
     if (kept == 0 || rt.empty()) {
       ++s.iteration_;
@@ -286,7 +287,7 @@ class hir_trainer {
     }
     optimizer& opt = s.optimizer_;
     vector_t<T> grad(policy.num_parameters());
-    for (index k = 0; k < config_.updates_per_round; ++k) {
+    for (index_t k = 0; k < config_.updates_per_round; ++k) {
       grad.setZero();
       const auto parts = hir_loss_gradient(policy, positive, negative, c, grad);
       st.loss = parts.total;

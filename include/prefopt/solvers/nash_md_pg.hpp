@@ -94,7 +94,7 @@ struct nash_md_pg_config {
   losses::kl_credit kl_credit = losses::kl_credit::reward_to_go;
   nash_pg_opponent opponent = nash_pg_opponent::mixture;
   double ema_decay = 0.99;  ///< Nash-EMA-PG's `beta_ema`, in [0, 1)
-  index batch_size = 16;    ///< prompts per step (>= 1), one policy and one opponent sample each
+  index_t batch_size = 16;  ///< prompts per step (>= 1), one policy and one opponent sample each
   optimizer_config optimizer{};
   std::uint64_t seed = 0;
   /// Chunking of the derived quantities (its `temperature` is replaced by the sampling one).
@@ -150,12 +150,12 @@ losses::nash_pg_stats<double> nash_md_pg_loss_gradient(
     Eigen::Ref<const vector_d> preferences, double beta, losses::kl_credit credit,
     Eigen::Ref<vector_t<typename M::scalar_type>> gradient, const sequence_options& options = {},
     vector_d* token_policy_logps = nullptr, vector_d* token_reference_logps = nullptr) {
-  const index t = batch.responses.total_length();
+  const index_t t = batch.responses.total_length();
   vector_d l(t), lr(t), g(t);
   token_log_probs(policy, batch, l, options);
   token_log_probs(reference, batch, lr, options);
-  const std::span<const index> offsets = batch.responses.offsets;
-  std::vector<index> rel(offsets.begin(), offsets.end());
+  const std::span<const index_t> offsets = batch.responses.offsets;
+  std::vector<index_t> rel(offsets.begin(), offsets.end());
   for (auto& o : rel) o -= offsets.front();
   const ragged_view<const double> lv{rel, {l.data(), static_cast<std::size_t>(t)}};
   const ragged_view<const double> lrv{rel, {lr.data(), static_cast<std::size_t>(t)}};
@@ -233,10 +233,10 @@ class nash_md_pg {
                                      ? generate(*s.ema_, prompts.view(), gen, opponent_seed)
                                      : generate_mixture(policy, reference, config_.mixture_coef,
                                                         prompts.view(), gen, opponent_seed);
-    const index b = ys.size();
+    const index_t b = ys.size();
     vector_d p(b);
     problem.feedback->preference(pair_batch<sequence_batch>{ys.batch(), yo.batch()}, p);
-    for (index i = 0; i < b; ++i) {
+    for (index_t i = 0; i < b; ++i) {
       PREFOPT_CHECK(std::isfinite(p(i)) && p(i) >= 0.0 && p(i) <= 1.0, invalid_argument,
                     "nash_md_pg::step: the judge gave P(y > y') = ", p(i), " for pair ", i,
                     ", expected a probability in [0, 1]");
@@ -256,7 +256,7 @@ class nash_md_pg {
     const vector_d seq_kl = detail::sum_per_sequence(ys.offsets, detail::cspan_d(log_ratio));
     const vector_d seq_lo = detail::sum_per_sequence(yo.offsets, yo.model_log_probs);
     const double inv_b = 1.0 / static_cast<double>(b);
-    for (index i = 0; i < b; ++i) {
+    for (index_t i = 0; i < b; ++i) {
       st.score_loss -= (p(i) - 0.5) * seq_l(i) * inv_b;
       st.rewards_accuracies += (p(i) > 0.5 ? 1.0 : 0.0) * inv_b;
       const auto u = static_cast<std::size_t>(i);

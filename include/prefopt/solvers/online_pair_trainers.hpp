@@ -83,10 +83,10 @@ double online_pair_loss(const M& model, const sequence_batch& pairs,
                         Eigen::Ref<vector_t<typename M::scalar_type>> gradient,
                         const sequence_options& options = {}) {
   constexpr const char* fn = "online_pair_loss";
-  const index two_n = pairs.size();
+  const index_t two_n = pairs.size();
   PREFOPT_CHECK(two_n >= 2 && two_n % 2 == 0, shape_error, fn, ": pairs has ", two_n,
                 " responses, expected an even number >= 2 (pair i = responses 2i and 2i + 1)");
-  const index n = two_n / 2;
+  const index_t n = two_n / 2;
   PREFOPT_CHECK(first_wins.size() == n, shape_error, fn, ": first_wins has ", first_wins.size(),
                 " entries, expected ", n);
   PREFOPT_CHECK(anchor_logps.size() == two_n, shape_error, fn, ": anchor_logps has ",
@@ -97,7 +97,7 @@ double online_pair_loss(const M& model, const sequence_batch& pairs,
     PREFOPT_CHECK(reference_logps.size() == two_n, shape_error, fn, ": reference_logps has ",
                   reference_logps.size(), " entries, expected ", two_n);
   }
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     PREFOPT_CHECK(first_wins(i) >= 0.0 && first_wins(i) <= 1.0, invalid_argument, fn,
                   ": first_wins[", i, "] = ", first_wins(i), ", expected a value in [0, 1]");
   }
@@ -105,7 +105,7 @@ double online_pair_loss(const M& model, const sequence_batch& pairs,
   sequence_log_probs(model, pairs, s, options);
   // Both orientations: rows [0, n) are (y1 > y2), rows [n, 2n) are (y2 > y1).
   vector_d sw(two_n), sl(two_n), aw(two_n), al(two_n), rw(two_n), rl(two_n);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     sw(i) = sl(n + i) = s(2 * i);
     sl(i) = sw(n + i) = s(2 * i + 1);
     aw(i) = al(n + i) = anchor_logps(2 * i);
@@ -126,7 +126,7 @@ double online_pair_loss(const M& model, const sequence_batch& pairs,
   double loss = 0.0;
   vector_d weights = vector_d::Zero(two_n);
   const double inv_n = 1.0 / static_cast<double>(n);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const double w1 = first_wins(i), w2 = 1.0 - first_wins(i);
     loss += inv_n * (w1 * 0.25 * gw(i) * gw(i) + w2 * 0.25 * gw(n + i) * gw(n + i));
     weights(2 * i) += inv_n * (w1 * gw(i) + w2 * gl(n + i));
@@ -139,10 +139,10 @@ double online_pair_loss(const M& model, const sequence_batch& pairs,
 
 /// Hyperparameters shared by `onpo_trainer` and `inpo_trainer`.
 struct online_pair_config {
-  double eta = 1.0;       ///< mirror step size (> 0); the regression target is `eta / 2`
-  double tau = 0.0;       ///< KL weight (INPO only; >= 0, `eta tau <= 1`); 0 is self-play
-  index batch_size = 16;  ///< prompts per iteration (>= 1), one pair each
-  index inner_steps = 8;  ///< optimizer steps per iteration (>= 1)
+  double eta = 1.0;         ///< mirror step size (> 0); the regression target is `eta / 2`
+  double tau = 0.0;         ///< KL weight (INPO only; >= 0, `eta tau <= 1`); 0 is self-play
+  index_t batch_size = 16;  ///< prompts per iteration (>= 1), one pair each
+  index_t inner_steps = 8;  ///< optimizer steps per iteration (>= 1)
   pair_labels labels = pair_labels::expected;
   optimizer_config optimizer{};
   std::uint64_t seed = 0;
@@ -206,12 +206,12 @@ judged_pairs sample_judged_pairs(const char* fn, const sequence_problem<Referenc
   const auto prompts = draw_prompts(problem.prompts, c.batch_size, step_seed(c.seed, t, 0));
   judged_pairs out;
   out.pairs = generate(policy, prompts.view(), gen, step_seed(c.seed, t, 1));
-  const index n = out.pairs.size() / 2;
+  const index_t n = out.pairs.size() / 2;
   // Split the 2N responses into the judge's two sides.
-  std::vector<index> po1{0}, po2{0}, ro1{0}, ro2{0};
+  std::vector<index_t> po1{0}, po2{0}, ro1{0}, ro2{0};
   std::vector<token_id> pt1, pt2, rt1, rt2;
   const auto& g = out.pairs;
-  for (index r = 0; r < 2 * n; ++r) {
+  for (index_t r = 0; r < 2 * n; ++r) {
     const auto u = static_cast<std::size_t>(r);
     auto& po = r % 2 == 0 ? po1 : po2;
     auto& pt = r % 2 == 0 ? pt1 : pt2;
@@ -219,9 +219,9 @@ judged_pairs sample_judged_pairs(const char* fn, const sequence_problem<Referenc
     auto& rt = r % 2 == 0 ? rt1 : rt2;
     pt.insert(pt.end(), g.prompt_tokens.begin() + g.prompt_offsets[u],
               g.prompt_tokens.begin() + g.prompt_offsets[u + 1]);
-    po.push_back(static_cast<index>(pt.size()));
+    po.push_back(static_cast<index_t>(pt.size()));
     rt.insert(rt.end(), g.tokens.begin() + g.offsets[u], g.tokens.begin() + g.offsets[u + 1]);
-    ro.push_back(static_cast<index>(rt.size()));
+    ro.push_back(static_cast<index_t>(rt.size()));
   }
   const sequence_batch first{{po1, pt1}, {ro1, rt1}};
   const sequence_batch second{{po2, pt2}, {ro2, rt2}};
@@ -229,7 +229,7 @@ judged_pairs sample_judged_pairs(const char* fn, const sequence_problem<Referenc
   problem.feedback->preference(pair_batch<sequence_batch>{first, second}, out.preference);
   rng gen_label(step_seed(c.seed, t, 3), /*stream=*/2);
   out.label.resize(n);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const double p = out.preference(i);
     PREFOPT_CHECK(std::isfinite(p) && p >= 0.0 && p <= 1.0, invalid_argument, fn,
                   ": the judge gave P(y1 > y2) = ", p, " for pair ", i,
@@ -249,7 +249,7 @@ std::pair<double, double> fit_pairs(Model& model, const judged_pairs& d, const v
   optimizer o(c.optimizer, model.num_parameters());
   vector_t<T> grad(model.num_parameters());
   double first = 0.0, last = 0.0;
-  for (index k = 0; k < c.inner_steps; ++k) {
+  for (index_t k = 0; k < c.inner_steps; ++k) {
     grad.setZero();
     last = online_pair_loss(model, d.pairs.batch(), d.label, anchor, reference, eta, eta_tau, grad,
                             opt);
@@ -265,13 +265,13 @@ void fill_pair_stats(online_pair_step_stats& st, const Model& model, const judge
                      const vector_d& anchor, const vector_d& reference, double eta_tau,
                      const sequence_options& opt) {
   const auto& g = d.pairs;
-  const index n = g.size() / 2;
+  const index_t n = g.size() / 2;
   vector_d s(2 * n);
   sequence_log_probs(model, g.batch(), s, opt);
   st.mean_preference = d.preference.mean();
   st.mean_label = d.label.mean();
   double same = 0.0, margin = 0.0;
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const auto a = static_cast<std::size_t>(2 * i), b = a + 1;
     const bool equal =
         std::equal(g.tokens.begin() + g.offsets[a], g.tokens.begin() + g.offsets[a + 1],
@@ -337,7 +337,7 @@ class onpo_trainer {
     opt.temperature = problem.generation.temperature;
     const auto d = detail::sample_judged_pairs("onpo_trainer::step", problem, s.policy_, config_,
                                                s.iteration_);
-    const index two_n = d.pairs.size();
+    const index_t two_n = d.pairs.size();
     const vector_d none;
     // pi'_{t+1}: anchored at pi'_t.
     vector_d anchor(two_n);
@@ -408,7 +408,7 @@ class inpo_trainer {
     opt.temperature = problem.generation.temperature;
     const auto d = detail::sample_judged_pairs("inpo_trainer::step", problem, s.policy_, config_,
                                                s.iteration_);
-    const index two_n = d.pairs.size();
+    const index_t two_n = d.pairs.size();
     const double eta_tau = config_.eta * config_.tau;
     vector_d anchor(two_n), reference;
     sequence_log_probs(s.policy_, d.pairs.batch(), anchor, opt);

@@ -91,14 +91,14 @@ template <class Reward, class Critic>
 
 /// Hyperparameters of `ppo_trainer` (names as ALGORITHMS.md §2 / TRL's PPOConfig).
 struct ppo_trainer_config {
-  index rollout_batch_size = 16;  ///< prompts (= responses) per step, >= 1
-  index ppo_epochs = 4;           ///< passes over each rollout batch, >= 1
-  index num_minibatches = 2;      ///< per epoch, in [1, rollout_batch_size]
-  double clip_range = 0.2;        ///< policy ratio clip eps, in (0, 1)
-  double clip_range_value = 0.2;  ///< value clip eps_v, > 0
-  double vf_coef = 0.1;           ///< value-loss weight, finite, >= 0
-  double gamma = 1.0;             ///< discount, in [0, 1]
-  double lambda = 0.95;           ///< GAE lambda, in [0, 1]
+  index_t rollout_batch_size = 16;  ///< prompts (= responses) per step, >= 1
+  index_t ppo_epochs = 4;           ///< passes over each rollout batch, >= 1
+  index_t num_minibatches = 2;      ///< per epoch, in [1, rollout_batch_size]
+  double clip_range = 0.2;          ///< policy ratio clip eps, in (0, 1)
+  double clip_range_value = 0.2;    ///< value clip eps_v, > 0
+  double vf_coef = 0.1;             ///< value-loss weight, finite, >= 0
+  double gamma = 1.0;               ///< discount, in [0, 1]
+  double lambda = 0.95;             ///< GAE lambda, in [0, 1]
   ppo_kl_penalty kl_penalty = ppo_kl_penalty::k1;
   double kl_coef = 0.05;  ///< tau (the initial tau when adaptive), finite, >= 0 (> 0 if adaptive)
   bool adaptive_kl = false;            ///< Ziegler et al.'s controller
@@ -228,12 +228,12 @@ ppo_minibatch_stats ppo_minibatch_loss(
     Eigen::Ref<vector_t<typename V::scalar_type>> critic_gradient,
     const sequence_options& scoring = {}) {
   constexpr const char* fn = "ppo_minibatch_loss";
-  const index n = mb.batch.responses.total_length();
+  const index_t n = mb.batch.responses.total_length();
   for (const auto& [name, size] :
        {std::pair{"old_log_probs", mb.old_log_probs.size()},
         std::pair{"old_values", mb.old_values.size()},
         std::pair{"advantages", mb.advantages.size()}, std::pair{"returns", mb.returns.size()}}) {
-    PREFOPT_CHECK(static_cast<index>(size) == n, shape_error, fn, ": minibatch.", name, " has ",
+    PREFOPT_CHECK(static_cast<index_t>(size) == n, shape_error, fn, ": minibatch.", name, " has ",
                   size, " entries, expected ", n, " (one per response token)");
   }
   ppo_minibatch_stats out;
@@ -341,26 +341,26 @@ class ppo_trainer {
                   state<M, V>& s) const {
     using TM = typename M::scalar_type;
     using TV = typename V::scalar_type;
-    const index b = config_.rollout_batch_size;
+    const index_t b = config_.rollout_batch_size;
     step_stats stats;
     const double tau = s.kl_coef();
     stats.kl_coef = tau;
     ++s.t_;
 
     // 1. Rollout.
-    std::vector<index> picks;
+    std::vector<index_t> picks;
     detail::draw_prompt_indices(s.gen_, problem.prompts.num_sequences(), b, picks);
     data::ragged_buffer<token_id> prompts;
     detail::gather_sequences(problem.prompts, picks, prompts);
-    std::vector<index> ids(picks.size());
+    std::vector<index_t> ids(picks.size());
     for (std::size_t k = 0; k < ids.size(); ++k) {
-      ids[k] = static_cast<index>(s.t_ - 1) * b + static_cast<index>(k);
+      ids[k] = static_cast<index_t>(s.t_ - 1) * b + static_cast<index_t>(k);
     }
     generation_config gc = problem.generation;
     gc.samples_per_prompt = 1;
     const generation_result roll = generate(s.policy_, prompts.view(), gc, s.gen_(), ids);
     const sequence_batch batch = roll.batch();
-    const index n = batch.responses.total_length();
+    const index_t n = batch.responses.total_length();
     sequence_options opts = config_.scoring;
     opts.temperature = gc.temperature;
 
@@ -379,7 +379,7 @@ class ppo_trainer {
         kl = old_lp - ref_lp;
         break;
       case ppo_kl_penalty::k3:
-        for (index k = 0; k < n; ++k) kl(k) = losses::kl_k3::value(old_lp(k) - ref_lp(k));
+        for (index_t k = 0; k < n; ++k) kl(k) = losses::kl_k3::value(old_lp(k) - ref_lp(k));
         break;
       case ppo_kl_penalty::full:
         token_kl(s.policy_, *problem.reference, batch, kl, opts);
@@ -387,12 +387,12 @@ class ppo_trainer {
     }
 
     // 3. Shaped rewards.
-    const std::span<const index> offsets = roll.offsets;
+    const std::span<const index_t> offsets = roll.offsets;
     vector_d rewards = -tau * kl;
     double k1_total = 0.0;
-    for (index i = 0; i < b; ++i) {
+    for (index_t i = 0; i < b; ++i) {
       const auto u = static_cast<std::size_t>(i);
-      const index first = offsets[u], last = offsets[u + 1] - 1;
+      const index_t first = offsets[u], last = offsets[u + 1] - 1;
       double score = scores(i);
       if (roll.truncated[u] != 0) {
         score -= config_.missing_eos_penalty;
@@ -401,7 +401,7 @@ class ppo_trainer {
       }
       rewards(last) += score;
       stats.scores += score;
-      for (index k = first; k <= last; ++k) {
+      for (index_t k = first; k <= last; ++k) {
         stats.kl += kl(k);
         stats.entropy -= old_lp(k);
         k1_total += old_lp(k) - ref_lp(k);
@@ -430,30 +430,30 @@ class ppo_trainer {
     if (config_.whiten_advantages && n >= 2) losses::whiten(view(adv));
 
     // 5. Epochs of minibatches.
-    std::vector<index> order(static_cast<std::size_t>(b));
-    for (index i = 0; i < b; ++i) order[static_cast<std::size_t>(i)] = i;
+    std::vector<index_t> order(static_cast<std::size_t>(b));
+    for (index_t i = 0; i < b; ++i) order[static_cast<std::size_t>(i)] = i;
     data::ragged_buffer<token_id> mb_prompts, mb_responses;
     std::vector<double> mb_lp, mb_v, mb_adv, mb_ret;
     vector_t<TM> g_policy(s.policy_.num_parameters());
     vector_t<TV> g_critic(s.critic_.num_parameters());
-    index updates = 0;
-    for (index e = 0; e < config_.ppo_epochs; ++e) {
-      s.gen_.shuffle(std::span<index>(order));
-      for (index m = 0; m < config_.num_minibatches; ++m) {
-        const index lo = m * b / config_.num_minibatches;
-        const index hi = (m + 1) * b / config_.num_minibatches;
+    index_t updates = 0;
+    for (index_t e = 0; e < config_.ppo_epochs; ++e) {
+      s.gen_.shuffle(std::span<index_t>(order));
+      for (index_t m = 0; m < config_.num_minibatches; ++m) {
+        const index_t lo = m * b / config_.num_minibatches;
+        const index_t hi = (m + 1) * b / config_.num_minibatches;
         mb_prompts.clear();
         mb_responses.clear();
         mb_lp.clear();
         mb_v.clear();
         mb_adv.clear();
         mb_ret.clear();
-        for (index j = lo; j < hi; ++j) {
-          const index i = order[static_cast<std::size_t>(j)];
+        for (index_t j = lo; j < hi; ++j) {
+          const index_t i = order[static_cast<std::size_t>(j)];
           const auto u = static_cast<std::size_t>(i);
           mb_prompts.push_back(batch.prompts.sequence(i));
           mb_responses.push_back(batch.responses.sequence(i));
-          for (index k = offsets[u]; k < offsets[u + 1]; ++k) {
+          for (index_t k = offsets[u]; k < offsets[u + 1]; ++k) {
             mb_lp.push_back(old_lp(k));
             mb_v.push_back(old_v(k));
             mb_adv.push_back(adv(k));

@@ -66,9 +66,9 @@ template <class R>
 
 /// Hyperparameters of `reward_modeling`.
 struct reward_modeling_config {
-  index batch_size = 32;             ///< pairs per step, > 0
+  index_t batch_size = 32;           ///< pairs per step, > 0
   double validation_fraction = 0.2;  ///< held-out share of the records, in [0, 1)
-  index eval_every = 1;              ///< steps between held-out evaluations, >= 1
+  index_t eval_every = 1;            ///< steps between held-out evaluations, >= 1
   double c_center = 0.0;             ///< reward-centring weight (Eisenstein et al.), >= 0
   optimizer_config optimizer{};      ///< Adam, lr 0.05 by default
   std::uint64_t seed = 0;
@@ -110,21 +110,21 @@ struct reward_modeling_stats {
 template <RewardModel R>
 requires std::same_as<typename R::batch_type, sequence_batch>
 [[nodiscard]] losses::reward_model_metrics<double> evaluate_reward_model(
-    const R& model, const data::preference_dataset& pairs, std::span<const index> records = {},
-    index batch_size = 256) {
+    const R& model, const data::preference_dataset& pairs, std::span<const index_t> records = {},
+    index_t batch_size = 256) {
   PREFOPT_CHECK(batch_size > 0, invalid_argument,
                 "evaluate_reward_model: batch_size = ", batch_size, ", expected > 0");
-  std::vector<index> all;
+  std::vector<index_t> all;
   if (records.empty()) {
     all.resize(static_cast<std::size_t>(pairs.size()));
-    for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<index>(k);
+    for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<index_t>(k);
     records = all;
   }
-  const index n = static_cast<index>(records.size());
+  const index_t n = static_cast<index_t>(records.size());
   PREFOPT_CHECK(n > 0, invalid_argument, "evaluate_reward_model: no records to evaluate");
   vector_d r_w(n), r_l(n);
-  for (index start = 0; start < n; start += batch_size) {
-    const index count = std::min(batch_size, n - start);
+  for (index_t start = 0; start < n; start += batch_size) {
+    const index_t count = std::min(batch_size, n - start);
     const auto b = pairs.batch(
         records.subspan(static_cast<std::size_t>(start), static_cast<std::size_t>(count)));
     model.reward({b.prompts.view(), b.chosen.view()}, r_w.segment(start, count));
@@ -147,7 +147,7 @@ template <DifferentiableRewardModel R>
 losses::reward_model_metrics<double> reward_modeling_minibatch_loss(
     const R& model, const sequence_batch& chosen, const sequence_batch& rejected,
     Eigen::Ref<vector_t<typename R::scalar_type>> gradient, double c_center = 0.0) {
-  const index b = chosen.size();
+  const index_t b = chosen.size();
   PREFOPT_CHECK(rejected.size() == b, shape_error, "reward_modeling_minibatch_loss: chosen has ", b,
                 " responses, rejected ", rejected.size(), ", expected equal counts");
   vector_d r_w(b), r_l(b), g_w(b), g_l(b);
@@ -182,8 +182,8 @@ class reward_modeling {
     /// Steps taken.
     [[nodiscard]] long iteration() const noexcept { return t_; }
     /// The training and held-out record indices (fixed in `init`).
-    [[nodiscard]] std::span<const index> training_records() const noexcept { return train_; }
-    [[nodiscard]] std::span<const index> held_out_records() const noexcept { return held_out_; }
+    [[nodiscard]] std::span<const index_t> training_records() const noexcept { return train_; }
+    [[nodiscard]] std::span<const index_t> held_out_records() const noexcept { return held_out_; }
 
    private:
     friend class reward_modeling;
@@ -193,7 +193,7 @@ class reward_modeling {
     R model_;
     optimizer optimizer_;
     rng gen_;
-    std::vector<index> train_, held_out_;
+    std::vector<index_t> train_, held_out_;
     std::size_t cursor_ = 0;
     long t_ = 0;
     double eval_loss_ = std::numeric_limits<double>::quiet_NaN();
@@ -219,12 +219,12 @@ class reward_modeling {
                   "the fitted copy)");
     problem.validate("reward_modeling");
     state<R> s(*problem.model, config_.optimizer, config_.seed);
-    const index n = problem.pairs->size();
-    std::vector<index> order(static_cast<std::size_t>(n));
-    for (index i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
-    s.gen_.shuffle(std::span<index>(order));
+    const index_t n = problem.pairs->size();
+    std::vector<index_t> order(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
+    s.gen_.shuffle(std::span<index_t>(order));
     const auto held =
-        static_cast<index>(std::floor(config_.validation_fraction * static_cast<double>(n)));
+        static_cast<index_t>(std::floor(config_.validation_fraction * static_cast<double>(n)));
     PREFOPT_CHECK(n - held >= 1, invalid_argument, "reward_modeling: problem.pairs has ", n,
                   " records and config.validation_fraction = ", config_.validation_fraction,
                   " leaves none for training");
@@ -237,12 +237,12 @@ class reward_modeling {
   template <class R>
   step_stats step(const reward_modeling_problem<R>& problem, state<R>& s) const {
     using T = typename R::scalar_type;
-    const index b = config_.batch_size;
-    std::vector<index> picked(static_cast<std::size_t>(b));
+    const index_t b = config_.batch_size;
+    std::vector<index_t> picked(static_cast<std::size_t>(b));
     for (auto& p : picked) {
       if (s.cursor_ == s.train_.size()) {
         s.cursor_ = 0;
-        s.gen_.shuffle(std::span<index>(s.train_));
+        s.gen_.shuffle(std::span<index_t>(s.train_));
       }
       p = s.train_[s.cursor_++];
     }

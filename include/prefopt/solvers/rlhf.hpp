@@ -43,8 +43,8 @@ namespace prefopt {
 
 /// Hyperparameters of the Bradley-Terry reward fit (stage 1).
 struct reward_fit_config {
-  index pairs = 8192;           ///< labelled pairs drawn from mu x mu
-  index iterations = 1500;      ///< full-batch Adam iterations
+  index_t pairs = 8192;         ///< labelled pairs drawn from mu x mu
+  index_t iterations = 1500;    ///< full-batch Adam iterations
   double learning_rate = 0.05;  ///< Adam step
   double l2 = 1e-4;             ///< weight of (l2/2) sum r^2, >= 0
 };
@@ -69,7 +69,7 @@ struct reward_fit_result {
   PREFOPT_CHECK(config.l2 >= 0.0 && std::isfinite(config.l2), invalid_argument, fn,
                 ": l2 = ", config.l2, ", expected a finite value >= 0");
   const tabular_softmax_policy mu = reference_policy(game);
-  const index n_pairs = config.pairs;
+  const index_t n_pairs = config.pairs;
   std::vector<labelled_pair> pairs(static_cast<std::size_t>(n_pairs));
   for (auto& p : pairs) p = sample_labelled_pair(game, mu, mu, gen);
 
@@ -77,15 +77,15 @@ struct reward_fit_result {
   optimizer opt(optimizer_config{optimizer_kind::adam, config.learning_rate}, r.size());
   vector_d r_w(n_pairs), r_l(n_pairs), g_w(n_pairs), g_l(n_pairs), gradient(r.size());
   losses::reward_model_metrics<double> metrics;
-  for (index it = 0; it < config.iterations; ++it) {
-    for (index i = 0; i < n_pairs; ++i) {
+  for (index_t it = 0; it < config.iterations; ++it) {
+    for (index_t i = 0; i < n_pairs; ++i) {
       const auto& p = pairs[static_cast<std::size_t>(i)];
       r_w[i] = r(p.context, p.chosen);
       r_l[i] = r(p.context, p.rejected);
     }
     metrics = losses::bradley_terry_loss<double>(r_w, r_l, vector_d(), g_w, g_l);
     gradient = config.l2 * Eigen::Map<const vector_d>(r.data(), r.size());
-    for (index i = 0; i < n_pairs; ++i) {
+    for (index_t i = 0; i < n_pairs; ++i) {
       const auto& p = pairs[static_cast<std::size_t>(i)];
       gradient[p.context * r.cols() + p.chosen] += g_w[i];
       gradient[p.context * r.cols() + p.rejected] += g_l[i];
@@ -120,9 +120,9 @@ struct rlhf_ppo_config {
   kl_control control = kl_control::fixed;
   double kl_target = 0.05;      ///< adaptive: target mean sequence KL, > 0
   double kl_horizon = 10000.0;  ///< adaptive: horizon (per-step gain batch_size/horizon)
-  index batch_size = 256;       ///< rollouts per PPO iteration
-  index minibatch_size = 64;    ///< samples per gradient step
-  index epochs = 4;             ///< passes over the rollout batch
+  index_t batch_size = 256;     ///< rollouts per PPO iteration
+  index_t minibatch_size = 64;  ///< samples per gradient step
+  index_t epochs = 4;           ///< passes over the rollout batch
   double eps_clip = 0.2;
   optimizer_config optimizer{optimizer_kind::adam, 0.02};
   std::uint64_t seed = 0;
@@ -176,7 +176,7 @@ class tabular_rlhf_ppo {
     reward_fit_result fit_;
     long t_ = 0;
     // Rollout scratch, sized once.
-    std::vector<index> contexts_, actions_, offsets_, order_, mb_contexts_, mb_actions_;
+    std::vector<index_t> contexts_, actions_, offsets_, order_, mb_contexts_, mb_actions_;
     vector_d old_logp_, ref_logp_, scores_, rewards_, values_, advantages_, returns_;
     vector_d mb_new_, mb_old_, mb_adv_, mb_grad_, gradient_;
   };
@@ -205,10 +205,10 @@ class tabular_rlhf_ppo {
   [[nodiscard]] state init(const preference_game& game) const {
     state s(game, config_);
     s.fit_ = fit_bradley_terry_rewards(game, config_.reward, s.gen_);
-    const index b = config_.batch_size, m = config_.minibatch_size;
+    const index_t b = config_.batch_size, m = config_.minibatch_size;
     for (auto* v : {&s.contexts_, &s.actions_, &s.order_}) v->resize(static_cast<std::size_t>(b));
     s.offsets_.resize(static_cast<std::size_t>(b + 1));
-    std::iota(s.offsets_.begin(), s.offsets_.end(), index{0});  // one token per episode
+    std::iota(s.offsets_.begin(), s.offsets_.end(), index_t{0});  // one token per episode
     for (auto* v : {&s.old_logp_, &s.ref_logp_, &s.scores_, &s.rewards_, &s.values_, &s.advantages_,
                     &s.returns_}) {
       v->setZero(b);
@@ -222,8 +222,8 @@ class tabular_rlhf_ppo {
 
   /// One PPO iteration: rollouts, shaping, advantages, `epochs` passes of minibatch updates.
   step_stats step(const preference_game& game, state& s) const {
-    const index b = config_.batch_size;
-    for (index i = 0; i < b; ++i) {
+    const index_t b = config_.batch_size;
+    for (index_t i = 0; i < b; ++i) {
       const auto k = static_cast<std::size_t>(i);
       s.contexts_[k] = sample_context(game, s.gen_);
       s.actions_[k] = s.policy_.sample(s.contexts_[k], s.gen_);
@@ -250,14 +250,14 @@ class tabular_rlhf_ppo {
     stats.mean_score = s.scores_.mean();
     stats.mean_kl = shaping.mean_sequence_kl;
     stats.kl_coefficient = tau_t;
-    const index m = config_.minibatch_size;
+    const index_t m = config_.minibatch_size;
     long updates = 0;
-    for (index epoch = 0; epoch < config_.epochs; ++epoch) {
-      std::iota(s.order_.begin(), s.order_.end(), index{0});
-      s.gen_.shuffle(std::span<index>(s.order_));
-      for (index start = 0; start + m <= b; start += m) {
-        for (index j = 0; j < m; ++j) {
-          const index i = s.order_[static_cast<std::size_t>(start + j)];
+    for (index_t epoch = 0; epoch < config_.epochs; ++epoch) {
+      std::iota(s.order_.begin(), s.order_.end(), index_t{0});
+      s.gen_.shuffle(std::span<index_t>(s.order_));
+      for (index_t start = 0; start + m <= b; start += m) {
+        for (index_t j = 0; j < m; ++j) {
+          const index_t i = s.order_[static_cast<std::size_t>(start + j)];
           s.mb_contexts_[static_cast<std::size_t>(j)] = s.contexts_[static_cast<std::size_t>(i)];
           s.mb_actions_[static_cast<std::size_t>(j)] = s.actions_[static_cast<std::size_t>(i)];
           s.mb_old_[j] = s.old_logp_[i];

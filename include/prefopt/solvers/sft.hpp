@@ -78,9 +78,9 @@ class demonstration_set {
   }
 
   /// Number of demonstrations.
-  [[nodiscard]] index size() const noexcept { return responses_.size(); }
+  [[nodiscard]] index_t size() const noexcept { return responses_.size(); }
   /// Total response tokens (the tokens the loss averages over).
-  [[nodiscard]] index num_response_tokens() const noexcept { return responses_.total_length(); }
+  [[nodiscard]] index_t num_response_tokens() const noexcept { return responses_.total_length(); }
   [[nodiscard]] const data::ragged_buffer<token_id>& prompts() const noexcept { return prompts_; }
   [[nodiscard]] const data::ragged_buffer<token_id>& responses() const noexcept {
     return responses_;
@@ -105,19 +105,20 @@ struct demonstration_split {
 /// the held-out set, the rest to the training set; each keeps the original order.
 /// Throws `prefopt::invalid_argument` unless `0 <= held_out <= all.size()`.
 [[nodiscard]] inline demonstration_split split_demonstrations(const demonstration_set& all,
-                                                              index held_out, std::uint64_t seed) {
+                                                              index_t held_out,
+                                                              std::uint64_t seed) {
   PREFOPT_CHECK(held_out >= 0 && held_out <= all.size(), invalid_argument,
                 "split_demonstrations: held_out = ", held_out, ", expected a count in [0, ",
                 all.size(), "] (all.size())");
-  std::vector<index> order(static_cast<std::size_t>(all.size()));
-  std::iota(order.begin(), order.end(), index{0});
+  std::vector<index_t> order(static_cast<std::size_t>(all.size()));
+  std::iota(order.begin(), order.end(), index_t{0});
   rng gen(seed, /*stream=*/0x5f7);
-  gen.shuffle(std::span<index>(order));
+  gen.shuffle(std::span<index_t>(order));
   std::vector<char> is_held(order.size(), 0);
-  for (index k = 0; k < held_out; ++k)
+  for (index_t k = 0; k < held_out; ++k)
     is_held[static_cast<std::size_t>(order[static_cast<std::size_t>(k)])] = 1;
   demonstration_split out;
-  for (index i = 0; i < all.size(); ++i) {
+  for (index_t i = 0; i < all.size(); ++i) {
     (is_held[static_cast<std::size_t>(i)] != 0 ? out.held_out : out.train)
         .add(all.prompts()[i], all.responses()[i]);
   }
@@ -127,9 +128,9 @@ struct demonstration_split {
 /// Settings of `best_of_n_demonstrations`.
 struct best_of_n_config {
   /// n >= 1 candidates sampled per prompt (overrides `generation.samples_per_prompt`).
-  index samples_per_prompt = 8;
+  index_t samples_per_prompt = 8;
   /// k in [1, n]: the k best candidates of each prompt are kept.
-  index keep = 1;
+  index_t keep = 1;
   /// How candidates are sampled (`sequence/generation.hpp`).
   generation_config generation{};
   /// Seed of the sampling.
@@ -158,14 +159,14 @@ requires std::same_as<typename R::batch_type, sequence_batch>
   const generation_result drawn = generate(sampler, prompts, g, config.seed);
   vector_d r(drawn.size());
   reward.reward(drawn.batch(), r);
-  const index n = config.samples_per_prompt;
+  const index_t n = config.samples_per_prompt;
   demonstration_set out;
-  std::vector<index> candidates(static_cast<std::size_t>(n));
-  for (index i = 0; i < prompts.num_sequences(); ++i) {
+  std::vector<index_t> candidates(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < prompts.num_sequences(); ++i) {
     std::iota(candidates.begin(), candidates.end(), i * n);
     std::stable_sort(candidates.begin(), candidates.end(),
-                     [&r](index a, index b) { return r(a) > r(b); });
-    for (index k = 0; k < config.keep; ++k) {
+                     [&r](index_t a, index_t b) { return r(a) > r(b); });
+    for (index_t k = 0; k < config.keep; ++k) {
       out.add(prompts.sequence(i),
               drawn.responses().sequence(candidates[static_cast<std::size_t>(k)]));
     }
@@ -186,7 +187,7 @@ double cross_entropy_pass(const char* fn, const M& model, const sequence_batch& 
                           vector_t<typename M::scalar_type>* gradient,
                           const sequence_options& opt) {
   batch.responses.validate(fn, "batch.responses");
-  const index n = batch.responses.total_length();
+  const index_t n = batch.responses.total_length();
   PREFOPT_CHECK(n >= 1, invalid_argument, fn,
                 ": batch has no response tokens, expected at least one (the loss is a mean over "
                 "response tokens)");
@@ -277,7 +278,7 @@ template <SequenceModel M>
 /// Hyperparameters of `sft`.
 struct sft_config {
   /// Demonstrations per step (>= 1).
-  index batch_size = 16;
+  index_t batch_size = 16;
   /// The learning rate: `schedule.peak`, linear warmup over `schedule.warmup_steps`, cosine decay
   /// to `schedule.final_ratio * peak` over `schedule.decay_steps` (0: constant).
   warmup_cosine_schedule schedule{1e-3, 0, 0, 0.1};
@@ -324,8 +325,8 @@ struct sft_step_stats {
   /// The learning rate of this step.
   double learning_rate = 0.0;
   /// Response tokens (the loss's N_B) and demonstrations in the minibatch.
-  index tokens = 0;
-  index sequences = 0;
+  index_t tokens = 0;
+  index_t sequences = 0;
   /// True when the gradient was clipped.
   bool clipped = false;
 };
@@ -354,7 +355,7 @@ class sft {
 
    private:
     friend class sft;
-    state(const M& initial, const sft_config& c, index n)
+    state(const M& initial, const sft_config& c, index_t n)
         : policy_(initial),
           optimizer_(
               optimizer_config{optimizer_kind::adam, c.schedule.peak, c.beta1, c.beta2, c.epsilon},
@@ -362,20 +363,20 @@ class sft {
           gen_(c.seed, /*stream=*/0x5f7),
           order_(static_cast<std::size_t>(n)),
           gradient_(vector_t<scalar_type>::Zero(initial.num_parameters())) {
-      std::iota(order_.begin(), order_.end(), index{0});
-      gen_.shuffle(std::span<index>(order_));
+      std::iota(order_.begin(), order_.end(), index_t{0});
+      gen_.shuffle(std::span<index_t>(order_));
     }
 
     M policy_;
     optimizer optimizer_;
     rng gen_;
-    std::vector<index> order_;
+    std::vector<index_t> order_;
     std::size_t cursor_ = 0;
     long t_ = 0;
     long epoch_ = 0;
     std::string failure_;
     vector_t<scalar_type> gradient_;
-    std::vector<index> prompt_offsets_, response_offsets_;
+    std::vector<index_t> prompt_offsets_, response_offsets_;
     std::vector<token_id> prompt_tokens_, response_tokens_;
   };
 
@@ -389,7 +390,7 @@ class sft {
     constexpr const char* fn = "sft::init";
     problem.validate(fn);
     const auto theta = problem.initial->parameters();
-    for (index k = 0; k < theta.size(); ++k) {
+    for (index_t k = 0; k < theta.size(); ++k) {
       PREFOPT_CHECK(std::isfinite(static_cast<double>(theta[k])), invalid_argument, fn,
                     ": problem.initial parameter ", k, " is ", static_cast<double>(theta[k]),
                     ", expected finite parameters");
@@ -402,12 +403,12 @@ class sft {
   sft_step_stats step(const sft_problem<M>& problem, state<M>& s) const {
     constexpr const char* fn = "sft::step";
     using T = typename M::scalar_type;
-    PREFOPT_CHECK(static_cast<index>(s.order_.size()) == problem.train.size(), invalid_argument, fn,
-                  ": problem.train has ", problem.train.size(),
+    PREFOPT_CHECK(static_cast<index_t>(s.order_.size()) == problem.train.size(), invalid_argument,
+                  fn, ": problem.train has ", problem.train.size(),
                   " demonstrations, the state was created for ", s.order_.size());
     const sequence_batch batch = next_minibatch(problem.train, s);
     sft_step_stats stats;
-    stats.learning_rate = config_.schedule.learning_rate(static_cast<index>(s.t_));
+    stats.learning_rate = config_.schedule.learning_rate(static_cast<index_t>(s.t_));
     stats.sequences = batch.size();
     stats.tokens = batch.responses.total_length();
     s.failure_.clear();
@@ -446,19 +447,19 @@ class sft {
     s.response_offsets_.assign(1, 0);
     s.prompt_tokens_.clear();
     s.response_tokens_.clear();
-    for (index k = 0; k < config_.batch_size; ++k) {
-      const index i = s.order_[s.cursor_++];
+    for (index_t k = 0; k < config_.batch_size; ++k) {
+      const index_t i = s.order_[s.cursor_++];
       if (s.cursor_ == s.order_.size()) {  // a pass is complete: reshuffle for the next
         s.cursor_ = 0;
         ++s.epoch_;
-        s.gen_.shuffle(std::span<index>(s.order_));
+        s.gen_.shuffle(std::span<index_t>(s.order_));
       }
       const auto x = train.prompts.sequence(i);
       const auto y = train.responses.sequence(i);
       s.prompt_tokens_.insert(s.prompt_tokens_.end(), x.begin(), x.end());
       s.response_tokens_.insert(s.response_tokens_.end(), y.begin(), y.end());
-      s.prompt_offsets_.push_back(static_cast<index>(s.prompt_tokens_.size()));
-      s.response_offsets_.push_back(static_cast<index>(s.response_tokens_.size()));
+      s.prompt_offsets_.push_back(static_cast<index_t>(s.prompt_tokens_.size()));
+      s.response_offsets_.push_back(static_cast<index_t>(s.response_tokens_.size()));
     }
     return {{s.prompt_offsets_, s.prompt_tokens_}, {s.response_offsets_, s.response_tokens_}};
   }

@@ -58,10 +58,10 @@ class token_direct_alignment {
     optimizer optimizer_;
     rng gen_;
     data::preference_dataset dataset_;  // offline pairs (no prompts)
-    std::vector<index> order_;
+    std::vector<index_t> order_;
     std::size_t cursor_ = 0;
     long t_ = 0;
-    std::vector<index> picked_;
+    std::vector<index_t> picked_;
     std::vector<token_id> draw_a_, draw_b_;
     detail::dpo_buffers buffers_;
   };
@@ -77,12 +77,12 @@ class token_direct_alignment {
   [[nodiscard]] state init(const token_preference_task& task) const {
     state s(task.reference(), config_.optimizer, config_.seed);
     if (config_.source == pair_source::offline) {
-      for (index i = 0; i < config_.dataset_size; ++i) {
+      for (index_t i = 0; i < config_.dataset_size; ++i) {
         draw_pair(task, s.reference_, s, s.dataset_);
       }
       s.order_.resize(static_cast<std::size_t>(config_.dataset_size));
-      for (std::size_t i = 0; i < s.order_.size(); ++i) s.order_[i] = static_cast<index>(i);
-      s.gen_.shuffle(std::span<index>(s.order_));
+      for (std::size_t i = 0; i < s.order_.size(); ++i) s.order_[i] = static_cast<index_t>(i);
+      s.gen_.shuffle(std::span<index_t>(s.order_));
     }
     s.buffers_.resize(config_.batch_size, s.policy_.num_parameters());
     return s;
@@ -93,7 +93,7 @@ class token_direct_alignment {
     data::preference_dataset fresh;  // online pairs of this step
     const data::preference_dataset* pairs = &s.dataset_;
     s.picked_.clear();
-    for (index i = 0; i < config_.batch_size; ++i) {
+    for (index_t i = 0; i < config_.batch_size; ++i) {
       if (config_.source == pair_source::online) {
         draw_pair(task, s.policy_, s, fresh);
         s.picked_.push_back(i);
@@ -102,13 +102,13 @@ class token_direct_alignment {
       }
       if (s.cursor_ == s.order_.size()) {  // next epoch: reshuffle
         s.cursor_ = 0;
-        s.gen_.shuffle(std::span<index>(s.order_));
+        s.gen_.shuffle(std::span<index_t>(s.order_));
       }
       s.picked_.push_back(s.order_[s.cursor_++]);
     }
     data::preference_batch b = pairs->batch(s.picked_);
     for (auto* lengths : {&b.chosen_lengths, &b.rejected_lengths}) {
-      for (index& n : *lengths) n = s.policy_.decisions(n);  // tokens -> token decisions
+      for (index_t& n : *lengths) n = s.policy_.decisions(n);  // tokens -> token decisions
     }
     const sequence_batch chosen{b.prompts.view(), b.chosen.view()};
     const sequence_batch rejected{b.prompts.view(), b.rejected.view()};

@@ -18,7 +18,7 @@ using prefopt::vector_d;
 
 namespace {
 template <class S>
-auto final_state(const S& solver, const preference_game& game, prefopt::index steps) {
+auto final_state(const S& solver, const preference_game& game, prefopt::index_t steps) {
   auto result = prefopt::run(solver, game, prefopt::run_options{steps});
   REQUIRE(result.status == prefopt::run_status::completed);
   return std::move(result.state);

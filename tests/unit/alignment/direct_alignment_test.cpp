@@ -104,7 +104,7 @@ TEST_CASE("offline training uses a fixed dataset, online training fresh pairs; b
     const prefopt::row_matrix_d moved = state.policy().logits() - start;
     const double total = moved.sum();
     int count = 0;
-    for (prefopt::index k = 0; k < 3; ++k) {
+    for (prefopt::index_t k = 0; k < 3; ++k) {
       const double off_pair = std::abs(moved(0, k) - (total - moved(0, k)) / 2);
       CHECK((off_pair < 1e-9 || off_pair > 1e-3));
       count += off_pair < 1e-9 ? 1 : 0;

@@ -47,7 +47,7 @@ TEST_CASE("hindsight relabeling trains on the instruction each response achieved
           "[alignment][hir]") {
   // One round with a single response per goal: afterwards every response y is more likely under
   // its own goal outcome(y) than before, whichever instruction it was sampled for.
-  std::vector<prefopt::index> outcome{0, 1, 2};
+  std::vector<prefopt::index_t> outcome{0, 1, 2};
   const goal_task task(outcome, 3, prefopt::vector_d::Constant(3, 1.0 / 3));
   hir_config config;
   config.batch_size = 32;
@@ -56,14 +56,14 @@ TEST_CASE("hindsight relabeling trains on the instruction each response achieved
   auto state = hir.init(task);
   hir.step(task, state);
   prefopt::vector_d p(3);
-  for (prefopt::index g = 0; g < 3; ++g) {
+  for (prefopt::index_t g = 0; g < 3; ++g) {
     state.policy().probabilities(g, p);
     CHECK(p[g] > 1.0 / 3);
   }
 }
 
 TEST_CASE("goal tasks and HIR reject bad input by name", "[alignment][hir]") {
-  std::vector<prefopt::index> outcome{0, 3};
+  std::vector<prefopt::index_t> outcome{0, 3};
   CHECK_THROWS_WITH(goal_task(outcome, 2, prefopt::vector_d::Constant(2, 0.5)),
                     Catch::Contains("outcome[1] = 3"));
   outcome = {0, 1};

@@ -46,7 +46,7 @@ TEST_CASE("metric_tracker records the metric every k steps, at the start and at 
   const auto game = rps_game();
   metric_tracker tracker(gap_metric{}, 10);
   const auto result = run(nash_md<>{}, game, {.max_iterations = 35}, tracker);
-  const std::vector<prefopt::index> expected = {0, 10, 20, 30, 35};
+  const std::vector<prefopt::index_t> expected = {0, 10, 20, 30, 35};
   CHECK(tracker.iterations() == expected);
   CHECK(tracker.values().back() == Approx(duality_gap(game, result.state.policy())).margin(1e-15));
   CHECK(tracker.values().front() == Approx(duality_gap(game, game.reference())).margin(1e-15));

@@ -46,7 +46,7 @@ struct nan_solver {
 
 struct counting_callback {
   int begins = 0, steps = 0, ends = 0;
-  prefopt::index stop_at = -1;
+  prefopt::index_t stop_at = -1;
   template <class E>
   void on_begin(const E&) {
     ++begins;

@@ -65,11 +65,11 @@ TEST_CASE("uniform() lies in [0, 1) with mean 1/2 and variance 1/12", "[core][ra
 
 TEST_CASE("uniform_index(n) is unbiased over [0, n) (chi-square)", "[core][random]") {
   rng gen(2);
-  constexpr prefopt::index k = 7;
+  constexpr prefopt::index_t k = 7;
   constexpr int n = 70000;
   std::vector<int> counts(k, 0);
   for (int i = 0; i < n; ++i) {
-    const prefopt::index v = gen.uniform_index(k);
+    const prefopt::index_t v = gen.uniform_index(k);
     REQUIRE(v >= 0);
     REQUIRE(v < k);
     ++counts[static_cast<std::size_t>(v)];
@@ -118,7 +118,7 @@ TEST_CASE("categorical(w) draws index i with probability w_i / sum(w), never a z
   for (int i = 0; i < n; ++i) ++counts[static_cast<std::size_t>(gen.categorical(w))];
   CHECK(counts[1] == 0);
   CHECK(counts[4] == 0);
-  for (prefopt::index i : {0, 2, 3}) {
+  for (prefopt::index_t i : {0, 2, 3}) {
     const double p = w[i] / w.sum();
     const double freq = static_cast<double>(counts[static_cast<std::size_t>(i)]) / n;
     CHECK(std::abs(freq - p) <= 4.0 * std::sqrt(p * (1 - p) / n));

@@ -8,7 +8,7 @@
 using prefopt::ragged_view;
 
 TEST_CASE("ragged_view exposes each sequence between consecutive offsets", "[core][types]") {
-  const std::vector<prefopt::index> offsets{0, 2, 2, 5};
+  const std::vector<prefopt::index_t> offsets{0, 2, 2, 5};
   const std::vector<int> values{1, 2, 3, 4, 5};
   const ragged_view<const int> view{offsets, values};
   REQUIRE_NOTHROW(view.validate("test", "view"));
@@ -21,7 +21,7 @@ TEST_CASE("ragged_view exposes each sequence between consecutive offsets", "[cor
 }
 
 TEST_CASE("a ragged_view may start inside a larger buffer", "[core][types]") {
-  const std::vector<prefopt::index> offsets{3, 4};
+  const std::vector<prefopt::index_t> offsets{3, 4};
   const std::vector<int> values{0, 0, 0, 7, 0};
   const ragged_view<const int> view{offsets, values};
   REQUIRE_NOTHROW(view.validate("test", "view"));
@@ -40,24 +40,24 @@ TEST_CASE("ragged_view::validate names the function, argument and the bad offset
           "[core][types]") {
   const std::vector<int> values{1, 2, 3};
   {
-    const std::vector<prefopt::index> offsets{0, 2, 1};
+    const std::vector<prefopt::index_t> offsets{0, 2, 1};
     CHECK_THROWS_WITH((ragged_view<const int>{offsets, values}.validate("dpo", "chosen")),
                       Catch::Contains("dpo: chosen.offsets[2] = 1 < offsets[1] = 2"));
   }
   {
-    const std::vector<prefopt::index> offsets{0, 4};
+    const std::vector<prefopt::index_t> offsets{0, 4};
     CHECK_THROWS_AS((ragged_view<const int>{offsets, values}.validate("dpo", "chosen")),
                     prefopt::shape_error);
   }
   {
-    const std::vector<prefopt::index> offsets{-1, 1};
+    const std::vector<prefopt::index_t> offsets{-1, 1};
     CHECK_THROWS_WITH((ragged_view<const int>{offsets, values}.validate("dpo", "chosen")),
                       Catch::Contains("chosen.offsets[0] = -1"));
   }
 }
 
 TEST_CASE("batches report their size", "[core][types]") {
-  const std::vector<prefopt::index> c{0, 0, 1}, a{2, 1, 0};
+  const std::vector<prefopt::index_t> c{0, 0, 1}, a{2, 1, 0};
   const prefopt::tabular_batch batch{c, a};
   CHECK(batch.size() == 3);
   const prefopt::pair_batch<prefopt::tabular_batch> pairs{batch, batch};
@@ -69,7 +69,7 @@ TEST_CASE("a mutable ragged_view converts to a read-only one over the same memor
       std::is_convertible_v<ragged_view<prefopt::token_id>, ragged_view<const prefopt::token_id>>);
   static_assert(
       !std::is_convertible_v<ragged_view<const prefopt::token_id>, ragged_view<prefopt::token_id>>);
-  std::vector<prefopt::index> offsets{0, 2, 5};
+  std::vector<prefopt::index_t> offsets{0, 2, 5};
   std::vector<prefopt::token_id> values{1, 2, 3, 4, 5};
   const ragged_view<prefopt::token_id> mutable_view{offsets, values};
   const ragged_view<const prefopt::token_id> read_only = mutable_view;  // no std::as_const, no copy

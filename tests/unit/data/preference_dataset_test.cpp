@@ -37,26 +37,26 @@ TEST_CASE("Preference dataset stores ragged records and derives sequence log-pro
   CHECK(d.sequence_logps(logprob_column::policy_chosen)[1] == Approx(-0.6));
   CHECK(d.sequence_logps(logprob_column::reference_rejected)[0] == -3.0);
   CHECK(d.token_logps(logprob_column::policy_rejected)[2][1] == -0.5);
-  CHECK(d.chosen_lengths() == std::vector<prefopt::index>{2, 3, 1});
+  CHECK(d.chosen_lengths() == std::vector<prefopt::index_t>{2, 3, 1});
   CHECK_THROWS_WITH(d.token_logps(logprob_column::reference_chosen),
                     Catch::Contains("reference_chosen_logps is per_sequence, expected per_token"));
 }
 
 TEST_CASE("Ragged batches rebase offsets and carry lengths and log-probs", "[data]") {
   const auto d = small();
-  const std::vector<prefopt::index> pick{2, 0};
+  const std::vector<prefopt::index_t> pick{2, 0};
   const auto b = d.batch(pick);
   REQUIRE(b.size() == 2);
-  CHECK(b.chosen.offsets() == std::vector<prefopt::index>{0, 1, 3});
+  CHECK(b.chosen.offsets() == std::vector<prefopt::index_t>{0, 1, 3});
   CHECK(b.rejected[0][1] == 14);
-  CHECK(b.chosen_lengths == std::vector<prefopt::index>{1, 2});
+  CHECK(b.chosen_lengths == std::vector<prefopt::index_t>{1, 2});
   CHECK(b.logps(logprob_column::reference_chosen)(0) == -2.0);
   CHECK(b.logps(logprob_column::policy_chosen)(1) == Approx(-1.5));
   const auto all = d.batches(2);
   REQUIRE(all.size() == 2);
   CHECK(all[1].size() == 1);
   CHECK(all[1].indices[0] == 2);
-  const std::vector<prefopt::index> bad{3};
+  const std::vector<prefopt::index_t> bad{3};
   CHECK_THROWS_WITH(d.batch(bad), Catch::Contains("indices[0] = 3"));
 }
 

@@ -33,9 +33,9 @@ TEST_CASE("The instruction block before the first blank line is replaced", "[dat
 }
 
 TEST_CASE("Sub-span sampler: start even < L-3, end odd, start < end <= L, reproducible", "[data]") {
-  for (prefopt::index length = 4; length < 40; ++length) {
+  for (prefopt::index_t length = 4; length < 40; ++length) {
     rng a(99), b(99);
-    std::set<prefopt::index> starts;
+    std::set<prefopt::index_t> starts;
     for (int k = 0; k < 200; ++k) {
       const auto s = sample_sub_span(length, a);
       CHECK(s == sample_sub_span(length, b));
@@ -46,7 +46,7 @@ TEST_CASE("Sub-span sampler: start even < L-3, end odd, start < end <= L, reprod
       CHECK(s.end <= length);
       starts.insert(s.start);
     }
-    CHECK(static_cast<prefopt::index>(starts.size()) ==
+    CHECK(static_cast<prefopt::index_t>(starts.size()) ==
           (length - 2) / 2);  // every allowed start occurs
   }
   rng g(1);

@@ -12,9 +12,9 @@ using namespace prefopt;
 using test::vec;
 
 namespace {
-vector_d random_simplex(rng& gen, prefopt::index n) {
+vector_d random_simplex(rng& gen, prefopt::index_t n) {
   vector_d p(n);
-  for (prefopt::index i = 0; i < n; ++i) p[i] = -std::log(1.0 - gen.uniform());
+  for (prefopt::index_t i = 0; i < n; ++i) p[i] = -std::log(1.0 - gen.uniform());
   return p / p.sum();
 }
 }  // namespace

@@ -22,7 +22,7 @@ double fixed_point_residual(const preference_game& game, const row_matrix_d& pi)
 }
 
 void check_probabilities(const row_matrix_d& got, const vector_d& expected, double tol) {
-  for (prefopt::index i = 0; i < expected.size(); ++i) {
+  for (prefopt::index_t i = 0; i < expected.size(); ++i) {
     CHECK(got(0, i) == Approx(expected[i]).margin(tol));
   }
 }
@@ -84,7 +84,7 @@ TEST_CASE("Certificate KL(pi, pi*_tau) <= gap / (2 tau) holds for random policie
   rng gen(4);
   for (int k = 0; k < 20; ++k) {
     vector_d logits(12);
-    for (prefopt::index i = 0; i < 12; ++i) logits[i] = 2 * gen.normal();
+    for (prefopt::index_t i = 0; i < 12; ++i) logits[i] = 2 * gen.normal();
     vector_d p(12);
     softmax(logits, p);
     const row_matrix_d pi = p.transpose();
@@ -160,7 +160,7 @@ TEST_CASE("tau = 0 on a random 10-action game: optimistic MWU certifies the targ
 
 TEST_CASE("tau = 0 on random 30- and 50-action games: the LP gives gap <= 1e-10 where MWU failed") {
   // n = 50, seed 3 is the arena config of issue 11 (optimistic MWU stopped at 3.9e-6).
-  for (const auto& [n, seed] : {std::pair<prefopt::index, std::uint64_t>{30, 1}, {50, 3}}) {
+  for (const auto& [n, seed] : {std::pair<prefopt::index_t, std::uint64_t>{30, 1}, {50, 3}}) {
     const auto game = random_intransitive_game(n, seed);
     const auto eq = solve_unregularised(game);
     CAPTURE(n, seed);

@@ -11,7 +11,7 @@
 #include "prefopt/games/catalog.hpp"
 
 using namespace prefopt;
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 
 // Reference games with equilibria known independently of the interior-point solver: found by
 // support enumeration, planted by construction, or solved by hand.

@@ -8,8 +8,8 @@
 
 namespace test {
 inline prefopt::vector_d vec(std::initializer_list<double> values) {
-  prefopt::vector_d v(static_cast<prefopt::index>(values.size()));
-  prefopt::index i = 0;
+  prefopt::vector_d v(static_cast<prefopt::index_t>(values.size()));
+  prefopt::index_t i = 0;
   for (double x : values) v[i++] = x;
   return v;
 }
@@ -20,7 +20,7 @@ inline prefopt::row_matrix_d row(const prefopt::vector_d& v) {
 /// KL(p, q) from probabilities (plain formula, independent of the library's).
 inline double kl(const prefopt::vector_d& p, const prefopt::vector_d& q) {
   double s = 0.0;
-  for (prefopt::index i = 0; i < p.size(); ++i) {
+  for (prefopt::index_t i = 0; i < p.size(); ++i) {
     if (p[i] > 0) s += p[i] * std::log(p[i] / q[i]);
   }
   return s;

@@ -41,9 +41,9 @@ TEST_CASE("Random intransitive game: lower triangle from the seeded rng, P_ji = 
   const auto g = random_intransitive_game(10, 7);
   const matrix_d& p = g.preference(0);
   rng gen(7, 0);
-  for (prefopt::index i = 0; i < 10; ++i) {
+  for (prefopt::index_t i = 0; i < 10; ++i) {
     CHECK(p(i, i) == 0.5);
-    for (prefopt::index j = 0; j < i; ++j) {
+    for (prefopt::index_t j = 0; j < i; ++j) {
       CHECK(p(i, j) == gen.uniform());
       CHECK(p(j, i) == 1.0 - p(i, j));
     }

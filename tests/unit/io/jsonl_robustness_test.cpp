@@ -166,7 +166,7 @@ TEST_CASE("Random mutations of a valid file never crash: success or prefopt::err
     const int edits = 1 + static_cast<int>(g.uniform_index(4));
     for (int e = 0; e < edits && !s.empty(); ++e) {
       const auto at =
-          static_cast<std::size_t>(g.uniform_index(static_cast<prefopt::index>(s.size())));
+          static_cast<std::size_t>(g.uniform_index(static_cast<prefopt::index_t>(s.size())));
       switch (g.uniform_index(4)) {
         case 0:
           s[at] = static_cast<char>(g.uniform_index(256));

@@ -9,7 +9,7 @@
 #include "kernel_reference.hpp"
 
 using namespace prefopt;
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 using prefopt::test::ld;
 
 TEMPLATE_TEST_CASE("entropy matches a long-double reference within the documented bound",

@@ -30,7 +30,7 @@ std::vector<pk::isa> exp_test_paths() {
 template <class T>
 std::vector<T> path_exp(const std::vector<T>& x, pk::isa path, pk::exp_accuracy acc) {
   std::vector<T> y(x.size());
-  kd::tiles_for<T>(path, acc).exp(x.data(), y.data(), static_cast<prefopt::index>(x.size()));
+  kd::tiles_for<T>(path, acc).exp(x.data(), y.data(), static_cast<prefopt::index_t>(x.size()));
   return y;
 }
 

@@ -18,7 +18,7 @@
 #include "prefopt/kernels/token_stats.hpp"
 
 using namespace prefopt;
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 using prefopt::test::ld;
 
 namespace {

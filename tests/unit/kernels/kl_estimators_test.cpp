@@ -11,7 +11,7 @@
 #include "prefopt/kernels/kl.hpp"
 
 using namespace prefopt;
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 using kernels::kl_estimator;
 
 TEST_CASE("sampled KL estimators take the values of ALGORITHMS.md 2.2 at d = +-0.1",

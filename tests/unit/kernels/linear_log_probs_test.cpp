@@ -15,7 +15,7 @@
 #endif
 
 using namespace prefopt;
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 using prefopt::test::ld;
 
 namespace {

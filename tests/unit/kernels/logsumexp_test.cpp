@@ -14,7 +14,7 @@
 #endif
 
 using namespace prefopt;
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 using prefopt::test::ld;
 
 TEMPLATE_TEST_CASE("row_logsumexp matches a long-double reference within the documented bound",

@@ -78,7 +78,7 @@ void operator delete[](void* p, const std::nothrow_t&) noexcept {
 #endif
 
 using namespace prefopt;
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 
 namespace {
 /// Runs `f` with Eigen allocation forbidden and counts operator new calls.

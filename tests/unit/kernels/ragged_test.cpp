@@ -14,7 +14,7 @@
 #include "prefopt/losses/kl_estimators.hpp"
 
 using namespace prefopt;
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 
 TEST_CASE("ragged sums and length-averaged means follow ALGORITHMS.md 0.2.2", "[kernels][ragged]") {
   const std::vector<double> values{1, 2, 3, 99, 4, 5, 6, 7};
@@ -72,12 +72,12 @@ TEST_CASE("losses::sequence_sums is the kernels' ragged sum: double accumulation
           "[kernels][ragged][losses]") {
   // 1e8 followed by ones: a float running sum stays at 1e8, the double sum does not.
   std::vector<float> vals{1e8f, 1, 1, 1, 1, 1, 1, 1, 1, -1e8f, 0.1f, 0.2f, 0.3f};
-  const std::vector<prefopt::index> offs{0, 10, 13};
+  const std::vector<prefopt::index_t> offs{0, 10, 13};
   const prefopt::ragged_view<const float> rv{offs, vals};
   std::vector<float> ks(2);
   prefopt::kernels::ragged_sum(rv, prefopt::kernels::span_of(ks));
   Eigen::VectorXf ls(2);
-  std::vector<prefopt::index> len(2);
+  std::vector<prefopt::index_t> len(2);
   prefopt::losses::sequence_sums<float>(rv, {}, ls, len);
   CHECK(ks[0] == 8.0f);
   CHECK(ls(0) == ks[0]);

@@ -13,7 +13,7 @@
 #include "prefopt/kernels/token_log_probs.hpp"
 
 using namespace prefopt;
-using idx = prefopt::index;
+using idx = prefopt::index_t;
 
 TEMPLATE_TEST_CASE("token_stats outputs are bitwise equal to the dedicated kernels",
                    "[kernels][token_stats]", float, double) {

@@ -44,20 +44,20 @@ TEST_CASE("Bradley-Terry loss with margin 1 at equal rewards is softplus(1) = 1.
 TEST_CASE("Bradley-Terry gradients sum to exactly zero without centring", "[losses]") {
   rng g(3);
   vector_d rw(50), rl(50), gw(50), gl(50);
-  for (prefopt::index i = 0; i < 50; ++i) {
+  for (prefopt::index_t i = 0; i < 50; ++i) {
     rw(i) = g.uniform(-30, 30);
     rl(i) = g.uniform(-30, 30);
   }
   losses::bradley_terry_loss<double>(rw, rl, vector_d(), gw, gl);
-  for (prefopt::index i = 0; i < 50; ++i) CHECK(gw(i) + gl(i) == 0.0);
+  for (prefopt::index_t i = 0; i < 50; ++i) CHECK(gw(i) + gl(i) == 0.0);
 }
 
 TEST_CASE("Bradley-Terry gradients match central finite differences, margins up to 50",
           "[losses]") {
   rng g(5);
-  const prefopt::index n = 6;
+  const prefopt::index_t n = 6;
   vector_d rw(n), rl(n), m(n);
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     rw(i) = g.uniform(-25, 25);
     rl(i) = g.uniform(-25, 25);
     m(i) = g.uniform(-1, 1);
@@ -69,7 +69,7 @@ TEST_CASE("Bradley-Terry gradients match central finite differences, margins up 
   for (const double c : {0.0, 0.01}) {
     vector_d gw(n), gl(n);
     losses::bradley_terry_loss<double>(rw, rl, m, gw, gl, {c, losses::reduction::mean});
-    for (prefopt::index i = 0; i < n; ++i) {
+    for (prefopt::index_t i = 0; i < n; ++i) {
       // FD on the single pair (a batch mean cannot resolve 1e-22 next to O(1) losses).
       const vector_d w1 = rw.segment(i, 1), l1 = rl.segment(i, 1), m1 = m.segment(i, 1);
       const double fw = test::central_difference(
@@ -97,7 +97,7 @@ TEST_CASE("Bradley-Terry metrics report accuracy, margin and mean rewards", "[lo
 TEST_CASE("Bradley-Terry float agrees with double", "[losses]") {
   rng g(9);
   vector_d rw(20), rl(20), gw(20), gl(20);
-  for (prefopt::index i = 0; i < 20; ++i) {
+  for (prefopt::index_t i = 0; i < 20; ++i) {
     rw(i) = g.uniform(-5, 5);
     rl(i) = g.uniform(-5, 5);
   }
@@ -106,7 +106,7 @@ TEST_CASE("Bradley-Terry float agrees with double", "[losses]") {
   const auto md = losses::bradley_terry_loss<double>(rw, rl, vector_d(), gw, gl, {0.01, {}});
   const auto mf = losses::bradley_terry_loss<float>(rwf, rlf, vector_f(), gwf, glf, {0.01, {}});
   CHECK_THAT(double(mf.loss), WithinRel(md.loss, 1e-5));
-  for (prefopt::index i = 0; i < 20; ++i) {
+  for (prefopt::index_t i = 0; i < 20; ++i) {
     CHECK_THAT(double(gwf(i)), WithinRel(gw(i), 1e-4) || WithinAbs(gw(i), 1e-7));
   }
 }
@@ -126,7 +126,7 @@ TEST_CASE("Bradley-Terry loss rejects bad input with a message naming the argume
 TEST_CASE("Best-of-K cross-entropy with equal rewards is log K", "[losses]") {
   const row_matrix_d r = row_matrix_d::Constant(2, 4, 0.3);
   row_matrix_d grad(2, 4);
-  const std::vector<prefopt::index> chosen{1, 3};
+  const std::vector<prefopt::index_t> chosen{1, 3};
   CHECK_THAT(losses::best_of_k_loss<double>(r, chosen, grad), WithinAbs(1.3862944, 1e-7));
   CHECK_THAT(grad(0, 1), WithinAbs((0.25 - 1.0) / 2.0, 1e-15));
   CHECK_THAT(grad(0, 0), WithinAbs(0.25 / 2.0, 1e-15));
@@ -135,13 +135,13 @@ TEST_CASE("Best-of-K cross-entropy with equal rewards is log K", "[losses]") {
 TEST_CASE("Best-of-K and K-wise ranking gradients match finite differences", "[losses]") {
   rng g(11);
   row_matrix_d r(3, 4);
-  for (prefopt::index i = 0; i < r.size(); ++i) r.data()[i] = g.uniform(-3, 3);
-  const std::vector<prefopt::index> chosen{0, 2, 3};
+  for (prefopt::index_t i = 0; i < r.size(); ++i) r.data()[i] = g.uniform(-3, 3);
+  const std::vector<prefopt::index_t> chosen{0, 2, 3};
   row_matrix_d grad(3, 4), grad2(3, 4), scratch(3, 4);
   losses::best_of_k_loss<double>(r, chosen, grad);
   losses::bradley_terry_ranking_loss<double>(r, grad2);
   const vector_d flat = r.reshaped<Eigen::RowMajor>();
-  for (prefopt::index i = 0; i < flat.size(); ++i) {
+  for (prefopt::index_t i = 0; i < flat.size(); ++i) {
     const auto as_matrix = [](const vector_d& x) {
       return row_matrix_d(x.reshaped<Eigen::RowMajor>(3, 4));
     };
@@ -171,11 +171,11 @@ TEST_CASE("K-wise ranking loss averages the C(K,2) pairwise losses", "[losses]")
 TEST_CASE("Bradley-Terry MLE on synthetic comparisons recovers the centred rewards", "[losses]") {
   const vector_d truth{{0.0, 0.5, -1.0, 1.5, 0.8}};
   rng g(2024);
-  const prefopt::index pairs = 20000;
-  std::vector<prefopt::index> win(static_cast<std::size_t>(pairs)),
+  const prefopt::index_t pairs = 20000;
+  std::vector<prefopt::index_t> win(static_cast<std::size_t>(pairs)),
       lose(static_cast<std::size_t>(pairs));
   for (std::size_t k = 0; k < win.size(); ++k) {
-    prefopt::index i = g.uniform_index(5), j = g.uniform_index(4);
+    prefopt::index_t i = g.uniform_index(5), j = g.uniform_index(4);
     if (j >= i) ++j;
     if (!g.bernoulli(sigmoid(truth(i) - truth(j)))) std::swap(i, j);
     win[k] = i;
@@ -185,10 +185,10 @@ TEST_CASE("Bradley-Terry MLE on synthetic comparisons recovers the centred rewar
   // count-weighted sum of the per-pair loss gradients (reduction::sum on the distinct pairs).
   matrix_d counts = matrix_d::Zero(5, 5);
   for (std::size_t k = 0; k < win.size(); ++k) counts(win[k], lose[k]) += 1.0;
-  std::vector<prefopt::index> wi, li;
+  std::vector<prefopt::index_t> wi, li;
   std::vector<double> weight;
-  for (prefopt::index i = 0; i < 5; ++i) {
-    for (prefopt::index j = 0; j < 5; ++j) {
+  for (prefopt::index_t i = 0; i < 5; ++i) {
+    for (prefopt::index_t j = 0; j < 5; ++j) {
       if (counts(i, j) > 0) {
         wi.push_back(i);
         li.push_back(j);
@@ -196,16 +196,16 @@ TEST_CASE("Bradley-Terry MLE on synthetic comparisons recovers the centred rewar
       }
     }
   }
-  const auto m = static_cast<prefopt::index>(wi.size());
+  const auto m = static_cast<prefopt::index_t>(wi.size());
   vector_d r = vector_d::Zero(5), rw(m), rl(m), gw(m), gl(m);
   for (int it = 0; it < 300; ++it) {
-    for (prefopt::index k = 0; k < m; ++k) {
+    for (prefopt::index_t k = 0; k < m; ++k) {
       rw(k) = r(wi[static_cast<std::size_t>(k)]);
       rl(k) = r(li[static_cast<std::size_t>(k)]);
     }
     losses::bradley_terry_loss<double>(rw, rl, vector_d(), gw, gl, {0.0, losses::reduction::sum});
     vector_d grad = vector_d::Zero(5);
-    for (prefopt::index k = 0; k < m; ++k) {
+    for (prefopt::index_t k = 0; k < m; ++k) {
       const auto u = static_cast<std::size_t>(k);
       grad(wi[u]) += weight[u] * gw(k);
       grad(li[u]) += weight[u] * gl(k);
@@ -214,7 +214,7 @@ TEST_CASE("Bradley-Terry MLE on synthetic comparisons recovers the centred rewar
   }
   const vector_d fitted = r.array() - r.mean();
   const vector_d centred = truth.array() - truth.mean();
-  for (prefopt::index i = 0; i < 5; ++i) CHECK_THAT(fitted(i), WithinAbs(centred(i), 0.1));
+  for (prefopt::index_t i = 0; i < 5; ++i) CHECK_THAT(fitted(i), WithinAbs(centred(i), 0.1));
 }
 
 TEST_CASE("Elo conversion factor is 400/ln 10 = 173.7178 and matches the sigmoid", "[losses]") {
@@ -228,7 +228,7 @@ TEST_CASE("Elo conversion factor is 400/ln 10 = 173.7178 and matches the sigmoid
 TEST_CASE("Reward normalisation gives sample mean 0 and std 1", "[losses]") {
   rng g(8);
   vector_d s(1000);
-  for (prefopt::index i = 0; i < s.size(); ++i) s(i) = 3.0 + 2.5 * g.normal();
+  for (prefopt::index_t i = 0; i < s.size(); ++i) s(i) = 3.0 + 2.5 * g.normal();
   const auto norm = losses::reward_normalization::fit(s);
   norm.apply(s);
   const double mean = s.mean();
@@ -241,13 +241,13 @@ TEST_CASE("Reward normalisation gives sample mean 0 and std 1", "[losses]") {
 TEST_CASE("Scalar rating and scalar compare losses match finite differences", "[losses]") {
   rng g(12);
   vector_d a(5), b(5), y(5), ga(5), gb(5), s1(5), s2(5);
-  for (prefopt::index i = 0; i < 5; ++i) {
+  for (prefopt::index_t i = 0; i < 5; ++i) {
     a(i) = g.uniform(-2, 2);
     b(i) = g.uniform(-2, 2);
     y(i) = g.uniform(-1, 1);
   }
   losses::scalar_rating_loss<double>(a, y, ga);
-  for (prefopt::index i = 0; i < 5; ++i) {
+  for (prefopt::index_t i = 0; i < 5; ++i) {
     CHECK(test::close(
         ga(i),
         test::central_difference(
@@ -255,7 +255,7 @@ TEST_CASE("Scalar rating and scalar compare losses match finite differences", "[
         1e-6));
   }
   losses::scalar_compare_loss<double>(a, b, y, ga, gb);
-  for (prefopt::index i = 0; i < 5; ++i) {
+  for (prefopt::index_t i = 0; i < 5; ++i) {
     CHECK(test::close(
         ga(i),
         test::central_difference(
@@ -271,7 +271,7 @@ TEST_CASE("Bradley-Terry overloads: the scalar is deduced, the margin optional, 
           "[losses]") {
   rng g(21);
   vector_d rw(6), rl(6), margin(6);
-  for (prefopt::index i = 0; i < 6; ++i) {
+  for (prefopt::index_t i = 0; i < 6; ++i) {
     rw(i) = g.normal();
     rl(i) = g.normal();
     margin(i) = g.uniform(0.0, 1.0);
@@ -290,7 +290,7 @@ TEST_CASE("Bradley-Terry overloads: the scalar is deduced, the margin optional, 
   vector_d pair;
   const auto d = losses::bradley_terry_loss<double>(rw, rl, margin, gw, gl, pair);
   REQUIRE(pair.size() == 6);
-  for (prefopt::index i = 0; i < 6; ++i) {
+  for (prefopt::index_t i = 0; i < 6; ++i) {
     CHECK_THAT(pair(i), WithinAbs(std::log1p(std::exp(-(rw(i) - rl(i) - margin(i)))), 1e-14));
   }
   CHECK_THAT(pair.mean(), WithinRel(d.loss, 1e-15));

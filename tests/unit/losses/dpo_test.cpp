@@ -20,12 +20,12 @@ namespace {
 
 struct pair_data {
   vector_d pc, pr, rc, rr;
-  std::vector<prefopt::index> lc, lr;
+  std::vector<prefopt::index_t> lc, lr;
   [[nodiscard]] dpo_inputs<double> inputs() const { return {pc, pr, rc, rr, lc, lr}; }
 };
 
-pair_data one_pair(double sw, double sl, double rw, double rl, prefopt::index nw,
-                   prefopt::index nl) {
+pair_data one_pair(double sw, double sl, double rw, double rl, prefopt::index_t nw,
+                   prefopt::index_t nl) {
   return {vector_d::Constant(1, sw),
           vector_d::Constant(1, sl),
           vector_d::Constant(1, rw),
@@ -36,20 +36,20 @@ pair_data one_pair(double sw, double sl, double rw, double rl, prefopt::index nw
 
 template <class Loss>
 dpo_metrics<double> run(const Loss& loss, const pair_data& d, vector_d& gw, vector_d& gl) {
-  const prefopt::index n = d.pc.size();
+  const prefopt::index_t n = d.pc.size();
   vector_d losses(n);
   gw.resize(n);
   gl.resize(n);
   return loss.compute(d.inputs(), losses, gw, gl);
 }
 
-pair_data random_pairs(rng& g, prefopt::index n, double spread) {
+pair_data random_pairs(rng& g, prefopt::index_t n, double spread) {
   pair_data d;
   d.pc.resize(n);
   d.pr.resize(n);
   d.rc.resize(n);
   d.rr.resize(n);
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     d.lc.push_back(1 + g.uniform_index(20));
     d.lr.push_back(g.uniform_index(20));  // includes length 0 (clamped to 1)
     d.pc(i) = -g.uniform(0, spread);
@@ -67,7 +67,7 @@ void check_fd(const Loss& loss, const pair_data& d) {
   vector_d gw, gl;
   run(loss, d, gw, gl);
   const double n = double(d.pc.size());
-  for (prefopt::index i = 0; i < d.pc.size(); ++i) {
+  for (prefopt::index_t i = 0; i < d.pc.size(); ++i) {
     const auto pair_loss = [&](const pair_data& e) {
       vector_d losses(e.pc.size()), a(e.pc.size()), b(e.pc.size());
       loss.compute(e.inputs(), losses, a, b);
@@ -100,7 +100,7 @@ TEST_CASE("DPO loss is log 2 with per-token gradients -+beta/2 when policy equal
   CHECK_THAT(gw(0), WithinAbs(-beta / 2, 1e-12));
   CHECK_THAT(gl(0), WithinAbs(beta / 2, 1e-12));
   // Per-token: spreading over the tokens gives the same value for every token.
-  const std::vector<prefopt::index> offsets{0, 6};
+  const std::vector<prefopt::index_t> offsets{0, 6};
   std::vector<double> tokens(6);
   spread_sequence_gradients<double>(gw, ragged_view<double>{offsets, tokens});
   for (const double t : tokens) CHECK_THAT(t, WithinAbs(-beta / 2, 1e-12));
@@ -149,10 +149,10 @@ TEST_CASE("DPO is invariant to adding c to both policy sums; averaged DPO to add
   shifted.pr.array() += 3.7;
   CHECK_THAT(run(sigmoid_dpo_loss({0.2}), shifted, gw, gl).loss, WithinRel(plain, 1e-12));
   auto shifted_avg = d;
-  for (prefopt::index i = 0; i < d.pc.size(); ++i) {
+  for (prefopt::index_t i = 0; i < d.pc.size(); ++i) {
     const auto u = static_cast<std::size_t>(i);
-    shifted_avg.pc(i) += 0.9 * double(std::max<prefopt::index>(d.lc[u], 1));
-    shifted_avg.pr(i) += 0.9 * double(std::max<prefopt::index>(d.lr[u], 1));
+    shifted_avg.pc(i) += 0.9 * double(std::max<prefopt::index_t>(d.lc[u], 1));
+    shifted_avg.pr(i) += 0.9 * double(std::max<prefopt::index_t>(d.lr[u], 1));
   }
   CHECK_THAT(run(sigmoid_dpo_loss({0.2, true}), shifted_avg, gw, gl).loss,
              WithinRel(averaged, 1e-12));
@@ -179,15 +179,15 @@ TEST_CASE("A zero-length response is divided by 1, never by 0", "[losses]") {
 }
 
 TEST_CASE("Prompt and padding log-probs change nothing in the sequence sums", "[losses]") {
-  const std::vector<prefopt::index> offsets{0, 5, 9};
+  const std::vector<prefopt::index_t> offsets{0, 5, 9};
   std::vector<double> tokens{9.0, -1.0, -2.0, 7.0, 7.0, 3.0, -0.5, -0.25, 4.0};
   const std::vector<std::uint8_t> mask{0, 1, 1, 0, 0, 0, 1, 1, 0};  // prompt / padding = 0
   vector_d sums(2);
-  std::vector<prefopt::index> lengths(2);
+  std::vector<prefopt::index_t> lengths(2);
   sequence_sums<double>(ragged_view<const double>{offsets, tokens}, mask, sums, lengths);
   CHECK(sums(0) == -3.0);
   CHECK(sums(1) == -0.75);
-  CHECK(lengths == std::vector<prefopt::index>{2, 2});
+  CHECK(lengths == std::vector<prefopt::index_t>{2, 2});
   tokens[0] = std::nan("");
   tokens[3] = 1e300;
   tokens[8] = -77.0;
@@ -273,7 +273,7 @@ TEST_CASE("Robust DPO matches its closed form, is log 2 at u = 0 and unbiased un
   const auto dpo = run(sigmoid_dpo_loss({0.3}), d, gw1, gl1);
   const auto rob = run(robust_dpo_loss({0.3, false, 0.0}), d, gw2, gl2);
   CHECK_THAT(rob.loss, WithinRel(dpo.loss, 1e-15));
-  for (prefopt::index i = 0; i < 5; ++i) CHECK_THAT(gl2(i), WithinRel(gl1(i), 1e-14));
+  for (prefopt::index_t i = 0; i < 5; ++i) CHECK_THAT(gl2(i), WithinRel(gl1(i), 1e-14));
   CHECK_THROWS_WITH(robust_dpo_loss({0.1, false, 0.5}), Catch::Contains("eps_ls"));
 }
 
@@ -284,7 +284,7 @@ TEST_CASE("Label smoothing 0 is exactly DPO", "[losses]") {
   const auto a = run(sigmoid_dpo_loss({0.3}), d, gw1, gl1);
   const auto b = run(label_smoothed_dpo_loss({0.3, false, 0.0}), d, gw2, gl2);
   CHECK_THAT(b.loss, WithinRel(a.loss, 1e-15));
-  for (prefopt::index i = 0; i < 7; ++i) CHECK_THAT(gw2(i), WithinRel(gw1(i), 1e-14));
+  for (prefopt::index_t i = 0; i < 7; ++i) CHECK_THAT(gw2(i), WithinRel(gw1(i), 1e-14));
 }
 
 TEST_CASE("SimPO ignores the reference and subtracts its target margin", "[losses]") {
@@ -344,15 +344,15 @@ TEST_CASE("Every direct-alignment variant matches finite differences, |u| up to 
 TEST_CASE("DPO gradients through the softmax match finite differences in the logits", "[losses]") {
   // Two responses of 3 and 2 tokens over a vocabulary of 5, logits z; l_t = log_softmax(z_t)[y_t].
   rng g(13);
-  const prefopt::index v = 5;
-  const std::vector<prefopt::index> yw{1, 4, 2}, yl{0, 3};
+  const prefopt::index_t v = 5;
+  const std::vector<prefopt::index_t> yw{1, 4, 2}, yl{0, 3};
   vector_d z(5 * v);
-  for (prefopt::index i = 0; i < z.size(); ++i) z(i) = g.uniform(-2, 2);
+  for (prefopt::index_t i = 0; i < z.size(); ++i) z(i) = g.uniform(-2, 2);
   const vector_d ref_w = vector_d::Constant(1, -4.0), ref_l = vector_d::Constant(1, -3.5);
   const auto sums = [&](const vector_d& x, double& sw, double& sl) {
     sw = sl = 0.0;
     vector_d lp(v);
-    for (prefopt::index t = 0; t < 5; ++t) {
+    for (prefopt::index_t t = 0; t < 5; ++t) {
       log_softmax(x.segment(t * v, v), lp);
       if (t < 3)
         sw += lp(yw[static_cast<std::size_t>(t)]);
@@ -362,7 +362,7 @@ TEST_CASE("DPO gradients through the softmax match finite differences in the log
   };
   for (const bool avg : {false, true}) {
     const sigmoid_dpo_loss loss({0.7, avg});
-    const std::vector<prefopt::index> lw{3}, ll{2};
+    const std::vector<prefopt::index_t> lw{3}, ll{2};
     const auto value = [&](const vector_d& x) {
       double sw, sl;
       sums(x, sw, sl);
@@ -380,18 +380,18 @@ TEST_CASE("DPO gradients through the softmax match finite differences in the log
         {vector_d::Constant(1, sw), vector_d::Constant(1, sl), ref_w, ref_l, lw, ll}, losses, gw,
         gl);
     // Per-token gradients, then dl_t/dz_tk = 1[k = y_t] - p_tk.
-    const std::vector<prefopt::index> off_w{0, 3}, off_l{0, 2};
+    const std::vector<prefopt::index_t> off_w{0, 3}, off_l{0, 2};
     std::vector<double> tw(3), tl(2);
     spread_sequence_gradients<double>(gw, ragged_view<double>{off_w, tw});
     spread_sequence_gradients<double>(gl, ragged_view<double>{off_l, tl});
-    for (prefopt::index t = 0; t < 5; ++t) {
+    for (prefopt::index_t t = 0; t < 5; ++t) {
       vector_d p(v);
       softmax(z.segment(t * v, v), p);
       const double gt =
           t < 3 ? tw[static_cast<std::size_t>(t)] : tl[static_cast<std::size_t>(t - 3)];
-      const prefopt::index y =
+      const prefopt::index_t y =
           t < 3 ? yw[static_cast<std::size_t>(t)] : yl[static_cast<std::size_t>(t - 3)];
-      for (prefopt::index k = 0; k < v; ++k) {
+      for (prefopt::index_t k = 0; k < v; ++k) {
         const double analytic = gt * ((k == y ? 1.0 : 0.0) - p(k));
         CHECK(test::close(analytic, test::central_difference(value, z, t * v + k), 1e-7, 1e-11));
       }
@@ -413,7 +413,7 @@ TEST_CASE("DPO in float agrees with double within 1e-5 relative", "[losses]") {
     CHECK_THAT(double(mf.loss), WithinRel(md.loss, 1e-5));
     CHECK_THAT(double(mf.rewards_margins),
                WithinRel(md.rewards_margins, 1e-4) || WithinAbs(md.rewards_margins, 1e-5));
-    for (prefopt::index i = 0; i < 16; ++i) {
+    for (prefopt::index_t i = 0; i < 16; ++i) {
       CHECK_THAT(double(gwf(i)), WithinRel(gw(i), 1e-5) || WithinAbs(gw(i), 1e-8));
       CHECK_THAT(double(glf(i)), WithinRel(gl(i), 1e-5) || WithinAbs(gl(i), 1e-8));
     }

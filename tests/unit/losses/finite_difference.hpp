@@ -12,7 +12,7 @@ namespace prefopt::test {
 
 /// d f / d x_i by central differences with a step relative to |x_i|.
 inline double central_difference(const std::function<double(const vector_d&)>& f, vector_d x,
-                                 index i, double rel_step = 1e-6) {
+                                 index_t i, double rel_step = 1e-6) {
   const double h = rel_step * std::max(1.0, std::abs(x(i)));
   const double x0 = x(i);
   x(i) = x0 + h;

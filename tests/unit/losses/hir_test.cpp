@@ -43,21 +43,21 @@ TEST_CASE("2-way HIR contrast gradient is q+ - (1 - eps) and vanishes at log((1-
 
 TEST_CASE("k-way contrast with k = 2 equals the 2-way form", "[losses]") {
   rng g(51);
-  const prefopt::index b = 6;
+  const prefopt::index_t b = 6;
   vector_d pos(b), neg(b), gp(b), gn(b);
   row_matrix_d ell(b, 2), grad(b, 2);
-  for (prefopt::index i = 0; i < b; ++i) {
+  for (prefopt::index_t i = 0; i < b; ++i) {
     pos(i) = g.uniform(-5, 0);
     neg(i) = g.uniform(-5, 0);
     ell(i, 0) = pos(i);
     ell(i, 1) = neg(i);
   }
-  const std::vector<prefopt::index> positive(static_cast<std::size_t>(b), 0);
+  const std::vector<prefopt::index_t> positive(static_cast<std::size_t>(b), 0);
   for (const double eps : {0.0, 0.2}) {
     const double two = contrastive_instruction_loss_2way<double>(pos, neg, eps, gp, gn);
     const double k = contrastive_instruction_loss<double>(ell, positive, eps, grad);
     CHECK_THAT(k, WithinAbs(two, 1e-12));
-    for (prefopt::index i = 0; i < b; ++i) {
+    for (prefopt::index_t i = 0; i < b; ++i) {
       CHECK_THAT(grad(i, 0), WithinAbs(gp(i), 1e-12));
       CHECK_THAT(grad(i, 1), WithinAbs(gn(i), 1e-12));
     }
@@ -69,12 +69,12 @@ TEST_CASE(
     "diagonal)",
     "[losses]") {
   rng g(52);
-  const prefopt::index b = 4;
+  const prefopt::index_t b = 4;
   row_matrix_d ell(b, b), grad(b, b), scratch(b, b);
-  for (prefopt::index i = 0; i < ell.size(); ++i) ell.data()[i] = g.uniform(-4, 0);
+  for (prefopt::index_t i = 0; i < ell.size(); ++i) ell.data()[i] = g.uniform(-4, 0);
   contrastive_instruction_loss<double>(ell, {}, 0.2, grad);
   const vector_d flat = ell.reshaped<Eigen::RowMajor>();
-  for (prefopt::index i = 0; i < flat.size(); ++i) {
+  for (prefopt::index_t i = 0; i < flat.size(); ++i) {
     const double fd = test::central_difference(
         [&](const vector_d& x) {
           return contrastive_instruction_loss<double>(
@@ -88,7 +88,7 @@ TEST_CASE(
 }
 
 TEST_CASE("Label-smoothed CE at uniform logits is log V for every eps", "[losses]") {
-  const prefopt::index v = 7;
+  const prefopt::index_t v = 7;
   const row_matrix_d logits = row_matrix_d::Constant(3, v, 1.25);
   row_matrix_d grad(3, v);
   const std::vector<token_id> targets{0, 3, 6};
@@ -100,9 +100,9 @@ TEST_CASE("Label-smoothed CE at uniform logits is log V for every eps", "[losses
 
 TEST_CASE("Label-smoothed CE and entropy bonus gradients match finite differences", "[losses]") {
   rng g(53);
-  const prefopt::index n = 3, v = 5;
+  const prefopt::index_t n = 3, v = 5;
   row_matrix_d logits(n, v), grad(n, v), grad_e(n, v), scratch(n, v);
-  for (prefopt::index i = 0; i < logits.size(); ++i) logits.data()[i] = g.uniform(-3, 3);
+  for (prefopt::index_t i = 0; i < logits.size(); ++i) logits.data()[i] = g.uniform(-3, 3);
   const std::vector<token_id> targets{4, 0, 2};
   label_smoothed_cross_entropy<double>(logits, targets, 0.2, grad);
   entropy_bonus<double>(logits, 0.001, grad_e);
@@ -110,7 +110,7 @@ TEST_CASE("Label-smoothed CE and entropy bonus gradients match finite difference
   const auto as_matrix = [&](const vector_d& x) {
     return row_matrix_d(x.reshaped<Eigen::RowMajor>(n, v));
   };
-  for (prefopt::index i = 0; i < flat.size(); ++i) {
+  for (prefopt::index_t i = 0; i < flat.size(); ++i) {
     const double f1 = test::central_difference(
         [&](const vector_d& x) {
           return label_smoothed_cross_entropy<double>(as_matrix(x), targets, 0.2, scratch);
@@ -126,7 +126,7 @@ TEST_CASE("Label-smoothed CE and entropy bonus gradients match finite difference
 
 TEST_CASE("Entropy bonus: uniform rows have entropy log V and more entropy lowers the loss",
           "[losses]") {
-  const prefopt::index v = 6;
+  const prefopt::index_t v = 6;
   row_matrix_d grad(1, v);
   const double uniform = entropy_bonus<double>(row_matrix_d::Zero(1, v), 1.0, grad);
   CHECK_THAT(uniform, WithinAbs(-std::log(double(v)), 1e-12));
@@ -137,7 +137,7 @@ TEST_CASE("Entropy bonus: uniform rows have entropy log V and more entropy lower
 }
 
 TEST_CASE("Mean-token log-likelihoods and their per-token gradients", "[losses]") {
-  const std::vector<prefopt::index> off{0, 2, 5};
+  const std::vector<prefopt::index_t> off{0, 2, 5};
   const std::vector<double> tok{-1.0, -3.0, -0.5, -0.5, -2.0};
   vector_d mean(2), sum(2);
   sequence_log_likelihoods<double>(ragged_view<const double>{off, tok},
@@ -168,7 +168,7 @@ TEST_CASE("2-way contrast gradient matches finite differences at |delta| up to 5
   const vector_d pos{{-1.0, -60.0, -3.0, -0.5}}, neg{{-51.0, -10.0, -2.0, -0.75}};
   vector_d gp(4), gn(4), s1(4), s2(4);
   contrastive_instruction_loss_2way<double>(pos, neg, 0.2, gp, gn);
-  for (prefopt::index i = 0; i < 4; ++i) {
+  for (prefopt::index_t i = 0; i < 4; ++i) {
     // per-pair FD (the mean over pairs cannot resolve tiny gradients next to O(1) losses)
     const vector_d p1 = pos.segment(i, 1), n1 = neg.segment(i, 1);
     vector_d a(1), b(1);

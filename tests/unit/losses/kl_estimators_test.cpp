@@ -28,14 +28,14 @@ TEST_CASE("E_pi[k1] = E_pi[k3] = full KL exactly on a small vocabulary; k2, k3, 
   rng g(21);
   for (int trial = 0; trial < 20; ++trial) {
     vector_d z(6), zr(6), lp(6), lq(6);
-    for (prefopt::index i = 0; i < 6; ++i) {
+    for (prefopt::index_t i = 0; i < 6; ++i) {
       z(i) = g.uniform(-3, 3);
       zr(i) = g.uniform(-3, 3);
     }
     log_softmax(z, lp);
     log_softmax(zr, lq);
     double e1 = 0, e3 = 0, kl = 0;
-    for (prefopt::index v = 0; v < 6; ++v) {
+    for (prefopt::index_t v = 0; v < 6; ++v) {
       const double d = lp(v) - lq(v);
       const double p = std::exp(lp(v));
       e1 += p * kl_k1::value(d);

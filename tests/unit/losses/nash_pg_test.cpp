@@ -16,10 +16,10 @@ using Catch::Matchers::WithinRel;
 
 namespace {
 
-matrix_d random_preference(rng& g, prefopt::index n) {
+matrix_d random_preference(rng& g, prefopt::index_t n) {
   matrix_d P = matrix_d::Constant(n, n, 0.5);
-  for (prefopt::index i = 0; i < n; ++i) {
-    for (prefopt::index j = 0; j < i; ++j) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
+    for (prefopt::index_t j = 0; j < i; ++j) {
       P(i, j) = g.uniform();
       P(j, i) = 1.0 - P(i, j);
     }
@@ -27,9 +27,9 @@ matrix_d random_preference(rng& g, prefopt::index n) {
   return P;
 }
 
-vector_d random_distribution(rng& g, prefopt::index n) {
+vector_d random_distribution(rng& g, prefopt::index_t n) {
   vector_d z(n), p(n);
-  for (prefopt::index i = 0; i < n; ++i) z(i) = g.uniform(-1.5, 1.5);
+  for (prefopt::index_t i = 0; i < n; ++i) z(i) = g.uniform(-1.5, 1.5);
   softmax(z, p);
   return p;
 }
@@ -39,11 +39,11 @@ vector_d random_distribution(rng& g, prefopt::index n) {
 /// pi).
 vector_d expected_surrogate_gradient(const vector_d& pi, const matrix_d& P, const vector_d& opp,
                                      const vector_d& mu, double tau, kl_credit credit) {
-  const prefopt::index n = pi.size();
+  const prefopt::index_t n = pi.size();
   vector_d total = vector_d::Zero(n);
-  const std::vector<prefopt::index> off{0, 1};
-  for (prefopt::index y = 0; y < n; ++y) {
-    for (prefopt::index yp = 0; yp < n; ++yp) {
+  const std::vector<prefopt::index_t> off{0, 1};
+  for (prefopt::index_t y = 0; y < n; ++y) {
+    for (prefopt::index_t yp = 0; yp < n; ++yp) {
       const std::vector<double> l{std::log(pi(y))}, lr{std::log(mu(y))};
       std::vector<double> g(1);
       nash_md_pg_surrogate<double>(ragged_view<const double>{off, l},
@@ -63,18 +63,18 @@ vector_d expected_surrogate_gradient(const vector_d& pi, const matrix_d& P, cons
 TEST_CASE("Exact tabular Nash gradient pi*(h - <pi,h>) matches finite differences and sums to 0",
           "[losses]") {
   rng g(41);
-  const prefopt::index n = 5;
+  const prefopt::index_t n = 5;
   const matrix_d P = random_preference(g, n);
   const vector_d opp = random_distribution(g, n), mu = random_distribution(g, n);
   vector_d theta(n);
-  for (prefopt::index i = 0; i < n; ++i) theta(i) = g.uniform(-1, 1);
+  for (prefopt::index_t i = 0; i < n; ++i) theta(i) = g.uniform(-1, 1);
   vector_d pi(n);
   softmax(theta, pi);
   const double tau = 0.3;
   vector_d grad(n);
   tabular_nash_gradient(pi, P, opp, mu, tau, grad);
   CHECK_THAT(grad.sum(), WithinAbs(0.0, 1e-15));
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     const double fd = test::central_difference(
         [&](const vector_d& t) {
           vector_d p(n);
@@ -94,13 +94,13 @@ TEST_CASE("With tau = 0 and the opponent equal to pi the exact gradient is pi*(P
   vector_d grad(4);
   tabular_nash_gradient(pi, P, pi, mu, 0.0, grad);
   const vector_d expected = (pi.array() * ((P * pi).array() - 0.5)).matrix();
-  for (prefopt::index i = 0; i < 4; ++i) CHECK_THAT(grad(i), WithinAbs(expected(i), 1e-15));
+  for (prefopt::index_t i = 0; i < 4; ++i) CHECK_THAT(grad(i), WithinAbs(expected(i), 1e-15));
 }
 
 TEST_CASE("The expected Nash-MD-PG surrogate gradient is minus the exact tabular gradient",
           "[losses]") {
   rng g(43);
-  const prefopt::index n = 4;
+  const prefopt::index_t n = 4;
   const matrix_d P = random_preference(g, n);
   const vector_d pi = random_distribution(g, n), opp = random_distribution(g, n),
                  mu = random_distribution(g, n);
@@ -109,13 +109,13 @@ TEST_CASE("The expected Nash-MD-PG surrogate gradient is minus the exact tabular
   tabular_nash_gradient(pi, P, opp, mu, tau, exact);
   const vector_d expected =
       expected_surrogate_gradient(pi, P, opp, mu, tau, kl_credit::reward_to_go);
-  for (prefopt::index i = 0; i < n; ++i) CHECK_THAT(expected(i), WithinAbs(-exact(i), 1e-12));
+  for (prefopt::index_t i = 0; i < n; ++i) CHECK_THAT(expected(i), WithinAbs(-exact(i), 1e-12));
 }
 
 TEST_CASE("Monte-Carlo mean of the surrogate gradient matches the exact one within 4 SE",
           "[losses]") {
   rng g(44);
-  const prefopt::index n = 3;
+  const prefopt::index_t n = 3;
   const matrix_d P = random_preference(g, n);
   const vector_d pi = random_distribution(g, n), opp = random_distribution(g, n),
                  mu = random_distribution(g, n);
@@ -124,9 +124,9 @@ TEST_CASE("Monte-Carlo mean of the surrogate gradient matches the exact one with
   tabular_nash_gradient(pi, P, opp, mu, tau, exact);
   const int samples = 100000;
   vector_d sum = vector_d::Zero(n), sum_sq = vector_d::Zero(n);
-  const std::vector<prefopt::index> off{0, 1};
+  const std::vector<prefopt::index_t> off{0, 1};
   for (int s = 0; s < samples; ++s) {
-    const prefopt::index y = g.categorical(pi), yp = g.categorical(opp);
+    const prefopt::index_t y = g.categorical(pi), yp = g.categorical(opp);
     const double outcome = g.bernoulli(P(y, yp)) ? 1.0 : 0.0;  // 0/1 oracle
     const std::vector<double> l{std::log(pi(y))}, lr{std::log(mu(y))};
     std::vector<double> tg(1);
@@ -139,7 +139,7 @@ TEST_CASE("Monte-Carlo mean of the surrogate gradient matches the exact one with
     sum += sample;
     sum_sq += sample.cwiseProduct(sample);
   }
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     const double mean = sum(i) / samples;
     const double se = std::sqrt((sum_sq(i) / samples - mean * mean) / samples);
     CHECK(std::abs(mean - exact(i)) <= 4.0 * se);
@@ -151,7 +151,7 @@ TEST_CASE(
     "term has 0",
     "[losses]") {
   rng g(45);
-  const prefopt::index n = 5;
+  const prefopt::index_t n = 5;
   const vector_d pi = random_distribution(g, n), mu = random_distribution(g, n);
   const matrix_d half = matrix_d::Constant(n, n, 0.5);  // P = 1/2: only the KL term remains
   const double tau = 0.7;
@@ -162,11 +162,11 @@ TEST_CASE(
   const double kl = pi.dot(logratio);
   const vector_d grad_kl = (pi.array() * (logratio.array() - kl)).matrix();
   CHECK(grad_kl.norm() > 1e-3);
-  for (prefopt::index i = 0; i < n; ++i)
+  for (prefopt::index_t i = 0; i < n; ++i)
     CHECK_THAT(expected(i), WithinAbs(tau * grad_kl(i), 1e-12));
   // E[grad (log pi(y) - log mu(y))] = sum_y pi(y) (e_y - pi) = 0
   vector_d unstopped = vector_d::Zero(n);
-  for (prefopt::index y = 0; y < n; ++y) {
+  for (prefopt::index_t y = 0; y < n; ++y) {
     vector_d score = -pi;
     score(y) += 1.0;
     unstopped += pi(y) * tau * score;
@@ -175,7 +175,7 @@ TEST_CASE(
 }
 
 TEST_CASE("Nash-MD-PG token credit: reward-to-go vs TRL same-position", "[losses]") {
-  const std::vector<prefopt::index> off{0, 3};
+  const std::vector<prefopt::index_t> off{0, 3};
   const std::vector<double> l{-1.0, -2.0, -0.5}, lr{-1.5, -1.0, -0.25};  // d = 0.5, -1, -0.25
   const double p = 0.8, tau = 0.1;
   std::vector<double> g(3), h(3);
@@ -202,9 +202,9 @@ TEST_CASE("Nash-MD-PG token credit: reward-to-go vs TRL same-position", "[losses
 
 TEST_CASE("INPO and ONPO gradients match finite differences", "[losses]") {
   rng g(46);
-  const prefopt::index n = 7;
+  const prefopt::index_t n = 7;
   vector_d sw(n), sl(n), rw(n), rl(n), aw(n), al(n);
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     sw(i) = g.uniform(-30, -1);
     sl(i) = g.uniform(-30, -1);
     rw(i) = g.uniform(-30, -1);
@@ -215,7 +215,7 @@ TEST_CASE("INPO and ONPO gradients match finite differences", "[losses]") {
   const double eta = 3.0, tau = 0.2;
   vector_d gw(n), gl(n), s1(n), s2(n);
   inpo_loss<double>(sw, sl, rw, rl, aw, al, eta, tau, gw, gl);
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     const double fw = test::central_difference(
         [&](const vector_d& x) {
           return inpo_loss<double>(x, sl, rw, rl, aw, al, eta, tau, s1, s2);
@@ -230,7 +230,7 @@ TEST_CASE("INPO and ONPO gradients match finite differences", "[losses]") {
     CHECK(test::close(gl(i), fl, 1e-6));
   }
   onpo_loss<double>(sw, sl, aw, al, eta, gw, gl);
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     const double fw = test::central_difference(
         [&](const vector_d& x) { return onpo_loss<double>(x, sl, aw, al, eta, s1, s2); }, sw, i);
     CHECK(test::close(gw(i), fw, 1e-6));
@@ -246,12 +246,12 @@ namespace {
 template <class Loss>
 vector_d tabular_pair_gradient(const vector_d& pi, const vector_d& w, const matrix_d& P,
                                const Loss& loss) {
-  const prefopt::index n = pi.size();
+  const prefopt::index_t n = pi.size();
   vector_d grad = vector_d::Zero(n);
-  for (prefopt::index y = 0; y < n; ++y) {
-    for (prefopt::index yp = 0; yp < n; ++yp) {
+  for (prefopt::index_t y = 0; y < n; ++y) {
+    for (prefopt::index_t yp = 0; yp < n; ++yp) {
       for (int label = 0; label < 2; ++label) {
-        const prefopt::index a = label == 0 ? y : yp, b = label == 0 ? yp : y;
+        const prefopt::index_t a = label == 0 ? y : yp, b = label == 0 ? yp : y;
         const double weight = w(y) * w(yp) * (label == 0 ? P(y, yp) : P(yp, y));
         double gw = 0, gl = 0;
         loss(a, b, gw, gl);
@@ -268,7 +268,7 @@ vector_d tabular_pair_gradient(const vector_d& pi, const vector_d& w, const matr
 
 TEST_CASE("Tabular INPO and ONPO losses are stationary at their closed-form updates", "[losses]") {
   rng g(47);
-  const prefopt::index n = 4;
+  const prefopt::index_t n = 4;
   const matrix_d P = random_preference(g, n);
   const vector_d pi_t = random_distribution(g, n), ref = random_distribution(g, n);
   const double eta = 0.8, tau = 0.5;
@@ -278,7 +278,7 @@ TEST_CASE("Tabular INPO and ONPO losses are stationary at their closed-form upda
   vector_d pi(n);
   softmax(z, pi);
   vector_d current = pi;
-  const auto inpo = [&](prefopt::index a, prefopt::index b, double& gw, double& gl) {
+  const auto inpo = [&](prefopt::index_t a, prefopt::index_t b, double& gw, double& gl) {
     vector_d gwv(1), glv(1);
     inpo_loss<double>(
         vector_d::Constant(1, std::log(current(a))), vector_d::Constant(1, std::log(current(b))),
@@ -300,7 +300,7 @@ TEST_CASE("Tabular INPO and ONPO losses are stationary at their closed-form upda
   const vector_d anchor = random_distribution(g, n), prev = random_distribution(g, n);
   z = anchor.array().log().matrix() + eta * P * prev;
   softmax(z, pi);
-  const auto onpo = [&](prefopt::index a, prefopt::index b, double& gw, double& gl) {
+  const auto onpo = [&](prefopt::index_t a, prefopt::index_t b, double& gw, double& gl) {
     vector_d gwv(1), glv(1);
     onpo_loss<double>(vector_d::Constant(1, std::log(pi(a))),
                       vector_d::Constant(1, std::log(pi(b))),
@@ -321,7 +321,7 @@ TEST_CASE("Mixture logits: beta_mix 0 is the policy, 1 the reference, softmax su
           "[losses]") {
   rng g(48);
   vector_d zt(6), zm(6), out(6), p(6);
-  for (prefopt::index i = 0; i < 6; ++i) {
+  for (prefopt::index_t i = 0; i < 6; ++i) {
     zt(i) = g.uniform(-3, 3);
     zm(i) = g.uniform(-3, 3);
   }

@@ -19,7 +19,7 @@ struct gae_out {
 };
 gae_out run_gae(const std::vector<double>& rew, const std::vector<double>& v, double gamma,
                 double lambda) {
-  const std::vector<prefopt::index> off{0, static_cast<prefopt::index>(rew.size())};
+  const std::vector<prefopt::index_t> off{0, static_cast<prefopt::index_t>(rew.size())};
   gae_out o{std::vector<double>(rew.size()), std::vector<double>(rew.size())};
   generalized_advantages<double>(ragged_view<const double>{off, rew},
                                  ragged_view<const double>{off, v}, gamma, lambda,
@@ -69,7 +69,7 @@ TEST_CASE("GAE with lambda 0 is the TD error", "[losses]") {
 }
 
 TEST_CASE("GAE treats sequences independently with V after the last token = 0", "[losses]") {
-  const std::vector<prefopt::index> off{0, 3, 5};
+  const std::vector<prefopt::index_t> off{0, 3, 5};
   const std::vector<double> rew{0, 0, 1, 0.5, 0.5}, v{0.2, 0.4, 0.6, 1.0, 1.0};
   std::vector<double> a(5), ret(5);
   generalized_advantages<double>(ragged_view<const double>{off, rew},
@@ -82,7 +82,7 @@ TEST_CASE("GAE treats sequences independently with V after the last token = 0", 
 
 TEST_CASE("Reward shaping puts -tau kl on every token and the score at the last real token",
           "[losses]") {
-  const std::vector<prefopt::index> off{0, 3, 5};
+  const std::vector<prefopt::index_t> off{0, 3, 5};
   const std::vector<double> l{-1.0, -2.0, -0.5, -0.3, -0.7};
   const std::vector<double> lr{-1.1, -1.8, -0.5, -0.4, -0.2};
   std::vector<double> rew(5);
@@ -109,14 +109,14 @@ TEST_CASE("Reward shaping puts -tau kl on every token and the score at the last 
 }
 
 TEST_CASE("Reward shaping rejects an empty response and mismatched layouts", "[losses]") {
-  const std::vector<prefopt::index> off{0, 2, 2};
+  const std::vector<prefopt::index_t> off{0, 2, 2};
   const std::vector<double> l{-1.0, -2.0};
   std::vector<double> rew(2);
   CHECK_THROWS_WITH(
       shape_rewards(ragged_view<const double>{off, l}, ragged_view<const double>{off, l},
                     vector_d::Zero(2), {}, 0.1, 0.0, ragged_view<double>{off, rew}),
       Catch::Contains("sequence 1 has no tokens"));
-  const std::vector<prefopt::index> other{0, 1, 2};
+  const std::vector<prefopt::index_t> other{0, 1, 2};
   CHECK_THROWS_WITH(
       shape_rewards(ragged_view<const double>{off, l}, ragged_view<const double>{other, l},
                     vector_d::Zero(2), {}, 0.1, 0.0, ragged_view<double>{off, rew}),
@@ -126,7 +126,7 @@ TEST_CASE("Reward shaping rejects an empty response and mismatched layouts", "[l
 TEST_CASE("Masked whitening gives mean 0 and Bessel-corrected std 1 over valid tokens",
           "[losses]") {
   rng g(5);
-  const std::vector<prefopt::index> off{1, 4, 9};  // element 0 and 9 lie outside every sequence
+  const std::vector<prefopt::index_t> off{1, 4, 9};  // element 0 and 9 lie outside every sequence
   std::vector<double> a(10);
   for (auto& x : a) x = g.uniform(-3, 5);
   a[0] = 1000.0;
@@ -190,9 +190,9 @@ TEST_CASE("PPO value clip: V_old 0, V_new 1, Ret 2, eps_v 0.2 gives 1.62 with ze
 
 TEST_CASE("PPO policy and value gradients match finite differences", "[losses]") {
   rng g(31);
-  const prefopt::index n = 12;
+  const prefopt::index_t n = 12;
   vector_d lnew(n), lold(n), adv(n), vnew(n), vold(n), ret(n);
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     lold(i) = g.uniform(-3, -0.1);
     lnew(i) = lold(i) + g.uniform(-0.5, 0.5);
     adv(i) = g.uniform(-2, 2);
@@ -203,7 +203,7 @@ TEST_CASE("PPO policy and value gradients match finite differences", "[losses]")
   vector_d gp(n), gv(n), scratch(n);
   ppo_policy_loss<double>(lnew, lold, adv, 0.2, gp);
   ppo_value_loss<double>(vnew, vold, ret, 0.2, gv);
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     const double fp = test::central_difference(
         [&](const vector_d& x) { return ppo_policy_loss<double>(x, lold, adv, 0.2, scratch).loss; },
         lnew, i);
@@ -217,9 +217,9 @@ TEST_CASE("PPO policy and value gradients match finite differences", "[losses]")
 
 TEST_CASE("PPO losses in float agree with double within 1e-5", "[losses]") {
   rng g(32);
-  const prefopt::index n = 10;
+  const prefopt::index_t n = 10;
   vector_d lnew(n), lold(n), adv(n);
-  for (prefopt::index i = 0; i < n; ++i) {
+  for (prefopt::index_t i = 0; i < n; ++i) {
     lold(i) = g.uniform(-3, -0.1);
     lnew(i) = lold(i) + g.uniform(-0.5, 0.5);
     adv(i) = g.uniform(-2, 2);
@@ -230,7 +230,7 @@ TEST_CASE("PPO losses in float agree with double within 1e-5", "[losses]") {
   const auto f =
       ppo_policy_loss<float>(lnew.cast<float>(), lold.cast<float>(), adv.cast<float>(), 0.2, gf);
   CHECK_THAT(double(f.loss), WithinAbs(d.loss, 1e-5));
-  for (prefopt::index i = 0; i < n; ++i) CHECK_THAT(double(gf(i)), WithinAbs(gd(i), 1e-6));
+  for (prefopt::index_t i = 0; i < n; ++i) CHECK_THAT(double(gf(i)), WithinAbs(gd(i), 1e-6));
 }
 
 TEST_CASE("Adaptive KL controller multiplies tau by exactly 1 + 0.2 n/horizon above target",

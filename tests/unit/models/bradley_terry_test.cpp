@@ -26,7 +26,7 @@ TEST_CASE("Bradley-Terry preferences satisfy the preference laws", "[models]") {
 
 TEST_CASE("Bradley-Terry preference is sigma(r(y) - r(y'))", "[models]") {
   const prefopt::bradley_terry_preference bt(rewards_012());
-  const std::vector<prefopt::index> contexts{0, 1}, first{2, 1}, second{0, 0};
+  const std::vector<prefopt::index_t> contexts{0, 1}, first{2, 1}, second{0, 0};
   prefopt::vector_d out(2);
   bt.preference({{contexts, first}, {contexts, second}}, out);
   CHECK(out[0] == Approx(1.0 / (1.0 + std::exp(-2.0))).epsilon(1e-15));
@@ -37,9 +37,9 @@ TEST_CASE("the highest-reward response is a Condorcet winner under Bradley-Terry
   const prefopt::bradley_terry_preference bt(rewards_012());
   prefopt::matrix_d p(3, 3);
   bt.preference_matrix(0, p);
-  for (prefopt::index j = 0; j < 3; ++j) CHECK(p(2, j) >= 0.5);
+  for (prefopt::index_t j = 0; j < 3; ++j) CHECK(p(2, j) >= 0.5);
   bt.preference_matrix(1, p);
-  for (prefopt::index j = 0; j < 3; ++j) CHECK(p(0, j) >= 0.5);
+  for (prefopt::index_t j = 0; j < 3; ++j) CHECK(p(0, j) >= 0.5);
 }
 
 namespace {
@@ -48,7 +48,7 @@ namespace {
 struct count_ones_reward {
   using batch_type = prefopt::sequence_batch;
   void reward(const batch_type& batch, Eigen::Ref<prefopt::vector_d> out) const {
-    for (prefopt::index i = 0; i < batch.size(); ++i) {
+    for (prefopt::index_t i = 0; i < batch.size(); ++i) {
       double count = 0;
       for (auto t : batch.responses.sequence(i)) count += t == 1 ? 1.0 : 0.0;
       out[i] = count;
@@ -63,7 +63,8 @@ TEST_CASE("the Bradley-Terry adapter turns a sequence reward model into a prefer
   STATIC_REQUIRE(prefopt::PreferenceModel<decltype(bt)>);
   STATIC_REQUIRE_FALSE(prefopt::TabularPreferenceModel<decltype(bt)>);
   const std::vector<prefopt::token_id> prompts{7, 7}, a{1, 1, 0, 1}, b{0, 0, 1};
-  const std::vector<prefopt::index> prompt_offsets{0, 1, 2}, a_offsets{0, 2, 4}, b_offsets{0, 2, 3};
+  const std::vector<prefopt::index_t> prompt_offsets{0, 1, 2}, a_offsets{0, 2, 4},
+      b_offsets{0, 2, 3};
   const prefopt::sequence_batch first{{prompt_offsets, prompts}, {a_offsets, a}};
   const prefopt::sequence_batch second{{prompt_offsets, prompts}, {b_offsets, b}};
   prefopt::vector_d out(2);

@@ -15,13 +15,13 @@ namespace {
 struct minimal_policy {
   using batch_type = prefopt::tabular_batch;
   prefopt::row_matrix_d table;
-  [[nodiscard]] prefopt::index num_contexts() const { return table.rows(); }
-  [[nodiscard]] prefopt::index num_actions() const { return table.cols(); }
-  void probabilities(prefopt::index c, Eigen::Ref<vector_d> out) const {
+  [[nodiscard]] prefopt::index_t num_contexts() const { return table.rows(); }
+  [[nodiscard]] prefopt::index_t num_actions() const { return table.cols(); }
+  void probabilities(prefopt::index_t c, Eigen::Ref<vector_d> out) const {
     out = table.row(c).transpose();
   }
   void log_prob(const batch_type& b, Eigen::Ref<vector_d> out) const {
-    for (prefopt::index i = 0; i < b.size(); ++i) {
+    for (prefopt::index_t i = 0; i < b.size(); ++i) {
       out[i] = std::log(
           table(b.contexts[static_cast<std::size_t>(i)], b.actions[static_cast<std::size_t>(i)]));
     }
@@ -31,10 +31,10 @@ struct minimal_policy {
 /// A user preference model with only `preference` (no matrix accessor): P = [[.5,.8],[.2,.5]].
 struct minimal_preference {
   using batch_type = prefopt::tabular_batch;
-  [[nodiscard]] prefopt::index num_contexts() const { return 1; }
-  [[nodiscard]] prefopt::index num_actions() const { return 2; }
+  [[nodiscard]] prefopt::index_t num_contexts() const { return 1; }
+  [[nodiscard]] prefopt::index_t num_actions() const { return 2; }
   void preference(const prefopt::pair_batch<batch_type>& pairs, Eigen::Ref<vector_d> out) const {
-    for (prefopt::index i = 0; i < pairs.size(); ++i) {
+    for (prefopt::index_t i = 0; i < pairs.size(); ++i) {
       const auto a = pairs.first.actions[static_cast<std::size_t>(i)];
       const auto b = pairs.second.actions[static_cast<std::size_t>(i)];
       out[i] = a == b ? 0.5 : (a == 0 ? 0.8 : 0.2);

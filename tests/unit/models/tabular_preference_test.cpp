@@ -31,13 +31,13 @@ TEST_CASE("tabular preference models satisfy the preference laws", "[models]") {
 
 TEST_CASE("preference() reads P[context](first, second)", "[models]") {
   const tabular_preference_model model(std::vector<matrix_d>{dice(), rock_paper_scissors()});
-  const std::vector<prefopt::index> contexts{0, 1, 1}, first{0, 0, 2}, second{1, 1, 0};
+  const std::vector<prefopt::index_t> contexts{0, 1, 1}, first{0, 0, 2}, second{1, 1, 0};
   prefopt::vector_d out(3);
   model.preference({{contexts, first}, {contexts, second}}, out);
   CHECK(out[0] == 5.0 / 9);
   CHECK(out[1] == 1.0);
   CHECK(out[2] == 1.0);
-  const std::vector<prefopt::index> other_contexts{0, 0, 1};
+  const std::vector<prefopt::index_t> other_contexts{0, 0, 1};
   CHECK_THROWS_WITH(
       model.preference({{contexts, first}, {other_contexts, second}}, out),
       Catch::Contains("pairs.first.contexts[1] = 1 but pairs.second.contexts[1] = 0"));

@@ -14,10 +14,11 @@ using prefopt::tabular_softmax_policy;
 using prefopt::vector_d;
 
 namespace {
-row_matrix_d random_logits(prefopt::index contexts, prefopt::index actions, std::uint64_t seed) {
+row_matrix_d random_logits(prefopt::index_t contexts, prefopt::index_t actions,
+                           std::uint64_t seed) {
   prefopt::rng gen(seed);
   row_matrix_d z(contexts, actions);
-  for (prefopt::index i = 0; i < z.size(); ++i) z.data()[i] = 3.0 * gen.normal();
+  for (prefopt::index_t i = 0; i < z.size(); ++i) z.data()[i] = 3.0 * gen.normal();
   return z;
 }
 }  // namespace
@@ -43,7 +44,7 @@ TEST_CASE("from_probabilities round-trips the probabilities", "[policies]") {
   probs << 0.6, 0.3, 0.1, 0.2, 0.2, 0.6;
   const auto pi = tabular_softmax_policy::from_probabilities(probs);
   vector_d p(3);
-  for (prefopt::index c = 0; c < 2; ++c) {
+  for (prefopt::index_t c = 0; c < 2; ++c) {
     pi.probabilities(c, p);
     CHECK((p - probs.row(c).transpose()).cwiseAbs().maxCoeff() <= 1e-15);
   }
@@ -57,7 +58,7 @@ TEST_CASE("from_probabilities round-trips the probabilities", "[policies]") {
 
 TEST_CASE("log-prob gradient matches central finite differences", "[policies]") {
   tabular_softmax_policy pi(random_logits(3, 5, 2));
-  const std::vector<prefopt::index> contexts{0, 2, 2, 1}, actions{4, 0, 3, 1};
+  const std::vector<prefopt::index_t> contexts{0, 2, 2, 1}, actions{4, 0, 3, 1};
   const tabular_batch batch{contexts, actions};
   vector_d weights(4);
   weights << 0.7, -1.3, 2.0, 0.25;
@@ -71,7 +72,7 @@ TEST_CASE("log-prob gradient matches central finite differences", "[policies]") 
     return weights.dot(lp);
   };
   const double h = 1e-5;
-  for (prefopt::index k = 0; k < pi.num_parameters(); ++k) {
+  for (prefopt::index_t k = 0; k < pi.num_parameters(); ++k) {
     tabular_softmax_policy plus = pi, minus = pi;
     plus.parameters()[k] += h;
     minus.parameters()[k] -= h;
@@ -109,7 +110,7 @@ TEST_CASE("sampling frequencies match the policy's probabilities", "[policies]")
   constexpr int n = 80000;
   std::vector<int> counts(4, 0);
   for (int i = 0; i < n; ++i) ++counts[static_cast<std::size_t>(pi.sample(0, gen))];
-  for (prefopt::index a = 0; a < 4; ++a) {
+  for (prefopt::index_t a = 0; a < 4; ++a) {
     const double p = probs(0, a);
     CHECK(std::abs(counts[static_cast<std::size_t>(a)] / double(n) - p) <=
           4 * std::sqrt(p * (1 - p) / n));
@@ -132,11 +133,11 @@ TEST_CASE("non-finite logits are rejected naming the context and action", "[poli
 TEST_CASE("out-of-range batch entries and wrong output sizes are rejected by position",
           "[policies]") {
   const tabular_softmax_policy pi(2, 3);
-  const std::vector<prefopt::index> contexts{0, 2}, actions{0, 1}, bad_actions{0, 3};
+  const std::vector<prefopt::index_t> contexts{0, 2}, actions{0, 1}, bad_actions{0, 3};
   vector_d out(2);
   CHECK_THROWS_WITH(pi.log_prob(tabular_batch{contexts, actions}, out),
                     Catch::Contains("log_prob: batch.contexts[1] = 2"));
-  const std::vector<prefopt::index> ok_contexts{0, 1};
+  const std::vector<prefopt::index_t> ok_contexts{0, 1};
   CHECK_THROWS_WITH(pi.log_prob(tabular_batch{ok_contexts, bad_actions}, out),
                     Catch::Contains("batch.actions[1] = 3"));
   vector_d short_out(1);

@@ -25,17 +25,17 @@ namespace {
 /// batch, built by enumeration.
 struct all_responses {
   std::vector<token_id> tokens;
-  std::vector<prefopt::index> offsets{0};
+  std::vector<prefopt::index_t> offsets{0};
 
-  all_responses(prefopt::index k, prefopt::index l) {
+  all_responses(prefopt::index_t k, prefopt::index_t l) {
     std::vector<token_id> prefix;
     add(k, l, prefix);
   }
-  void add(prefopt::index k, prefopt::index l, std::vector<token_id>& prefix) {
+  void add(prefopt::index_t k, prefopt::index_t l, std::vector<token_id>& prefix) {
     tokens.insert(tokens.end(), prefix.begin(), prefix.end());
     tokens.push_back(static_cast<token_id>(k));
-    offsets.push_back(static_cast<prefopt::index>(tokens.size()));
-    if (static_cast<prefopt::index>(prefix.size()) + 1 >= l) return;
+    offsets.push_back(static_cast<prefopt::index_t>(tokens.size()));
+    if (static_cast<prefopt::index_t>(prefix.size()) + 1 >= l) return;
     for (token_id c = 0; c < static_cast<token_id>(k); ++c) {
       prefix.push_back(c);
       add(k, l, prefix);
@@ -43,20 +43,20 @@ struct all_responses {
     }
   }
   [[nodiscard]] sequence_batch batch() const {
-    return {{}, {std::span<const prefopt::index>(offsets), std::span<const token_id>(tokens)}};
+    return {{}, {std::span<const prefopt::index_t>(offsets), std::span<const token_id>(tokens)}};
   }
-  [[nodiscard]] prefopt::index size() const {
-    return static_cast<prefopt::index>(offsets.size()) - 1;
+  [[nodiscard]] prefopt::index_t size() const {
+    return static_cast<prefopt::index_t>(offsets.size()) - 1;
   }
-  [[nodiscard]] std::span<const token_id> at(prefopt::index i) const {
+  [[nodiscard]] std::span<const token_id> at(prefopt::index_t i) const {
     return batch().responses.sequence(i);
   }
 };
 
-token_softmax_policy random_policy(prefopt::index k, prefopt::index l, std::uint64_t seed) {
+token_softmax_policy random_policy(prefopt::index_t k, prefopt::index_t l, std::uint64_t seed) {
   token_softmax_policy p(k, l);
   prefopt::rng gen(seed);
-  for (prefopt::index i = 0; i < p.num_parameters(); ++i) p.parameters()(i) = 1.5 * gen.normal();
+  for (prefopt::index_t i = 0; i < p.num_parameters(); ++i) p.parameters()(i) = 1.5 * gen.normal();
   return p;
 }
 
@@ -65,7 +65,7 @@ token_softmax_policy random_policy(prefopt::index k, prefopt::index l, std::uint
 TEST_CASE("token softmax policy: response probabilities sum to 1 and match the exact summaries",
           "[policies][token]") {
   for (const auto& [k, l] :
-       {std::pair<prefopt::index, prefopt::index>{1, 1}, {1, 5}, {2, 2}, {2, 4}, {3, 5}}) {
+       {std::pair<prefopt::index_t, prefopt::index_t>{1, 1}, {1, 5}, {2, 2}, {2, 4}, {3, 5}}) {
     const token_softmax_policy pi = random_policy(k, l, static_cast<std::uint64_t>(10 * k + l));
     const token_softmax_policy mu = token_softmax_policy::with_stop_probability(k, l, 0.3);
     const all_responses all(k, l);
@@ -80,11 +80,11 @@ TEST_CASE("token softmax policy: response probabilities sum to 1 and match the e
     // Length distribution, expected length, expected token sums and KL against enumeration.
     vector_d by_length = vector_d::Zero(l);
     vector_d value(k + 1);
-    for (prefopt::index j = 0; j <= k; ++j) value(j) = 0.7 * static_cast<double>(j) - 0.4;
+    for (prefopt::index_t j = 0; j <= k; ++j) value(j) = 0.7 * static_cast<double>(j) - 0.4;
     double e_len = 0.0, e_value = 0.0, kl = 0.0;
-    for (prefopt::index i = 0; i < all.size(); ++i) {
+    for (prefopt::index_t i = 0; i < all.size(); ++i) {
       const auto y = all.at(i);
-      by_length(static_cast<prefopt::index>(y.size()) - 1) += p(i);
+      by_length(static_cast<prefopt::index_t>(y.size()) - 1) += p(i);
       e_len += p(i) * static_cast<double>(y.size());
       for (const token_id t : y) e_value += p(i) * value(t);
       kl += p(i) * (lp(i) - lq(i));
@@ -121,7 +121,7 @@ TEST_CASE("token softmax policy: with_stop_probability gives truncated geometric
           "[policies][token]") {
   const auto mu = token_softmax_policy::with_stop_probability(4, 6, 0.25);
   const vector_d d = mu.length_distribution();
-  for (prefopt::index n = 0; n + 1 < 6; ++n) {
+  for (prefopt::index_t n = 0; n + 1 < 6; ++n) {
     CHECK(d(n) == Approx(0.25 * std::pow(0.75, static_cast<double>(n))).epsilon(1e-14));
   }
   CHECK(d(5) == Approx(std::pow(0.75, 5.0)).epsilon(1e-14));  // forced eos at the last position
@@ -132,13 +132,13 @@ TEST_CASE("token softmax policy: with_stop_probability gives truncated geometric
 
 TEST_CASE("token softmax policy: the log-prob gradient matches central differences",
           "[policies][token]") {
-  const auto [k, l] = GENERATE(std::pair<prefopt::index, prefopt::index>{3, 5},
-                               std::pair<prefopt::index, prefopt::index>{2, 2});
+  const auto [k, l] = GENERATE(std::pair<prefopt::index_t, prefopt::index_t>{3, 5},
+                               std::pair<prefopt::index_t, prefopt::index_t>{2, 2});
   token_softmax_policy pi = random_policy(k, l, 7);
   const all_responses all(k, l);
   prefopt::rng gen(3);
   vector_d w(all.size());
-  for (prefopt::index i = 0; i < w.size(); ++i) w(i) = gen.normal();
+  for (prefopt::index_t i = 0; i < w.size(); ++i) w(i) = gen.normal();
   vector_d grad = vector_d::Zero(pi.num_parameters());
   pi.accumulate_log_prob_gradient(all.batch(), w, grad);
   const auto objective = [&](const token_softmax_policy& q) {
@@ -147,7 +147,7 @@ TEST_CASE("token softmax policy: the log-prob gradient matches central differenc
     return w.dot(lp);
   };
   const double h = 1e-6;
-  for (prefopt::index j = 0; j < pi.num_parameters(); ++j) {
+  for (prefopt::index_t j = 0; j < pi.num_parameters(); ++j) {
     const double saved = pi.parameters()(j);
     pi.parameters()(j) = saved + h;
     const double up = objective(pi);
@@ -172,16 +172,16 @@ TEST_CASE("token softmax policy: samples follow the exact length distribution",
   int malformed = 0;
   for (int i = 0; i < n; ++i) {
     buffer.clear();
-    const prefopt::index len = pi.sample(gen, buffer);
+    const prefopt::index_t len = pi.sample(gen, buffer);
     const bool ok =
-        static_cast<prefopt::index>(buffer.size()) == len && buffer.back() == pi.eos() &&
+        static_cast<prefopt::index_t>(buffer.size()) == len && buffer.back() == pi.eos() &&
         std::all_of(buffer.begin(), buffer.end() - 1, [](token_id t) { return t >= 0 && t < 2; });
     malformed += ok ? 0 : 1;
     counts(len - 1) += 1.0;
   }
   CHECK(malformed == 0);
   const vector_d d = pi.length_distribution();
-  for (prefopt::index j = 0; j < 5; ++j) {
+  for (prefopt::index_t j = 0; j < 5; ++j) {
     const double sd = std::sqrt(d(j) * (1 - d(j)) / n);
     CHECK(std::abs(counts(j) / n - d(j)) <= 5 * sd + 1e-12);
   }
@@ -192,11 +192,12 @@ TEST_CASE("token softmax policy: malformed responses are errors naming response 
   using prefopt::test::contains;
   const token_softmax_policy pi(3, 4);
   const auto check = [&](std::vector<token_id> tokens, const std::string& fragment) {
-    const std::vector<prefopt::index> offsets{0, 2, 2 + static_cast<prefopt::index>(tokens.size())};
+    const std::vector<prefopt::index_t> offsets{0, 2,
+                                                2 + static_cast<prefopt::index_t>(tokens.size())};
     std::vector<token_id> all{0, 3};
     all.insert(all.end(), tokens.begin(), tokens.end());
     const sequence_batch b{
-        {}, {std::span<const prefopt::index>(offsets), std::span<const token_id>(all)}};
+        {}, {std::span<const prefopt::index_t>(offsets), std::span<const token_id>(all)}};
     vector_d out(2);
     CHECK_THROWS_WITH(pi.log_prob(b, out), contains(fragment));
     vector_d g = vector_d::Zero(pi.num_parameters());
@@ -214,7 +215,7 @@ TEST_CASE("token softmax policy: malformed responses are errors naming response 
   CHECK_THROWS_WITH(token_softmax_policy(0, 3), contains("vocab_size = 0"));
   CHECK_THROWS_WITH(token_softmax_policy(std::numeric_limits<token_id>::max(), 2),
                     contains("eos = vocab_size must fit in token_id"));
-  CHECK_THROWS_WITH(token_softmax_policy(1000, std::numeric_limits<prefopt::index>::max() / 100),
+  CHECK_THROWS_WITH(token_softmax_policy(1000, std::numeric_limits<prefopt::index_t>::max() / 100),
                     contains("too large to address"));
   CHECK_THROWS_WITH(token_softmax_policy::with_stop_probability(2, 3, 1.0),
                     contains("stop_probability = 1"));
@@ -235,7 +236,7 @@ TEST_CASE("token preference task: gold reward, judge and exact expected reward",
   vector_d lp(all.size());
   pi.log_prob(all.batch(), lp);
   double e = 0.0;
-  for (prefopt::index i = 0; i < all.size(); ++i)
+  for (prefopt::index_t i = 0; i < all.size(); ++i)
     e += std::exp(lp(i)) * task.gold_reward(all.at(i));
   CHECK(task.expected_gold_reward(pi) == Approx(e).epsilon(1e-12));
   using prefopt::test::contains;

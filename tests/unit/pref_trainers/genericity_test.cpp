@@ -28,55 +28,55 @@ class genericity_table_model {
  public:
   using scalar_type = T;
   struct decode_state {
-    std::vector<prefopt::index> last, position;
+    std::vector<prefopt::index_t> last, position;
   };
 
-  genericity_table_model(prefopt::index vocab, prefopt::token_id eos, prefopt::index positions,
+  genericity_table_model(prefopt::index_t vocab, prefopt::token_id eos, prefopt::index_t positions,
                          double eos_bias)
       : v_(vocab),
         eos_(eos),
         positions_(positions),
         theta_(prefopt::vector_t<T>::Zero(positions * (vocab + 1) * vocab)) {
-    for (prefopt::index r = 0; r < positions * (vocab + 1); ++r) {
+    for (prefopt::index_t r = 0; r < positions * (vocab + 1); ++r) {
       theta_(r * vocab + eos) = static_cast<T>(eos_bias);
     }
   }
-  [[nodiscard]] prefopt::index vocab_size() const { return v_; }
+  [[nodiscard]] prefopt::index_t vocab_size() const { return v_; }
   [[nodiscard]] prefopt::token_id eos() const { return eos_; }
-  [[nodiscard]] prefopt::index num_parameters() const { return theta_.size(); }
+  [[nodiscard]] prefopt::index_t num_parameters() const { return theta_.size(); }
   [[nodiscard]] Eigen::Ref<prefopt::vector_t<T>> parameters() { return theta_; }
   [[nodiscard]] Eigen::Ref<const prefopt::vector_t<T>> parameters() const { return theta_; }
 
   void logits(const prefopt::sequence_batch& b, Eigen::Ref<prefopt::row_matrix_t<T>> out) const {
-    rows(b, [&](prefopt::index row, prefopt::index r) {
+    rows(b, [&](prefopt::index_t row, prefopt::index_t r) {
       out.row(row) = theta_.segment(r * v_, v_).transpose();
     });
   }
   void accumulate_logits_gradient(const prefopt::sequence_batch& b,
                                   Eigen::Ref<const prefopt::row_matrix_t<T>> d,
                                   Eigen::Ref<prefopt::vector_t<T>> g) const {
-    rows(b, [&](prefopt::index row, prefopt::index r) {
+    rows(b, [&](prefopt::index_t row, prefopt::index_t r) {
       g.segment(r * v_, v_) += d.row(row).transpose();
     });
   }
   [[nodiscard]] decode_state start_decoding(prefopt::ragged_view<const prefopt::token_id> p) const {
     decode_state s;
-    for (prefopt::index i = 0; i < p.num_sequences(); ++i) {
+    for (prefopt::index_t i = 0; i < p.num_sequences(); ++i) {
       const auto x = p.sequence(i);
       s.last.push_back(x.empty() ? v_ : x.back());
       s.position.push_back(0);
     }
     return s;
   }
-  void next_logits(decode_state& s, std::span<const prefopt::index> live,
+  void next_logits(decode_state& s, std::span<const prefopt::index_t> live,
                    Eigen::Ref<prefopt::row_matrix_t<T>> out) const {
     for (std::size_t k = 0; k < live.size(); ++k) {
       const auto u = static_cast<std::size_t>(live[k]);
-      out.row(static_cast<prefopt::index>(k)) =
+      out.row(static_cast<prefopt::index_t>(k)) =
           theta_.segment(row_of(s.position[u], s.last[u]) * v_, v_).transpose();
     }
   }
-  void append(decode_state& s, std::span<const prefopt::index> live,
+  void append(decode_state& s, std::span<const prefopt::index_t> live,
               std::span<const prefopt::token_id> tokens) const {
     for (std::size_t k = 0; k < live.size(); ++k) {
       const auto u = static_cast<std::size_t>(live[k]);
@@ -86,27 +86,27 @@ class genericity_table_model {
   }
 
  private:
-  [[nodiscard]] prefopt::index row_of(prefopt::index pos, prefopt::index prev) const {
+  [[nodiscard]] prefopt::index_t row_of(prefopt::index_t pos, prefopt::index_t prev) const {
     return std::min(pos, positions_ - 1) * (v_ + 1) + prev;
   }
   template <class F>
   void rows(const prefopt::sequence_batch& b, F&& f) const {
-    const prefopt::index base = b.responses.offsets.empty() ? 0 : b.responses.offsets.front();
-    for (prefopt::index i = 0; i < b.size(); ++i) {
+    const prefopt::index_t base = b.responses.offsets.empty() ? 0 : b.responses.offsets.front();
+    for (prefopt::index_t i = 0; i < b.size(); ++i) {
       const auto x = b.prompts.sequence(i);
       const auto y = b.responses.sequence(i);
-      prefopt::index prev = x.empty() ? v_ : x.back();
-      const prefopt::index row0 = b.responses.offsets[static_cast<std::size_t>(i)] - base;
+      prefopt::index_t prev = x.empty() ? v_ : x.back();
+      const prefopt::index_t row0 = b.responses.offsets[static_cast<std::size_t>(i)] - base;
       for (std::size_t t = 0; t < y.size(); ++t) {
-        f(row0 + static_cast<prefopt::index>(t), row_of(static_cast<prefopt::index>(t), prev));
+        f(row0 + static_cast<prefopt::index_t>(t), row_of(static_cast<prefopt::index_t>(t), prev));
         prev = y[t];
       }
     }
   }
 
-  prefopt::index v_;
+  prefopt::index_t v_;
   prefopt::token_id eos_;
-  prefopt::index positions_;
+  prefopt::index_t positions_;
   prefopt::vector_t<T> theta_;
 };
 
@@ -139,7 +139,7 @@ void genericity_row(const char* row, const Solver& solver, const Model& referenc
 template <class Model>
 void genericity_hir_row(const char* row, const Model& reference) {
   const prefopt::modular_sum_instruction_task task(5, 5);
-  const std::vector<prefopt::index> offsets{0, 1, 2, 3, 4, 5};
+  const std::vector<prefopt::index_t> offsets{0, 1, 2, 3, 4, 5};
   const std::vector<prefopt::token_id> tokens{0, 1, 2, 3, 4};
   const prefopt::ragged_view<const prefopt::token_id> prompts{offsets, tokens};
   prefopt::generation_config gen;

@@ -18,7 +18,7 @@ using hir_test_model = test::bigram_model<double, false>;
 /// K = m = 5 instructions, prompts [k] for k in [0, 5), one-token responses.
 struct hir_fixture {
   modular_sum_instruction_task task{5, 5};
-  std::vector<prefopt::index> offsets{0, 1, 2, 3, 4, 5};
+  std::vector<prefopt::index_t> offsets{0, 1, 2, 3, 4, 5};
   std::vector<token_id> tokens{0, 1, 2, 3, 4};
   [[nodiscard]] ragged_view<const token_id> prompts() const { return {offsets, tokens}; }
 };
@@ -46,7 +46,7 @@ TEST_CASE("hir_loss_gradient equals central differences of the HIR loss (CE, con
   hir_fixture f;
   const hir_test_model model(6, 3, 5, 4, 1.0);
   // Two positive / negative prompt sets over the same ragged responses.
-  const std::vector<prefopt::index> po{0, 1, 2, 3}, ro{0, 2, 3, 6};
+  const std::vector<prefopt::index_t> po{0, 1, 2, 3}, ro{0, 2, 3, 6};
   const std::vector<token_id> pos{1, 3, 0}, neg{2, 4, 1}, resp{1, 0, 4, 2, 3, 5};
   const sequence_batch positive{{po, pos}, {ro, resp}};
   const sequence_batch negative{{po, neg}, {ro, resp}};
@@ -67,7 +67,7 @@ TEST_CASE("hir_loss_gradient equals central differences of the HIR loss (CE, con
       return hir_loss_gradient(m, positive, negative, c, none).total;
     };
     double worst = 0.0;
-    for (prefopt::index k = 0; k < grad.size(); ++k) {
+    for (prefopt::index_t k = 0; k < grad.size(); ++k) {
       const double fd = test::pref_central_difference(f_of, model.parameters(), k);
       worst = std::max(worst, std::abs(fd - grad(k)) / std::max(1e-3, std::abs(fd)));
     }

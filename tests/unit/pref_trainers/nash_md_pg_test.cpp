@@ -20,7 +20,7 @@ using nash_test_model = test::bigram_model<double, false>;
 nash_test_model nash_perturbed(const nash_test_model& m, std::uint64_t seed) {
   nash_test_model p = m;
   rng gen(seed, 3);
-  for (prefopt::index k = 0; k < p.num_parameters(); ++k) p.parameters()(k) += 0.3 * gen.normal();
+  for (prefopt::index_t k = 0; k < p.num_parameters(); ++k) p.parameters()(k) += 0.3 * gen.normal();
   return p;
 }
 
@@ -62,15 +62,15 @@ TEST_CASE(
   const double beta = 0.7;
   for (const auto credit : {losses::kl_credit::reward_to_go, losses::kl_credit::same_position}) {
     // The stop-gradient multipliers at theta_0, computed here from the derived log-probs.
-    const prefopt::index t = static_cast<prefopt::index>(ys.tokens.size());
+    const prefopt::index_t t = static_cast<prefopt::index_t>(ys.tokens.size());
     vector_d l(t), lr(t);
     token_log_probs(policy, ys.batch(), l);
     token_log_probs(ref, ys.batch(), lr);
     vector_d mult(t);
-    for (prefopt::index i = 0; i < ys.size(); ++i) {
+    for (prefopt::index_t i = 0; i < ys.size(); ++i) {
       const auto u = static_cast<std::size_t>(i);
       double to_go = 0.0;
-      for (prefopt::index k = ys.offsets[u + 1]; k-- > ys.offsets[u];) {
+      for (prefopt::index_t k = ys.offsets[u + 1]; k-- > ys.offsets[u];) {
         to_go += l(k) - lr(k);
         const double c = credit == losses::kl_credit::reward_to_go ? to_go : l(k) - lr(k);
         mult(k) = p(i) - 0.5 - beta * c;
@@ -88,7 +88,7 @@ TEST_CASE(
     const auto stats = nash_md_pg_loss_gradient(policy, ref, ys.batch(), p, beta, credit, grad);
     CHECK(stats.loss == Approx(surrogate(policy.parameters())).epsilon(1e-12));
     double worst = 0.0;
-    for (prefopt::index k = 0; k < grad.size(); ++k) {
+    for (prefopt::index_t k = 0; k < grad.size(); ++k) {
       const double fd = test::pref_central_difference(surrogate, policy.parameters(), k);
       worst = std::max(worst, std::abs(fd - grad(k)) / std::max(1e-3, std::abs(fd)));
     }

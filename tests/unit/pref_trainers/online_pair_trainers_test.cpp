@@ -68,20 +68,20 @@ TEST_CASE(
   const pair_test_model ref(4, 3, 3, 4, 1.0);
   pair_test_model policy = ref;
   rng gen_p(8, 1);
-  for (prefopt::index k = 0; k < policy.num_parameters(); ++k) {
+  for (prefopt::index_t k = 0; k < policy.num_parameters(); ++k) {
     policy.parameters()(k) += 0.4 * gen_p.normal();
   }
   pair_test_model anchor_model = ref;
-  for (prefopt::index k = 0; k < anchor_model.num_parameters(); ++k) {
+  for (prefopt::index_t k = 0; k < anchor_model.num_parameters(); ++k) {
     anchor_model.parameters()(k) -= 0.2 * gen_p.normal();
   }
   generation_config gen;
   gen.max_new_tokens = 3;
   gen.samples_per_prompt = 6;  // three pairs per prompt
   const generation_result y = generate(policy, f.prompts(), gen, 3);
-  const prefopt::index n = y.size() / 2;
+  const prefopt::index_t n = y.size() / 2;
   vector_d w(n);
-  for (prefopt::index i = 0; i < n; ++i) w(i) = 0.1 + 0.8 * gen_p.uniform();
+  for (prefopt::index_t i = 0; i < n; ++i) w(i) = 0.1 + 0.8 * gen_p.uniform();
   vector_d a(2 * n), r(2 * n), s(2 * n);
   sequence_log_probs(anchor_model, y.batch(), a);
   sequence_log_probs(ref, y.batch(), r);
@@ -89,7 +89,7 @@ TEST_CASE(
   const double eta = 0.8;
   for (const double eta_tau : {0.0, 0.3}) {
     double expected = 0.0;
-    for (prefopt::index i = 0; i < n; ++i) {
+    for (prefopt::index_t i = 0; i < n; ++i) {
       double h = (s(2 * i) - s(2 * i + 1)) - (1.0 - eta_tau) * (a(2 * i) - a(2 * i + 1)) -
                  eta_tau * (r(2 * i) - r(2 * i + 1));
       expected +=
@@ -106,7 +106,7 @@ TEST_CASE(
       return online_pair_loss(m, y.batch(), w, a, r, eta, eta_tau, none);
     };
     double worst = 0.0;
-    for (prefopt::index k = 0; k < grad.size(); ++k) {
+    for (prefopt::index_t k = 0; k < grad.size(); ++k) {
       const double fd = test::pref_central_difference(f_of, policy.parameters(), k);
       worst = std::max(worst, std::abs(fd - grad(k)) / std::max(1e-3, std::abs(fd)));
     }

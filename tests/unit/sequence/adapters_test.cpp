@@ -12,7 +12,7 @@
 #include "prefopt/sequence/generation.hpp"
 
 namespace {
-using index_t = prefopt::index;
+using index_t = prefopt::index_t;
 using prefopt::sequence_batch;
 using prefopt::token_id;
 using prefopt::vector_d;

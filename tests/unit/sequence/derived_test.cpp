@@ -14,7 +14,7 @@
 #include "support/laws.hpp"
 
 namespace {
-using index_t = prefopt::index;
+using index_t = prefopt::index_t;
 using prefopt::sequence_batch;
 using prefopt::token_id;
 using prefopt::vector_d;

@@ -21,7 +21,7 @@
 #include "support/laws.hpp"
 
 namespace {
-using index_t = prefopt::index;
+using index_t = prefopt::index_t;
 using prefopt::token_id;
 using prefopt::vector_d;
 using model = prefopt::test::bigram_model<double, false>;

@@ -10,7 +10,7 @@
 #include "support/laws.hpp"
 
 namespace {
-using index_t = prefopt::index;
+using index_t = prefopt::index_t;
 using prefopt::token_id;
 using prefopt::vector_d;
 }  // namespace

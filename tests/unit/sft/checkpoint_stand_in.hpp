@@ -19,13 +19,13 @@ class checkpoint_stand_in {
 
   explicit checkpoint_stand_in(const transformer_config& config) : config_(config) {
     config.validate("checkpoint_stand_in");
-    const index d = config.d_model, v = config.vocab_size, f = config.mlp_width();
-    const index per_layer = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
-    const index n =
+    const index_t d = config.d_model, v = config.vocab_size, f = config.mlp_width();
+    const index_t per_layer = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
+    const index_t n =
         v * d + config.max_length * d + config.num_layers * per_layer + 2 * d + v * d + v;
     theta_.resize(n);
     rng gen(config.seed, /*stream=*/3);
-    for (index k = 0; k < n; ++k) theta_(k) = static_cast<T>(config.init_scale * gen.normal());
+    for (index_t k = 0; k < n; ++k) theta_(k) = static_cast<T>(config.init_scale * gen.normal());
   }
 
   [[nodiscard]] const transformer_config& config() const noexcept { return config_; }

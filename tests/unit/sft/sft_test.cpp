@@ -22,7 +22,7 @@
 #include "prefopt/solvers/common/run.hpp"
 
 namespace {
-using index_t = prefopt::index;
+using index_t = prefopt::index_t;
 using Catch::Matchers::Contains;
 using prefopt::sequence_batch;
 using prefopt::token_id;

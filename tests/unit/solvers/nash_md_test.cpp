@@ -14,13 +14,13 @@ const vector_d rps_mu = vec({0.7, 0.2, 0.1});
 
 /// KL(pi*_tau, pi_t) for t = 0, every, 2 every, ..., T under `solver`.
 template <class S>
-std::vector<double> kl_sequence(const S& solver, const preference_game& game, prefopt::index T,
-                                prefopt::index every = 1) {
+std::vector<double> kl_sequence(const S& solver, const preference_game& game, prefopt::index_t T,
+                                prefopt::index_t every = 1) {
   const auto eq = solve_regularised(game);
   metric_tracker tracker(kl_to_metric{eq.probabilities}, every);
   const auto result = run(solver, game, {.max_iterations = T}, tracker);
   REQUIRE(result.status == run_status::completed);
-  REQUIRE(static_cast<prefopt::index>(tracker.values().size()) == T / every + 1);
+  REQUIRE(static_cast<prefopt::index_t>(tracker.values().size()) == T / every + 1);
   return tracker.values();
 }
 }  // namespace
@@ -84,7 +84,7 @@ TEST_CASE(
     const double tau = game.tau();
     for (const double eta_tau : {0.5, 5e-4}) {
       const double eta = eta_tau / tau;
-      const prefopt::index every = eta_tau > 0.1 ? 1 : 100;
+      const prefopt::index_t every = eta_tau > 0.1 ? 1 : 100;
       const auto kl = kl_sequence(nash_md<constant_step>{constant_step(eta)}, game,
                                   eta_tau > 0.1 ? 200 : 50000, every);
       for (std::size_t k = 0; k < kl.size(); ++k) {
@@ -103,7 +103,7 @@ TEST_CASE(
 TEST_CASE("Nash-MD with a user-supplied schedule matches the equivalent built-in schedule") {
   const auto game = rock_paper_scissors_game(rps_mu, 0.5);
   const auto custom =
-      custom_step{[](prefopt::index t) { return 2.0 / (0.5 * static_cast<double>(t + 2)); }};
+      custom_step{[](prefopt::index_t t) { return 2.0 / (0.5 * static_cast<double>(t + 2)); }};
   const auto a = test::run_steps(nash_md<decltype(custom)>(custom), game, 50);
   const auto b = test::run_steps(nash_md<>{}, game, 50);
   CHECK((a.policy().logits() - b.policy().logits()).cwiseAbs().maxCoeff() <= 1e-12);
@@ -147,7 +147,7 @@ TEST_CASE("Nash-MD rejects eta <= 0 and eta tau > 1, naming the step") {
     CHECK(std::string(e.what()).find("eta * tau = 2") != std::string::npos);
     CHECK(std::string(e.what()).find("step 0") != std::string::npos);
   }
-  const auto negative = custom_step{[](prefopt::index t) { return t < 3 ? 1.0 : -1.0; }};
+  const auto negative = custom_step{[](prefopt::index_t t) { return t < 3 ? 1.0 : -1.0; }};
   const nash_md<decltype(negative)> s(negative);
   auto st = s.init(game);
   for (int k = 0; k < 3; ++k) (void)s.step(game, st);

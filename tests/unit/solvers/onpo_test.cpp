@@ -11,7 +11,7 @@ namespace {
 
 /// Average gap of pi_1..pi_T and gap of the last played pi_T for ONPO after T plays.
 std::pair<double, double> onpo_gaps(const preference_game& game, const initial_policy& init,
-                                    prefopt::index T, double eta = 0.5) {
+                                    prefopt::index_t T, double eta = 0.5) {
   const onpo<> solver(constant_step(eta), exact_payoff{}, init);
   auto state = test::run_steps(solver, game, T - 1);  // policy() = pi_T
   const double last = unregularised_duality_gap(game, state.policy());
@@ -71,7 +71,7 @@ TEST_CASE(
   const double d = std::log(10.0);
   const double expected[] = {6.067e-2, 3.347e-3, 4.017e-4};
   int k = 0;
-  for (prefopt::index T : {100, 1000, 10000}) {
+  for (prefopt::index_t T : {100, 1000, 10000}) {
     const double avg = onpo_gaps(game, init, T).first;
     CHECK(avg == Approx(expected[k++]).epsilon(0.05));
     CHECK(avg <= 4 * std::max(d, std::sqrt(d)) / static_cast<double>(T));
@@ -84,7 +84,7 @@ TEST_CASE(
   for (std::uint64_t seed : {2026u, 7u, 11u}) {
     const auto game = random_intransitive_game(10, seed);
     std::vector<double> ts, gaps;
-    for (prefopt::index T : {100, 300, 1000, 3000, 10000}) {
+    for (prefopt::index_t T : {100, 300, 1000, 3000, 10000}) {
       const double avg = onpo_gaps(game, initial_policy::uniform(), T).first;
       ts.push_back(static_cast<double>(T));
       gaps.push_back(avg);

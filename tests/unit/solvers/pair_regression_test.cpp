@@ -15,12 +15,12 @@ namespace {
 /// (the 1 1^T term fixes the gauge: the loss only depends on differences of z).
 template <class Loss>
 vector_d minimise(Loss loss, const vector_d& start) {
-  const prefopt::index n = start.size();
+  const prefopt::index_t n = start.size();
   vector_d g0(n), g(n);
   const vector_d zero = vector_d::Zero(n);
   loss(zero, g0);
   matrix_d h(n, n);
-  for (prefopt::index k = 0; k < n; ++k) {
+  for (prefopt::index_t k = 0; k < n; ++k) {
     loss(vector_d(vector_d::Unit(n, k)), g);
     h.col(k) = g - g0;
   }
@@ -83,7 +83,7 @@ TEST_CASE(
   double difference = 0;
   for (int k = 0; k < 10; ++k) {
     vector_d x(6);
-    for (prefopt::index i = 0; i < 6; ++i) x[i] = gen.normal();
+    for (prefopt::index_t i = 0; i < 6; ++i) x[i] = gen.normal();
     const double d = losses::labelled_pair_loss(p, q, anchor, eta, x, none) -
                      losses::regression_pair_loss(p, q, anchor, eta, x, none);
     if (k == 0) difference = d;

@@ -35,7 +35,7 @@ TEST_CASE(
   // bound holds for the mean over seeds; the sampling error shows as a KL above exact mode's.
   const auto game = rock_paper_scissors_game(vec({0.7, 0.2, 0.1}), 0.5);
   const auto eq = solve_regularised(game);
-  const prefopt::index T = 2000;
+  const prefopt::index_t T = 2000;
   const double bound = 8.0 / (0.25 * static_cast<double>(T + 1));
   double mean = 0;
   for (std::uint64_t seed = 1; seed <= 5; ++seed) {
@@ -63,8 +63,8 @@ TEST_CASE("Sampled self-play MWU and ONPO reach the exact equilibrium within the
   // with eta = sqrt(D/T) the average gap stays within 4 sqrt(D/T) + sqrt(1/(m T)) * 4.
   const auto game = efron_dice_game();
   const double d = std::log(10.0);
-  const prefopt::index T = 4000;
-  const prefopt::index m = 16;
+  const prefopt::index_t T = 4000;
+  const prefopt::index_t m = 16;
   const auto init = initial_policy::from_probabilities(vec({0.7, 0.2, 0.1}));
   const double margin = 4 * std::sqrt(d / T) + 4 / std::sqrt(static_cast<double>(m * T));
   const self_play_mwu<constant_step, sampled_payoff> mwu(constant_step::for_horizon(d, T),

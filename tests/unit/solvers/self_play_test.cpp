@@ -10,7 +10,7 @@ namespace {
 
 /// Average-iterate and last-played-iterate tau = 0 gaps of MWU with eta = sqrt(D/T) after T plays.
 std::pair<double, double> mwu_gaps(const preference_game& game, const initial_policy& init,
-                                   double d, prefopt::index T) {
+                                   double d, prefopt::index_t T) {
   const self_play_mwu<> solver(constant_step::for_horizon(d, T), exact_payoff{}, init);
   const auto before_last = test::run_steps(solver, game, T - 1);  // policy() = pi_T
   const double last = unregularised_duality_gap(game, before_last.policy());
@@ -35,7 +35,7 @@ TEST_CASE("MWU closed form is the Gibbs maximiser of <pi, r> - (1/eta) KL(pi || 
   // The maximum value is (1/eta) log sum_y pi_t(y) exp(eta r_y) (Gibbs variational principle).
   const double max_value = std::log((pt.array() * (eta * r.array()).exp()).sum()) / eta;
   double kl = 0;
-  for (prefopt::index i = 0; i < 6; ++i) kl += next[i] * std::log(next[i] / pt[i]);
+  for (prefopt::index_t i = 0; i < 6; ++i) kl += next[i] * std::log(next[i] / pt[i]);
   CHECK(next.dot(r) - kl / eta == Approx(max_value).margin(1e-12));
 }
 
@@ -57,7 +57,7 @@ TEST_CASE("MWU on RPS from (0.7,0.2,0.1): average gap 0.1957/0.0532/0.0161, last
   const auto init = initial_policy::from_probabilities(test::skewed_start);
   const double expected[] = {0.1957, 0.0532, 0.0161};
   int k = 0;
-  for (prefopt::index T : {100, 1000, 10000}) {
+  for (prefopt::index_t T : {100, 1000, 10000}) {
     const auto [avg, last] = mwu_gaps(game, init, d, T);
     INFO("T = " << T);
     CHECK(avg == Approx(expected[k++]).epsilon(0.05));
@@ -71,7 +71,7 @@ TEST_CASE("MWU on dice from (0.7,0.2,0.1): average gap 0.0620/0.0614/0.0156") {
   const auto init = initial_policy::from_probabilities(test::skewed_start);
   const double expected[] = {0.0620, 0.0614, 0.0156};
   int k = 0;
-  for (prefopt::index T : {100, 1000, 10000}) {
+  for (prefopt::index_t T : {100, 1000, 10000}) {
     CHECK(mwu_gaps(game, init, std::log(10.0), T).first == Approx(expected[k++]).epsilon(0.05));
   }
 }
@@ -80,7 +80,7 @@ TEST_CASE("MWU average-iterate gap decreases like 1/sqrt(T) on a random 10-actio
   const auto game = random_intransitive_game(10, 2026);
   const double d = std::log(10.0);
   std::vector<double> ts, gaps, lasts;
-  for (prefopt::index T : {100, 300, 1000, 3000, 10000}) {
+  for (prefopt::index_t T : {100, 300, 1000, 3000, 10000}) {
     const auto [avg, last] = mwu_gaps(game, initial_policy::uniform(), d, T);
     ts.push_back(static_cast<double>(T));
     gaps.push_back(avg);

@@ -13,8 +13,8 @@
 
 namespace test {
 inline prefopt::vector_d vec(std::initializer_list<double> values) {
-  prefopt::vector_d v(static_cast<prefopt::index>(values.size()));
-  prefopt::index i = 0;
+  prefopt::vector_d v(static_cast<prefopt::index_t>(values.size()));
+  prefopt::index_t i = 0;
   for (double x : values) v[i++] = x;
   return v;
 }
@@ -24,7 +24,7 @@ inline const prefopt::vector_d skewed_start = vec({0.7, 0.2, 0.1});
 
 /// The state after `steps` steps of `solver` on `game`.
 template <class S>
-auto run_steps(const S& solver, const prefopt::preference_game& game, prefopt::index steps) {
+auto run_steps(const S& solver, const prefopt::preference_game& game, prefopt::index_t steps) {
   auto result = prefopt::run(solver, game, {.max_iterations = steps});
   REQUIRE(result.status == prefopt::run_status::completed);
   return std::move(result.state);

@@ -16,7 +16,7 @@
 #include "trainer_models.hpp"
 
 namespace {
-using index_t = prefopt::index;
+using index_t = prefopt::index_t;
 using prefopt::sequence_batch;
 using prefopt::vector_d;
 using dpo_model = prefopt::test::bigram_model<double, false>;

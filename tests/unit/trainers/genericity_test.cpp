@@ -20,7 +20,7 @@
 #include "trainer_models.hpp"
 
 namespace {
-using gindex = prefopt::index;
+using gindex = prefopt::index_t;
 using prefopt::token_id;
 using prefopt::vector_d;
 

@@ -18,7 +18,7 @@
 #include "trainer_models.hpp"
 
 namespace {
-using index_t = prefopt::index;
+using index_t = prefopt::index_t;
 using prefopt::vector_d;
 using ppo_policy_model = prefopt::test::bigram_model<double, false>;
 using ppo_critic_model = prefopt::test::table_critic<double>;

@@ -15,7 +15,7 @@
 #include "trainer_models.hpp"
 
 namespace {
-using index_t = prefopt::index;
+using index_t = prefopt::index_t;
 using prefopt::vector_d;
 using rm_model = prefopt::test::bag_reward_model<double>;
 using rm_policy = prefopt::test::bigram_model<double, false>;

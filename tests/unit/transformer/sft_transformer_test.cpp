@@ -42,7 +42,7 @@ teacher_demos make_teacher_demos(const prefopt::length_biased_quality_task& task
     y.clear();
     for (int t = 0; t < length; ++t) {
       double u = gen.uniform(0.0, 1.0);
-      prefopt::index v = 0;
+      prefopt::index_t v = 0;
       while (v + 1 < k && u >= probs(v)) u -= probs(v++);
       y.push_back(static_cast<prefopt::token_id>(v));
     }
@@ -112,7 +112,7 @@ TEST_CASE("transformer SFT on the quality task approaches the teacher's entropy"
   g.max_new_tokens = 6;
   const auto samples = prefopt::generate(loaded, task.prompts(), g, /*seed=*/1);
   int ended = 0;
-  for (prefopt::index i = 0; i < samples.size(); ++i)
+  for (prefopt::index_t i = 0; i < samples.size(); ++i)
     ended += samples.truncated[static_cast<std::size_t>(i)] == 0;
   CHECK(ended >= samples.size() * 3 / 4);  // it learned where demonstrations end
 }

@@ -28,7 +28,7 @@ using prefopt::token_id;
 using prefopt::transformer;
 using prefopt::transformer_config;
 using prefopt::vector_d;
-using xf_index = prefopt::index;
+using xf_index = prefopt::index_t;
 
 static_assert(prefopt::LinearHeadSequenceModel<transformer<float>>);
 static_assert(prefopt::check_linear_head_sequence_model<transformer<double>>());

@@ -32,7 +32,7 @@ struct forward_request {
 
 template <class T>
 void check_forward(const forward_request<T>& r, const options& opt) {
-  const index n = r.p.rows;
+  const index_t n = r.p.rows;
   check_mask(r.kernel, opt, n);
   PREFOPT_CHECK(r.p.cols > 0 || n == 0, shape_error, r.kernel, ": ", r.p_name,
                 " has 0 columns, expected a vocabulary of at least 1 entry");
@@ -50,16 +50,16 @@ void check_forward(const forward_request<T>& r, const options& opt) {
 template <class T>
 void run_forward(const forward_request<T>& r, const options& opt) {
   check_forward(r, opt);
-  const index n = r.p.rows;
-  const index v = r.p.cols;
+  const index_t n = r.p.rows;
+  const index_t v = r.p.cols;
   const bool want_entropy = !r.entropy.empty();
   auto put = [](std::span<T> out, std::size_t u, double value) {
     if (!out.empty()) out[u] = static_cast<T>(value);
   };
-  auto with_acc = [&]<class Acc>() -> index {
+  auto with_acc = [&]<class Acc>() -> index_t {
     const tile_kernels<Acc>& k = tiles_for<Acc>(opt);
-    auto go = [&]<bool Entropy, bool Two>() -> index {
-      return for_each_row(n, Two ? 2 * v : v, opt.parallel, [&](index i) -> bool {
+    auto go = [&]<bool Entropy, bool Two>() -> index_t {
+      return for_each_row(n, Two ? 2 * v : v, opt.parallel, [&](index_t i) -> bool {
         const auto u = static_cast<std::size_t>(i);
         if (!row_on(opt.mask, i)) {
           for (auto out : {r.log_probs, r.lse, r.entropy, r.kl, r.kl_reverse, r.lse_q})
@@ -94,7 +94,7 @@ void run_forward(const forward_request<T>& r, const options& opt) {
     return want_entropy ? go.template operator()<true, false>()
                         : go.template operator()<false, false>();
   };
-  const index bad = with_accumulation<T>(opt.accumulate, with_acc);
+  const index_t bad = with_accumulation<T>(opt.accumulate, with_acc);
   if (bad < n) {
     const tile_kernels<T>& k = tiles_for<T>(opt);
     const auto sp = reduce_row<T, false>(k, r.p.row(bad), v);
@@ -129,7 +129,7 @@ struct backward_request {
 
 template <class T>
 void check_backward(const backward_request<T>& r, const options& opt) {
-  const index n = r.p.rows;
+  const index_t n = r.p.rows;
   check_mask(r.kernel, opt, n);
   check_same_shape(r.kernel, r.p_name, r.p, r.dp_name, r.dp);
   check_rows(r.kernel, "logsumexp", r.lse.size(), n);
@@ -146,7 +146,7 @@ void check_backward(const backward_request<T>& r, const options& opt) {
   if (r.has_q) check_same_shape(r.kernel, r.p_name, r.p, r.q_name, r.q);
   if (r.has_dq) check_same_shape(r.kernel, r.q_name, r.q, "dq_logits", r.dq);
   // Saved values must be finite (a non-finite forward value means the forward failed).
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     if (!row_on(opt.mask, i)) continue;
     const auto u = static_cast<std::size_t>(i);
     PREFOPT_CHECK(std::isfinite(r.lse[u]), invalid_argument, r.kernel, ": logsumexp[", i,
@@ -167,15 +167,15 @@ void check_backward(const backward_request<T>& r, const options& opt) {
 template <class T>
 void run_backward(const backward_request<T>& r, const options& opt) {
   check_backward(r, opt);
-  const index n = r.p.rows;
-  const index v = r.p.cols;
+  const index_t n = r.p.rows;
+  const index_t v = r.p.cols;
   auto at = [](std::span<const T> s, std::size_t u) {
     return s.empty() ? 0.0 : static_cast<double>(s[u]);
   };
-  auto with_acc = [&]<class Acc>() -> index {
+  auto with_acc = [&]<class Acc>() -> index_t {
     const tile_kernels<Acc>& k = tiles_for<Acc>(opt);
-    auto go = [&]<bool Entropy, bool Kl>() -> index {
-      return for_each_row(n, Kl ? 4 * v : 2 * v, opt.parallel, [&](index i) -> bool {
+    auto go = [&]<bool Entropy, bool Kl>() -> index_t {
+      return for_each_row(n, Kl ? 4 * v : 2 * v, opt.parallel, [&](index_t i) -> bool {
         const auto u = static_cast<std::size_t>(i);
         if (!row_on(opt.mask, i)) {
           if (opt.mode == write_mode::overwrite) {
@@ -187,7 +187,7 @@ void run_backward(const backward_request<T>& r, const options& opt) {
         row_grad_in g;
         g.lse = static_cast<double>(r.lse[u]);
         g.g_lp = at(r.g_lp, u);
-        g.target = r.g_lp.empty() ? index{-1} : index{r.targets[u]};
+        g.target = r.g_lp.empty() ? index_t{-1} : index_t{r.targets[u]};
         g.g_h = at(r.g_h, u);
         g.entropy = at(r.entropy, u);
         g.g_kl = at(r.g_kl, u);

@@ -22,20 +22,20 @@ namespace detail {
 
 template <class T>
 struct gemm_shape {
-  static constexpr index mr = Eigen::internal::gebp_traits<T, T>::mr;
-  static constexpr index nr = Eigen::internal::gebp_traits<T, T>::nr;
+  static constexpr index_t mr = Eigen::internal::gebp_traits<T, T>::mr;
+  static constexpr index_t nr = Eigen::internal::gebp_traits<T, T>::nr;
 };
 
-[[nodiscard]] inline index round_up(index x, index m) {
+[[nodiscard]] inline index_t round_up(index_t x, index_t m) {
   return (x + m - 1) / m * m;
 }
 
 /// Per-thread scratch of the fused linear kernels.
 template <class T>
 struct linear_workspace {
-  index block = 0;
-  index tile = 0;
-  index depth = 0;
+  index_t block = 0;
+  index_t tile = 0;
+  index_t depth = 0;
   std::vector<T> z;     // [tile_pad, block] logits (row r at z + r * bc)
   std::vector<T> wpad;  // [mr, D] zero-padded tail of a weight block
   std::vector<T> zpad;  // [tile_pad, mr] logits of the padded tail
@@ -44,7 +44,7 @@ struct linear_workspace {
                                        Eigen::Dynamic, 1, false>
       blocking;
 
-  linear_workspace(index block_, index tile_, index depth_)
+  linear_workspace(index_t block_, index_t tile_, index_t depth_)
       : block(block_),
         tile(tile_),
         depth(depth_),
@@ -63,25 +63,25 @@ struct linear_workspace {
 template <class T>
 struct tile_view {
   const T* main = nullptr;
-  index stride = 0;
-  index n_main = 0;
+  index_t stride = 0;
+  index_t n_main = 0;
   const T* tail = nullptr;  // nr rows, row stride D, or null
-  [[nodiscard]] index cols() const noexcept {
+  [[nodiscard]] index_t cols() const noexcept {
     return n_main + (tail != nullptr ? gemm_shape<T>::nr : 0);
   }
 };
 
 template <class T>
-tile_view<T> tile_rows(const cview<T>& h, index r0, index rt, linear_workspace<T>& ws) {
-  constexpr index nr = gemm_shape<T>::nr;
+tile_view<T> tile_rows(const cview<T>& h, index_t r0, index_t rt, linear_workspace<T>& ws) {
+  constexpr index_t nr = gemm_shape<T>::nr;
   tile_view<T> t;
   t.main = h.row(r0);
   t.stride = h.stride;
   t.n_main = rt / nr * nr;
-  const index rest = rt - t.n_main;
+  const index_t rest = rt - t.n_main;
   if (rest > 0) {
     std::fill(ws.hpad.begin(), ws.hpad.end(), T(0));
-    for (index r = 0; r < rest; ++r) {
+    for (index_t r = 0; r < rest; ++r) {
       std::copy_n(h.row(r0 + t.n_main + r), h.cols, ws.hpad.data() + r * h.cols);
     }
     t.tail = ws.hpad.data();
@@ -92,10 +92,10 @@ tile_view<T> tile_rows(const cview<T>& h, index r0, index rt, linear_workspace<T
 /// z (col-major [rows, tile.cols()], leading dimension ldz) += lhs [rows, D] (row-major, stride
 /// ls) * tile^T, as one GEMM per part of the tile (rows is a multiple of mr).
 template <class T>
-void gemm_tile(const T* lhs, index ls, index rows, index d, const tile_view<T>& tile, T* z,
-               index ldz, linear_workspace<T>& ws) {
+void gemm_tile(const T* lhs, index_t ls, index_t rows, index_t d, const tile_view<T>& tile, T* z,
+               index_t ldz, linear_workspace<T>& ws) {
   using gemm =
-      Eigen::internal::general_matrix_matrix_product<index, T, Eigen::RowMajor, false, T,
+      Eigen::internal::general_matrix_matrix_product<index_t, T, Eigen::RowMajor, false, T,
                                                      Eigen::ColMajor, false, Eigen::ColMajor, 1>;
   if (rows == 0 || d == 0) return;
   if (tile.n_main > 0) {
@@ -112,49 +112,49 @@ void gemm_tile(const T* lhs, index ls, index rows, index d, const tile_view<T>& 
 /// for r < tile.cols(). Vocabulary rows go through the GEMM in multiples of mr (a tail of fewer
 /// rows is zero-padded to mr), so every logit comes out of the same register kernel.
 template <class T>
-void block_logits(const cview<T>& w, const T* bias, index v0, index bc, const tile_view<T>& tile,
-                  linear_workspace<T>& ws) {
-  constexpr index mr = gemm_shape<T>::mr;
-  const index d = w.cols;
-  const index cols = tile.cols();
+void block_logits(const cview<T>& w, const T* bias, index_t v0, index_t bc,
+                  const tile_view<T>& tile, linear_workspace<T>& ws) {
+  constexpr index_t mr = gemm_shape<T>::mr;
+  const index_t d = w.cols;
+  const index_t cols = tile.cols();
   T* z = ws.z.data();
   std::fill_n(z, static_cast<std::size_t>(bc * cols), T(0));
-  const index main = bc / mr * mr;
-  const index rem = bc - main;
+  const index_t main = bc / mr * mr;
+  const index_t rem = bc - main;
   gemm_tile(w.row(v0), w.stride, main, d, tile, z, bc, ws);
   if (rem > 0 && d > 0) {
     std::fill(ws.wpad.begin(), ws.wpad.end(), T(0));
-    for (index k = 0; k < rem; ++k) {
+    for (index_t k = 0; k < rem; ++k) {
       std::copy_n(w.row(v0 + main + k), d, ws.wpad.data() + k * d);
     }
     T* zp = ws.zpad.data();
     std::fill_n(zp, static_cast<std::size_t>(mr * cols), T(0));
     gemm_tile(ws.wpad.data(), d, mr, d, tile, zp, mr, ws);
-    for (index r = 0; r < cols; ++r) std::copy_n(zp + r * mr, rem, z + r * bc + main);
+    for (index_t r = 0; r < cols; ++r) std::copy_n(zp + r * mr, rem, z + r * bc + main);
   }
   if (bias != nullptr) {
     const carray_map<T> b(bias + v0, bc);
-    for (index r = 0; r < cols; ++r) array_map<T>(z + r * bc, bc) += b;
+    for (index_t r = 0; r < cols; ++r) array_map<T>(z + r * bc, bc) += b;
   }
 }
 
 /// Block size, row tile and thread count the fused linear kernels use for these sizes.
 template <class T>
-void plan_linear(index n, index v, const linear_options& opt, index& block, index& tile,
+void plan_linear(index_t n, index_t v, const linear_options& opt, index_t& block, index_t& tile,
                  int& threads) {
-  block = round_up(
-      std::min(std::max<index>(opt.block_size, 1), round_up(std::max<index>(v, 1), reduction_tile)),
-      reduction_tile);
+  block = round_up(std::min(std::max<index_t>(opt.block_size, 1),
+                            round_up(std::max<index_t>(v, 1), reduction_tile)),
+                   reduction_tile);
   threads = 1;
 #if defined(_OPENMP)
   if (opt.parallel && !omp_in_parallel()) threads = std::max(1, omp_get_max_threads());
 #endif
-  const index per_thread = (n + threads - 1) / threads;
+  const index_t per_thread = (n + threads - 1) / threads;
   // Auto tile: the whole share of a thread, capped so all threads together hold at most 512
   // rows of logits blocks (memory stays the same whatever the thread count).
-  const index cap = std::max<index>(64, 512 / threads);
-  const index t =
-      opt.row_tile > 0 ? opt.row_tile : std::min<index>(std::max<index>(per_thread, 1), cap);
+  const index_t cap = std::max<index_t>(64, 512 / threads);
+  const index_t t =
+      opt.row_tile > 0 ? opt.row_tile : std::min<index_t>(std::max<index_t>(per_thread, 1), cap);
   tile = round_up(t, gemm_shape<T>::nr);
 }
 
@@ -165,8 +165,8 @@ struct linear_problem {
   cview<T> w;
   const T* bias = nullptr;
   std::span<const token_id> targets;
-  index block = 0;
-  index tile = 0;
+  index_t block = 0;
+  index_t tile = 0;
   int threads = 1;
 };
 
@@ -178,13 +178,13 @@ linear_problem<T> make_problem(const char* kernel, const cview<T>& h, const cvie
   p.kernel = kernel;
   p.h = h;
   p.w = w;
-  const index n = h.rows;
-  const index v = w.rows;
+  const index_t n = h.rows;
+  const index_t v = w.rows;
   PREFOPT_CHECK(h.cols == w.cols, shape_error, kernel, ": hidden is [", n, ", ", h.cols,
                 "] and weight is [", v, ", ", w.cols, "], expected the same hidden size D");
   PREFOPT_CHECK(v > 0 || n == 0, shape_error, kernel,
                 ": weight has 0 rows, expected a vocabulary of at least 1 entry");
-  PREFOPT_CHECK(bias.empty() || static_cast<index>(bias.size()) == v, shape_error, kernel,
+  PREFOPT_CHECK(bias.empty() || static_cast<index_t>(bias.size()) == v, shape_error, kernel,
                 ": bias has ", bias.size(), " entries, expected 0 or V = ", v);
   PREFOPT_CHECK(opt.block_size > 0 && opt.row_tile >= 0, invalid_argument, kernel,
                 ": block_size = ", opt.block_size, ", row_tile = ", opt.row_tile,
@@ -192,7 +192,7 @@ linear_problem<T> make_problem(const char* kernel, const cview<T>& h, const cvie
   check_optional_rows(kernel, "mask", opt.mask.size(), n);
   if (need_targets) check_targets(kernel, targets, opt.mask, n, v);
   if (!bias.empty()) {
-    for (index j = 0; j < v; ++j) {
+    for (index_t j = 0; j < v; ++j) {
       PREFOPT_CHECK(std::isfinite(bias[static_cast<std::size_t>(j)]), invalid_argument, kernel,
                     ": bias[", j, "] = ", bias[static_cast<std::size_t>(j)], ", expected finite");
     }
@@ -206,51 +206,51 @@ linear_problem<T> make_problem(const char* kernel, const cview<T>& h, const cvie
 template <class T>
 void linear_forward(const linear_problem<T>& p, const linear_outputs<T>& out,
                     const linear_options& opt) {
-  const index n = p.h.rows;
-  const index v = p.w.rows;
-  const index d = p.h.cols;
+  const index_t n = p.h.rows;
+  const index_t v = p.w.rows;
+  const index_t d = p.h.cols;
   const bool want_entropy = !out.entropy.empty();
-  index first_bad = n;
-  const int threads = static_cast<int>(std::min<index>(p.threads, std::max<index>(n, 1)));
+  index_t first_bad = n;
+  const int threads = static_cast<int>(std::min<index_t>(p.threads, std::max<index_t>(n, 1)));
   // Workspaces are allocated before the parallel region (an allocation failure throws here).
   std::vector<std::unique_ptr<linear_workspace<T>>> spaces;
   for (int t = 0; t < threads; ++t) {
     spaces.push_back(std::make_unique<linear_workspace<T>>(p.block, p.tile, d));
   }
-  auto run_thread = [&]<class Acc, bool Entropy>(int tid) -> index {
+  auto run_thread = [&]<class Acc, bool Entropy>(int tid) -> index_t {
     linear_workspace<T>& ws = *spaces[static_cast<std::size_t>(tid)];
-    const index a = n * tid / threads;
-    const index b = n * (tid + 1) / threads;
+    const index_t a = n * tid / threads;
+    const index_t b = n * (tid + 1) / threads;
     const tile_kernels<Acc>& k = tiles_for<Acc>(active_isa(), opt.exp);
     std::vector<row_accumulator<Acc, Entropy>> acc(static_cast<std::size_t>(p.tile),
                                                    row_accumulator<Acc, Entropy>(k));
     std::vector<double> x_t(static_cast<std::size_t>(p.tile));
     alignas(64) Acc scratch[widen_scratch<Acc, T>];  // a widened tile (double accumulation)
-    index bad = n;
-    for (index r0 = a; r0 < b; r0 += p.tile) {
-      const index rt = std::min(p.tile, b - r0);
+    index_t bad = n;
+    for (index_t r0 = a; r0 < b; r0 += p.tile) {
+      const index_t rt = std::min(p.tile, b - r0);
       const tile_view<T> tile = tile_rows(p.h, r0, rt, ws);
       std::fill(acc.begin(), acc.end(), row_accumulator<Acc, Entropy>(k));
-      for (index v0 = 0; v0 < v; v0 += p.block) {
-        const index bc = std::min(p.block, v - v0);
+      for (index_t v0 = 0; v0 < v; v0 += p.block) {
+        const index_t bc = std::min(p.block, v - v0);
         block_logits(p.w, p.bias, v0, bc, tile, ws);
-        for (index r = 0; r < rt; ++r) {
-          const index i = r0 + r;
+        for (index_t r = 0; r < rt; ++r) {
+          const index_t i = r0 + r;
           if (!row_on(opt.mask, i)) continue;
           const T* zr = ws.z.data() + r * bc;
           auto& ac = acc[static_cast<std::size_t>(r)];
-          for (index j = 0; j < bc; j += reduction_tile) {
+          for (index_t j = 0; j < bc; j += reduction_tile) {
             ac.add_tile(zr + j, std::min(reduction_tile, bc - j), scratch);
           }
           if (!out.log_probs.empty()) {
-            const index t = p.targets[static_cast<std::size_t>(i)];
+            const index_t t = p.targets[static_cast<std::size_t>(i)];
             if (t >= v0 && t < v0 + bc)
               x_t[static_cast<std::size_t>(r)] = static_cast<double>(zr[t - v0]);
           }
         }
       }
-      for (index r = 0; r < rt; ++r) {
-        const index i = r0 + r;
+      for (index_t r = 0; r < rt; ++r) {
+        const index_t i = r0 + r;
         const auto u = static_cast<std::size_t>(i);
         if (!row_on(opt.mask, i)) {
           for (auto o : {out.log_probs, out.logsumexp, out.entropy}) {
@@ -272,8 +272,8 @@ void linear_forward(const linear_problem<T>& p, const linear_outputs<T>& out,
     }
     return bad;
   };
-  auto dispatch = [&](int tid) -> index {
-    return with_accumulation<T>(opt.accumulate, [&]<class Acc>() -> index {
+  auto dispatch = [&](int tid) -> index_t {
+    return with_accumulation<T>(opt.accumulate, [&]<class Acc>() -> index_t {
       return want_entropy ? run_thread.template operator()<Acc, true>(tid)
                           : run_thread.template operator()<Acc, false>(tid);
     });
@@ -300,20 +300,21 @@ void linear_backward(const linear_problem<T>& p, const linear_saved<T>& saved,
                      const linear_grads<T>& grads, const mview<T>& dh, bool want_dh,
                      const mview<T>& dw, bool want_dw, std::span<T> dbias,
                      const linear_options& opt) {
-  const index n = p.h.rows;
-  const index v = p.w.rows;
-  const index d = p.h.cols;
-  const index n_blocks = (v + p.block - 1) / p.block;
-  const int threads = static_cast<int>(std::min<index>(p.threads, std::max<index>(n_blocks, 1)));
+  const index_t n = p.h.rows;
+  const index_t v = p.w.rows;
+  const index_t d = p.h.cols;
+  const index_t n_blocks = (v + p.block - 1) / p.block;
+  const int threads =
+      static_cast<int>(std::min<index_t>(p.threads, std::max<index_t>(n_blocks, 1)));
   const bool acc_mode = opt.mode == write_mode::accumulate;
   // Outputs under `overwrite` start from zero (blocks of dweight / dbias are then accumulated).
   if (!acc_mode) {
     if (want_dw) {
-      for (index j = 0; j < v; ++j) array_map<T>(dw.row(j), d).setZero();
+      for (index_t j = 0; j < v; ++j) array_map<T>(dw.row(j), d).setZero();
     }
     std::fill(dbias.begin(), dbias.end(), T(0));
     if (want_dh) {
-      for (index i = 0; i < n; ++i) array_map<T>(dh.row(i), d).setZero();
+      for (index_t i = 0; i < n; ++i) array_map<T>(dh.row(i), d).setZero();
     }
   }
   // Private dhidden for threads > 0 (thread 0 accumulates into the output directly).
@@ -329,17 +330,17 @@ void linear_backward(const linear_problem<T>& p, const linear_saved<T>& saved,
     linear_workspace<T>& ws = *spaces[static_cast<std::size_t>(tid)];
     const tile_kernels<Acc>& k = tiles_for<Acc>(active_isa(), opt.exp);
     T* dh_base = tid == 0 ? dh.data : private_dh.data() + (tid - 1) * n * d;
-    const index dh_stride = tid == 0 ? dh.stride : d;
-    for (index blk = tid; blk < n_blocks; blk += threads) {
-      const index v0 = blk * p.block;
-      const index bc = std::min(p.block, v - v0);
-      for (index r0 = 0; r0 < n; r0 += p.tile) {
-        const index rt = std::min(p.tile, n - r0);
+    const index_t dh_stride = tid == 0 ? dh.stride : d;
+    for (index_t blk = tid; blk < n_blocks; blk += threads) {
+      const index_t v0 = blk * p.block;
+      const index_t bc = std::min(p.block, v - v0);
+      for (index_t r0 = 0; r0 < n; r0 += p.tile) {
+        const index_t rt = std::min(p.tile, n - r0);
         const tile_view<T> tile = tile_rows(p.h, r0, rt, ws);
         block_logits(p.w, p.bias, v0, bc, tile, ws);
         T* z = ws.z.data();
-        for (index r = 0; r < rt; ++r) {
-          const index i = r0 + r;
+        for (index_t r = 0; r < rt; ++r) {
+          const index_t i = r0 + r;
           const auto u = static_cast<std::size_t>(i);
           T* zr = z + r * bc;
           if (!row_on(opt.mask, i)) {
@@ -350,8 +351,8 @@ void linear_backward(const linear_problem<T>& p, const linear_saved<T>& saved,
           g.lse = static_cast<double>(saved.logsumexp[u]);
           if (!grads.log_probs.empty()) {
             g.g_lp = static_cast<double>(grads.log_probs[u]);
-            const index t = p.targets[u];
-            g.target = (t >= v0 && t < v0 + bc) ? t - v0 : index{-1};
+            const index_t t = p.targets[u];
+            g.target = (t >= v0 && t < v0 + bc) ? t - v0 : index_t{-1};
           }
           if constexpr (Entropy) {
             g.g_h = static_cast<double>(grads.entropy[u]);
@@ -399,7 +400,7 @@ void linear_backward(const linear_problem<T>& p, const linear_saved<T>& saved,
   if (want_dh) {
     for (int t = 1; t < threads; ++t) {
       const T* src = private_dh.data() + (t - 1) * n * d;
-      for (index i = 0; i < n; ++i) array_map<T>(dh.row(i), d) += carray_map<T>(src + i * d, d);
+      for (index_t i = 0; i < n; ++i) array_map<T>(dh.row(i), d) += carray_map<T>(src + i * d, d);
     }
   }
 }

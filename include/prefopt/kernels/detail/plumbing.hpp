@@ -35,20 +35,20 @@ using array_map = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <class T>
 struct cview {
   const T* data = nullptr;
-  index rows = 0;
-  index cols = 0;
-  index stride = 0;
-  [[nodiscard]] const T* row(index i) const noexcept { return data + i * stride; }
+  index_t rows = 0;
+  index_t cols = 0;
+  index_t stride = 0;
+  [[nodiscard]] const T* row(index_t i) const noexcept { return data + i * stride; }
 };
 
 /// Writable view of a row-major matrix.
 template <class T>
 struct mview {
   T* data = nullptr;
-  index rows = 0;
-  index cols = 0;
-  index stride = 0;
-  [[nodiscard]] T* row(index i) const noexcept { return data + i * stride; }
+  index_t rows = 0;
+  index_t cols = 0;
+  index_t stride = 0;
+  [[nodiscard]] T* row(index_t i) const noexcept { return data + i * stride; }
 };
 
 template <class Derived>
@@ -130,19 +130,19 @@ void store(array_map<T>& out, const Expr& value, write_mode mode) {
 }
 
 /// Work (elements touched) below which a batch is not worth splitting across threads.
-inline constexpr index parallel_work_threshold = index{1} << 16;
+inline constexpr index_t parallel_work_threshold = index_t{1} << 16;
 
 /// Calls `f(i)` (returning false for a bad row) for every row; returns the smallest bad row, or
 /// `n` when every row was fine. Rows are split across OpenMP threads when enabled, compiled in and
 /// worthwhile; results never depend on it. Serially, stops at the first bad row.
 template <class F>
-index for_each_row(index n, index work_per_row, bool parallel, F&& f) {
-  index first_bad = n;
+index_t for_each_row(index_t n, index_t work_per_row, bool parallel, F&& f) {
+  index_t first_bad = n;
 #if defined(_OPENMP)
-  if (parallel && n > 1 && n * std::max<index>(work_per_row, 1) >= parallel_work_threshold &&
+  if (parallel && n > 1 && n * std::max<index_t>(work_per_row, 1) >= parallel_work_threshold &&
       omp_get_max_threads() > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static) reduction(min : first_bad)
-    for (index i = 0; i < n; ++i) {
+    for (index_t i = 0; i < n; ++i) {
       if (!f(i)) first_bad = std::min(first_bad, i);
     }
     return first_bad;
@@ -151,35 +151,35 @@ index for_each_row(index n, index work_per_row, bool parallel, F&& f) {
   (void)parallel;
   (void)work_per_row;
 #endif
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     if (!f(i)) return i;
   }
   return first_bad;
 }
 
 /// Whether row i is selected by the mask (empty mask: every row).
-[[nodiscard]] inline bool row_on(std::span<const std::uint8_t> mask, index i) noexcept {
+[[nodiscard]] inline bool row_on(std::span<const std::uint8_t> mask, index_t i) noexcept {
   return mask.empty() || mask[static_cast<std::size_t>(i)] != 0;
 }
 
-inline void check_rows(const char* kernel, const char* what, std::size_t size, index n) {
-  PREFOPT_CHECK(static_cast<index>(size) == n, shape_error, kernel, ": ", what, " has ", size,
+inline void check_rows(const char* kernel, const char* what, std::size_t size, index_t n) {
+  PREFOPT_CHECK(static_cast<index_t>(size) == n, shape_error, kernel, ": ", what, " has ", size,
                 " entries, expected one per logits row (", n, ")");
 }
 
-inline void check_optional_rows(const char* kernel, const char* what, std::size_t size, index n) {
-  PREFOPT_CHECK(size == 0 || static_cast<index>(size) == n, shape_error, kernel, ": ", what,
+inline void check_optional_rows(const char* kernel, const char* what, std::size_t size, index_t n) {
+  PREFOPT_CHECK(size == 0 || static_cast<index_t>(size) == n, shape_error, kernel, ": ", what,
                 " has ", size, " entries, expected 0 (not computed) or one per row (", n, ")");
 }
 
-inline void check_mask(const char* kernel, const options& opt, index n) {
+inline void check_mask(const char* kernel, const options& opt, index_t n) {
   check_optional_rows(kernel, "mask", opt.mask.size(), n);
 }
 
 inline void check_targets(const char* kernel, std::span<const token_id> targets,
-                          std::span<const std::uint8_t> mask, index n, index v) {
+                          std::span<const std::uint8_t> mask, index_t n, index_t v) {
   check_rows(kernel, "targets", targets.size(), n);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     if (!row_on(mask, i)) continue;
     const auto t = targets[static_cast<std::size_t>(i)];
     PREFOPT_CHECK(t >= 0 && t < v, invalid_argument, kernel, ": targets[", i, "] = ", t,
@@ -198,13 +198,13 @@ void check_same_shape(const char* kernel, const char* a_name, const cview<A>& a,
 /// Throws the error for a bad row, scanning that row (error path only) for the offending value.
 template <class T>
 [[noreturn]] void throw_row_error(const char* kernel, const char* argument, const cview<T>& x,
-                                  index i, row_status status) {
+                                  index_t i, row_status status) {
   if (status == row_status::all_neg_inf) {
     PREFOPT_THROW(invalid_argument, kernel, ": ", argument, " row ", i,
                   " has no finite logit (every entry is -inf)");
   }
   const T* r = x.row(i);
-  for (index j = 0; j < x.cols; ++j) {
+  for (index_t j = 0; j < x.cols; ++j) {
     if (std::isnan(r[j]) || r[j] == std::numeric_limits<T>::infinity()) {
       PREFOPT_THROW(invalid_argument, kernel, ": ", argument, "(", i, ", ", j, ") = ", r[j],
                     " in row ", i, ", expected finite or -inf logits");

@@ -57,28 +57,28 @@ template <class Acc>
 /// The tile `x[0, n)` in the accumulation type: `x` itself, or widened (exactly) into `buf`, which
 /// then needs `n` entries.
 template <class Acc, class T>
-[[nodiscard]] const Acc* in_acc(const T* x, [[maybe_unused]] index n,
+[[nodiscard]] const Acc* in_acc(const T* x, [[maybe_unused]] index_t n,
                                 [[maybe_unused]] Acc* buf) noexcept {
   if constexpr (std::is_same_v<Acc, T>) {
     return x;
   } else {
-    for (index j = 0; j < n; ++j) buf[j] = static_cast<Acc>(x[j]);
+    for (index_t j = 0; j < n; ++j) buf[j] = static_cast<Acc>(x[j]);
     return buf;
   }
 }
 
 /// Scratch for one widened tile (double accumulation of float logits); one element otherwise.
 template <class Acc, class T>
-inline constexpr index widen_scratch = std::is_same_v<Acc, T> ? 1 : reduction_tile;
+inline constexpr index_t widen_scratch = std::is_same_v<Acc, T> ? 1 : reduction_tile;
 
 [[nodiscard]] inline double lane_total(const double* lanes) noexcept {
   double t = 0;
-  for (index l = 0; l < lane_sums::lanes; ++l) t += lanes[l];
+  for (index_t l = 0; l < lane_sums::lanes; ++l) t += lanes[l];
   return t;
 }
 
-[[nodiscard]] inline bool any_nan(const auto* x, index n) noexcept {
-  for (index j = 0; j < n; ++j) {
+[[nodiscard]] inline bool any_nan(const auto* x, index_t n) noexcept {
+  for (index_t j = 0; j < n; ++j) {
     if (std::isnan(x[j])) return true;
   }
   return false;
@@ -104,14 +104,14 @@ struct row_accumulator {
   explicit row_accumulator(const tile_kernels<Acc>& kernels) noexcept : k(&kernels) {}
 
   template <class T>
-  void add_tile(const T* x, index n, [[maybe_unused]] Acc* scratch) noexcept {
+  void add_tile(const T* x, index_t n, [[maybe_unused]] Acc* scratch) noexcept {
     const Acc* xa = in_acc<Acc>(x, n, scratch);
     const auto tm = static_cast<double>(k->max(xa, n));
     if (tm > m) {
       if (m > neg_inf) {
         const double delta = tm - m;
         const double r = std::exp(-delta);
-        for (index l = 0; l < lane_sums::lanes; ++l) {
+        for (index_t l = 0; l < lane_sums::lanes; ++l) {
           if constexpr (Entropy) u[l] = r * (u[l] - delta * s[l]);
           s[l] *= r;
         }
@@ -143,10 +143,11 @@ struct row_accumulator {
 
 /// One-pass reduction of one row: log-sum-exp and, if `Entropy`, the entropy.
 template <class Acc, bool Entropy, class T>
-[[nodiscard]] row_stats reduce_row(const tile_kernels<Acc>& k, const T* x, index n_cols) noexcept {
+[[nodiscard]] row_stats reduce_row(const tile_kernels<Acc>& k, const T* x,
+                                   index_t n_cols) noexcept {
   row_accumulator<Acc, Entropy> acc(k);
   alignas(64) Acc w[widen_scratch<Acc, T>];
-  for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {
+  for (index_t j0 = 0; j0 < n_cols; j0 += reduction_tile) {
     acc.add_tile(x + j0, std::min(reduction_tile, n_cols - j0), w);
   }
   return acc.finish();
@@ -159,7 +160,7 @@ template <class Acc, bool Entropy, class T>
 /// floored differences). `s_p` and the entropy terms are bitwise those of `reduce_row`.
 template <class Acc, bool Entropy, class T>
 [[nodiscard]] row_stats reduce_row_pair(const tile_kernels<Acc>& k, const T* zp, const T* zq,
-                                        index n_cols) noexcept {
+                                        index_t n_cols) noexcept {
   double mp = neg_inf;
   double mq = neg_inf;
   bool nan_p = false;
@@ -170,8 +171,8 @@ template <class Acc, bool Entropy, class T>
   alignas(64) Acc wp[widen_scratch<Acc, T>];
   alignas(64) Acc wq[widen_scratch<Acc, T>];
   constexpr double half_max = static_cast<double>(std::numeric_limits<Acc>::max()) / 2;
-  for (index j0 = 0; j0 < n_cols; j0 += reduction_tile) {
-    const index n = std::min(reduction_tile, n_cols - j0);
+  for (index_t j0 = 0; j0 < n_cols; j0 += reduction_tile) {
+    const index_t n = std::min(reduction_tile, n_cols - j0);
     const Acc* xp = in_acc<Acc>(zp + j0, n, wp);
     const Acc* xq = in_acc<Acc>(zq + j0, n, wq);
     const auto tmp = static_cast<double>(k.max(xp, n));
@@ -182,13 +183,13 @@ template <class Acc, bool Entropy, class T>
       if (p_was) {
         const double delta = tmp - mp;
         const double r = std::exp(-delta);
-        for (index l = 0; l < lane_sums::lanes; ++l) {
+        for (index_t l = 0; l < lane_sums::lanes; ++l) {
           if constexpr (Entropy) acc.u[l] = r * (acc.u[l] - delta * acc.s[l]);
           acc.a[l] = r * (acc.a[l] - delta * acc.s[l]);
           acc.s[l] *= r;
         }
         if (q_was) {
-          for (index l = 0; l < lane_sums::lanes; ++l) acc.b[l] += delta * acc.sq[l];
+          for (index_t l = 0; l < lane_sums::lanes; ++l) acc.b[l] += delta * acc.sq[l];
         }
       } else if (q_was) {
         inf_qp = true;  // q has mass where every p logit so far was -inf
@@ -199,12 +200,12 @@ template <class Acc, bool Entropy, class T>
       if (q_was) {
         const double delta = tmq - mq;
         const double r = std::exp(-delta);
-        for (index l = 0; l < lane_sums::lanes; ++l) {
+        for (index_t l = 0; l < lane_sums::lanes; ++l) {
           acc.b[l] = r * (acc.b[l] - delta * acc.sq[l]);
           acc.sq[l] *= r;
         }
         if (p_was) {
-          for (index l = 0; l < lane_sums::lanes; ++l) acc.a[l] += delta * acc.s[l];
+          for (index_t l = 0; l < lane_sums::lanes; ++l) acc.a[l] += delta * acc.s[l];
         }
       } else if (p_was) {
         inf_pq = true;
@@ -253,14 +254,14 @@ template <class Acc, bool Entropy, class T>
 
 /// Upstream gradients and saved forward values for one row of the fused backward.
 struct row_grad_in {
-  double lse = 0;      ///< forward log-sum-exp of p
-  double g_lp = 0;     ///< dL / d log p(target)
-  index target = -1;   ///< target column (g_lp is ignored when < 0)
-  double g_h = 0;      ///< dL / d H(p)
-  double entropy = 0;  ///< forward H(p)
-  double g_kl = 0;     ///< dL / d KL(p || q)
-  double kl = 0;       ///< forward KL(p || q)
-  double lse_q = 0;    ///< forward log-sum-exp of q
+  double lse = 0;       ///< forward log-sum-exp of p
+  double g_lp = 0;      ///< dL / d log p(target)
+  index_t target = -1;  ///< target column (g_lp is ignored when < 0)
+  double g_h = 0;       ///< dL / d H(p)
+  double entropy = 0;   ///< forward H(p)
+  double g_kl = 0;      ///< dL / d KL(p || q)
+  double kl = 0;        ///< forward KL(p || q)
+  double lse_q = 0;     ///< forward log-sum-exp of q
 };
 
 /// One read + one write sweep over a row: dzp_j = p_j * (c0 + c1 lp_j' - g_kl lq_j') with
@@ -270,7 +271,7 @@ struct row_grad_in {
 /// double arithmetic in chunks, each rounded once to T.
 template <class Acc, bool Entropy, bool Kl, class T>
 void backward_row(const tile_kernels<Acc>& k, const T* zp, const T* zq, T* dzp, T* dzq,
-                  index n_cols, const row_grad_in& g, write_mode mode) noexcept {
+                  index_t n_cols, const row_grad_in& g, write_mode mode) noexcept {
   const double c0d = -g.g_lp - (Entropy ? g.g_h * g.entropy : 0.0) - (Kl ? g.g_kl * g.kl : 0.0);
   backward_tile_args<Acc> a;
   a.lse = static_cast<Acc>(g.lse);
@@ -288,16 +289,16 @@ void backward_row(const tile_kernels<Acc>& k, const T* zp, const T* zq, T* dzp, 
     a.accumulate = mode == write_mode::accumulate;
     fn(a);
   } else {
-    constexpr index chunk = 256;
+    constexpr index_t chunk = 256;
     alignas(64) Acc bp[chunk];
     alignas(64) Acc bq[chunk];
     alignas(64) Acc op[chunk];
     alignas(64) Acc oq[chunk];
-    for (index j0 = 0; j0 < n_cols; j0 += chunk) {
-      const index n = std::min(chunk, n_cols - j0);
-      for (index j = 0; j < n; ++j) bp[j] = static_cast<Acc>(zp[j0 + j]);
+    for (index_t j0 = 0; j0 < n_cols; j0 += chunk) {
+      const index_t n = std::min(chunk, n_cols - j0);
+      for (index_t j = 0; j < n; ++j) bp[j] = static_cast<Acc>(zp[j0 + j]);
       if constexpr (Kl) {
-        for (index j = 0; j < n; ++j) bq[j] = static_cast<Acc>(zq[j0 + j]);
+        for (index_t j = 0; j < n; ++j) bq[j] = static_cast<Acc>(zq[j0 + j]);
       }
       a.zp = bp;
       a.zq = bq;
@@ -307,11 +308,11 @@ void backward_row(const tile_kernels<Acc>& k, const T* zp, const T* zq, T* dzp, 
       a.accumulate = false;
       fn(a);
       const bool add = mode == write_mode::accumulate;
-      for (index j = 0; j < n; ++j) {
+      for (index_t j = 0; j < n; ++j) {
         dzp[j0 + j] = add ? dzp[j0 + j] + static_cast<T>(op[j]) : static_cast<T>(op[j]);
       }
       if (Kl && dzq != nullptr) {
-        for (index j = 0; j < n; ++j) {
+        for (index_t j = 0; j < n; ++j) {
           dzq[j0 + j] = add ? dzq[j0 + j] + static_cast<T>(oq[j]) : static_cast<T>(oq[j]);
         }
       }

@@ -48,15 +48,15 @@ inline void prefetch_lines(const void* p, std::uintptr_t ahead, std::uintptr_t b
 
 /// Maximum of x[0, n) (NaN may or may not win: NaN rows are detected from the sums).
 template <class S>
-[[nodiscard]] typename S::scalar tile_max(const typename S::scalar* x, index n) noexcept {
+[[nodiscard]] typename S::scalar tile_max(const typename S::scalar* x, index_t n) noexcept {
   using T = typename S::scalar;
   using V = typename S::vec;
-  constexpr index w = S::width;
+  constexpr index_t w = S::width;
   V m0 = S::set1(-std::numeric_limits<T>::infinity());
   V m1 = m0;
   V m2 = m0;
   V m3 = m0;
-  index j = 0;
+  index_t j = 0;
   for (; j + 4 * w <= n; j += 4 * w) {
     m0 = S::max(m0, S::load(x + j));
     m1 = S::max(m1, S::load(x + j + w));
@@ -71,9 +71,9 @@ template <class S>
 
 /// x[j, j + n) copied into `buf` (one packet), padded with `pad`.
 template <class S>
-void pad_packet(const typename S::scalar* x, index n, typename S::scalar pad,
+void pad_packet(const typename S::scalar* x, index_t n, typename S::scalar pad,
                 typename S::scalar* buf) noexcept {
-  for (index k = 0; k < S::width; ++k) buf[k] = k < n ? x[k] : pad;
+  for (index_t k = 0; k < S::width; ++k) buf[k] = k < n ? x[k] : pad;
 }
 
 /// Adds the lanes of `v` to `out[0, W)` in lane order.
@@ -81,7 +81,7 @@ template <class S>
 void add_lanes(typename S::vec v, double* out) noexcept {
   alignas(64) typename S::scalar t[static_cast<std::size_t>(S::width)];
   S::store(t, v);
-  for (index k = 0; k < S::width; ++k) out[k] += static_cast<double>(t[k]);
+  for (index_t k = 0; k < S::width; ++k) out[k] += static_cast<double>(t[k]);
 }
 
 template <class S, bool Entropy, bool Fast>
@@ -96,11 +96,11 @@ inline void sum_step(const typename S::scalar* p, typename S::vec vm, typename S
 /// With x = z - m, w = exp(x): s[l] += lane l of sum w, and if `Entropy`, u[l] += lane l of
 /// sum w max(x, lowest) (the floor turns 0 * -inf into 0 for -inf logits).
 template <class S, bool Entropy, bool Fast>
-void tile_sums(const typename S::scalar* z, index n, typename S::scalar m, double* s_out,
+void tile_sums(const typename S::scalar* z, index_t n, typename S::scalar m, double* s_out,
                double* u_out) noexcept {
   using T = typename S::scalar;
   using V = typename S::vec;
-  constexpr index w = S::width;
+  constexpr index_t w = S::width;
   const V vm = S::set1(m);
   const V vfloor = S::set1(std::numeric_limits<T>::lowest());
   V s0 = S::set1(T(0));
@@ -109,7 +109,7 @@ void tile_sums(const typename S::scalar* z, index n, typename S::scalar m, doubl
   V u1 = s0;
   constexpr auto ahead =
       static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(T));
-  index j = 0;
+  index_t j = 0;
   for (; j + 2 * w <= n; j += 2 * w) {
     prefetch_lines(z + j, ahead, 2 * w * sizeof(T));
     sum_step<S, Entropy, Fast>(z + j, vm, vfloor, s0, u0);
@@ -154,11 +154,11 @@ inline void pair_step(const typename S::scalar* zp, const typename S::scalar* zq
 /// b -= sum wq d, and the extreme d. `s` and `u` are bitwise those of `tile_sums` (same steps in
 /// the same order).
 template <class S, bool Entropy, bool Fast>
-void tile_pair_sums(const typename S::scalar* zp, const typename S::scalar* zq, index n,
+void tile_pair_sums(const typename S::scalar* zp, const typename S::scalar* zq, index_t n,
                     typename S::scalar mp, typename S::scalar mq, lane_sums& acc) noexcept {
   using T = typename S::scalar;
   using V = typename S::vec;
-  constexpr index w = S::width;
+  constexpr index_t w = S::width;
   const V vmp = S::set1(mp);
   const V vmq = S::set1(mq);
   const V vfloor = S::set1(std::numeric_limits<T>::lowest());
@@ -169,7 +169,7 @@ void tile_pair_sums(const typename S::scalar* zp, const typename S::scalar* zq, 
   V dmax = S::set1(-std::numeric_limits<T>::infinity());
   constexpr auto ahead =
       static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(T));
-  index j = 0;
+  index_t j = 0;
   for (; j + 2 * w <= n; j += 2 * w) {
     prefetch_lines(zp + j, ahead, 2 * w * sizeof(T));
     prefetch_lines(zq + j, ahead, 2 * w * sizeof(T));
@@ -194,7 +194,7 @@ void tile_pair_sums(const typename S::scalar* zp, const typename S::scalar* zq, 
     alignas(64) T hi[static_cast<std::size_t>(w)];
     S::store(lo, tmin);
     S::store(hi, tmax);
-    for (index k = 0; k < n - j; ++k) {
+    for (index_t k = 0; k < n - j; ++k) {
       acc.dmin = std::min(acc.dmin, static_cast<double>(lo[k]));
       acc.dmax = std::max(acc.dmax, static_cast<double>(hi[k]));
     }
@@ -208,14 +208,14 @@ void tile_pair_sums(const typename S::scalar* zp, const typename S::scalar* zq, 
   alignas(64) T hi[static_cast<std::size_t>(w)];
   S::store(lo, dmin);
   S::store(hi, dmax);
-  for (index k = 0; k < w; ++k) {
+  for (index_t k = 0; k < w; ++k) {
     acc.dmin = std::min(acc.dmin, static_cast<double>(lo[k]));
     acc.dmax = std::max(acc.dmax, static_cast<double>(hi[k]));
   }
 }
 
 template <class S, bool Entropy, bool Kl, bool Fast>
-inline void backward_step(const backward_tile_args<typename S::scalar>& g, index j,
+inline void backward_step(const backward_tile_args<typename S::scalar>& g, index_t j,
                           const typename S::scalar* zp, const typename S::scalar* zq,
                           typename S::scalar* dzp, typename S::scalar* dzq) noexcept {
   using T = typename S::scalar;
@@ -253,19 +253,19 @@ inline void backward_step(const backward_tile_args<typename S::scalar>& g, index
 template <class S, bool Entropy, bool Kl, bool Fast>
 void backward_tile(const backward_tile_args<typename S::scalar>& g) noexcept {
   using T = typename S::scalar;
-  constexpr index w = S::width;
+  constexpr index_t w = S::width;
   constexpr auto ahead =
       static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(T));
-  index j = 0;
+  index_t j = 0;
   for (; j + w <= g.n; j += w) {
-    if ((j * static_cast<index>(sizeof(T))) % 64 == 0) {  // one request per cache line
+    if ((j * static_cast<index_t>(sizeof(T))) % 64 == 0) {  // one request per cache line
       prefetch_lines(g.zp + j, ahead, 64);
       if constexpr (Kl) prefetch_lines(g.zq + j, ahead, 64);
     }
     backward_step<S, Entropy, Kl, Fast>(g, j, g.zp, g.zq, g.dzp, g.dzq);
   }
   if (j < g.n) {
-    const index r = g.n - j;
+    const index_t r = g.n - j;
     alignas(64) T bp[static_cast<std::size_t>(w)];
     alignas(64) T bq[static_cast<std::size_t>(w)];
     alignas(64) T op[static_cast<std::size_t>(w)];
@@ -277,9 +277,9 @@ void backward_tile(const backward_tile_args<typename S::scalar>& g) noexcept {
       if (g.dzq != nullptr) pad_packet<S>(g.dzq + j, r, T(0), oq);
     }
     backward_step<S, Entropy, Kl, Fast>(g, 0, bp, bq, op, g.dzq != nullptr ? oq : nullptr);
-    for (index k = 0; k < r; ++k) g.dzp[j + k] = op[k];
+    for (index_t k = 0; k < r; ++k) g.dzp[j + k] = op[k];
     if (Kl && g.dzq != nullptr) {
-      for (index k = 0; k < r; ++k) g.dzq[j + k] = oq[k];
+      for (index_t k = 0; k < r; ++k) g.dzq[j + k] = oq[k];
     }
   }
 }
@@ -287,16 +287,16 @@ void backward_tile(const backward_tile_args<typename S::scalar>& g) noexcept {
 /// y[j] = exp(x[j]) for j < n through this ISA's vector exponential (a partial last packet on a
 /// padded copy): what every kernel computes, exposed for the accuracy tests.
 template <class S, bool Fast>
-void exp_array(const typename S::scalar* x, typename S::scalar* y, index n) noexcept {
+void exp_array(const typename S::scalar* x, typename S::scalar* y, index_t n) noexcept {
   using T = typename S::scalar;
-  constexpr index w = S::width;
-  index j = 0;
+  constexpr index_t w = S::width;
+  index_t j = 0;
   for (; j + w <= n; j += w) S::store(y + j, S::template exp<Fast>(S::load(x + j)));
   if (j < n) {
     alignas(64) T b[static_cast<std::size_t>(w)];
     pad_packet<S>(x + j, n - j, T(0), b);
     S::store(b, S::template exp<Fast>(S::load(b)));
-    for (index k = 0; k < n - j; ++k) y[j + k] = b[k];
+    for (index_t k = 0; k < n - j; ++k) y[j + k] = b[k];
   }
 }
 

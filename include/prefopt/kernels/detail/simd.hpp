@@ -61,7 +61,7 @@ inline constexpr T grad_log_floor = T(-1e30);
 
 /// How many tiles ahead of the one being reduced the software prefetch reaches: the next tiles
 /// stream in while the exponentials of this one are computed.
-inline constexpr index prefetch_distance = 2;
+inline constexpr index_t prefetch_distance = 2;
 
 /// Coefficients of the float exponential on the reduced argument |r| <= ln2 / 2, highest degree
 /// first, constant term 1 (not listed). Degree 5 (`standard`): minimax relative error 1.6e-7 as
@@ -88,7 +88,7 @@ struct exp_poly {
 /// the floored shifted logits (exact detection of zero-mass mismatches). Lanes beyond the packet
 /// width stay 0. Every ISA adds a tile's float lanes into these in lane order.
 struct lane_sums {
-  static constexpr index lanes = 16;
+  static constexpr index_t lanes = 16;
   double s[lanes] = {};
   double u[lanes] = {};
   double sq[lanes] = {};
@@ -105,7 +105,7 @@ struct backward_tile_args {
   const T* zq = nullptr;
   T* dzp = nullptr;
   T* dzq = nullptr;  // null: no q gradient
-  index n = 0;
+  index_t n = 0;
   T lse = 0;
   T lse_q = 0;
   T c0 = 0;
@@ -118,12 +118,12 @@ struct backward_tile_args {
 /// accuracy). Indices: [entropy] and [entropy][kl].
 template <class T>
 struct tile_kernels {
-  T (*max)(const T* x, index n) noexcept;
-  void (*sums[2])(const T* x, index n, T m, double* s, double* u) noexcept;
-  void (*pair[2])(const T* zp, const T* zq, index n, T mp, T mq, lane_sums& acc) noexcept;
+  T (*max)(const T* x, index_t n) noexcept;
+  void (*sums[2])(const T* x, index_t n, T m, double* s, double* u) noexcept;
+  void (*pair[2])(const T* zp, const T* zq, index_t n, T mp, T mq, lane_sums& acc) noexcept;
   void (*backward[2][2])(const backward_tile_args<T>& g) noexcept;
-  void (*exp)(const T* x, T* y, index n) noexcept;  ///< y = exp(x) element-wise (tests)
-  index width;
+  void (*exp)(const T* x, T* y, index_t n) noexcept;  ///< y = exp(x) element-wise (tests)
+  index_t width;
 };
 
 namespace isa_base {
@@ -136,7 +136,7 @@ template <class T>
 struct simd {
   using scalar = T;
   using vec = typename Eigen::internal::packet_traits<T>::type;
-  static constexpr index width = Eigen::internal::unpacket_traits<vec>::size;
+  static constexpr index_t width = Eigen::internal::unpacket_traits<vec>::size;
 #if defined(EIGEN_VECTORIZE_FMA)
   static constexpr bool fused_madd = true;
 #else
@@ -176,7 +176,7 @@ struct simd {
     alignas(64) T t[static_cast<std::size_t>(width)];
     Eigen::internal::pstoreu(t, v);
     T m = t[0];
-    for (index k = 1; k < width; ++k) m = t[k] > m ? t[k] : m;
+    for (index_t k = 1; k < width; ++k) m = t[k] > m ? t[k] : m;
     return m;
   }
   /// exp(x), flushed to 0 below the threshold; NaN propagates (pmin keeps a NaN first argument).
@@ -230,7 +230,7 @@ typename S::vec exp_poly_eval(typename S::vec r) noexcept;
 struct simd {
   using scalar = float;
   using vec = __m256;
-  static constexpr index width = 8;
+  static constexpr index_t width = 8;
   static vec load(const float* p) noexcept { return _mm256_loadu_ps(p); }
   static void store(float* p, vec v) noexcept { _mm256_storeu_ps(p, v); }
   static vec set1(float x) noexcept { return _mm256_set1_ps(x); }
@@ -297,7 +297,7 @@ typename S::vec exp_poly_eval(typename S::vec r) noexcept;
 struct simd {
   using scalar = float;
   using vec = __m512;
-  static constexpr index width = 16;
+  static constexpr index_t width = 16;
   static constexpr __mmask16 all = 0xFFFF;
   static vec load(const float* p) noexcept { return _mm512_loadu_ps(p); }
   static void store(float* p, vec v) noexcept { _mm512_storeu_ps(p, v); }

@@ -39,10 +39,10 @@ class bradley_terry_preference<R> {
 
   [[nodiscard]] const R& reward_model() const noexcept { return reward_; }
 
-  [[nodiscard]] index num_contexts() const requires has_table_shape<R> {
+  [[nodiscard]] index_t num_contexts() const requires has_table_shape<R> {
     return reward_.num_contexts();
   }
-  [[nodiscard]] index num_actions() const requires has_table_shape<R> {
+  [[nodiscard]] index_t num_actions() const requires has_table_shape<R> {
     return reward_.num_actions();
   }
 
@@ -55,20 +55,20 @@ class bradley_terry_preference<R> {
     vector_d second(pairs.second.size());
     reward_.reward(pairs.first, out);
     reward_.reward(pairs.second, second);
-    for (index i = 0; i < out.size(); ++i) out[i] = sigmoid(out[i] - second[i]);
+    for (index_t i = 0; i < out.size(); ++i) out[i] = sigmoid(out[i] - second[i]);
   }
 
   /// out(i, j) = sigma(r(context, i) - r(context, j)) (tabular reward models only).
-  void preference_matrix(index context, Eigen::Ref<matrix_d> out)
+  void preference_matrix(index_t context, Eigen::Ref<matrix_d> out)
       const requires std::same_as<batch_type, tabular_batch> && has_table_shape<R> {
-    const index n = reward_.num_actions();
+    const index_t n = reward_.num_actions();
     PREFOPT_CHECK(out.rows() == n && out.cols() == n, shape_error,
                   "bradley_terry_preference::preference_matrix: out is ", out.rows(), "x",
                   out.cols(), ", expected ", n, "x", n);
     vector_d r(n);
     rewards(reward_, context, r);
-    for (index i = 0; i < n; ++i) {
-      for (index j = 0; j < n; ++j) out(i, j) = i == j ? 0.5 : sigmoid(r[i] - r[j]);
+    for (index_t i = 0; i < n; ++i) {
+      for (index_t j = 0; j < n; ++j) out(i, j) = i == j ? 0.5 : sigmoid(r[i] - r[j]);
     }
   }
 

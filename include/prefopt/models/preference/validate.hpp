@@ -21,7 +21,7 @@ inline constexpr double preference_tolerance = 1e-12;
 /// `tabular_preference_model: P[context 2](0, 1) = 1.5, expected a probability in [0, 1]`.
 template <class Derived>
 void validate_preference_matrix(const Eigen::MatrixBase<Derived>& p, const char* function,
-                                const char* argument, index context, index expected_size = -1,
+                                const char* argument, index_t context, index_t expected_size = -1,
                                 double tolerance = preference_tolerance) {
   PREFOPT_CHECK(p.rows() == p.cols(), shape_error, function, ": ", argument, "[context ", context,
                 "] is ", p.rows(), "x", p.cols(), ", expected a square matrix");
@@ -30,9 +30,9 @@ void validate_preference_matrix(const Eigen::MatrixBase<Derived>& p, const char*
   PREFOPT_CHECK(expected_size < 0 || p.rows() == expected_size, shape_error, function, ": ",
                 argument, "[context ", context, "] is ", p.rows(), "x", p.cols(), ", expected ",
                 expected_size, "x", expected_size);
-  const index n = p.rows();
-  for (index i = 0; i < n; ++i) {
-    for (index j = 0; j < n; ++j) {
+  const index_t n = p.rows();
+  for (index_t i = 0; i < n; ++i) {
+    for (index_t j = 0; j < n; ++j) {
       const double v = static_cast<double>(p(i, j));
       PREFOPT_CHECK(!std::isnan(v), invalid_argument, function, ": ", argument, "[context ",
                     context, "](", i, ", ", j, ") is NaN, expected a probability in [0, 1]");
@@ -40,12 +40,12 @@ void validate_preference_matrix(const Eigen::MatrixBase<Derived>& p, const char*
                     context, "](", i, ", ", j, ") = ", v, ", expected a probability in [0, 1]");
     }
   }
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const double d = static_cast<double>(p(i, i));
     PREFOPT_CHECK(std::abs(d - 0.5) <= tolerance, invalid_argument, function, ": ", argument,
                   "[context ", context, "](", i, ", ", i, ") = ", d,
                   ", expected 1/2 on the diagonal (tolerance ", tolerance, ")");
-    for (index j = i + 1; j < n; ++j) {
+    for (index_t j = i + 1; j < n; ++j) {
       const double s = static_cast<double>(p(i, j)) + static_cast<double>(p(j, i));
       PREFOPT_CHECK(std::abs(s - 1.0) <= tolerance, invalid_argument, function, ": ", argument,
                     "[context ", context, "](", i, ", ", j, ") + (", j, ", ", i, ") = ", s,

@@ -22,8 +22,8 @@ class tabular_reward_model {
     detail::check_finite_table("tabular_reward_model", "rewards", rewards_);
   }
 
-  [[nodiscard]] index num_contexts() const noexcept { return rewards_.rows(); }
-  [[nodiscard]] index num_actions() const noexcept { return rewards_.cols(); }
+  [[nodiscard]] index_t num_contexts() const noexcept { return rewards_.rows(); }
+  [[nodiscard]] index_t num_actions() const noexcept { return rewards_.cols(); }
   [[nodiscard]] const row_matrix_d& table() const noexcept { return rewards_; }
 
   /// out[i] = r(contexts[i], actions[i]).
@@ -31,12 +31,12 @@ class tabular_reward_model {
     detail::check_tabular_batch("tabular_reward_model::reward", batch, num_contexts(),
                                 num_actions(), out.size());
     for (std::size_t i = 0; i < batch.actions.size(); ++i) {
-      out[static_cast<index>(i)] = rewards_(batch.contexts[i], batch.actions[i]);
+      out[static_cast<index_t>(i)] = rewards_(batch.contexts[i], batch.actions[i]);
     }
   }
 
   /// out = r(context, .).
-  void rewards(index context, Eigen::Ref<vector_d> out) const {
+  void rewards(index_t context, Eigen::Ref<vector_d> out) const {
     PREFOPT_CHECK(context >= 0 && context < num_contexts(), invalid_argument,
                   "tabular_reward_model::rewards: context = ", context,
                   ", expected a context in [0, ", num_contexts(), ")");

@@ -89,14 +89,14 @@ struct checkpoint_info {
   /// Bytes per parameter: 4 (float32) or 8 (float64).
   std::uint32_t scalar_bytes = 0;
   transformer_config config{};
-  index num_parameters = 0;
+  index_t num_parameters = 0;
 };
 
 /// The magic, format version and fixed sizes of the format (file comment).
 inline constexpr std::string_view checkpoint_magic = "PFOPTCKP";
 inline constexpr std::uint32_t checkpoint_format_version = 1;
 
-static_assert(sizeof(index) != 8 || sizeof(transformer_config) == 72,
+static_assert(sizeof(index_t) != 8 || sizeof(transformer_config) == 72,
               "prefopt: transformer_config changed: update the checkpoint format (fields and "
               "format version) in models/transformer/checkpoint.hpp");
 
@@ -176,9 +176,9 @@ inline checkpoint_view read_checkpoint_file(const char* fn, const std::filesyste
       "config.seed",       "the parameter count"};
   for (std::size_t k = 0; k < 10; ++k) need_bytes(fn, path, in, 16 + 8 * k, 8, fields[k]);
   transformer_config& c = info.config;
-  const auto as_index = [&](std::size_t at) { return static_cast<index>(get_u64(in, at)); };
+  const auto as_index = [&](std::size_t at) { return static_cast<index_t>(get_u64(in, at)); };
   c.vocab_size = as_index(16);
-  const index eos = as_index(24);
+  const index_t eos = as_index(24);
   PREFOPT_CHECK(
       eos >= std::numeric_limits<token_id>::min() && eos <= std::numeric_limits<token_id>::max(),
       parse_error, fn, ": ", path, ": config.eos = ", eos,
@@ -212,13 +212,13 @@ inline checkpoint_view read_checkpoint_file(const char* fn, const std::filesyste
   PREFOPT_CHECK(stored == computed, io_error, fn, ": ", path,
                 ": checksum mismatch: the file stores ", stored, " at byte offset ", end,
                 ", its content hashes to ", computed, " (a corrupted byte)");
-  info.num_parameters = static_cast<index>(count);
+  info.num_parameters = static_cast<index_t>(count);
   try {
     c.validate(fn);
   } catch (const invalid_argument& e) {
     PREFOPT_THROW(parse_error, fn, ": ", path, ": the stored configuration is invalid: ", e.what());
   }
-  for (index k = 0; k < info.num_parameters; ++k) {
+  for (index_t k = 0; k < info.num_parameters; ++k) {
     const std::size_t at = checkpoint_header_bytes + static_cast<std::size_t>(k) * s;
     const double x = s == 4 ? static_cast<double>(std::bit_cast<float>(get_u32(in, at)))
                             : std::bit_cast<double>(get_u64(in, at));
@@ -232,7 +232,7 @@ inline checkpoint_view read_checkpoint_file(const char* fn, const std::filesyste
 template <class T>
 void copy_checkpoint_parameters(const checkpoint_view& view, Eigen::Ref<vector_t<T>> out) {
   const std::string_view in = view.bytes;
-  for (index k = 0; k < out.size(); ++k) {
+  for (index_t k = 0; k < out.size(); ++k) {
     const std::size_t at = checkpoint_header_bytes + static_cast<std::size_t>(k) * sizeof(T);
     if constexpr (std::is_same_v<T, float>) {
       out[k] = std::bit_cast<float>(get_u32(in, at));
@@ -254,7 +254,7 @@ void check_checkpoint_scalar(const char* fn, const std::string& path, const chec
 template <class M>
 void check_checkpoint_count(const char* fn, const std::string& path, const checkpoint_info& info,
                             const M& model) {
-  const auto n = static_cast<index>(model.parameters().size());
+  const auto n = static_cast<index_t>(model.parameters().size());
   PREFOPT_CHECK(info.num_parameters == n, invalid_argument, fn, ": ", path, ": the file has ",
                 info.num_parameters, " parameters, a model of its configuration has ", n);
 }
@@ -271,7 +271,7 @@ void save_checkpoint(const std::filesystem::path& path, const M& model) {
   constexpr const char* fn = "save_checkpoint";
   const transformer_config& c = model.config();
   const Eigen::Ref<const vector_t<T>> theta = model.parameters();
-  for (index k = 0; k < theta.size(); ++k) {
+  for (index_t k = 0; k < theta.size(); ++k) {
     PREFOPT_CHECK(std::isfinite(theta[k]), invalid_argument, fn, ": ", path.string(),
                   ": model parameter ", k, " is ", static_cast<double>(theta[k]),
                   ", expected finite parameters (nothing was written)");
@@ -282,14 +282,14 @@ void save_checkpoint(const std::filesystem::path& path, const M& model) {
   out.append(checkpoint_magic);
   detail::put_u32(out, checkpoint_format_version);
   detail::put_u32(out, static_cast<std::uint32_t>(sizeof(T)));
-  for (const index x : {c.vocab_size, static_cast<index>(c.eos), c.max_length, c.d_model,
-                        c.num_layers, c.num_heads, c.mlp_hidden}) {
+  for (const index_t x : {c.vocab_size, static_cast<index_t>(c.eos), c.max_length, c.d_model,
+                          c.num_layers, c.num_heads, c.mlp_hidden}) {
     detail::put_u64(out, static_cast<std::uint64_t>(x));
   }
   detail::put_u64(out, std::bit_cast<std::uint64_t>(c.init_scale));
   detail::put_u64(out, c.seed);
   detail::put_u64(out, static_cast<std::uint64_t>(theta.size()));
-  for (index k = 0; k < theta.size(); ++k) {
+  for (index_t k = 0; k < theta.size(); ++k) {
     if constexpr (std::is_same_v<T, float>) {
       detail::put_u32(out, std::bit_cast<std::uint32_t>(theta[k]));
     } else {

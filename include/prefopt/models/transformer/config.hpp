@@ -21,19 +21,19 @@ namespace prefopt {
 /// and a GELU (tanh approximation) MLP of `mlp_hidden` units.
 struct transformer_config {
   /// V: token ids are `[0, V)`.
-  index vocab_size = 0;
+  index_t vocab_size = 0;
   /// The end-of-sequence id, in `[0, V)`.
   token_id eos = 0;
   /// The position table's length: the longest prompt + response the model reads.
-  index max_length = 0;
+  index_t max_length = 0;
   /// D, the width of the residual stream.
-  index d_model = 64;
+  index_t d_model = 64;
   /// L, the number of blocks.
-  index num_layers = 2;
+  index_t num_layers = 2;
   /// H; `d_model` must be a multiple of it.
-  index num_heads = 2;
+  index_t num_heads = 2;
   /// The MLP's hidden width; 0 means `4 d_model`.
-  index mlp_hidden = 0;
+  index_t mlp_hidden = 0;
   /// Standard deviation of the normal initialisation of every weight matrix and embedding (the
   /// residual output projections are scaled by `1 / sqrt(2 L)`, as in GPT-2); biases start at 0,
   /// layer-norm gains at 1.
@@ -42,11 +42,13 @@ struct transformer_config {
   std::uint64_t seed = 0;
 
   /// The MLP width actually used.
-  [[nodiscard]] index mlp_width() const noexcept {
+  [[nodiscard]] index_t mlp_width() const noexcept {
     return mlp_hidden == 0 ? 4 * d_model : mlp_hidden;
   }
   /// Dimensions per head.
-  [[nodiscard]] index head_dim() const noexcept { return num_heads > 0 ? d_model / num_heads : 0; }
+  [[nodiscard]] index_t head_dim() const noexcept {
+    return num_heads > 0 ? d_model / num_heads : 0;
+  }
 
   /// Throws `prefopt::invalid_argument` naming `function` and the first bad field.
   void validate(const char* function) const {

@@ -59,7 +59,7 @@ namespace detail {
 template <class T>
 class transformer_core {
  public:
-  transformer_core(const transformer_config& c, index head_size, const char* fn)
+  transformer_core(const transformer_config& c, index_t head_size, const char* fn)
       : config_(validated(c, fn)), layout_(c), theta_(layout_.backbone_size + head_size) {
     rng gen(c.seed, /*stream=*/0x7f0);
     init_backbone(c, layout_, gen, theta_.data());
@@ -70,14 +70,14 @@ class transformer_core {
   [[nodiscard]] const transformer_layout& layout() const noexcept { return layout_; }
   [[nodiscard]] vector_t<T>& theta() noexcept { return theta_; }
   [[nodiscard]] const vector_t<T>& theta() const noexcept { return theta_; }
-  [[nodiscard]] index head_offset() const noexcept { return layout_.backbone_size; }
+  [[nodiscard]] index_t head_offset() const noexcept { return layout_.backbone_size; }
 
   /// Packs `b` for teacher forcing: sequence `i` reads `x_i` followed by `y_i` (`full`) or by
   /// `y_i` without its last token (language model, critic: the output at position `|x_i| - 1 +
   /// t` predicts `y_i[t]`); sequences with an empty response are skipped unless `full`.
   /// `first[i]` gets the packed row of `x_i`'s last token (-1 when skipped).
   [[nodiscard]] packed_rows pack(const char* fn, const sequence_batch& b, bool full,
-                                 std::vector<index>& first) const {
+                                 std::vector<index_t>& first) const {
     b.prompts.validate(fn, "batch.prompts");
     b.responses.validate(fn, "batch.responses");
     PREFOPT_CHECK(b.prompts.num_sequences() == b.responses.num_sequences(), shape_error, fn,
@@ -87,7 +87,7 @@ class transformer_core {
                   ": batch is empty, expected at least one sequence");
     packed_rows rows;
     first.assign(static_cast<std::size_t>(b.size()), -1);
-    for (index i = 0; i < b.size(); ++i) {
+    for (index_t i = 0; i < b.size(); ++i) {
       const auto x = b.prompts.sequence(i);
       const auto y = b.responses.sequence(i);
       check_tokens(fn, "batch.prompts", i, x);
@@ -97,12 +97,12 @@ class transformer_core {
       // An empty prompt reads as the eos token (GPT-2's convention: it also starts a document).
       const std::span<const token_id> prompt =
           x.empty() ? std::span<const token_id>(&config_.eos, 1) : x;
-      const index length = static_cast<index>(prompt.size() + read.size());
+      const index_t length = static_cast<index_t>(prompt.size() + read.size());
       PREFOPT_CHECK(length <= config_.max_length, invalid_argument, fn, ": batch sequence ", i,
                     " reads ", length, " tokens (prompt ", x.size(), ", response ", y.size(),
                     "), expected at most config.max_length = ", config_.max_length,
                     " (the position table)");
-      first[static_cast<std::size_t>(i)] = rows.rows() + static_cast<index>(prompt.size()) - 1;
+      first[static_cast<std::size_t>(i)] = rows.rows() + static_cast<index_t>(prompt.size()) - 1;
       rows.add(prompt, read, 0, rows.sequences());
     }
     return rows;
@@ -133,17 +133,17 @@ class transformer_core {
 
   /// Hash of the configuration, every parameter and every token of `batch` (with `full`).
   [[nodiscard]] std::uint64_t fingerprint(const sequence_batch& b, bool full) const {
-    const index sizes[] = {config_.vocab_size, config_.max_length, config_.d_model,
-                           config_.num_layers, config_.num_heads,  config_.mlp_width(),
-                           theta_.size(),      full ? 1 : 0};
+    const index_t sizes[] = {config_.vocab_size, config_.max_length, config_.d_model,
+                             config_.num_layers, config_.num_heads,  config_.mlp_width(),
+                             theta_.size(),      full ? 1 : 0};
     std::uint64_t h = hash_bytes(sizes, sizeof(sizes), 0x7f2);
     h = hash_bytes(theta_.data(), static_cast<std::size_t>(theta_.size()) * sizeof(T), h);
     for (const auto* r : {&b.prompts, &b.responses}) {
-      const index n = r->num_sequences();
+      const index_t n = r->num_sequences();
       h = hash_bytes(&n, sizeof(n), h);
-      for (index i = 0; i < n; ++i) {
+      for (index_t i = 0; i < n; ++i) {
         const auto seq = r->sequence(i);
-        const index len = static_cast<index>(seq.size());
+        const index_t len = static_cast<index_t>(seq.size());
         h = hash_bytes(&len, sizeof(len), h);
         h = hash_bytes(seq.data(), seq.size() * sizeof(token_id), h);
       }
@@ -154,8 +154,8 @@ class transformer_core {
  private:
   void run_forward(const packed_rows& rows, transformer_workspace<T>& w,
                    backbone_activations<T>& act) const {
-    index longest = 0;
-    for (index s = 0; s < rows.sequences(); ++s) {
+    index_t longest = 0;
+    for (index_t s = 0; s < rows.sequences(); ++s) {
       const auto u = static_cast<std::size_t>(s);
       longest = std::max(longest, rows.offsets[u + 1] - rows.offsets[u]);
     }
@@ -171,7 +171,7 @@ class transformer_core {
   }
 
   /// Token ids of `seq` in `[0, V)`, else an error naming `argument[i][t]`.
-  void check_tokens(const char* fn, const char* argument, index i,
+  void check_tokens(const char* fn, const char* argument, index_t i,
                     std::span<const token_id> seq) const {
     for (std::size_t t = 0; t < seq.size(); ++t) {
       PREFOPT_CHECK(seq[t] >= 0 && seq[t] < config_.vocab_size, invalid_argument, fn, ": ",
@@ -219,14 +219,14 @@ class transformer {
   class decode_state {
    public:
     /// Sequences of the decoding batch.
-    [[nodiscard]] index size() const noexcept { return static_cast<index>(length_.size()); }
+    [[nodiscard]] index_t size() const noexcept { return static_cast<index_t>(length_.size()); }
     /// Tokens of sequence `i` already in the cache.
-    [[nodiscard]] index cached(index i) const { return length_[static_cast<std::size_t>(i)]; }
+    [[nodiscard]] index_t cached(index_t i) const { return length_[static_cast<std::size_t>(i)]; }
 
    private:
     friend class transformer;
     std::vector<std::vector<token_id>> pending_;
-    std::vector<index> length_;
+    std::vector<index_t> length_;
     detail::kv_store<T> kv_;
     row_matrix_t<T> head_t_;  // W^T, [D, V]
   };
@@ -236,20 +236,20 @@ class transformer {
       : core_(config, config.vocab_size * config.d_model + config.vocab_size, "transformer") {
     rng gen(config.seed, /*stream=*/0x7f1);
     T* w = core_.theta().data() + output_weight_offset();
-    for (index k = 0; k < config.vocab_size * config.d_model; ++k) {
+    for (index_t k = 0; k < config.vocab_size * config.d_model; ++k) {
       w[k] = static_cast<T>(config.init_scale * gen.normal());
     }
   }
 
   [[nodiscard]] const transformer_config& config() const noexcept { return core_.config(); }
-  [[nodiscard]] index vocab_size() const noexcept { return core_.config().vocab_size; }
+  [[nodiscard]] index_t vocab_size() const noexcept { return core_.config().vocab_size; }
   [[nodiscard]] token_id eos() const noexcept { return core_.config().eos; }
-  [[nodiscard]] index num_parameters() const noexcept { return core_.theta().size(); }
+  [[nodiscard]] index_t num_parameters() const noexcept { return core_.theta().size(); }
   [[nodiscard]] Eigen::Ref<vector_t<T>> parameters() noexcept { return core_.theta(); }
   [[nodiscard]] Eigen::Ref<const vector_t<T>> parameters() const noexcept { return core_.theta(); }
-  [[nodiscard]] index hidden_size() const noexcept { return core_.config().d_model; }
-  [[nodiscard]] index output_weight_offset() const noexcept { return core_.head_offset(); }
-  [[nodiscard]] index output_bias_offset() const noexcept {
+  [[nodiscard]] index_t hidden_size() const noexcept { return core_.config().d_model; }
+  [[nodiscard]] index_t output_weight_offset() const noexcept { return core_.head_offset(); }
+  [[nodiscard]] index_t output_bias_offset() const noexcept {
     return core_.head_offset() + vocab_size() * hidden_size();
   }
 
@@ -269,9 +269,9 @@ class transformer {
     namespace xm = detail::transformer_math;
     check_gradient(fn, gradient);
     check_rows(fn, "dlogits", batch, dlogits.rows(), dlogits.cols(), vocab_size());
-    const index d = hidden_size();
-    const index v = vocab_size();
-    const index n = dlogits.rows();
+    const index_t d = hidden_size();
+    const index_t v = vocab_size();
+    const index_t n = dlogits.rows();
     // dh = dz W, [n, D]; `dlogits` is read in place (its rows may be strided).
     row_matrix_t<T> dh(n, d);
     xm::gemm<T>(n, d, v, dlogits.data(), dlogits.outerStride(),
@@ -304,10 +304,10 @@ class transformer {
     PREFOPT_CHECK(prompts.num_sequences() >= 1, invalid_argument, fn,
                   ": prompts is empty, expected at least one sequence");
     decode_state s;
-    for (index i = 0; i < prompts.num_sequences(); ++i) {
+    for (index_t i = 0; i < prompts.num_sequences(); ++i) {
       const auto x = prompts.sequence(i);
       core_.check_tokens(fn, "prompts", i, x);
-      PREFOPT_CHECK(static_cast<index>(x.size()) <= config().max_length, invalid_argument, fn,
+      PREFOPT_CHECK(static_cast<index_t>(x.size()) <= config().max_length, invalid_argument, fn,
                     ": prompts[", i, "] has ", x.size(),
                     " tokens, expected at most config.max_length = ", config().max_length,
                     " (the position table)");
@@ -318,26 +318,26 @@ class transformer {
       }
       s.length_.push_back(0);
     }
-    s.kv_.reset(static_cast<index>(core_.layout().blocks.size()), prompts.num_sequences(),
+    s.kv_.reset(static_cast<index_t>(core_.layout().blocks.size()), prompts.num_sequences(),
                 config().max_length, hidden_size(), config().num_heads);
     s.head_t_ = head_transposed();
     return s;
   }
 
   /// Next-token logits of sequences `live` (increasing ids), `out` `[live.size(), V]`.
-  void next_logits(decode_state& s, std::span<const index> live,
+  void next_logits(decode_state& s, std::span<const index_t> live,
                    Eigen::Ref<row_matrix_t<T>> out) const {
     constexpr const char* fn = "transformer::next_logits";
     check_live(fn, s, live);
-    PREFOPT_CHECK(out.rows() == static_cast<index>(live.size()) && out.cols() == vocab_size(),
+    PREFOPT_CHECK(out.rows() == static_cast<index_t>(live.size()) && out.cols() == vocab_size(),
                   shape_error, fn, ": out is ", out.rows(), "x", out.cols(), ", expected ",
                   live.size(), "x", vocab_size());
     detail::packed_rows rows;
-    for (const index i : live) {
+    for (const index_t i : live) {
       const auto u = static_cast<std::size_t>(i);
       PREFOPT_CHECK(!s.pending_[u].empty(), invalid_argument, fn, ": sequence ", i,
                     " has no new token since its last next_logits, expected append first");
-      const index length = s.length_[u] + static_cast<index>(s.pending_[u].size());
+      const index_t length = s.length_[u] + static_cast<index_t>(s.pending_[u].size());
       PREFOPT_CHECK(length <= config().max_length, invalid_argument, fn, ": sequence ", i,
                     " would read ", length,
                     " tokens, expected at most config.max_length = ", config().max_length,
@@ -347,18 +347,18 @@ class transformer {
     auto& w = detail::thread_workspace<T>();
     auto& act = w.decode;
     detail::backbone_forward(core_.layout(), core_.theta().data(), rows, s.kv_, act, false);
-    row_matrix_t<T> h(static_cast<index>(live.size()), hidden_size());
+    row_matrix_t<T> h(static_cast<index_t>(live.size()), hidden_size());
     for (std::size_t r = 0; r < live.size(); ++r) {
-      h.row(static_cast<index>(r)) = act.a_f.row(rows.offsets[r + 1] - 1);
+      h.row(static_cast<index_t>(r)) = act.a_f.row(rows.offsets[r + 1] - 1);
       const auto u = static_cast<std::size_t>(live[r]);
-      s.length_[u] += static_cast<index>(s.pending_[u].size());
+      s.length_[u] += static_cast<index_t>(s.pending_[u].size());
       s.pending_[u].clear();
     }
     compute_head(h, s.head_t_, out);
   }
 
   /// Sequences `live[r]` continue with `tokens[r]`.
-  void append(decode_state& s, std::span<const index> live,
+  void append(decode_state& s, std::span<const index_t> live,
               std::span<const token_id> tokens) const {
     constexpr const char* fn = "transformer::append";
     check_live(fn, s, live);
@@ -383,13 +383,13 @@ class transformer {
   }
 
   static void check_rows(const char* fn, const char* argument, const sequence_batch& batch,
-                         index rows, index cols, index want_cols) {
+                         index_t rows, index_t cols, index_t want_cols) {
     PREFOPT_CHECK(rows == batch.responses.total_length() && cols == want_cols, shape_error, fn,
                   ": ", argument, " is ", rows, "x", cols, ", expected ",
                   batch.responses.total_length(), "x", want_cols, " (one row per response token)");
   }
 
-  void check_live(const char* fn, const decode_state& s, std::span<const index> live) const {
+  void check_live(const char* fn, const decode_state& s, std::span<const index_t> live) const {
     for (std::size_t r = 0; r < live.size(); ++r) {
       PREFOPT_CHECK(live[r] >= 0 && live[r] < s.size(), invalid_argument, fn, ": live[", r,
                     "] = ", live[r], ", expected a sequence id in [0, ", s.size(), ")");
@@ -408,7 +408,7 @@ class transformer {
   void compute_head(const row_matrix_t<T>& h, const row_matrix_t<T>& wt,
                     Eigen::Ref<row_matrix_t<T>> out) const {
     namespace xm = detail::transformer_math;
-    const index v = vocab_size();
+    const index_t v = vocab_size();
     if (out.outerStride() == v) {
       xm::gemm<T>(h.rows(), v, hidden_size(), h.data(), hidden_size(), wt.data(), v, out.data(), v,
                   xm::gemm_init::bias, core_.theta().data() + output_bias_offset());
@@ -421,9 +421,9 @@ class transformer {
   }
 
   /// Final hidden states of every response position, `[T, D]` (checks `out`'s shape).
-  [[nodiscard]] row_matrix_t<T> hidden(const char* fn, const sequence_batch& batch, index rows,
-                                       index cols, index want_cols) const {
-    std::vector<index> first;
+  [[nodiscard]] row_matrix_t<T> hidden(const char* fn, const sequence_batch& batch, index_t rows,
+                                       index_t cols, index_t want_cols) const {
+    std::vector<index_t> first;
     const detail::packed_rows packed = core_.pack(fn, batch, false, first);
     check_rows(fn, "out", batch, rows, cols, want_cols);
     const auto& act = core_.forward(packed, batch, false);
@@ -433,13 +433,14 @@ class transformer {
   }
 
   /// Response rows of the packed `a_f` into `h` (`[T, D]`), and back (`scatter`).
-  static void gather(const sequence_batch& batch, const std::vector<index>& first,
+  static void gather(const sequence_batch& batch, const std::vector<index_t>& first,
                      const row_matrix_t<T>& a_f, row_matrix_t<T>& h) {
-    const index base = batch.responses.offsets.front();
-    for (index i = 0; i < batch.size(); ++i) {
+    const index_t base = batch.responses.offsets.front();
+    for (index_t i = 0; i < batch.size(); ++i) {
       const auto u = static_cast<std::size_t>(i);
-      const index row0 = batch.responses.offsets[u] - base;
-      for (index t = 0; t < batch.responses.length(i); ++t) h.row(row0 + t) = a_f.row(first[u] + t);
+      const index_t row0 = batch.responses.offsets[u] - base;
+      for (index_t t = 0; t < batch.responses.length(i); ++t)
+        h.row(row0 + t) = a_f.row(first[u] + t);
     }
   }
 
@@ -448,23 +449,24 @@ class transformer {
   /// `db = colsum(dz)`.
   void backward_through_hidden(const char* fn, const sequence_batch& batch,
                                const row_matrix_t<T>& dh, Eigen::Ref<vector_t<T>> gradient,
-                               const T* dz, index ldz) const {
+                               const T* dz, index_t ldz) const {
     namespace xm = detail::transformer_math;
-    std::vector<index> first;
+    std::vector<index_t> first;
     const detail::packed_rows packed = core_.pack(fn, batch, false, first);
     const auto& act = core_.forward(packed, batch, false);
-    const index d = hidden_size();
-    const index base = batch.responses.offsets.front();
+    const index_t d = hidden_size();
+    const index_t base = batch.responses.offsets.front();
     row_matrix_t<T> da = row_matrix_t<T>::Zero(packed.rows(), d);
-    for (index i = 0; i < batch.size(); ++i) {
+    for (index_t i = 0; i < batch.size(); ++i) {
       const auto u = static_cast<std::size_t>(i);
-      const index row0 = batch.responses.offsets[u] - base;
-      for (index t = 0; t < batch.responses.length(i); ++t) da.row(first[u] + t) = dh.row(row0 + t);
+      const index_t row0 = batch.responses.offsets[u] - base;
+      for (index_t t = 0; t < batch.responses.length(i); ++t)
+        da.row(first[u] + t) = dh.row(row0 + t);
     }
     vector_t<T> g = vector_t<T>::Zero(num_parameters());
     if (dz != nullptr) {
-      const index v = vocab_size();
-      const index n = dh.rows();
+      const index_t v = vocab_size();
+      const index_t n = dh.rows();
       row_matrix_t<T> h(n, d);
       gather(batch, first, act.a_f, h);
       // dW^T = h^T dz, [D, V]; then W [V, D] += its transpose.
@@ -473,7 +475,7 @@ class transformer {
       detail::accumulate_weight_gradient<T>(n, d, v, h.data(), d, dz, ldz, dwt.data(), scratch);
       detail::transformer_math::transpose(dwt.data(), d, v, v, g.data() + output_weight_offset(),
                                           d);
-      for (index r = 0; r < n; ++r) {
+      for (index_t r = 0; r < n; ++r) {
         xm::accumulate_product<T>(g.data() + output_bias_offset(), dz + r * ldz, nullptr, v);
       }
     }
@@ -503,24 +505,24 @@ class transformer_reward_model {
   }
 
   [[nodiscard]] const transformer_config& config() const noexcept { return core_.config(); }
-  [[nodiscard]] index num_parameters() const noexcept { return core_.theta().size(); }
+  [[nodiscard]] index_t num_parameters() const noexcept { return core_.theta().size(); }
   [[nodiscard]] Eigen::Ref<vector_t<T>> parameters() noexcept { return core_.theta(); }
   [[nodiscard]] Eigen::Ref<const vector_t<T>> parameters() const noexcept { return core_.theta(); }
   /// `w` (`[D]`) is `parameters()[head_offset(), + D)`, then `b`.
-  [[nodiscard]] index head_offset() const noexcept { return core_.head_offset(); }
+  [[nodiscard]] index_t head_offset() const noexcept { return core_.head_offset(); }
 
   /// `out[i] = r(prompts[i], responses[i])` (`RewardModel`).
   void reward(const sequence_batch& batch, Eigen::Ref<vector_d> out) const {
     constexpr const char* fn = "transformer_reward_model::reward";
-    std::vector<index> last;
+    std::vector<index_t> last;
     const detail::packed_rows packed = core_.pack(fn, batch, true, last);
     PREFOPT_CHECK(out.size() == batch.size(), shape_error, fn, ": out has ", out.size(),
                   " entries, expected one per sequence (", batch.size(), ")");
     const auto& act = core_.forward(packed, batch, true);
-    const index d = config().d_model;
+    const index_t d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
-    for (index i = 0; i < batch.size(); ++i) {
-      const index row = last_row(batch, last, i);
+    for (index_t i = 0; i < batch.size(); ++i) {
+      const index_t row = last_row(batch, last, i);
       out(i) = static_cast<double>(
           detail::transformer_math::lane_dot(act.a_f.row(row).data(), w, d) + w[d]);
     }
@@ -530,21 +532,21 @@ class transformer_reward_model {
   void accumulate_reward_gradient(const sequence_batch& batch, Eigen::Ref<const vector_d> weights,
                                   Eigen::Ref<vector_t<T>> gradient) const {
     constexpr const char* fn = "transformer_reward_model::accumulate_reward_gradient";
-    std::vector<index> last;
+    std::vector<index_t> last;
     const detail::packed_rows packed = core_.pack(fn, batch, true, last);
     PREFOPT_CHECK(weights.size() == batch.size(), shape_error, fn, ": weights has ", weights.size(),
                   " entries, expected one per sequence (", batch.size(), ")");
     PREFOPT_CHECK(gradient.size() == num_parameters(), shape_error, fn, ": gradient has ",
                   gradient.size(), " entries, expected num_parameters() = ", num_parameters());
     const auto& act = core_.forward(packed, batch, true);
-    const index d = config().d_model;
+    const index_t d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
     vector_t<T> g = vector_t<T>::Zero(num_parameters());
     row_matrix_t<T> da = row_matrix_t<T>::Zero(packed.rows(), d);
-    for (index i = 0; i < batch.size(); ++i) {
-      const index row = last_row(batch, last, i);
+    for (index_t i = 0; i < batch.size(); ++i) {
+      const index_t row = last_row(batch, last, i);
       const T wi = static_cast<T>(weights(i));
-      for (index c = 0; c < d; ++c) {
+      for (index_t c = 0; c < d; ++c) {
         da(row, c) += wi * w[c];
         g(head_offset() + c) += wi * act.a_f(row, c);
       }
@@ -556,7 +558,8 @@ class transformer_reward_model {
 
  private:
   /// The packed row of the last token of sequence `i` (prompt then response).
-  static index last_row(const sequence_batch& batch, const std::vector<index>& first, index i) {
+  static index_t last_row(const sequence_batch& batch, const std::vector<index_t>& first,
+                          index_t i) {
     return first[static_cast<std::size_t>(i)] + batch.responses.length(i);
   }
 
@@ -579,23 +582,23 @@ class transformer_critic {
   }
 
   [[nodiscard]] const transformer_config& config() const noexcept { return core_.config(); }
-  [[nodiscard]] index num_parameters() const noexcept { return core_.theta().size(); }
+  [[nodiscard]] index_t num_parameters() const noexcept { return core_.theta().size(); }
   [[nodiscard]] Eigen::Ref<vector_t<T>> parameters() noexcept { return core_.theta(); }
   [[nodiscard]] Eigen::Ref<const vector_t<T>> parameters() const noexcept { return core_.theta(); }
-  [[nodiscard]] index head_offset() const noexcept { return core_.head_offset(); }
+  [[nodiscard]] index_t head_offset() const noexcept { return core_.head_offset(); }
 
   /// `out[row of (i, t)] = V(prompts[i], responses[i][0, t))`, `[responses.total_length()]`.
   void values(const sequence_batch& batch, Eigen::Ref<vector_d> out) const {
     constexpr const char* fn = "transformer_critic::values";
-    std::vector<index> first;
+    std::vector<index_t> first;
     const detail::packed_rows packed = core_.pack(fn, batch, false, first);
     PREFOPT_CHECK(out.size() == batch.responses.total_length(), shape_error, fn, ": out has ",
                   out.size(), " entries, expected one per response token (",
                   batch.responses.total_length(), ")");
     const auto& act = core_.forward(packed, batch, false);
-    const index d = config().d_model;
+    const index_t d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
-    for_each_row(batch, first, [&](index row, index packed_row) {
+    for_each_row(batch, first, [&](index_t row, index_t packed_row) {
       out(row) = static_cast<double>(
           detail::transformer_math::lane_dot(act.a_f.row(packed_row).data(), w, d) + w[d]);
     });
@@ -605,7 +608,7 @@ class transformer_critic {
   void accumulate_value_gradient(const sequence_batch& batch, Eigen::Ref<const vector_d> dvalues,
                                  Eigen::Ref<vector_t<T>> gradient) const {
     constexpr const char* fn = "transformer_critic::accumulate_value_gradient";
-    std::vector<index> first;
+    std::vector<index_t> first;
     const detail::packed_rows packed = core_.pack(fn, batch, false, first);
     PREFOPT_CHECK(dvalues.size() == batch.responses.total_length(), shape_error, fn,
                   ": dvalues has ", dvalues.size(), " entries, expected one per response token (",
@@ -613,13 +616,13 @@ class transformer_critic {
     PREFOPT_CHECK(gradient.size() == num_parameters(), shape_error, fn, ": gradient has ",
                   gradient.size(), " entries, expected num_parameters() = ", num_parameters());
     const auto& act = core_.forward(packed, batch, false);
-    const index d = config().d_model;
+    const index_t d = config().d_model;
     const T* w = core_.theta().data() + head_offset();
     vector_t<T> g = vector_t<T>::Zero(num_parameters());
     row_matrix_t<T> da = row_matrix_t<T>::Zero(packed.rows(), d);
-    for_each_row(batch, first, [&](index row, index packed_row) {
+    for_each_row(batch, first, [&](index_t row, index_t packed_row) {
       const T dv = static_cast<T>(dvalues(row));
-      for (index c = 0; c < d; ++c) {
+      for (index_t c = 0; c < d; ++c) {
         da(packed_row, c) += dv * w[c];
         g(head_offset() + c) += dv * act.a_f(packed_row, c);
       }
@@ -631,12 +634,12 @@ class transformer_critic {
 
  private:
   template <class F>
-  static void for_each_row(const sequence_batch& batch, const std::vector<index>& first, F&& f) {
-    const index base = batch.responses.offsets.front();
-    for (index i = 0; i < batch.size(); ++i) {
+  static void for_each_row(const sequence_batch& batch, const std::vector<index_t>& first, F&& f) {
+    const index_t base = batch.responses.offsets.front();
+    for (index_t i = 0; i < batch.size(); ++i) {
       const auto u = static_cast<std::size_t>(i);
-      const index row0 = batch.responses.offsets[u] - base;
-      for (index t = 0; t < batch.responses.length(i); ++t) f(row0 + t, first[u] + t);
+      const index_t row0 = batch.responses.offsets[u] - base;
+      for (index_t t = 0; t < batch.responses.length(i); ++t) f(row0 + t, first[u] + t);
     }
   }
 

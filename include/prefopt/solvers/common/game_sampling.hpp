@@ -14,9 +14,9 @@ namespace prefopt {
 
 /// A labelled comparison: `chosen` was preferred to `rejected` in `context`.
 struct labelled_pair {
-  index context = 0;
-  index chosen = 0;
-  index rejected = 0;
+  index_t context = 0;
+  index_t chosen = 0;
+  index_t rejected = 0;
 };
 
 /// The reference `mu` of `game` as a tabular softmax policy (logits `log mu`).
@@ -25,7 +25,7 @@ struct labelled_pair {
 }
 
 /// Draws a context from the game's weights `rho`.
-[[nodiscard]] inline index sample_context(const preference_game& game, rng& gen) {
+[[nodiscard]] inline index_t sample_context(const preference_game& game, rng& gen) {
   return gen.categorical(game.context_weights());
 }
 
@@ -34,9 +34,9 @@ struct labelled_pair {
 template <TabularPolicy A, TabularPolicy B>
 [[nodiscard]] labelled_pair sample_labelled_pair(const preference_game& game, const A& first,
                                                  const B& second, rng& gen) {
-  const index x = sample_context(game, gen);
-  const index y = sample(first, x, gen);
-  const index y_prime = sample(second, x, gen);
+  const index_t x = sample_context(game, gen);
+  const index_t y = sample(first, x, gen);
+  const index_t y_prime = sample(second, x, gen);
   const bool first_wins = gen.bernoulli(game.preference(x)(y, y_prime));
   return first_wins ? labelled_pair{x, y, y_prime} : labelled_pair{x, y_prime, y};
 }

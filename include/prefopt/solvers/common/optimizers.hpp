@@ -54,7 +54,7 @@ struct optimizer_config {
 /// Optimizer state for one parameter vector of fixed size.
 class optimizer {
  public:
-  optimizer(const optimizer_config& config, index size) : config_(config) {
+  optimizer(const optimizer_config& config, index_t size) : config_(config) {
     config_.validate("optimizer");
     PREFOPT_CHECK(size >= 0, shape_error, "optimizer: size = ", size, ", expected >= 0");
     if (config_.kind == optimizer_kind::adam) {
@@ -113,7 +113,7 @@ class optimizer {
 
   optimizer_config config_;
   vector_d m_, v_;
-  index size_ = 0;
+  index_t size_ = 0;
   long t_ = 0;
 };
 
@@ -124,7 +124,7 @@ class optimizer {
 template <class T>
 double clip_global_norm(Eigen::Ref<vector_t<T>> gradient, double max_norm) {
   double sum = 0.0;
-  for (index k = 0; k < gradient.size(); ++k) {
+  for (index_t k = 0; k < gradient.size(); ++k) {
     const auto g = static_cast<double>(gradient(k));
     sum += g * g;
   }

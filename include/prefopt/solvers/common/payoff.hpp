@@ -28,14 +28,14 @@ namespace prefopt {
 /// Per-run scratch of a payoff estimator (sized in `init`).
 struct payoff_workspace {
   vector_d cdf;
-  std::vector<index> draws;
+  std::vector<index_t> draws;
 };
 
 /// `r = P pi'` exactly.
 struct exact_payoff {
   static constexpr bool is_sampled = false;
 
-  void resize(payoff_workspace& /*w*/, index /*n*/) const {}
+  void resize(payoff_workspace& /*w*/, index_t /*n*/) const {}
 
   template <class Opp, class Out>
   void operator()(const matrix_d& p, const Opp& opponent, Out&& out, rng& /*gen*/,
@@ -49,11 +49,11 @@ struct sampled_payoff {
   static constexpr bool is_sampled = true;
 
   /// Opponent samples per context and step (`m`).
-  index samples = 16;
+  index_t samples = 16;
   /// Seed of the solver's random stream (stream = context-independent, one per run).
   std::uint64_t seed = 0;
 
-  void resize(payoff_workspace& w, index n) const {
+  void resize(payoff_workspace& w, index_t n) const {
     PREFOPT_CHECK(samples > 0, invalid_argument, "sampled_payoff: samples = ", samples,
                   ", expected samples > 0");
     w.cdf.resize(n);
@@ -63,9 +63,9 @@ struct sampled_payoff {
   template <class Opp, class Out>
   void operator()(const matrix_d& p, const Opp& opponent, Out&& out, rng& gen,
                   payoff_workspace& w) const {
-    const index n = p.rows();
+    const index_t n = p.rows();
     double total = 0.0;
-    for (index i = 0; i < n; ++i) {
+    for (index_t i = 0; i < n; ++i) {
       total += opponent[i];
       w.cdf[i] = total;
     }
@@ -73,12 +73,12 @@ struct sampled_payoff {
       const double u = gen.uniform() * total;
       const double* first = w.cdf.data();
       const auto pos = std::upper_bound(first, first + n, u) - first;
-      d = std::min<index>(pos, n - 1);
+      d = std::min<index_t>(pos, n - 1);
     }
     const double scale = 1.0 / static_cast<double>(samples);
-    for (index y = 0; y < n; ++y) {
+    for (index_t y = 0; y < n; ++y) {
       int wins = 0;
-      for (const index d : w.draws) wins += gen.bernoulli(p(y, d)) ? 1 : 0;
+      for (const index_t d : w.draws) wins += gen.bernoulli(p(y, d)) ? 1 : 0;
       out[y] = scale * static_cast<double>(wins);
     }
   }

@@ -19,12 +19,12 @@ namespace prefopt::detail {
 
 /// Prompts drawn for one step, owning their storage.
 struct drawn_prompts {
-  std::vector<index> offsets{0};
+  std::vector<index_t> offsets{0};
   std::vector<token_id> tokens;
-  std::vector<index> pool_index;  ///< [n] the prompt's row in the pool
+  std::vector<index_t> pool_index;  ///< [n] the prompt's row in the pool
 
   [[nodiscard]] ragged_view<const token_id> view() const { return {offsets, tokens}; }
-  [[nodiscard]] index size() const noexcept { return static_cast<index>(pool_index.size()); }
+  [[nodiscard]] index_t size() const noexcept { return static_cast<index_t>(pool_index.size()); }
 };
 
 /// A seed for (run seed, step, purpose), independent of every other triple.
@@ -36,29 +36,29 @@ struct drawn_prompts {
 }
 
 /// `count` prompts drawn uniformly with replacement from `pool`.
-[[nodiscard]] inline drawn_prompts draw_prompts(ragged_view<const token_id> pool, index count,
+[[nodiscard]] inline drawn_prompts draw_prompts(ragged_view<const token_id> pool, index_t count,
                                                 std::uint64_t seed) {
   drawn_prompts out;
   rng gen(seed, /*stream=*/1);
-  const index n = pool.num_sequences();
-  for (index j = 0; j < count; ++j) {
-    const index i = gen.uniform_index(n);
+  const index_t n = pool.num_sequences();
+  for (index_t j = 0; j < count; ++j) {
+    const index_t i = gen.uniform_index(n);
     const auto x = pool.sequence(i);
     out.tokens.insert(out.tokens.end(), x.begin(), x.end());
-    out.offsets.push_back(static_cast<index>(out.tokens.size()));
+    out.offsets.push_back(static_cast<index_t>(out.tokens.size()));
     out.pool_index.push_back(i);
   }
   return out;
 }
 
 /// Sum of the per-token values `v` of each response of `offsets` (`[N + 1]`, offsets[0] = 0).
-[[nodiscard]] inline vector_d sum_per_sequence(const std::vector<index>& offsets,
+[[nodiscard]] inline vector_d sum_per_sequence(const std::vector<index_t>& offsets,
                                                std::span<const double> v) {
-  const index n = static_cast<index>(offsets.size()) - 1;
+  const index_t n = static_cast<index_t>(offsets.size()) - 1;
   vector_d out = vector_d::Zero(n);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     const auto u = static_cast<std::size_t>(i);
-    for (index k = offsets[u]; k < offsets[u + 1]; ++k) {
+    for (index_t k = offsets[u]; k < offsets[u + 1]; ++k) {
       out(i) += v[static_cast<std::size_t>(k)];
     }
   }

@@ -61,7 +61,7 @@ enum class run_status {
 /// Options of `run`.
 struct run_options {
   /// Steps to take at most (>= 0).
-  index max_iterations = 1000;
+  index_t max_iterations = 1000;
 };
 
 /// Event passed to `on_begin`.
@@ -69,7 +69,7 @@ template <class Problem, class State>
 struct run_begin {
   const Problem& problem;
   const State& state;
-  index max_iterations;
+  index_t max_iterations;
 };
 
 /// Event passed to `on_step`, after step `iteration` (1 for the first step).
@@ -79,8 +79,8 @@ struct run_step {
   const State& state;
   const Stats& stats;
   /// Steps completed so far.
-  index iteration;
-  index max_iterations;
+  index_t iteration;
+  index_t max_iterations;
   /// Wall-clock seconds since the run began.
   double seconds;
 };
@@ -91,7 +91,7 @@ struct run_end {
   const Problem& problem;
   const State& state;
   run_status status;
-  index iterations;
+  index_t iterations;
   double seconds;
   const std::string& message;
 };
@@ -102,7 +102,7 @@ struct run_result {
   State state;
   run_status status = run_status::completed;
   /// Steps completed.
-  index iterations = 0;
+  index_t iterations = 0;
   double seconds = 0.0;
   /// Why the run stopped ("callback 2 stopped the run", "step 17: policy logit (context 0,
   /// action 3) is nan", ...); empty when completed.
@@ -150,10 +150,10 @@ std::string find_non_finite(const State& state, const Stats& stats) {
   if constexpr (requires { state.policy().parameters(); }) {
     const auto params = state.policy().parameters();
     if (!params.allFinite()) {
-      index bad = 0;
+      index_t bad = 0;
       while (bad < params.size() && std::isfinite(static_cast<double>(params[bad]))) ++bad;
       if constexpr (requires { state.policy().num_actions(); }) {
-        const index n = state.policy().num_actions();
+        const index_t n = state.policy().num_actions();
         return concat("policy logit (context ", bad / n, ", action ", bad % n, ") is ",
                       static_cast<double>(params[bad]));
       } else {
@@ -164,7 +164,7 @@ std::string find_non_finite(const State& state, const Stats& stats) {
   if constexpr (requires { state.model().parameters(); }) {  // e.g. reward modelling
     const auto params = state.model().parameters();
     if (!params.allFinite()) {
-      index bad = 0;
+      index_t bad = 0;
       while (bad < params.size() && std::isfinite(static_cast<double>(params[bad]))) ++bad;
       return concat("model parameter ", bad, " is ", static_cast<double>(params[bad]));
     }
@@ -204,8 +204,8 @@ requires Solver<S, Problem>
   run_result<State> result{std::move(state), run_status::completed, 0, 0.0, {}};
   const State& view = result.state;
 
-  index stopper = -1;
-  auto notify_begin = [&](auto& cb, index k) {
+  index_t stopper = -1;
+  auto notify_begin = [&](auto& cb, index_t k) {
     if constexpr (detail::has_on_begin<std::remove_cvref_t<decltype(cb)>, Begin>) {
       if (detail::call_hook([&] {
             return cb.on_begin(Begin{problem, view, options.max_iterations});
@@ -216,12 +216,12 @@ requires Solver<S, Problem>
     }
   };
   {
-    index k = 0;
+    index_t k = 0;
     (notify_begin(callbacks, k++), ...);
     (void)k;
     (void)notify_begin;
   }
-  index it = 0;
+  index_t it = 0;
   if (stopper >= 0) {
     result.status = run_status::stopped;
     result.message = detail::concat("callback ", stopper, " stopped the run before the first step");
@@ -236,7 +236,7 @@ requires Solver<S, Problem>
     }
     if constexpr (sizeof...(Callbacks) > 0) {
       const Step event{problem, view, stats, it, options.max_iterations, elapsed()};
-      index k = 0;
+      index_t k = 0;
       auto notify_step = [&](auto& cb) {
         if constexpr (detail::has_on_step<std::remove_cvref_t<decltype(cb)>, Step>) {
           if (detail::call_hook([&] { return cb.on_step(event); }) && stopper < 0) stopper = k;

@@ -25,7 +25,7 @@ namespace prefopt {
 
 /// `eta_t = 2 / (tau (t + 2))` (Nash-MD Theorem 1).
 struct theory_step {
-  [[nodiscard]] double eta(index t, double tau) const {
+  [[nodiscard]] double eta(index_t t, double tau) const {
     PREFOPT_CHECK(tau > 0.0, invalid_argument, "theory_step: tau = ", tau,
                   ", expected tau > 0 (eta_t = 2 / (tau (t + 2)))");
     return 2.0 / (tau * static_cast<double>(t + 2));
@@ -42,7 +42,7 @@ struct constant_step {
                   ", expected a finite eta > 0");
   }
   /// `eta = sqrt(D / T)` for a KL radius `D > 0` and horizon `T > 0` (ONPO Thm 1).
-  static constant_step for_horizon(double d, index horizon) {
+  static constant_step for_horizon(double d, index_t horizon) {
     PREFOPT_CHECK(d > 0.0 && horizon > 0, invalid_argument, "constant_step::for_horizon: D = ", d,
                   ", T = ", horizon, ", expected D > 0 and T > 0");
     return constant_step(std::sqrt(d / static_cast<double>(horizon)));
@@ -53,14 +53,14 @@ struct constant_step {
                   "constant_step::from_inverse_eta: eta_inv = ", eta_inv, ", expected > 0");
     return constant_step(1.0 / eta_inv);
   }
-  [[nodiscard]] double eta(index /*t*/, double /*tau*/) const noexcept { return value; }
+  [[nodiscard]] double eta(index_t /*t*/, double /*tau*/) const noexcept { return value; }
 };
 
 /// `eta_t = f(t)` for a callable `double f(index t)`.
 template <class F>
 struct custom_step {
   F f;
-  [[nodiscard]] double eta(index t, double /*tau*/) const { return static_cast<double>(f(t)); }
+  [[nodiscard]] double eta(index_t t, double /*tau*/) const { return static_cast<double>(f(t)); }
 };
 template <class F>
 custom_step(F) -> custom_step<F>;
@@ -76,8 +76,8 @@ custom_step(F) -> custom_step<F>;
 /// and `lr(t) = eta` after the warmup when `D = 0` (no decay). Every value is > 0.
 struct warmup_cosine_schedule {
   double peak = 1e-3;        ///< eta: finite, > 0
-  index warmup_steps = 0;    ///< W >= 0
-  index decay_steps = 0;     ///< D >= 0; 0: constant after the warmup
+  index_t warmup_steps = 0;  ///< W >= 0
+  index_t decay_steps = 0;   ///< D >= 0; 0: constant after the warmup
   double final_ratio = 0.1;  ///< eta_min / eta, in (0, 1]
 
   /// Throws `prefopt::invalid_argument` naming `function`, `prefix` and the bad field.
@@ -93,7 +93,7 @@ struct warmup_cosine_schedule {
   }
 
   /// lr(t) for `t >= 0` completed steps.
-  [[nodiscard]] double learning_rate(index t) const noexcept {
+  [[nodiscard]] double learning_rate(index_t t) const noexcept {
     if (t < warmup_steps) {
       return peak * static_cast<double>(t + 1) / static_cast<double>(warmup_steps);
     }
@@ -107,7 +107,8 @@ struct warmup_cosine_schedule {
 
 namespace detail {
 /// Checks one step size: `eta > 0` finite and, when `require_eta_tau`, `eta tau <= 1`.
-inline void check_step(const char* solver, double eta, double tau, index t, bool require_eta_tau) {
+inline void check_step(const char* solver, double eta, double tau, index_t t,
+                       bool require_eta_tau) {
   PREFOPT_CHECK(std::isfinite(eta) && eta > 0.0, invalid_argument, solver, ": step ", t,
                 ": eta = ", eta, ", expected a finite eta > 0");
   PREFOPT_CHECK(!require_eta_tau || eta * tau <= 1.0 + 1e-12, invalid_argument, solver, ": step ",

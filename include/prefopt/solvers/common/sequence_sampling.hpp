@@ -22,14 +22,14 @@ namespace prefopt::detail {
 
 /// `out` <- the sequences `picks` of `source`, in order (repeats allowed).
 template <class T>
-void gather_sequences(ragged_view<const T> source, std::span<const index> picks,
+void gather_sequences(ragged_view<const T> source, std::span<const index_t> picks,
                       data::ragged_buffer<T>& out) {
   out.clear();
-  for (const index i : picks) out.push_back(source.sequence(i));
+  for (const index_t i : picks) out.push_back(source.sequence(i));
 }
 
 /// `n` prompt indices drawn uniformly with replacement from a pool of `pool` prompts.
-inline void draw_prompt_indices(rng& gen, index pool, index n, std::vector<index>& out) {
+inline void draw_prompt_indices(rng& gen, index_t pool, index_t n, std::vector<index_t>& out) {
   out.resize(static_cast<std::size_t>(n));
   for (auto& i : out) i = gen.uniform_index(pool);
 }
@@ -39,21 +39,21 @@ inline void draw_prompt_indices(rng& gen, index pool, index n, std::vector<index
 /// appended to `pairs` in prompt order. `prompt_ids` are the per-response random streams' ids.
 template <SequenceModel M, class Judge>
 void sample_judged_pairs(const M& model, const Judge& judge, ragged_view<const token_id> prompts,
-                         std::span<const index> prompt_ids, generation_config generation, rng& gen,
-                         data::preference_dataset& pairs) {
+                         std::span<const index_t> prompt_ids, generation_config generation,
+                         rng& gen, data::preference_dataset& pairs) {
   generation.samples_per_prompt = 2;
   const std::uint64_t seed = gen();
   const generation_result drawn = generate(model, prompts, generation, seed, prompt_ids);
-  const index n = prompts.num_sequences();
+  const index_t n = prompts.num_sequences();
   data::ragged_buffer<token_id> x, a, b;
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     x.push_back(prompts.sequence(i));
     a.push_back(drawn.responses().sequence(2 * i));
     b.push_back(drawn.responses().sequence(2 * i + 1));
   }
   vector_d p(n);
   judge.preference(pair_batch<sequence_batch>{{x.view(), a.view()}, {x.view(), b.view()}}, p);
-  for (index i = 0; i < n; ++i) {
+  for (index_t i = 0; i < n; ++i) {
     PREFOPT_CHECK(std::isfinite(p(i)) && p(i) >= 0.0 && p(i) <= 1.0, invalid_argument,
                   "sample_judged_pairs: the judge wrote P = ", p(i), " for pair ", i,
                   ", expected a probability in [0, 1]");

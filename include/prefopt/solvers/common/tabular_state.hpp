@@ -26,7 +26,7 @@ namespace prefopt {
 /// Statistics of one tabular step.
 struct tabular_step_stats {
   /// Index of the step just taken (0 for the first).
-  index iteration = 0;
+  index_t iteration = 0;
   /// Step size used.
   double eta = 0.0;
 };
@@ -74,7 +74,7 @@ class tabular_game_state {
     policy_.recenter();
     sum_ = row_matrix_d::Zero(policy_.num_contexts(), policy_.num_actions());
     if (auxiliary) auxiliary_ = policy_.logits();
-    const index n = policy_.num_actions();
+    const index_t n = policy_.num_actions();
     played_.resize(n);
     opponent_.resize(n);
     payoff_.resize(n);
@@ -84,12 +84,12 @@ class tabular_game_state {
   /// The current iterate.
   [[nodiscard]] const tabular_softmax_policy& policy() const noexcept { return policy_; }
   /// Number of completed steps.
-  [[nodiscard]] index iteration() const noexcept { return t_; }
+  [[nodiscard]] index_t iteration() const noexcept { return t_; }
   /// Average of the played iterates, `[contexts, n]` (the current policy before any step).
   [[nodiscard]] row_matrix_d average_probabilities() const {
     if (t_ == 0) {
       row_matrix_d p(policy_.num_contexts(), policy_.num_actions());
-      for (index x = 0; x < p.rows(); ++x) {
+      for (index_t x = 0; x < p.rows(); ++x) {
         vector_d row(p.cols());
         policy_.probabilities(x, row);
         p.row(x) = row.transpose();
@@ -127,7 +127,7 @@ class tabular_game_state {
   tabular_softmax_policy policy_;
   row_matrix_d sum_;
   row_matrix_d auxiliary_;
-  index t_ = 0;
+  index_t t_ = 0;
   rng gen_;
   payoff_workspace workspace_;
   vector_d played_, opponent_, payoff_, mixed_;

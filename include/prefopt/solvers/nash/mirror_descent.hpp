@@ -79,7 +79,7 @@ class tabular_mirror_descent {
 
   /// One step on every context (see the file comment for the update).
   stats_type step(const preference_game& game, state_type& state) const {
-    const index t = state.iteration();
+    const index_t t = state.iteration();
     const double tau = Regularised ? game.tau() : 0.0;
     const double eta = schedule_.eta(t, tau);
     detail::check_step(name, eta, tau, t, Regularised);
@@ -89,7 +89,7 @@ class tabular_mirror_descent {
     vector_d& opponent = state.opponent();
     vector_d& g = state.payoff();
     vector_d& mixed = state.mixed();
-    for (index x = 0; x < game.num_contexts(); ++x) {
+    for (index_t x = 0; x < game.num_contexts(); ++x) {
       auto z = logits.row(x).transpose();
       const auto log_mu = game.log_reference().row(x).transpose();
       softmax(z, played);

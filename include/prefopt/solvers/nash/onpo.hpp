@@ -55,7 +55,7 @@ class tabular_optimistic_mirror_descent {
   }
 
   stats_type step(const preference_game& game, state_type& state) const {
-    const index t = state.iteration();
+    const index_t t = state.iteration();
     const double tau = Regularised ? game.tau() : 0.0;
     const double eta = eta_.value;
     detail::check_step(name, eta, tau, t, Regularised);
@@ -64,7 +64,7 @@ class tabular_optimistic_mirror_descent {
     row_matrix_d& aux = state.mutable_auxiliary();
     vector_d& played = state.played();
     vector_d& g = state.payoff();
-    for (index x = 0; x < game.num_contexts(); ++x) {
+    for (index_t x = 0; x < game.num_contexts(); ++x) {
       auto z = logits.row(x).transpose();
       auto za = aux.row(x).transpose();
       softmax(z, played);

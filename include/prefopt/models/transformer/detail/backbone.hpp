@@ -27,12 +27,12 @@ namespace prefopt::detail {
 /// (`y = x W + b`), except the language-model head, `[V, D]` as `LinearHeadSequenceModel` wants.
 struct transformer_layout {
   struct block {
-    index ln1_g, ln1_b, w_qkv, b_qkv, w_o, b_o, ln2_g, ln2_b, w_fc, b_fc, w_proj, b_proj;
+    index_t ln1_g, ln1_b, w_qkv, b_qkv, w_o, b_o, ln2_g, ln2_b, w_fc, b_fc, w_proj, b_proj;
   };
-  index d = 0, f = 0, v = 0, p = 0, h = 0, dh = 0;
-  index tok = 0, pos = 0, lnf_g = 0, lnf_b = 0;
+  index_t d = 0, f = 0, v = 0, p = 0, h = 0, dh = 0;
+  index_t tok = 0, pos = 0, lnf_g = 0, lnf_b = 0;
   std::vector<block> blocks;
-  index backbone_size = 0;
+  index_t backbone_size = 0;
 
   explicit transformer_layout(const transformer_config& c)
       : d(c.d_model),
@@ -41,15 +41,15 @@ struct transformer_layout {
         p(c.max_length),
         h(c.num_heads),
         dh(c.head_dim()) {
-    index at = 0;
-    auto take = [&](index n) {
-      const index o = at;
+    index_t at = 0;
+    auto take = [&](index_t n) {
+      const index_t o = at;
       at += n;
       return o;
     };
     tok = take(v * d);
     pos = take(p * d);
-    for (index l = 0; l < c.num_layers; ++l) {
+    for (index_t l = 0; l < c.num_layers; ++l) {
       block b{};
       b.ln1_g = take(d);
       b.ln1_b = take(d);
@@ -75,12 +75,13 @@ struct transformer_layout {
 /// `theta[0, backbone_size)`.
 template <class T>
 void init_backbone(const transformer_config& c, const transformer_layout& lay, rng& gen, T* theta) {
-  auto normal = [&](index o, index n, double sd) {
-    for (index k = 0; k < n; ++k) theta[o + k] = static_cast<T>(sd * gen.normal());
+  auto normal = [&](index_t o, index_t n, double sd) {
+    for (index_t k = 0; k < n; ++k) theta[o + k] = static_cast<T>(sd * gen.normal());
   };
-  auto fill = [&](index o, index n, T value) { std::fill(theta + o, theta + o + n, value); };
+  auto fill = [&](index_t o, index_t n, T value) { std::fill(theta + o, theta + o + n, value); };
   const double sd = c.init_scale;
-  const double sd_out = sd / std::sqrt(2.0 * static_cast<double>(std::max<index>(1, c.num_layers)));
+  const double sd_out =
+      sd / std::sqrt(2.0 * static_cast<double>(std::max<index_t>(1, c.num_layers)));
   normal(lay.tok, lay.v * lay.d, sd);
   normal(lay.pos, lay.p * lay.d, sd);
   for (const auto& b : lay.blocks) {
@@ -104,20 +105,20 @@ void init_backbone(const transformer_config& c, const transformer_layout& lay, r
 /// Packed input rows: sequence `s` occupies rows `[offsets[s], offsets[s + 1])` at positions
 /// `[start[s], start[s] + length)` of that sequence.
 struct packed_rows {
-  std::vector<index> offsets{0};
-  std::vector<index> start;
+  std::vector<index_t> offsets{0};
+  std::vector<index_t> start;
   std::vector<token_id> tokens;
-  std::vector<index> positions;
+  std::vector<index_t> positions;
   /// The cache slot of each sequence (its index in the key/value store).
-  std::vector<index> slot;
+  std::vector<index_t> slot;
 
-  [[nodiscard]] index rows() const noexcept { return static_cast<index>(tokens.size()); }
-  [[nodiscard]] index sequences() const noexcept { return static_cast<index>(start.size()); }
-  void add(std::span<const token_id> a, std::span<const token_id> b, index first_position,
-           index cache_slot) {
+  [[nodiscard]] index_t rows() const noexcept { return static_cast<index_t>(tokens.size()); }
+  [[nodiscard]] index_t sequences() const noexcept { return static_cast<index_t>(start.size()); }
+  void add(std::span<const token_id> a, std::span<const token_id> b, index_t first_position,
+           index_t cache_slot) {
     start.push_back(first_position);
     slot.push_back(cache_slot);
-    index t = first_position;
+    index_t t = first_position;
     for (const token_id x : a) {
       tokens.push_back(x);
       positions.push_back(t++);
@@ -126,7 +127,7 @@ struct packed_rows {
       tokens.push_back(x);
       positions.push_back(t++);
     }
-    offsets.push_back(static_cast<index>(tokens.size()));
+    offsets.push_back(static_cast<index_t>(tokens.size()));
   }
 };
 
@@ -134,11 +135,11 @@ struct packed_rows {
 /// slot and layer.
 template <class T>
 struct kv_store {
-  index layers = 0, slots = 0, capacity = 0, d = 0, h = 0, dh = 0;
+  index_t layers = 0, slots = 0, capacity = 0, d = 0, h = 0, dh = 0;
   std::vector<T> keys;    // [layer][slot][head][dh][capacity]
   std::vector<T> values;  // [layer][slot][capacity][d]
 
-  void reset(index num_layers, index num_slots, index cap, index width, index heads) {
+  void reset(index_t num_layers, index_t num_slots, index_t cap, index_t width, index_t heads) {
     layers = num_layers;
     slots = num_slots;
     capacity = cap;
@@ -148,10 +149,12 @@ struct kv_store {
     keys.assign(static_cast<std::size_t>(layers * slots * d * capacity), T(0));
     values.assign(static_cast<std::size_t>(layers * slots * capacity * d), T(0));
   }
-  [[nodiscard]] T* kt(index l, index s, index head) {
+  [[nodiscard]] T* kt(index_t l, index_t s, index_t head) {
     return keys.data() + ((l * slots + s) * h + head) * dh * capacity;
   }
-  [[nodiscard]] T* v(index l, index s) { return values.data() + (l * slots + s) * capacity * d; }
+  [[nodiscard]] T* v(index_t l, index_t s) {
+    return values.data() + (l * slots + s) * capacity * d;
+  }
 };
 
 /// Activations of one layer (kept for the backward when asked).
@@ -167,7 +170,7 @@ struct backbone_activations {
   std::vector<layer_activations<T>> layers;
   row_matrix_t<T> x_final, xhat_f, a_f;
   vector_t<T> rstd_f;
-  std::vector<index> prob_offsets;  // per sequence: start in `probs` (heads contiguous)
+  std::vector<index_t> prob_offsets;  // per sequence: start in `probs` (heads contiguous)
 };
 
 /// Buffers of the backward pass (reused between calls, see `thread_workspace`).
@@ -240,35 +243,35 @@ template <class T>
 void backbone_forward(const transformer_layout& lay, const T* theta, const packed_rows& in,
                       kv_store<T>& kv, backbone_activations<T>& act, bool keep) {
   namespace xm = transformer_math;
-  const index n = in.rows();
-  const index d = lay.d;
-  const index dh = lay.dh;
-  const index nl = static_cast<index>(lay.blocks.size());
+  const index_t n = in.rows();
+  const index_t d = lay.d;
+  const index_t dh = lay.dh;
+  const index_t nl = static_cast<index_t>(lay.blocks.size());
   const T scale = T(1) / std::sqrt(static_cast<T>(dh));
-  act.layers.resize(static_cast<std::size_t>(keep ? std::max<index>(nl, 1) : 1));
+  act.layers.resize(static_cast<std::size_t>(keep ? std::max<index_t>(nl, 1) : 1));
   // Probability buffer layout: sequence s, head hd, its rows x its cache length.
   act.prob_offsets.assign(static_cast<std::size_t>(in.sequences() + 1), 0);
-  for (index s = 0; s < in.sequences(); ++s) {
+  for (index_t s = 0; s < in.sequences(); ++s) {
     const auto u = static_cast<std::size_t>(s);
-    const index rows_s = in.offsets[u + 1] - in.offsets[u];
+    const index_t rows_s = in.offsets[u + 1] - in.offsets[u];
     act.prob_offsets[u + 1] = act.prob_offsets[u] + lay.h * rows_s * (in.start[u] + rows_s);
   }
 
   row_matrix_t<T> x(n, d);
-  for (index r = 0; r < n; ++r) {
-    const T* e = theta + lay.tok + static_cast<index>(in.tokens[static_cast<std::size_t>(r)]) * d;
+  for (index_t r = 0; r < n; ++r) {
+    const T* e = theta + lay.tok + static_cast<index_t>(in.tokens[static_cast<std::size_t>(r)]) * d;
     const T* pe = theta + lay.pos + in.positions[static_cast<std::size_t>(r)] * d;
-    for (index j = 0; j < d; ++j) x(r, j) = e[j] + pe[j];
+    for (index_t j = 0; j < d; ++j) x(r, j) = e[j] + pe[j];
   }
-  for (index l = 0; l < nl; ++l) {
+  for (index_t l = 0; l < nl; ++l) {
     const auto& b = lay.blocks[static_cast<std::size_t>(l)];
     auto& a = act.layers[static_cast<std::size_t>(keep ? l : 0)];
-    const index kl = kv.layers == 1 ? 0 : l;  // a one-layer store is reused by every layer
+    const index_t kl = kv.layers == 1 ? 0 : l;  // a one-layer store is reused by every layer
     a.x = x;
     a.xhat1.resize(n, d);
     a.a1.resize(n, d);
     a.rstd1.resize(n);
-    xm::parallel_for(n, [&](index r) {
+    xm::parallel_for(n, [&](index_t r) {
       a.rstd1(r) = xm::layer_norm_row(a.x.row(r).data(), theta + b.ln1_g, theta + b.ln1_b,
                                       a.xhat1.row(r).data(), a.a1.row(r).data(), d);
     });
@@ -276,38 +279,38 @@ void backbone_forward(const transformer_layout& lay, const T* theta, const packe
     xm::gemm<T>(n, 3 * d, d, a.a1.data(), d, theta + b.w_qkv, 3 * d, a.qkv.data(), 3 * d,
                 xm::gemm_init::bias, theta + b.b_qkv);
     // Extend the key/value store with this layer's new rows.
-    for (index s = 0; s < in.sequences(); ++s) {
+    for (index_t s = 0; s < in.sequences(); ++s) {
       const auto u = static_cast<std::size_t>(s);
-      const index slot = in.slot[u];
+      const index_t slot = in.slot[u];
       T* vs = kv.v(kl, slot);
-      for (index r = in.offsets[u]; r < in.offsets[u + 1]; ++r) {
-        const index p = in.positions[static_cast<std::size_t>(r)];
+      for (index_t r = in.offsets[u]; r < in.offsets[u + 1]; ++r) {
+        const index_t p = in.positions[static_cast<std::size_t>(r)];
         const T* q = a.qkv.row(r).data();
-        for (index hd = 0; hd < lay.h; ++hd) {
+        for (index_t hd = 0; hd < lay.h; ++hd) {
           T* kt = kv.kt(kl, slot, hd);
-          for (index c = 0; c < dh; ++c) kt[c * kv.capacity + p] = q[d + hd * dh + c];
+          for (index_t c = 0; c < dh; ++c) kt[c * kv.capacity + p] = q[d + hd * dh + c];
         }
         std::copy(q + 2 * d, q + 3 * d, vs + p * d);
       }
     }
     a.att.resize(n, d);
     a.probs.resize(static_cast<std::size_t>(act.prob_offsets.back()));
-    const index pairs = in.sequences() * lay.h;
-    xm::parallel_for(pairs, [&](index task) {
-      const index s = task / lay.h;
-      const index hd = task % lay.h;
+    const index_t pairs = in.sequences() * lay.h;
+    xm::parallel_for(pairs, [&](index_t task) {
+      const index_t s = task / lay.h;
+      const index_t hd = task % lay.h;
       const auto u = static_cast<std::size_t>(s);
-      const index r0 = in.offsets[u];
-      const index rows_s = in.offsets[u + 1] - r0;
-      const index len = in.start[u] + rows_s;  // keys visible to the last row
+      const index_t r0 = in.offsets[u];
+      const index_t rows_s = in.offsets[u + 1] - r0;
+      const index_t len = in.start[u] + rows_s;  // keys visible to the last row
       if (rows_s == 0) return;
       T* pr = a.probs.data() + act.prob_offsets[u] + hd * rows_s * len;
       xm::gemm<T>(rows_s, len, dh, a.qkv.row(r0).data() + hd * dh, 3 * d, kv.kt(kl, in.slot[u], hd),
                   kv.capacity, pr, len, xm::gemm_init::zero, nullptr, false);
-      for (index i = 0; i < rows_s; ++i) {
+      for (index_t i = 0; i < rows_s; ++i) {
         T* row = pr + i * len;
-        const index visible = in.start[u] + i + 1;
-        for (index j = 0; j < visible; ++j) row[j] *= scale;
+        const index_t visible = in.start[u] + i + 1;
+        for (index_t j = 0; j < visible; ++j) row[j] *= scale;
         xm::softmax_prefix(row, visible, len);
       }
       xm::gemm<T>(rows_s, dh, len, pr, len, kv.v(kl, in.slot[u]) + hd * dh, d,
@@ -316,35 +319,35 @@ void backbone_forward(const transformer_layout& lay, const T* theta, const packe
     a.xmid = a.x;
     xm::gemm<T>(n, d, d, a.att.data(), d, theta + b.w_o, d, a.xmid.data(), d,
                 xm::gemm_init::accumulate);
-    for (index r = 0; r < n; ++r)
+    for (index_t r = 0; r < n; ++r)
       xm::accumulate_product<T>(a.xmid.row(r).data(), theta + b.b_o, nullptr, d);
     a.xhat2.resize(n, d);
     a.a2.resize(n, d);
     a.rstd2.resize(n);
-    xm::parallel_for(n, [&](index r) {
+    xm::parallel_for(n, [&](index_t r) {
       a.rstd2(r) = xm::layer_norm_row(a.xmid.row(r).data(), theta + b.ln2_g, theta + b.ln2_b,
                                       a.xhat2.row(r).data(), a.a2.row(r).data(), d);
     });
-    const index f = lay.f;
+    const index_t f = lay.f;
     a.u.resize(n, f);
     a.t.resize(n, f);
     a.g.resize(n, f);
     xm::gemm<T>(n, f, d, a.a2.data(), d, theta + b.w_fc, f, a.u.data(), f, xm::gemm_init::bias,
                 theta + b.b_fc);
-    xm::parallel_for(n, [&](index r) {
+    xm::parallel_for(n, [&](index_t r) {
       xm::gelu_forward(a.u.row(r).data(), a.t.row(r).data(), a.g.row(r).data(), f);
     });
     x = a.xmid;
     xm::gemm<T>(n, d, f, a.g.data(), f, theta + b.w_proj, d, x.data(), d,
                 xm::gemm_init::accumulate);
-    for (index r = 0; r < n; ++r)
+    for (index_t r = 0; r < n; ++r)
       xm::accumulate_product<T>(x.row(r).data(), theta + b.b_proj, nullptr, d);
   }
   act.x_final = std::move(x);
   act.xhat_f.resize(n, d);
   act.a_f.resize(n, d);
   act.rstd_f.resize(n);
-  xm::parallel_for(n, [&](index r) {
+  xm::parallel_for(n, [&](index_t r) {
     act.rstd_f(r) =
         xm::layer_norm_row(act.x_final.row(r).data(), theta + lay.lnf_g, theta + lay.lnf_b,
                            act.xhat_f.row(r).data(), act.a_f.row(r).data(), d);
@@ -354,8 +357,8 @@ void backbone_forward(const transformer_layout& lay, const T* theta, const packe
 /// `grad[o, o + rows x cols) += (A^T B)` for `A` `[n, rows]`, `B` `[n, cols]` (row-major):
 /// the weight gradient of `y = x W`, reduced over rows in order (threads split `rows`).
 template <class T>
-void accumulate_weight_gradient(index n, index rows, index cols, const T* a, index lda, const T* b,
-                                index ldb, T* grad, row_matrix_t<T>& at) {
+void accumulate_weight_gradient(index_t n, index_t rows, index_t cols, const T* a, index_t lda,
+                                const T* b, index_t ldb, T* grad, row_matrix_t<T>& at) {
   namespace xm = transformer_math;
   at.resize(rows, n);
   xm::transpose(a, n, rows, lda, at.data(), n);
@@ -364,7 +367,7 @@ void accumulate_weight_gradient(index n, index rows, index cols, const T* a, ind
 
 /// `dx (=) dy W^T` for `W` `[in, out]` row-major: `dx` `[n, in]`.
 template <class T>
-void input_gradient(index n, index in, index out, const T* dy, const T* w, T* dx,
+void input_gradient(index_t n, index_t in, index_t out, const T* dy, const T* w, T* dx,
                     transformer_math::gemm_init init, row_matrix_t<T>& wt) {
   namespace xm = transformer_math;
   wt.resize(out, in);
@@ -375,7 +378,7 @@ void input_gradient(index n, index in, index out, const T* dy, const T* w, T* dx
 /// Column sums: `grad[o, o + cols) += sum_r m[r, :]`, rows in order.
 template <class T>
 void accumulate_column_sums(const row_matrix_t<T>& m, T* grad) {
-  for (index r = 0; r < m.rows(); ++r) {
+  for (index_t r = 0; r < m.rows(); ++r) {
     transformer_math::accumulate_product<T>(grad, m.row(r).data(), nullptr, m.cols());
   }
 }
@@ -385,13 +388,13 @@ template <class T>
 void layer_norm_backward(const row_matrix_t<T>& dy, const T* gamma, const row_matrix_t<T>& xhat,
                          const vector_t<T>& rstd, row_matrix_t<T>& dx, T* dgamma, T* dbeta) {
   namespace xm = transformer_math;
-  const index d = dy.cols();
-  xm::parallel_for(dy.rows(), [&](index r) {
+  const index_t d = dy.cols();
+  xm::parallel_for(dy.rows(), [&](index_t r) {
     std::vector<T> scratch(static_cast<std::size_t>(d));
     xm::layer_norm_row_backward(dy.row(r).data(), gamma, xhat.row(r).data(), rstd(r),
                                 dx.row(r).data(), scratch.data(), d);
   });
-  for (index r = 0; r < dy.rows(); ++r) {
+  for (index_t r = 0; r < dy.rows(); ++r) {
     xm::accumulate_product<T>(dgamma, dy.row(r).data(), xhat.row(r).data(), d);
     xm::accumulate_product<T>(dbeta, dy.row(r).data(), nullptr, d);
   }
@@ -405,16 +408,16 @@ void backbone_backward(const transformer_layout& lay, const T* theta, const pack
                        const backbone_activations<T>& act, const row_matrix_t<T>& da_f, T* grad,
                        backward_buffers<T>& w) {
   namespace xm = transformer_math;
-  const index n = in.rows();
-  const index d = lay.d;
-  const index f = lay.f;
-  const index dh = lay.dh;
+  const index_t n = in.rows();
+  const index_t d = lay.d;
+  const index_t f = lay.f;
+  const index_t dh = lay.dh;
   const T scale = T(1) / std::sqrt(static_cast<T>(dh));
   row_matrix_t<T>& dx = w.dx;
   dx.setZero(n, d);
   layer_norm_backward(da_f, theta + lay.lnf_g, act.xhat_f, act.rstd_f, dx, grad + lay.lnf_g,
                       grad + lay.lnf_b);
-  for (index l = static_cast<index>(lay.blocks.size()) - 1; l >= 0; --l) {
+  for (index_t l = static_cast<index_t>(lay.blocks.size()) - 1; l >= 0; --l) {
     const auto& b = lay.blocks[static_cast<std::size_t>(l)];
     const auto& a = act.layers[static_cast<std::size_t>(l)];
     // MLP: x_out = xmid + gelu(a2 W_fc + b_fc) W_proj + b_proj.
@@ -423,7 +426,7 @@ void backbone_backward(const transformer_layout& lay, const T* theta, const pack
     row_matrix_t<T>& dg = w.dg;
     dg.resize(n, f);
     input_gradient<T>(n, f, d, dx.data(), theta + b.w_proj, dg.data(), xm::gemm_init::zero, w.wt);
-    xm::parallel_for(n, [&](index r) {
+    xm::parallel_for(n, [&](index_t r) {
       xm::gelu_backward(a.u.row(r).data(), a.t.row(r).data(), dg.row(r).data(), dg.row(r).data(),
                         f);
     });
@@ -442,12 +445,12 @@ void backbone_backward(const transformer_layout& lay, const T* theta, const pack
     input_gradient<T>(n, d, d, dx.data(), theta + b.w_o, datt.data(), xm::gemm_init::zero, w.wt);
     row_matrix_t<T>& dqkv = w.dqkv;
     dqkv.setZero(n, 3 * d);
-    xm::parallel_for(in.sequences() * lay.h, [&](index task) {
-      const index s = task / lay.h;
-      const index hd = task % lay.h;
+    xm::parallel_for(in.sequences() * lay.h, [&](index_t task) {
+      const index_t s = task / lay.h;
+      const index_t hd = task % lay.h;
       const auto u = static_cast<std::size_t>(s);
-      const index r0 = in.offsets[u];
-      const index len = in.offsets[u + 1] - r0;
+      const index_t r0 = in.offsets[u];
+      const index_t len = in.offsets[u + 1] - r0;
       if (len == 0) return;
       PREFOPT_ASSERT(in.start[u] == 0);
       const T* p = a.probs.data() + act.prob_offsets[u] + hd * len * len;
@@ -465,12 +468,12 @@ void backbone_backward(const transformer_layout& lay, const T* theta, const pack
       xm::gemm<T>(len, len, dh, dout, d, vt.data(), len, dp.data(), len, xm::gemm_init::zero,
                   nullptr, false);
       // dS = P (dP - rowsum(P dP)) scale, causal part only.
-      for (index i = 0; i < len; ++i) {
+      for (index_t i = 0; i < len; ++i) {
         const T* pi = p + i * len;
         T* dpi = dp.row(i).data();
         const T dot = xm::lane_dot(pi, dpi, i + 1);
-        for (index j = 0; j <= i; ++j) dpi[j] = pi[j] * (dpi[j] - dot) * scale;
-        for (index j = i + 1; j < len; ++j) dpi[j] = T(0);
+        for (index_t j = 0; j <= i; ++j) dpi[j] = pi[j] * (dpi[j] - dot) * scale;
+        for (index_t j = i + 1; j < len; ++j) dpi[j] = T(0);
       }
       // dQ = dS K, dK = dS^T Q
       xm::gemm<T>(len, dh, len, dp.data(), len, k, 3 * d, dqkv.row(r0).data() + hd * dh, 3 * d,
@@ -489,9 +492,9 @@ void backbone_backward(const transformer_layout& lay, const T* theta, const pack
     layer_norm_backward(da1, theta + b.ln1_g, a.xhat1, a.rstd1, dx, grad + b.ln1_g,
                         grad + b.ln1_b);  // dx is now dL/dx of the block's input
   }
-  for (index r = 0; r < n; ++r) {
+  for (index_t r = 0; r < n; ++r) {
     const auto u = static_cast<std::size_t>(r);
-    xm::accumulate_product<T>(grad + lay.tok + static_cast<index>(in.tokens[u]) * d,
+    xm::accumulate_product<T>(grad + lay.tok + static_cast<index_t>(in.tokens[u]) * d,
                               dx.row(r).data(), nullptr, d);
     xm::accumulate_product<T>(grad + lay.pos + in.positions[u] * d, dx.row(r).data(), nullptr, d);
   }
