@@ -10,7 +10,7 @@ using namespace prefopt;  // NOLINT: the user's style this test is about
 
 int main() {
 #if defined(PREFOPT_COMPILE_FAIL)
-  const prefopt::index n = 3;  // deprecated: use prefopt::index_t
+  const prefopt::index n = 3;  // the former name: a deprecation warning
 #else
   const index_t n = 3;
 #endif
