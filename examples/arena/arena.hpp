@@ -11,7 +11,8 @@
 // The runner is split by concern: `config.hpp` (reading and validating the config),
 // `evaluation.hpp` (diagnostics per evaluation), `solvers.hpp` (the solver table: one entry per
 // solver kind), `runner.hpp` (jobs, results file, summary table) and `sequence.hpp` (the same
-// comparison on language models: sequence tasks and the shipped transformer).
+// comparison on language models: sequence tasks and the shipped transformer). The program compiles
+// the two modes apart (modes.hpp); the config fuzzer includes this header.
 
 #include "config.hpp"
 #include "evaluation.hpp"

@@ -2,7 +2,8 @@
 // prefopt-arena, reading the experiment config (README "Experiment runner" documents the format):
 // the key-checked JSON reader (every error names the JSON pointer of the offending value), the
 // problem (a preference game from the catalog, a file or inline JSON; or a goal-conditioned task
-// for HIR), the size limits, and `parse_config`, which also validates every solver entry.
+// for HIR) and the size limits. `parse_config`, which also validates every solver entry, is in
+// solvers.hpp.
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -23,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "modes.hpp"
 #include "prefopt/callbacks/history.hpp"
 #include "prefopt/callbacks/progress.hpp"
 #include "prefopt/diagnostics/divergence.hpp"
@@ -170,16 +172,11 @@ struct experiment {
   std::vector<solver_spec> solvers;
 };
 
-/// The solver kinds a game (`game`) or a goal task accepts: the keys of the solver table
-/// (`solvers.hpp`).
-inline std::vector<std::string> solver_kinds(bool game);
-
 // Sizes are bounded before anything is allocated (README "Experiment runner", "Limits").
 inline constexpr index_t max_catalog_actions = 4096;      ///< n of a catalog game
 inline constexpr index_t max_condorcet_voters = 512;      ///< n of condorcet_voters (n^3 work)
 inline constexpr index_t max_task_entries = 1L << 24;     ///< goals x responses of a goal task
 inline constexpr index_t max_dataset_pairs = 10'000'000;  ///< dataset_size, reward_pairs
-inline constexpr double default_memory_limit_gib = 4.0;   ///< `--memory-limit`
 
 /// `r.vector(key)` with at most `max_catalog_actions` entries (checked before the game is built).
 inline vector_d action_vector(object_reader& r, const std::string& key) {
@@ -293,60 +290,6 @@ inline goal_task read_task(const json& j) {
                              goals, responses, max_task_entries));
   }
   return goal_task::random(responses, goals, concentration, seed);
-}
-
-inline void validate_solvers(const experiment& e);
-
-/// Parses a config; relative file paths resolve against `base` (the config's folder). Every
-/// solver entry is validated here too (keys, types, ranges), before any equilibrium is solved or
-/// any run starts.
-inline experiment parse_config(const json& j, const std::filesystem::path& base) {
-  object_reader r(j, "");
-  experiment e;
-  e.config = j;
-  e.name = r.string("name", "experiment");
-  const bool has_game = r.has("game"), has_task = r.has("task");
-  if (has_game == has_task) config_error("/", "expected exactly one of \"game\" and \"task\"");
-  if (has_game) e.game = read_game(r.at("game"), base);
-  if (has_task) e.task = read_task(r.at("task"));
-  e.iterations = r.integer("iterations", 1000, 1, 100'000'000);
-  e.eval_every = r.integer("eval_every", std::max<index_t>(1, e.iterations / 100), 1, e.iterations);
-  if (r.has("seeds")) {
-    const json& s = r.at("seeds");
-    if (!s.is_array() || s.empty()) config_error("/seeds", "expected a non-empty array");
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      if (!s[i].is_number_unsigned()) {
-        config_error("/seeds/" + std::to_string(i),
-                     "expected a non-negative integer, got " + s[i].dump());
-      }
-      e.seeds.push_back(s[i].get<std::uint64_t>());
-    }
-  } else {
-    e.seeds = {0};
-  }
-  const json& solvers = r.at("solvers");
-  if (!solvers.is_array() || solvers.empty()) {
-    config_error("/solvers", "expected a non-empty array of solver objects");
-  }
-  const std::vector<std::string> kinds = solver_kinds(has_game);
-  std::set<std::string> names;
-  for (std::size_t i = 0; i < solvers.size(); ++i) {
-    const std::string path = "/solvers/" + std::to_string(i);
-    object_reader sr(solvers[i], path);
-    solver_spec spec;
-    spec.kind = sr.string("kind", "", kinds);
-    if (spec.kind.empty()) config_error(path + "/kind", "missing");
-    spec.name = sr.string("name", spec.kind);
-    if (!names.insert(spec.name).second) {
-      config_error(path + "/name", "\"" + spec.name + "\" is used by another solver");
-    }
-    spec.params = solvers[i];
-    spec.path = path;
-    e.solvers.push_back(std::move(spec));
-  }
-  r.reject_unknown_keys();
-  validate_solvers(e);
-  return e;
 }
 
 }  // namespace prefopt::arena

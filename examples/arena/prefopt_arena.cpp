@@ -1,6 +1,7 @@
 // prefopt-arena: the experiment runner. Runs every configured solver on the same tabular problem,
 // prints a summary table and writes a JSON results file (see examples/arena/arena.hpp and the
-// README's "Experiment runner" section).
+// README's "Experiment runner" section). This file reads the command line and the config; the two
+// modes are compiled apart (modes.hpp).
 //
 //   prefopt-arena [CONFIG.json] [--output FILE] [--threads N] [--memory-limit GIB] [--quiet]
 //
@@ -14,7 +15,9 @@
 #include <string>
 #include <string_view>
 
-#include "arena.hpp"
+#include "modes.hpp"
+#include "prefopt/core/error.hpp"
+#include "prefopt/io/json_parse.hpp"
 
 namespace {
 
@@ -38,10 +41,9 @@ int usage(int code) {
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
-  using prefopt::arena::json;
+  using json = nlohmann::json;
   std::string config_path, output;
   prefopt::arena::arena_options options;
-  bool quiet = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     auto value = [&]() -> std::string {
@@ -80,7 +82,7 @@ int main(int argc, char** argv) {
       options.memory_limit_gib = gib;
     } else if (arg == "-q" || arg == "--quiet") {
       options.progress = false;
-      quiet = true;
+      options.quiet = true;
     } else if (!arg.empty() && arg[0] == '-') {
       std::fprintf(stderr, "prefopt-arena: unknown option %s\n", argv[i]);
       return usage(2);
@@ -103,26 +105,10 @@ int main(int argc, char** argv) {
     }
     if (output.empty()) output = "prefopt-results.json";
     if (config.is_object() && config.contains("sequence_task")) {
-      // Language models: every trainer from one shared, cached reference (sequence.hpp).
-      const auto experiment = prefopt::arena::parse_sequence_config(config, base);
-      if (!quiet) fmt::print("prefopt-arena {}: {}\n", prefopt::arena::version, experiment.name);
-      std::fflush(stdout);
-      std::string table;
-      const auto results = prefopt::arena::run_sequence_experiment(experiment, !quiet, table);
-      prefopt::io::write_file_atomically(output, results.dump(2) + "\n");
-      fmt::print("{}{}", quiet ? "" : "\n", table);
-      if (!quiet) fmt::print("\nresults: {}\n", output);
-      return 0;
+      prefopt::arena::run_sequence_mode(config, base, output, options);
+    } else {
+      prefopt::arena::run_tabular_mode(config, base, output, options);
     }
-    const auto experiment = prefopt::arena::parse_config(config, base);
-    if (!quiet) {
-      fmt::print("prefopt-arena {}: {}\n", prefopt::arena::version, experiment.name);
-      std::fflush(stdout);  // before the progress on stderr, when both go to one log
-    }
-    const auto results = prefopt::arena::run_experiment(experiment, options);
-    prefopt::arena::write_results(output, results);
-    fmt::print("{}{}", quiet ? "" : "\n", prefopt::arena::summary_table(experiment, results));
-    if (!quiet) fmt::print("\nresults: {}\n", output);
     return 0;
   } catch (const prefopt::error& e) {
     std::fprintf(stderr, "prefopt-arena: error: %s\n", e.what());

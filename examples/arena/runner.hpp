@@ -48,14 +48,6 @@ namespace prefopt::arena {
 // Running everything and writing the results
 // ---------------------------------------------------------------------------------------------
 
-struct arena_options {
-  unsigned threads = 1;
-  /// Progress on stderr: a bar per run on a terminal (single-threaded runs), otherwise one line
-  /// per solver when its last seed is done.
-  bool progress = true;
-  double memory_limit_gib = default_memory_limit_gib;  ///< refuse experiments estimated above
-};
-
 struct arena_results {
   json results;                               ///< deterministic part
   json timing;                                ///< wall times

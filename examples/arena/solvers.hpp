@@ -1,6 +1,7 @@
 #pragma once
 // prefopt-arena, the solver table: every solver kind the runner knows, with how it reads its
-// hyperparameters and which iterate it is judged by. Adding a solver is one entry here.
+// hyperparameters and which iterate it is judged by (adding a solver is one entry here), and
+// `parse_config`, which validates every entry.
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -350,6 +351,58 @@ inline void check_memory(const experiment& e, unsigned threads, double limit_gib
                                   "runner\", \"Limits\")",
                                   gib, limit_gib));
   }
+}
+
+/// Parses a config; relative file paths resolve against `base` (the config's folder). Every
+/// solver entry is validated here too (keys, types, ranges), before any equilibrium is solved or
+/// any run starts.
+inline experiment parse_config(const json& j, const std::filesystem::path& base) {
+  object_reader r(j, "");
+  experiment e;
+  e.config = j;
+  e.name = r.string("name", "experiment");
+  const bool has_game = r.has("game"), has_task = r.has("task");
+  if (has_game == has_task) config_error("/", "expected exactly one of \"game\" and \"task\"");
+  if (has_game) e.game = read_game(r.at("game"), base);
+  if (has_task) e.task = read_task(r.at("task"));
+  e.iterations = r.integer("iterations", 1000, 1, 100'000'000);
+  e.eval_every = r.integer("eval_every", std::max<index_t>(1, e.iterations / 100), 1, e.iterations);
+  if (r.has("seeds")) {
+    const json& s = r.at("seeds");
+    if (!s.is_array() || s.empty()) config_error("/seeds", "expected a non-empty array");
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (!s[i].is_number_unsigned()) {
+        config_error("/seeds/" + std::to_string(i),
+                     "expected a non-negative integer, got " + s[i].dump());
+      }
+      e.seeds.push_back(s[i].get<std::uint64_t>());
+    }
+  } else {
+    e.seeds = {0};
+  }
+  const json& solvers = r.at("solvers");
+  if (!solvers.is_array() || solvers.empty()) {
+    config_error("/solvers", "expected a non-empty array of solver objects");
+  }
+  const std::vector<std::string> kinds = solver_kinds(has_game);
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < solvers.size(); ++i) {
+    const std::string path = "/solvers/" + std::to_string(i);
+    object_reader sr(solvers[i], path);
+    solver_spec spec;
+    spec.kind = sr.string("kind", "", kinds);
+    if (spec.kind.empty()) config_error(path + "/kind", "missing");
+    spec.name = sr.string("name", spec.kind);
+    if (!names.insert(spec.name).second) {
+      config_error(path + "/name", "\"" + spec.name + "\" is used by another solver");
+    }
+    spec.params = solvers[i];
+    spec.path = path;
+    e.solvers.push_back(std::move(spec));
+  }
+  r.reject_unknown_keys();
+  validate_solvers(e);
+  return e;
 }
 
 }  // namespace prefopt::arena

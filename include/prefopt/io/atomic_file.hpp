@@ -18,6 +18,7 @@
 #include <unistd.h>
 #endif
 
+#include "prefopt/core/assert.hpp"
 #include "prefopt/core/error.hpp"
 
 namespace prefopt::io {
