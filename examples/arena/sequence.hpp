@@ -4,17 +4,23 @@
 //
 // A config with a "sequence_task" (instead of a "game" or a "task") names the task, the shipped
 // transformer's sizes, the supervised fine-tuning budget of the shared reference and the trainers.
+// Two tasks: "quality" (`length_biased_quality_task`: a gold reward and raters who favour long
+// answers) and "intransitive" (`intransitive_class_task`: a rock-paper-scissors judge over response
+// classes with a known class-level Nash equilibrium, which no reward model explains).
 // The runner
 // 1. trains the reference once: SFT on best-of-n samples of the untrained model under the task's
-//    gold reward (rejection-sampling fine-tuning), cached on disk under a fingerprint of the task,
-//    the sizes and the SFT settings (a checkpoint, written atomically; reused by every later run
-//    with the same fingerprint);
+//    reward (the gold reward; the intransitive task's quality score), rejection-sampling
+//    fine-tuning, cached on disk under a fingerprint of the task, the sizes and the SFT settings
+//    (a checkpoint, written atomically; reused by every later run with the same fingerprint);
 // 2. runs every trainer from it, for every seed, on the same prompts, through `prefopt::run`;
-// 3. every `eval_every` steps evaluates the policy: the task's gold reward, the judge's win rate
-//    against the reference, the exact KL to the reference and the response length (each a mean
-//    with its 95% interval, from the same sampling seed for every trainer);
+// 3. every `eval_every` steps evaluates the policy: the task's own metrics (the gold reward; the
+//    class-level duality gap and class probabilities), the judge's win rate against the reference,
+//    the exact KL to the reference and the response length (each a mean with its 95% interval,
+//    from the same sampling seed for every trainer);
 // and writes JSON results (the "results" part is a pure function of the config) and a summary
-// table. The trainers are one table, `sequence_solver_table`: adding one is one entry.
+// table. The trainers are one table, `sequence_solver_table`: adding one is one entry. Every
+// entry's parameters are read and its trainer built once before anything runs (a bad value is an
+// error naming its JSON pointer, before the reference is trained).
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -24,20 +30,26 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "config.hpp"
+#include "prefopt/core/random.hpp"
 #include "prefopt/data/checksum.hpp"
 #include "prefopt/data/preference_dataset.hpp"
 #include "prefopt/io/atomic_file.hpp"
 #include "prefopt/models/transformer/checkpoint.hpp"
 #include "prefopt/models/transformer/transformer.hpp"
 #include "prefopt/sequence/evaluation.hpp"
+#include "prefopt/sequence/intransitive_task.hpp"
 #include "prefopt/sequence/quality_task.hpp"
 #include "prefopt/solvers/common/run.hpp"
 #include "prefopt/solvers/dpo_trainer.hpp"
+#include "prefopt/solvers/nash_md_pg.hpp"
+#include "prefopt/solvers/online_pair_trainers.hpp"
 #include "prefopt/solvers/ppo_trainer.hpp"
 #include "prefopt/solvers/reward_modeling.hpp"
 #include "prefopt/solvers/sft.hpp"
@@ -45,6 +57,52 @@
 namespace prefopt::arena {
 
 using sequence_model = transformer<float>;
+
+/// The intransitive task's settings (`intransitive_class_task`).
+struct intransitive_settings {
+  index_t content_tokens = 6;  ///< K (eos = K)
+  index_t num_prompts = 16;
+  index_t prompt_length = 2;         ///< uniform content tokens (the judge ignores prompts)
+  double a = 1.0, b = 2.0, c = 3.0;  ///< cyclic margins (equilibrium (c, b, a) / (a + b + c))
+  double quality_weight = 0.0;       ///< w, the judge's transitive part
+  double quality_scale = 1.0;        ///< q ~ N(0, scale^2) per content token
+  std::uint64_t seed = 1;            ///< draws the prompts and the qualities
+};
+
+/// Any judge (`PreferenceModel` over `sequence_batch` pairs), type-erased: every trainer is
+/// compiled once for every task.
+class any_judge {
+ public:
+  using batch_type = sequence_batch;
+  template <class J>
+  explicit any_judge(J judge)
+      : f_([judge](const pair_batch<sequence_batch>& p, Eigen::Ref<vector_d> out) {
+          judge.preference(p, out);
+        }) {}
+  void preference(const pair_batch<sequence_batch>& pairs, Eigen::Ref<vector_d> out) const {
+    f_(pairs, out);
+  }
+
+ private:
+  std::function<void(const pair_batch<sequence_batch>&, Eigen::Ref<vector_d>)> f_;
+};
+
+/// Any `RewardModel` over `sequence_batch`, type-erased.
+class any_reward {
+ public:
+  using batch_type = sequence_batch;
+  template <class R>
+  explicit any_reward(R reward)
+      : f_([reward](const sequence_batch& b, Eigen::Ref<vector_d> out) { reward.reward(b, out); }) {
+  }
+  void reward(const sequence_batch& batch, Eigen::Ref<vector_d> out) const { f_(batch, out); }
+
+ private:
+  std::function<void(const sequence_batch&, Eigen::Ref<vector_d>)> f_;
+};
+
+static_assert(PreferenceModel<any_judge>);
+static_assert(RewardModel<any_reward>);
 
 /// The shared reference's fine-tuning.
 struct reference_settings {
@@ -59,8 +117,9 @@ struct reference_settings {
 struct sequence_experiment {
   std::string name;
   json config;
-  std::string task_kind;
-  quality_task_config task;
+  std::string task_kind;               ///< "quality" or "intransitive"
+  quality_task_config task;            ///< the quality task's settings
+  intransitive_settings intransitive;  ///< the intransitive task's settings
   transformer_config model;
   generation_config generation;  ///< sampling of rollouts and evaluations
   reference_settings reference;
@@ -72,23 +131,126 @@ struct sequence_experiment {
   std::vector<solver_spec> solvers;
 };
 
-/// The evaluation of one policy.
+/// The evaluation of one policy: one estimate per metric (`sequence_task_instance::metric_names`).
 struct sequence_evaluation {
-  interval_estimate gold_reward, win_rate, kl, length;
+  std::vector<interval_estimate> values;
 };
 
-inline constexpr const char* sequence_metric_names[] = {"gold_reward", "win_rate_vs_reference",
-                                                        "kl_to_reference", "length"};
+/// The experiment's task, built once: its prompts, its judge, the reward of the reference's
+/// best-of-n demonstrations, and its metrics. Judges point into it: it does not move.
+class sequence_task_instance {
+ public:
+  explicit sequence_task_instance(const sequence_experiment& e) {
+    if (e.task_kind == "quality") {
+      quality_.emplace(length_biased_quality_task::random(e.task));
+      return;
+    }
+    const intransitive_settings& s = e.intransitive;
+    rng gen(s.seed, /*stream=*/0x17a5);
+    vector_d q(s.content_tokens);
+    for (index_t k = 0; k < q.size(); ++k) q(k) = s.quality_scale * gen.normal();
+    intransitive_.emplace(std::move(q), s.a, s.b, s.c, s.quality_weight);
+    offsets_.push_back(0);
+    for (index_t i = 0; i < s.num_prompts; ++i) {
+      for (index_t t = 0; t < s.prompt_length; ++t) {
+        tokens_.push_back(static_cast<token_id>(gen.uniform_index(s.content_tokens)));
+      }
+      offsets_.push_back(static_cast<index_t>(tokens_.size()));
+    }
+  }
+  sequence_task_instance(const sequence_task_instance&) = delete;
+  sequence_task_instance& operator=(const sequence_task_instance&) = delete;
 
-/// What a sequence trainer's builder sees.
-struct sequence_context {
-  const sequence_experiment& e;
-  const length_biased_quality_task& task;
+  [[nodiscard]] ragged_view<const token_id> prompts() const {
+    return quality_ ? quality_->prompts() : ragged_view<const token_id>{offsets_, tokens_};
+  }
+  [[nodiscard]] any_judge judge() const {
+    return quality_ ? any_judge(quality_->judge()) : any_judge(intransitive_->judge());
+  }
+  /// The reward that picks the reference's demonstrations.
+  [[nodiscard]] any_reward demonstration_reward() const {
+    return quality_ ? any_reward(quality_->gold_reward())
+                    : any_reward(intransitive_->quality_reward());
+  }
+  /// The task's own metrics, then the common ones (`evaluate` fills them in this order).
+  [[nodiscard]] std::vector<std::string> metric_names() const {
+    std::vector<std::string> names;
+    if (quality_) {
+      names = {"gold_reward"};
+    } else {
+      names = {"class_duality_gap", "class_0", "class_1", "class_2"};
+    }
+    for (const char* n : {"win_rate_vs_reference", "kl_to_reference", "length"}) {
+      names.emplace_back(n);
+    }
+    return names;
+  }
+  /// The metrics of `policy` against `reference`: samples drawn with `g` from fixed seeds (the
+  /// same for every trainer).
+  [[nodiscard]] sequence_evaluation evaluate(const sequence_model& policy,
+                                             const sequence_model& reference,
+                                             const generation_config& g) const {
+    sequence_evaluation v;
+    if (quality_) {
+      v.values.push_back(expected_reward(policy, quality_->gold_reward(), prompts(), g, 77));
+    } else {
+      class_metrics(policy, g, v.values);
+    }
+    v.values.push_back(win_rate(policy, reference, judge(), prompts(), g, 78));
+    const auto kl = kl_and_length(policy, reference, prompts(), g, 79);
+    v.values.push_back(kl.mean_kl);
+    v.values.push_back(kl.mean_length);
+    return v;
+  }
+
+ private:
+  /// The class-level duality gap and the class probabilities from the classes of sampled
+  /// responses (prompts weigh equally). The gap `max_c (M p)_c / max margin` is estimated at the
+  /// argmax `c*` of the sampled distribution as the mean of `M[c*, class(y)] / max margin`, with
+  /// that mean's interval (conditional on `c*`).
+  void class_metrics(const sequence_model& policy, const generation_config& g,
+                     std::vector<interval_estimate>& out) const {
+    const generation_result y = generate(policy, prompts(), g, 77);
+    std::vector<index_t> cls(static_cast<std::size_t>(y.size()));
+    vector_d p = vector_d::Zero(3);
+    for (index_t i = 0; i < y.size(); ++i) {
+      cls[static_cast<std::size_t>(i)] = intransitive_->response_class(y.responses().sequence(i));
+      p(cls[static_cast<std::size_t>(i)]) += 1.0 / static_cast<double>(y.size());
+    }
+    const matrix_d m = intransitive_->class_matrix();
+    index_t best = 0;
+    (m * p).maxCoeff(&best);
+    const double scale = m.cwiseAbs().maxCoeff();
+    std::vector<double> z, indicator(cls.size());
+    for (const index_t k : cls) z.push_back(m(best, k) / scale);
+    out.push_back(mean_with_interval(z));
+    for (index_t c = 0; c < 3; ++c) {
+      for (std::size_t i = 0; i < cls.size(); ++i) indicator[i] = cls[i] == c ? 1.0 : 0.0;
+      out.push_back(mean_with_interval(indicator));
+    }
+  }
+
+  std::optional<length_biased_quality_task> quality_;
+  std::optional<intransitive_class_task> intransitive_;
+  std::vector<index_t> offsets_;  // the intransitive task's prompts
+  std::vector<token_id> tokens_;
+};
+
+/// What a trainer's builder needs to run: the task, the shared reference and the evaluation.
+struct sequence_runtime {
+  const sequence_task_instance& task;
   const sequence_model& reference;
-  object_reader& r;
-  std::uint64_t seed;
   /// Evaluates `policy` (the runner's evaluation, shared by every trainer).
   std::function<sequence_evaluation(const sequence_model&)> evaluate;
+};
+
+/// What a sequence trainer's builder sees. While the config is validated `run` is null: the
+/// builder reads its parameters, builds its trainer (which validates its config) and returns.
+struct sequence_context {
+  const sequence_experiment& e;
+  object_reader& r;
+  std::uint64_t seed;
+  const sequence_runtime* run;
 };
 
 /// The outcome of one (trainer, seed) run.
@@ -110,7 +272,7 @@ struct sequence_evaluator {
     const index_t it = s.iteration;
     if (it % c->e.eval_every != 0 && it != c->e.iterations) return;
     rec->at.push_back(it);
-    rec->curve.push_back(c->evaluate(s.state.policy()));
+    rec->curve.push_back(c->run->evaluate(s.state.policy()));
   }
 };
 
@@ -121,7 +283,7 @@ sequence_record run_sequence_solver(const S& solver, const Problem& problem, seq
   sequence_record rec;
   auto state = solver.init(problem);
   rec.at.push_back(0);
-  rec.curve.push_back(c.evaluate(state.policy()));
+  rec.curve.push_back(c.run->evaluate(state.policy()));
   sequence_evaluator cb{&c, &rec};
   const auto t0 = std::chrono::steady_clock::now();
   auto result = run_from(solver, problem, std::move(state), run_options{c.e.iterations}, cb);
@@ -138,10 +300,10 @@ inline data::preference_dataset judge_labelled_pairs(const sequence_context& c, 
   g.samples_per_prompt = 2;
   rng gen(c.seed, /*stream=*/0xa7e);
   data::preference_dataset d;
-  const auto prompts = c.task.prompts();
+  const auto prompts = c.run->task.prompts();
+  const auto judge = c.run->task.judge();
   while (d.size() < n) {
-    const generation_result y = generate(c.reference, prompts, g, gen());
-    const auto judge = c.task.judge();
+    const generation_result y = generate(c.run->reference, prompts, g, gen());
     const index_t m = y.size() / 2;
     // first = samples 0, second = samples 1 of each prompt
     std::vector<index_t> fo{0}, so{0};
@@ -187,14 +349,15 @@ sequence_record run_sequence_dpo(sequence_context& c) {
   const index_t pairs = c.r.integer("dataset_size", 512, 1, max_dataset_pairs);
   c.r.reject_unknown_keys();
   const dpo_trainer<Variant> trainer(d);
+  if (c.run == nullptr) return {};
   if (online) {
-    const auto judge = c.task.judge();
+    const auto judge = c.run->task.judge();
     const auto problem =
-        make_sequence_problem(c.reference, judge, c.task.prompts(), c.e.generation);
+        make_sequence_problem(c.run->reference, judge, c.run->task.prompts(), c.e.generation);
     return run_sequence_solver(trainer, problem, c);
   }
   const data::preference_dataset data = judge_labelled_pairs(c, pairs);
-  const auto problem = make_sequence_problem(c.reference, data, data.prompts().view());
+  const auto problem = make_sequence_problem(c.run->reference, data, data.prompts().view());
   return run_sequence_solver(trainer, problem, c);
 }
 
@@ -214,21 +377,74 @@ inline sequence_record run_sequence_ppo(sequence_context& c) {
   const double reward_lr = c.r.number("reward_learning_rate", 1e-3, 1e-12, 1.0);
   c.r.reject_unknown_keys();
   const ppo_trainer trainer(p);
-  // Reward modelling.
-  const data::preference_dataset data = judge_labelled_pairs(c, pairs);
-  const transformer_reward_model<float> rm0(c.reference);
   reward_modeling_config rc;
   rc.optimizer.learning_rate = reward_lr;
   rc.seed = c.seed;
   const reward_modeling fit(rc);
+  if (c.run == nullptr) return {};
+  // Reward modelling.
+  const data::preference_dataset data = judge_labelled_pairs(c, pairs);
+  const transformer_reward_model<float> rm0(c.run->reference);
   const auto rm_problem = make_reward_modeling_problem(rm0, data);
   auto fitted = run(fit, rm_problem, run_options{reward_steps});
   const auto& rm = fitted.state.model();
-  const transformer_critic<float> critic(c.reference);
+  const transformer_critic<float> critic(c.run->reference);
   const auto feedback = make_rlhf_feedback(rm, critic);
   const auto problem =
-      make_sequence_problem(c.reference, feedback, c.task.prompts(), c.e.generation);
+      make_sequence_problem(c.run->reference, feedback, c.run->task.prompts(), c.e.generation);
   return run_sequence_solver(trainer, problem, c);
+}
+
+/// Runs `trainer` online against the task's judge (pairs or opponents from the current policy).
+template <class Trainer>
+sequence_record run_against_judge(const Trainer& trainer, sequence_context& c) {
+  const auto judge = c.run->task.judge();
+  const auto problem =
+      make_sequence_problem(c.run->reference, judge, c.run->task.prompts(), c.e.generation);
+  return run_sequence_solver(trainer, problem, c);
+}
+
+/// Nash-MD-PG (or Nash-EMA-PG with "opponent": "ema"): the judge's preference against an
+/// opponent from the geometric mixture of policy and reference.
+inline sequence_record run_sequence_nash_md_pg(sequence_context& c) {
+  nash_md_pg_config n;
+  n.beta = c.r.number("beta", n.beta, 0.0, 1e6);
+  n.mixture_coef = c.r.number("mixture_coef", n.mixture_coef, 0.0, 1.0);
+  n.opponent = c.r.string("opponent", "mixture", {"mixture", "ema"}) == "ema"
+                   ? nash_pg_opponent::ema
+                   : nash_pg_opponent::mixture;
+  n.ema_decay = c.r.number("ema_decay", n.ema_decay, 0.0, 0.999999);
+  n.kl_credit =
+      c.r.string("kl_credit", "reward_to_go", {"reward_to_go", "same_position"}) == "same_position"
+          ? losses::kl_credit::same_position
+          : losses::kl_credit::reward_to_go;
+  n.batch_size = c.r.integer("batch_size", n.batch_size, 1, 4096);
+  n.optimizer = read_sequence_optimizer(c.r, 1e-3);
+  n.seed = c.seed;
+  c.r.reject_unknown_keys();
+  const nash_md_pg trainer(n);
+  if (c.run == nullptr) return {};
+  return run_against_judge(trainer, c);
+}
+
+/// ONPO (`tau` absent: its game is unregularised) and INPO (`tau`, default 0.1): judged pairs from
+/// the current policy, several optimizer steps per iteration.
+template <class Trainer>
+sequence_record run_sequence_online_pairs(sequence_context& c) {
+  typename Trainer::config_type o;
+  o.eta = c.r.number("eta", o.eta, 1e-9, 1e6);
+  if constexpr (std::is_same_v<Trainer, inpo_trainer>) o.tau = c.r.number("tau", 0.1, 0.0, 1e6);
+  o.batch_size = c.r.integer("batch_size", o.batch_size, 1, 4096);
+  o.inner_steps = c.r.integer("inner_steps", o.inner_steps, 1, 10'000);
+  o.labels = c.r.string("labels", "expected", {"expected", "sampled"}) == "sampled"
+                 ? pair_labels::sampled
+                 : pair_labels::expected;
+  o.optimizer = read_sequence_optimizer(c.r, 1e-3);
+  o.seed = c.seed;
+  c.r.reject_unknown_keys();
+  const Trainer trainer(o);
+  if (c.run == nullptr) return {};
+  return run_against_judge(trainer, c);
 }
 
 struct sequence_solver_entry {
@@ -242,8 +458,18 @@ inline const std::vector<sequence_solver_entry>& sequence_solver_table() {
       {"dpo", run_sequence_dpo<losses::dpo_variant::sigmoid>},
       {"ipo", run_sequence_dpo<losses::dpo_variant::ipo>},
       {"ppo", run_sequence_ppo},
+      {"nash_md_pg", run_sequence_nash_md_pg},
+      {"onpo", run_sequence_online_pairs<onpo_trainer>},
+      {"inpo", run_sequence_online_pairs<inpo_trainer>},
   };
   return table;
+}
+
+inline const sequence_solver_entry& find_sequence_solver(const std::string& kind) {
+  for (const auto& entry : sequence_solver_table()) {
+    if (kind == entry.kind) return entry;
+  }
+  PREFOPT_THROW(invalid_argument, "prefopt-arena: unknown sequence solver kind ", kind);
 }
 
 inline std::vector<std::string> sequence_solver_kinds() {
@@ -260,16 +486,35 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
   e.name = r.string("name", "sequence experiment");
   {
     object_reader t(r.at("sequence_task"), "/sequence_task");
-    e.task_kind = t.string("kind", "quality", {"quality"});
-    e.task.content_tokens = t.integer("content_tokens", 15, 1, 4096);
-    e.task.num_prompts = t.integer("num_prompts", 64, 1, 100'000);
-    e.task.prompt_length = t.integer("prompt_length", 2, 1, 64);
-    e.task.quality_scale = t.number("quality_scale", 1.0, 0.0, 1e3);
-    e.task.length_bonus = t.number("length_bonus", 0.5, -1e3, 1e3);
-    e.task.seed =
+    e.task_kind = t.string("kind", "quality", {"quality", "intransitive"});
+    const index_t k = t.integer("content_tokens", 15, 1, 4096);
+    const index_t prompts = t.integer("num_prompts", 64, 1, 100'000);
+    const index_t length = t.integer("prompt_length", 2, 1, 64);
+    const double scale = t.number("quality_scale", 1.0, 0.0, 1e3);
+    const auto seed =
         static_cast<std::uint64_t>(t.integer("seed", 1, 0, std::numeric_limits<index_t>::max()));
+    if (e.task_kind == "quality") {
+      e.task = {k, prompts, length, scale, t.number("length_bonus", 0.5, -1e3, 1e3), seed};
+    } else {
+      intransitive_settings& s = e.intransitive;
+      s = {k, prompts, length, 1.0, 2.0, 3.0, 0.0, scale, seed};
+      if (t.has("margins")) {
+        const vector_d m = t.vector("margins");
+        if (m.size() != 3 || !(m.array() > 0.0).all() || !m.allFinite()) {
+          config_error(t.child("margins"), "expected three finite margins > 0 [a, b, c]");
+        }
+        s.a = m(0);
+        s.b = m(1);
+        s.c = m(2);
+      }
+      s.quality_weight = t.number("quality_weight", 0.0, 0.0, 0.999999);
+    }
     t.reject_unknown_keys();
   }
+  const index_t content_tokens =
+      e.task_kind == "quality" ? e.task.content_tokens : e.intransitive.content_tokens;
+  const index_t prompt_length =
+      e.task_kind == "quality" ? e.task.prompt_length : e.intransitive.prompt_length;
   {
     object_reader m(r.at("model"), "/model");
     e.model.d_model = m.integer("d_model", 64, 1, 4096);
@@ -285,9 +530,9 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
       config_error("/model/heads", "expected a divisor of d_model");
     }
   }
-  e.model.vocab_size = e.task.content_tokens + 1;
-  e.model.eos = static_cast<token_id>(e.task.content_tokens);
-  e.model.max_length = e.task.prompt_length + e.generation.max_new_tokens;
+  e.model.vocab_size = content_tokens + 1;
+  e.model.eos = static_cast<token_id>(content_tokens);
+  e.model.max_length = prompt_length + e.generation.max_new_tokens;
   if (r.has("reference")) {
     object_reader f(r.at("reference"), "/reference");
     e.reference.best_of = f.integer("best_of", e.reference.best_of, 1, 1024);
@@ -337,6 +582,18 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
   }
   r.reject_unknown_keys();
   e.model.validate("prefopt-arena");
+  // Every trainer's parameters, read and checked before anything runs.
+  for (const auto& spec : e.solvers) {
+    object_reader sr(spec.params, spec.path);
+    (void)sr.has("name");
+    (void)sr.has("kind");
+    sequence_context c{e, sr, e.seeds.front(), nullptr};
+    try {
+      (void)find_sequence_solver(spec.kind).run(c);
+    } catch (const invalid_argument& x) {
+      config_error(spec.path, x.what());
+    }
+  }
   return e;
 }
 
@@ -353,9 +610,9 @@ inline std::uint64_t reference_fingerprint(const sequence_experiment& e) {
 }
 
 /// The shared reference: loaded from the cache, or trained (SFT on best-of-n demonstrations of
-/// the untrained model under the gold reward) and cached.
+/// the untrained model under the task's demonstration reward) and cached.
 inline sequence_model shared_reference(const sequence_experiment& e,
-                                       const length_biased_quality_task& task, bool verbose) {
+                                       const sequence_task_instance& task, bool verbose) {
   namespace fs = std::filesystem;
   const fs::path path =
       e.cache_dir / fmt::format("reference-{:016x}.ckpt", reference_fingerprint(e));
@@ -370,7 +627,8 @@ inline sequence_model shared_reference(const sequence_experiment& e,
     bc.samples_per_prompt = e.reference.best_of;
     bc.generation = e.generation;
     bc.seed = 1000 + static_cast<std::uint64_t>(round);
-    const auto d = best_of_n_demonstrations(initial, task.gold_reward(), task.prompts(), bc);
+    const auto d =
+        best_of_n_demonstrations(initial, task.demonstration_reward(), task.prompts(), bc);
     for (index_t i = 0; i < d.size(); ++i) all.add(d.prompts()[i], d.responses()[i]);
   }
   sft_config sc;
@@ -402,52 +660,39 @@ inline json interval_json(const interval_estimate& v) {
 /// summary table to `table`.
 inline json run_sequence_experiment(const sequence_experiment& e, bool verbose,
                                     std::string& table) {
-  const auto task = length_biased_quality_task::random(e.task);
+  const sequence_task_instance task(e);
   const auto t0 = std::chrono::steady_clock::now();
   const sequence_model reference = shared_reference(e, task, verbose);
   const double reference_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   generation_config eval_g = e.generation;
   eval_g.samples_per_prompt = e.eval_samples;
-  auto evaluate = [&](const sequence_model& policy) {
-    sequence_evaluation v;
-    v.gold_reward = expected_reward(policy, task.gold_reward(), task.prompts(), eval_g, 77);
-    v.win_rate = win_rate(policy, reference, task.judge(), task.prompts(), eval_g, 78);
-    const auto kl = kl_and_length(policy, reference, task.prompts(), eval_g, 79);
-    v.kl = kl.mean_kl;
-    v.length = kl.mean_length;
-    return v;
-  };
+  const sequence_runtime runtime{task, reference, [&](const sequence_model& policy) {
+                                   return task.evaluate(policy, reference, eval_g);
+                                 }};
+  const std::vector<std::string> metrics = task.metric_names();
   json solvers = json::array(), timing = json::array();
-  table = fmt::format("{:<20} {:>12} {:>12} {:>12} {:>10}\n", "solver", "gold_reward", "win_vs_ref",
-                      "kl_to_ref", "length");
+  table = fmt::format("{:<20}", "solver");
+  for (const auto& m : metrics)
+    table += fmt::format(" {:>{}}", m, std::max<std::size_t>(10, m.size()));
+  table += "\n";
   for (const auto& spec : e.solvers) {
-    const sequence_solver_entry* entry = nullptr;
-    for (const auto& x : sequence_solver_table()) {
-      if (spec.kind == x.kind) entry = &x;
-    }
+    const sequence_solver_entry& entry = find_sequence_solver(spec.kind);
     json runs = json::array();
-    double final_sum[4] = {0, 0, 0, 0};
+    std::vector<double> final_sum(metrics.size(), 0.0);
     for (const std::uint64_t seed : e.seeds) {
       object_reader r(spec.params, spec.path);
       (void)r.has("name");
       (void)r.has("kind");
-      sequence_context c{e, task, reference, r, seed, evaluate};
-      const sequence_record rec = entry->run(c);
+      sequence_context c{e, r, seed, &runtime};
+      const sequence_record rec = entry.run(c);
       json curves = {{"iteration", rec.at}};
-      for (int m = 0; m < 4; ++m) {
+      for (std::size_t m = 0; m < metrics.size(); ++m) {
         json values = json::array();
-        for (const auto& v : rec.curve) {
-          const interval_estimate* x[] = {&v.gold_reward, &v.win_rate, &v.kl, &v.length};
-          values.push_back(interval_json(*x[m]));
-        }
-        curves[sequence_metric_names[m]] = values;
+        for (const auto& v : rec.curve) values.push_back(interval_json(v.values[m]));
+        curves[metrics[m]] = values;
+        final_sum[m] += rec.curve.back().values[m].mean;
       }
-      const auto& last = rec.curve.back();
-      final_sum[0] += last.gold_reward.mean;
-      final_sum[1] += last.win_rate.mean;
-      final_sum[2] += last.kl.mean;
-      final_sum[3] += last.length.mean;
       runs.push_back({{"seed", seed},
                       {"status", rec.status},
                       {"message", rec.message},
@@ -460,14 +705,19 @@ inline json run_sequence_experiment(const sequence_experiment& e, bool verbose,
       }
     }
     const double n = static_cast<double>(e.seeds.size());
-    table += fmt::format("{:<20} {:>12.4f} {:>12.4f} {:>12.4f} {:>10.3f}\n", spec.name,
-                         final_sum[0] / n, final_sum[1] / n, final_sum[2] / n, final_sum[3] / n);
+    table += fmt::format("{:<20}", spec.name);
+    for (std::size_t m = 0; m < metrics.size(); ++m) {
+      table +=
+          fmt::format(" {:>{}.4f}", final_sum[m] / n, std::max<std::size_t>(10, metrics[m].size()));
+    }
+    table += "\n";
     solvers.push_back({{"name", spec.name}, {"kind", spec.kind}, {"runs", runs}});
   }
   json results = {{"experiment", e.name},
                   {"config", e.config},
+                  {"task", e.task_kind},
                   {"reference_fingerprint", fmt::format("{:016x}", reference_fingerprint(e))},
-                  {"metrics", sequence_metric_names},
+                  {"metrics", metrics},
                   {"solvers", solvers}};
   return {{"results", results},
           {"timing", {{"reference_seconds", reference_seconds}, {"runs", timing}}}};

@@ -1,5 +1,6 @@
 # Runs prefopt-arena on a bad config: it must exit with code 1, print an error matching EXPECT,
-# and leave no results file behind. With DEEP=N the config is first written as a document nested
+# and leave no results file behind (nor the folder ABSENT, when given: a sequence experiment's
+# reference cache, which exists only once the reference is trained). With DEEP=N the config is first written as a document nested
 # N levels deep.
 if(DEFINED DEEP)
   string(REPEAT "[" ${DEEP} _open)
@@ -17,5 +18,8 @@ if(NOT err MATCHES "${EXPECT}")
 endif()
 if(EXISTS "${OUT}")
   message(FATAL_ERROR "a results file was written for a rejected config")
+endif()
+if(DEFINED ABSENT AND EXISTS "${ABSENT}")
+  message(FATAL_ERROR "${ABSENT} was created: the config was rejected after work had started")
 endif()
 message(STATUS "rejected as expected: ${err}")

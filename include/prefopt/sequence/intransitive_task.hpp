@@ -79,7 +79,31 @@ class intransitive_class_task {
     const intransitive_class_task* task_;
   };
 
+  /// The transitive part of the judge as a `RewardModel` over `sequence_batch`:
+  /// `r(x, y) = s(y)`, the summed quality of y's content tokens before the first eos (the prompt
+  /// is ignored). Points into the task, which must outlive it.
+  class quality_reward_model {
+   public:
+    using batch_type = sequence_batch;
+    explicit quality_reward_model(const intransitive_class_task& task) : task_(&task) {}
+    /// out[i] = s(responses[i]).
+    void reward(const sequence_batch& batch, Eigen::Ref<vector_d> out) const {
+      constexpr const char* fn = "intransitive_class_task::quality_reward_model::reward";
+      batch.responses.validate(fn, "batch.responses");
+      PREFOPT_CHECK(out.size() == batch.size(), shape_error, fn, ": out has ", out.size(),
+                    " entries, expected ", batch.size(), " (one per response)");
+      for (index_t i = 0; i < out.size(); ++i) {
+        index_t cls = 0;
+        task_->classify(fn, "batch", i, batch.responses.sequence(i), cls, out(i));
+      }
+    }
+
+   private:
+    const intransitive_class_task* task_;
+  };
+
   [[nodiscard]] judge_model judge() const { return judge_model(*this); }
+  [[nodiscard]] quality_reward_model quality_reward() const { return quality_reward_model(*this); }
   /// V = K + 1.
   [[nodiscard]] index_t vocab_size() const noexcept { return quality_.size() + 1; }
   [[nodiscard]] token_id eos() const noexcept { return static_cast<token_id>(quality_.size()); }
@@ -95,6 +119,21 @@ class intransitive_class_task {
     vector_d p(3);
     p << c_, b_, a_;
     return p / (a_ + b_ + c_);
+  }
+  /// The duality gap of the class distribution `p` (3 entries, each >= 0, summing to 1 within
+  /// 1e-9) in the class game as the judge plays it at `w = 0`: `max_c (M p)_c / max(a, b, c)`,
+  /// which is `2 max_c P(c > p) - 1`, in [0, 1] and 0 exactly at `class_equilibrium()`.
+  [[nodiscard]] double class_duality_gap(Eigen::Ref<const vector_d> p) const {
+    constexpr const char* fn = "intransitive_class_task::class_duality_gap";
+    PREFOPT_CHECK(p.size() == 3, shape_error, fn, ": p has ", p.size(),
+                  " entries, expected 3 (one per class)");
+    for (index_t k = 0; k < 3; ++k) {
+      PREFOPT_CHECK(std::isfinite(p(k)) && p(k) >= 0.0, invalid_argument, fn, ": p[", k,
+                    "] = ", p(k), ", expected a probability");
+    }
+    PREFOPT_CHECK(std::abs(p.sum() - 1.0) <= 1e-9, invalid_argument, fn, ": p sums to ", p.sum(),
+                  ", expected 1");
+    return (class_matrix() * p).maxCoeff() / max_margin();
   }
   /// The class of a response (sum of content tokens before the first eos, modulo 3).
   [[nodiscard]] index_t response_class(std::span<const token_id> y) const {
@@ -127,5 +166,6 @@ class intransitive_class_task {
 };
 
 static_assert(PreferenceModel<intransitive_class_task::judge_model>);
+static_assert(RewardModel<intransitive_class_task::quality_reward_model>);
 
 }  // namespace prefopt

@@ -70,15 +70,12 @@ matrix_d exact_class_distribution(const M& model, const intransitive_class_task&
   return out;
 }
 
-/// Class-level duality gap `2 max_c P(c > p) - 1 = max_c (M p)_c / max margin` of each prompt's
-/// class distribution (rows of `classes`), averaged over prompts (the judge with quality weight 0).
+/// `task.class_duality_gap` of each prompt's class distribution (rows of `classes`), averaged
+/// over prompts.
 inline double class_duality_gap(const intransitive_class_task& task, const matrix_d& classes) {
-  const matrix_d m = task.class_matrix();
-  const double scale = m.cwiseAbs().maxCoeff();
   double gap = 0.0;
   for (index_t i = 0; i < classes.rows(); ++i) {
-    const vector_d p = classes.row(i).transpose();
-    gap += (m * p).maxCoeff() / scale;
+    gap += task.class_duality_gap(classes.row(i).transpose() / classes.row(i).sum());
   }
   return gap / static_cast<double>(classes.rows());
 }

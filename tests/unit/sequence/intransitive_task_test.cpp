@@ -80,3 +80,55 @@ TEST_CASE("intransitive task: bad settings are named", "[sequence]") {
   CHECK_THROWS_WITH(prefopt::intransitive_class_task(vector_d::Zero(2), 1.0, 0.0, 1.0, 0.0),
                     contains("margin b = 0"));
 }
+
+TEST_CASE(
+    "intransitive task: class duality gap is 0 at the equilibrium and the judge's at a pure class",
+    "[sequence]") {
+  const auto task = make_task(0.0);
+  CHECK(std::abs(task.class_duality_gap(task.class_equilibrium())) < 1e-15);
+  // Against pure class 0, class 2 wins with probability 1/2 + b / (2 max margin): the gap is
+  // 2 P(2 > 0) - 1 = b / max margin = 2 / 2.
+  const vector_d pure0 = (vector_d(3) << 1.0, 0.0, 0.0).finished();
+  CHECK(task.class_duality_gap(pure0) == Approx(1.0));
+  const vector_d pure1 = (vector_d(3) << 0.0, 1.0, 0.0).finished();
+  CHECK(task.class_duality_gap(pure1) == Approx(1.0 / 2.0));  // class 0 beats 1 by a = 1
+  // Equals 2 max_c P(c > p) - 1 under the judge, with P(c > p) = sum_k p_k P(c > k).
+  const vector_d p = (vector_d(3) << 0.2, 0.5, 0.3).finished();
+  const std::vector<index_t> po{0, 0}, o{0, 2};
+  const std::vector<token_id> none;
+  double best = 0.0;
+  for (token_id c = 0; c < 3; ++c) {
+    double win = 0.0;
+    for (token_id k = 0; k < 3; ++k) {
+      const std::vector<token_id> yc{c, 3}, yk{k, 3};
+      vector_d pk(1);
+      task.judge().preference({{{po, none}, {o, yc}}, {{po, none}, {o, yk}}}, pk);
+      win += p(k) * pk(0);
+    }
+    best = std::max(best, 2.0 * win - 1.0);
+  }
+  CHECK(task.class_duality_gap(p) == Approx(best));
+  using prefopt::test::contains;
+  CHECK_THROWS_WITH(task.class_duality_gap(vector_d::Constant(2, 0.5)),
+                    contains("class_duality_gap: p has 2 entries, expected 3"));
+  CHECK_THROWS_WITH(task.class_duality_gap((vector_d(3) << 0.5, 0.6, -0.1).finished()),
+                    contains("class_duality_gap: p[2] = -0.1, expected a probability"));
+  CHECK_THROWS_WITH(task.class_duality_gap(vector_d::Constant(3, 0.5)),
+                    contains("p sums to 1.5, expected 1"));
+}
+
+TEST_CASE("intransitive task: quality reward is the judge's transitive score", "[sequence]") {
+  const auto task = make_task(0.4);
+  // [0, 1, eos, 2] scores q0 + q1 (tokens after eos ignored); [2] scores q2; [] scores 0.
+  const std::vector<index_t> po{0, 0, 0, 0}, o{0, 4, 5, 5};
+  const std::vector<token_id> none, y{0, 1, 3, 2, 2};
+  vector_d r(3);
+  task.quality_reward().reward({{po, none}, {o, y}}, r);
+  CHECK(r(0) == Approx(0.5 - 0.2));
+  CHECK(r(1) == Approx(0.1));
+  CHECK(r(2) == 0.0);
+  const std::vector<token_id> bad{0, 7, 3, 2, 2};
+  using prefopt::test::contains;
+  CHECK_THROWS_WITH(task.quality_reward().reward({{po, none}, {o, bad}}, r),
+                    contains("quality_reward_model::reward: batch.responses[0][1] = 7"));
+}
