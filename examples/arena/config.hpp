@@ -160,6 +160,49 @@ struct solver_spec {
   std::string path;
 };
 
+/// The config's "seeds" (default `[0]`): a non-empty array of non-negative integers.
+inline std::vector<std::uint64_t> read_seeds(object_reader& r) {
+  if (!r.has("seeds")) return {0};
+  std::vector<std::uint64_t> seeds;
+  const json& s = r.at("seeds");
+  if (!s.is_array() || s.empty()) config_error("/seeds", "expected a non-empty array");
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (!s[i].is_number_unsigned()) {
+      config_error("/seeds/" + std::to_string(i),
+                   "expected a non-negative integer, got " + s[i].dump());
+    }
+    seeds.push_back(s[i].get<std::uint64_t>());
+  }
+  return seeds;
+}
+
+/// The config's "solvers": a non-empty array of objects, each with a `kind` among `kinds` and a
+/// unique `name` (default: the kind). Their other keys are read by their solver's entry.
+inline std::vector<solver_spec> read_solver_specs(object_reader& r,
+                                                  const std::vector<std::string>& kinds) {
+  const json& solvers = r.at("solvers");
+  if (!solvers.is_array() || solvers.empty()) {
+    config_error("/solvers", "expected a non-empty array of solver objects");
+  }
+  std::vector<solver_spec> specs;
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < solvers.size(); ++i) {
+    const std::string path = "/solvers/" + std::to_string(i);
+    object_reader sr(solvers[i], path);
+    solver_spec spec;
+    spec.kind = sr.string("kind", "", kinds);
+    if (spec.kind.empty()) config_error(path + "/kind", "missing");
+    spec.name = sr.string("name", spec.kind);
+    if (!names.insert(spec.name).second) {
+      config_error(path + "/name", "\"" + spec.name + "\" is used by another solver");
+    }
+    spec.params = solvers[i];
+    spec.path = path;
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
 /// The parsed experiment.
 struct experiment {
   std::string name;

@@ -20,6 +20,7 @@ struct arena_options {
   bool progress = true;
   double memory_limit_gib = default_memory_limit_gib;  ///< refuse experiments estimated above
   bool quiet = false;                                  ///< print only the summary table
+  bool check_only = false;  ///< validate the config (and the memory estimate), run nothing
 };
 
 /// Runs the tabular experiment `config` (files it names are relative to `base`), writes the

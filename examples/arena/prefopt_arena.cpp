@@ -4,6 +4,7 @@
 // modes are compiled apart (modes.hpp).
 //
 //   prefopt-arena [CONFIG.json] [--output FILE] [--threads N] [--memory-limit GIB] [--quiet]
+//   prefopt-arena --check [CONFIG.json]       (validates the config and every solver entry)
 //
 // Progress goes to stderr: a bar per run on a terminal, otherwise one line per solver;
 // --quiet prints nothing but the summary table (errors still go to stderr).
@@ -28,12 +29,14 @@ constexpr const char* default_config =
 int usage(int code) {
   std::fprintf(code == 0 ? stdout : stderr,
                "usage: prefopt-arena [CONFIG.json] [--output FILE] [--threads N]\n"
-               "                     [--memory-limit GIB] [--quiet]\n"
+               "                     [--memory-limit GIB] [--quiet] [--check]\n"
                "       prefopt-arena --print-default-config\n"
                "Runs every solver of CONFIG (default: the built-in comparison) on the same\n"
-               "tabular problem, prints a summary table and writes the results as JSON\n"
+               "problem (a tabular game or task, or a sequence task on the shipped\n"
+               "transformer), prints a summary table and writes the results as JSON\n"
                "(default file: prefopt-results.json). Refuses an experiment whose memory\n"
-               "it estimates above GIB (default 4). --quiet: only the summary table.\n");
+               "it estimates above GIB (default 4). --quiet: only the summary table.\n"
+               "--check: validate CONFIG and every solver entry, run nothing.\n");
   return code;
 }
 
@@ -80,6 +83,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       options.memory_limit_gib = gib;
+    } else if (arg == "--check") {
+      options.check_only = true;
     } else if (arg == "-q" || arg == "--quiet") {
       options.progress = false;
       options.quiet = true;

@@ -4,9 +4,11 @@
 //
 // A config with a "sequence_task" (instead of a "game" or a "task") names the task, the shipped
 // transformer's sizes, the supervised fine-tuning budget of the shared reference and the trainers.
-// Two tasks: "quality" (`length_biased_quality_task`: a gold reward and raters who favour long
-// answers) and "intransitive" (`intransitive_class_task`: a rock-paper-scissors judge over response
-// classes with a known class-level Nash equilibrium, which no reward model explains).
+// Three tasks: "quality" (`length_biased_quality_task`: a gold reward and raters who favour long
+// answers), "intransitive" (`intransitive_class_task`: a rock-paper-scissors judge over response
+// classes with a known class-level Nash equilibrium, which no reward model explains) and
+// "instruction" (`modular_sum_instruction_task`: instructions, binary feedback and hindsight
+// relabeling, for HIR).
 // The runner
 // 1. trains the reference once: SFT on best-of-n samples of the untrained model under the task's
 //    reward (the gold reward; the intransitive task's quality score), rejection-sampling
@@ -44,10 +46,12 @@
 #include "prefopt/models/transformer/checkpoint.hpp"
 #include "prefopt/models/transformer/transformer.hpp"
 #include "prefopt/sequence/evaluation.hpp"
+#include "prefopt/sequence/instruction_task.hpp"
 #include "prefopt/sequence/intransitive_task.hpp"
 #include "prefopt/sequence/quality_task.hpp"
 #include "prefopt/solvers/common/run.hpp"
 #include "prefopt/solvers/dpo_trainer.hpp"
+#include "prefopt/solvers/hir_trainer.hpp"
 #include "prefopt/solvers/nash_md_pg.hpp"
 #include "prefopt/solvers/online_pair_trainers.hpp"
 #include "prefopt/solvers/ppo_trainer.hpp"
@@ -67,6 +71,15 @@ struct intransitive_settings {
   double quality_weight = 0.0;       ///< w, the judge's transitive part
   double quality_scale = 1.0;        ///< q ~ N(0, scale^2) per content token
   std::uint64_t seed = 1;            ///< draws the prompts and the qualities
+};
+
+/// The instruction task's settings (`modular_sum_instruction_task`).
+struct instruction_settings {
+  index_t content_tokens = 6;  ///< K >= 2 (eos = K)
+  index_t num_prompts = 16;
+  index_t prompt_length = 1;  ///< the instruction, then uniform content tokens
+  index_t modulus = 5;        ///< instructions "sum = k mod modulus", in [2, K]
+  std::uint64_t seed = 1;     ///< draws the prompts
 };
 
 /// Any judge (`PreferenceModel` over `sequence_batch` pairs), type-erased: every trainer is
@@ -117,9 +130,12 @@ struct reference_settings {
 struct sequence_experiment {
   std::string name;
   json config;
-  std::string task_kind;               ///< "quality" or "intransitive"
+  std::string task_kind;       ///< "quality", "intransitive" or "instruction"
+  index_t content_tokens = 0;  ///< K of every task (eos = K)
+  index_t prompt_length = 0;
   quality_task_config task;            ///< the quality task's settings
   intransitive_settings intransitive;  ///< the intransitive task's settings
+  instruction_settings instruction;    ///< the instruction task's settings
   transformer_config model;
   generation_config generation;  ///< sampling of rollouts and evaluations
   reference_settings reference;
@@ -145,12 +161,25 @@ class sequence_task_instance {
       quality_.emplace(length_biased_quality_task::random(e.task));
       return;
     }
+    offsets_.push_back(0);
+    if (e.task_kind == "instruction") {
+      const instruction_settings& s = e.instruction;
+      instruction_.emplace(s.content_tokens, s.modulus);
+      rng gen(s.seed, /*stream=*/0x1a57);
+      for (index_t i = 0; i < s.num_prompts; ++i) {
+        tokens_.push_back(static_cast<token_id>(gen.uniform_index(s.modulus)));
+        for (index_t t = 1; t < s.prompt_length; ++t) {
+          tokens_.push_back(static_cast<token_id>(gen.uniform_index(s.content_tokens)));
+        }
+        offsets_.push_back(static_cast<index_t>(tokens_.size()));
+      }
+      return;
+    }
     const intransitive_settings& s = e.intransitive;
     rng gen(s.seed, /*stream=*/0x17a5);
     vector_d q(s.content_tokens);
     for (index_t k = 0; k < q.size(); ++k) q(k) = s.quality_scale * gen.normal();
     intransitive_.emplace(std::move(q), s.a, s.b, s.c, s.quality_weight);
-    offsets_.push_back(0);
     for (index_t i = 0; i < s.num_prompts; ++i) {
       for (index_t t = 0; t < s.prompt_length; ++t) {
         tokens_.push_back(static_cast<token_id>(gen.uniform_index(s.content_tokens)));
@@ -165,18 +194,27 @@ class sequence_task_instance {
     return quality_ ? quality_->prompts() : ragged_view<const token_id>{offsets_, tokens_};
   }
   [[nodiscard]] any_judge judge() const {
-    return quality_ ? any_judge(quality_->judge()) : any_judge(intransitive_->judge());
+    if (quality_) return any_judge(quality_->judge());
+    if (instruction_) return any_judge(instruction_->judge());
+    return any_judge(intransitive_->judge());
+  }
+  /// The instruction task (HIR relabels its prompts), or null for the other tasks.
+  [[nodiscard]] const modular_sum_instruction_task* instruction() const {
+    return instruction_ ? &*instruction_ : nullptr;
   }
   /// The reward that picks the reference's demonstrations.
   [[nodiscard]] any_reward demonstration_reward() const {
-    return quality_ ? any_reward(quality_->gold_reward())
-                    : any_reward(intransitive_->quality_reward());
+    if (quality_) return any_reward(quality_->gold_reward());
+    if (instruction_) return any_reward(instruction_->feedback());
+    return any_reward(intransitive_->quality_reward());
   }
   /// The task's own metrics, then the common ones (`evaluate` fills them in this order).
   [[nodiscard]] std::vector<std::string> metric_names() const {
     std::vector<std::string> names;
     if (quality_) {
       names = {"gold_reward"};
+    } else if (instruction_) {
+      names = {"success_rate"};
     } else {
       names = {"class_duality_gap", "class_0", "class_1", "class_2"};
     }
@@ -193,6 +231,8 @@ class sequence_task_instance {
     sequence_evaluation v;
     if (quality_) {
       v.values.push_back(expected_reward(policy, quality_->gold_reward(), prompts(), g, 77));
+    } else if (instruction_) {
+      v.values.push_back(expected_reward(policy, instruction_->feedback(), prompts(), g, 77));
     } else {
       class_metrics(policy, g, v.values);
     }
@@ -232,7 +272,8 @@ class sequence_task_instance {
 
   std::optional<length_biased_quality_task> quality_;
   std::optional<intransitive_class_task> intransitive_;
-  std::vector<index_t> offsets_;  // the intransitive task's prompts
+  std::optional<modular_sum_instruction_task> instruction_;
+  std::vector<index_t> offsets_;  // the prompts of the intransitive and instruction tasks
   std::vector<token_id> tokens_;
 };
 
@@ -447,6 +488,34 @@ sequence_record run_sequence_online_pairs(sequence_context& c) {
   return run_against_judge(trainer, c);
 }
 
+/// HIR on the instruction task: online sampling, relabeling, supervised updates (`mode`:
+/// `hindsight`, or the baselines `no_relabeling` and `successes_only`).
+inline sequence_record run_sequence_hir(sequence_context& c) {
+  if (c.e.task_kind != "instruction") {
+    config_error(c.r.child("kind"),
+                 "hir needs a sequence_task of kind \"instruction\" (it relabels instructions)");
+  }
+  hir_trainer_config h;
+  const std::string mode =
+      c.r.string("mode", "hindsight", {"hindsight", "no_relabeling", "successes_only"});
+  h.mode = mode == "hindsight"       ? hir_mode::hindsight
+           : mode == "no_relabeling" ? hir_mode::no_relabeling
+                                     : hir_mode::successes_only;
+  h.batch_size = c.r.integer("batch_size", h.batch_size, 1, 4096);
+  h.updates_per_round = c.r.integer("updates_per_round", h.updates_per_round, 1, 10'000);
+  h.label_smoothing = c.r.number("label_smoothing", h.label_smoothing, 0.0, 0.5);
+  h.contrast_weight = c.r.number("contrast_weight", h.contrast_weight, 0.0, 1e6);
+  h.entropy_weight = c.r.number("entropy_weight", h.entropy_weight, 0.0, 1e6);
+  h.optimizer = read_sequence_optimizer(c.r, 1e-3);
+  h.seed = c.seed;
+  c.r.reject_unknown_keys();
+  const hir_trainer trainer(h);
+  if (c.run == nullptr) return {};
+  const auto problem = make_sequence_problem(c.run->reference, *c.run->task.instruction(),
+                                             c.run->task.prompts(), c.e.generation);
+  return run_sequence_solver(trainer, problem, c);
+}
+
 struct sequence_solver_entry {
   const char* kind;
   sequence_record (*run)(sequence_context&);
@@ -461,6 +530,7 @@ inline const std::vector<sequence_solver_entry>& sequence_solver_table() {
       {"nash_md_pg", run_sequence_nash_md_pg},
       {"onpo", run_sequence_online_pairs<onpo_trainer>},
       {"inpo", run_sequence_online_pairs<inpo_trainer>},
+      {"hir", run_sequence_hir},
   };
   return table;
 }
@@ -486,18 +556,24 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
   e.name = r.string("name", "sequence experiment");
   {
     object_reader t(r.at("sequence_task"), "/sequence_task");
-    e.task_kind = t.string("kind", "quality", {"quality", "intransitive"});
+    e.task_kind = t.string("kind", "quality", {"quality", "intransitive", "instruction"});
     const index_t k = t.integer("content_tokens", 15, 1, 4096);
     const index_t prompts = t.integer("num_prompts", 64, 1, 100'000);
     const index_t length = t.integer("prompt_length", 2, 1, 64);
-    const double scale = t.number("quality_scale", 1.0, 0.0, 1e3);
     const auto seed =
         static_cast<std::uint64_t>(t.integer("seed", 1, 0, std::numeric_limits<index_t>::max()));
+    e.content_tokens = k;
+    e.prompt_length = length;
     if (e.task_kind == "quality") {
+      const double scale = t.number("quality_scale", 1.0, 0.0, 1e3);
       e.task = {k, prompts, length, scale, t.number("length_bonus", 0.5, -1e3, 1e3), seed};
+    } else if (e.task_kind == "instruction") {
+      if (k < 2) config_error(t.child("content_tokens"), "expected >= 2 for the instruction task");
+      e.instruction = {k, prompts, length, t.integer("modulus", std::min<index_t>(k, 5), 2, k),
+                       seed};
     } else {
       intransitive_settings& s = e.intransitive;
-      s = {k, prompts, length, 1.0, 2.0, 3.0, 0.0, scale, seed};
+      s = {k, prompts, length, 1.0, 2.0, 3.0, 0.0, t.number("quality_scale", 1.0, 0.0, 1e3), seed};
       if (t.has("margins")) {
         const vector_d m = t.vector("margins");
         if (m.size() != 3 || !(m.array() > 0.0).all() || !m.allFinite()) {
@@ -511,10 +587,6 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
     }
     t.reject_unknown_keys();
   }
-  const index_t content_tokens =
-      e.task_kind == "quality" ? e.task.content_tokens : e.intransitive.content_tokens;
-  const index_t prompt_length =
-      e.task_kind == "quality" ? e.task.prompt_length : e.intransitive.prompt_length;
   {
     object_reader m(r.at("model"), "/model");
     e.model.d_model = m.integer("d_model", 64, 1, 4096);
@@ -530,9 +602,9 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
       config_error("/model/heads", "expected a divisor of d_model");
     }
   }
-  e.model.vocab_size = content_tokens + 1;
-  e.model.eos = static_cast<token_id>(content_tokens);
-  e.model.max_length = prompt_length + e.generation.max_new_tokens;
+  e.model.vocab_size = e.content_tokens + 1;
+  e.model.eos = static_cast<token_id>(e.content_tokens);
+  e.model.max_length = e.prompt_length + e.generation.max_new_tokens;
   if (r.has("reference")) {
     object_reader f(r.at("reference"), "/reference");
     e.reference.best_of = f.integer("best_of", e.reference.best_of, 1, 1024);
@@ -549,37 +621,8 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
   e.iterations = r.integer("iterations", 50, 1, 1'000'000);
   e.eval_every = r.integer("eval_every", std::max<index_t>(1, e.iterations / 5), 1, e.iterations);
   e.eval_samples = r.integer("eval_samples", 4, 1, 1024);
-  if (r.has("seeds")) {
-    const json& s = r.at("seeds");
-    if (!s.is_array() || s.empty()) config_error("/seeds", "expected a non-empty array");
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      if (!s[i].is_number_unsigned()) {
-        config_error("/seeds/" + std::to_string(i), "expected a non-negative integer");
-      }
-      e.seeds.push_back(s[i].get<std::uint64_t>());
-    }
-  } else {
-    e.seeds = {0};
-  }
-  const json& solvers = r.at("solvers");
-  if (!solvers.is_array() || solvers.empty()) {
-    config_error("/solvers", "expected a non-empty array of solver objects");
-  }
-  std::set<std::string> names;
-  for (std::size_t i = 0; i < solvers.size(); ++i) {
-    const std::string path = "/solvers/" + std::to_string(i);
-    object_reader sr(solvers[i], path);
-    solver_spec spec;
-    spec.kind = sr.string("kind", "", sequence_solver_kinds());
-    if (spec.kind.empty()) config_error(path + "/kind", "missing");
-    spec.name = sr.string("name", spec.kind);
-    if (!names.insert(spec.name).second) {
-      config_error(path + "/name", "\"" + spec.name + "\" is used by another solver");
-    }
-    spec.params = solvers[i];
-    spec.path = path;
-    e.solvers.push_back(std::move(spec));
-  }
+  e.seeds = read_seeds(r);
+  e.solvers = read_solver_specs(r, sequence_solver_kinds());
   r.reject_unknown_keys();
   e.model.validate("prefopt-arena");
   // Every trainer's parameters, read and checked before anything runs.

@@ -13,6 +13,10 @@ void prefopt::arena::run_sequence_mode(const nlohmann::json& config,
                                        const arena_options& options) {
   // Every trainer from one shared, cached reference.
   const auto experiment = parse_sequence_config(config, base);
+  if (options.check_only) {
+    fmt::print("{}: valid, {} solvers\n", experiment.name, experiment.solvers.size());
+    return;
+  }
   if (!options.quiet) fmt::print("prefopt-arena {}: {}\n", version, experiment.name);
   std::fflush(stdout);
   std::string table;

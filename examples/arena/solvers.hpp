@@ -367,39 +367,8 @@ inline experiment parse_config(const json& j, const std::filesystem::path& base)
   if (has_task) e.task = read_task(r.at("task"));
   e.iterations = r.integer("iterations", 1000, 1, 100'000'000);
   e.eval_every = r.integer("eval_every", std::max<index_t>(1, e.iterations / 100), 1, e.iterations);
-  if (r.has("seeds")) {
-    const json& s = r.at("seeds");
-    if (!s.is_array() || s.empty()) config_error("/seeds", "expected a non-empty array");
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      if (!s[i].is_number_unsigned()) {
-        config_error("/seeds/" + std::to_string(i),
-                     "expected a non-negative integer, got " + s[i].dump());
-      }
-      e.seeds.push_back(s[i].get<std::uint64_t>());
-    }
-  } else {
-    e.seeds = {0};
-  }
-  const json& solvers = r.at("solvers");
-  if (!solvers.is_array() || solvers.empty()) {
-    config_error("/solvers", "expected a non-empty array of solver objects");
-  }
-  const std::vector<std::string> kinds = solver_kinds(has_game);
-  std::set<std::string> names;
-  for (std::size_t i = 0; i < solvers.size(); ++i) {
-    const std::string path = "/solvers/" + std::to_string(i);
-    object_reader sr(solvers[i], path);
-    solver_spec spec;
-    spec.kind = sr.string("kind", "", kinds);
-    if (spec.kind.empty()) config_error(path + "/kind", "missing");
-    spec.name = sr.string("name", spec.kind);
-    if (!names.insert(spec.name).second) {
-      config_error(path + "/name", "\"" + spec.name + "\" is used by another solver");
-    }
-    spec.params = solvers[i];
-    spec.path = path;
-    e.solvers.push_back(std::move(spec));
-  }
+  e.seeds = read_seeds(r);
+  e.solvers = read_solver_specs(r, solver_kinds(has_game));
   r.reject_unknown_keys();
   validate_solvers(e);
   return e;

@@ -12,6 +12,11 @@ void prefopt::arena::run_tabular_mode(const nlohmann::json& config,
                                       const std::filesystem::path& base, const std::string& output,
                                       const arena_options& options) {
   const auto experiment = parse_config(config, base);
+  if (options.check_only) {
+    check_memory(experiment, options.threads, options.memory_limit_gib);
+    fmt::print("{}: valid, {} solvers\n", experiment.name, experiment.solvers.size());
+    return;
+  }
   if (!options.quiet) {
     fmt::print("prefopt-arena {}: {}\n", version, experiment.name);
     std::fflush(stdout);  // before the progress on stderr, when both go to one log
