@@ -15,6 +15,11 @@ and, when the game carries lengths and gold rewards:
                               closed-form optimum (Bai et al. 2022, arXiv 2204.05862, Sec. 4.3);
 for a goal task (HIR):
   success_<name>              success rate against the number of rounds;
+for a sequence task (a config with "sequence_task", on the shipped transformer):
+  sequence_<name>             every metric against iteration, one line per trainer (mean over
+                              seeds) with its mean 95% interval shaded;
+  head_to_head_<name>         the judge's win rate of each trainer's final policy (row) against
+                              each other's (column), mean over seeds;
 for a token-level length sweep (examples/03_token_length_bias --output FILE):
   length_tradeoff_<name>      expected length against KL(pi, mu) and against gold reward for DPO
                               and length-averaged DPO over a sweep of beta (matched-KL view).
@@ -218,6 +223,65 @@ def plot_token_length_sweep(doc, name, folder):
     save(fig, folder, f"length_tradeoff_{name}")
 
 
+def plot_sequence(res, name, folder):
+    metrics = res["metrics"]
+    cols = min(3, len(metrics))
+    rows = (len(metrics) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for m, metric in enumerate(metrics):
+        ax = axes[m // cols][m % cols]
+        for solver in res["solvers"]:
+            runs = [r for r in solver["runs"] if metric in r["curves"]]
+            if not runs:
+                continue
+            its = runs[0]["curves"]["iteration"]
+            length = min(len(r["curves"][metric]) for r in runs)
+
+            def mean_of(key, k):
+                values = [r["curves"][metric][k][key] for r in runs]
+                values = [v for v in values if v is not None]
+                return sum(values) / len(values) if values else float("nan")
+
+            xs = its[:length]
+            mean = [mean_of("mean", k) for k in range(length)]
+            lower = [mean_of("lower", k) for k in range(length)]
+            upper = [mean_of("upper", k) for k in range(length)]
+            (line,) = ax.plot(xs, mean, marker="o", markersize=3, label=solver["name"])
+            ax.fill_between(xs, lower, upper, color=line.get_color(), alpha=0.15)
+        ax.set_title(metric)
+        ax.set_xlabel("iteration")
+    for m in range(len(metrics), rows * cols):
+        axes[m // cols][m % cols].axis("off")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(res.get("experiment", name))
+    fig.tight_layout()
+    save(fig, folder, f"sequence_{name}")
+    pairs = res.get("head_to_head", [])
+    names = [s["name"] for s in res["solvers"]]
+    if not pairs or len(names) < 2:
+        return
+    index = {n: i for i, n in enumerate(names)}
+    win = [[0.5] * len(names) for _ in names]
+    for p in pairs:
+        values = [r["win_rate"]["mean"] for r in p["runs"] if r["win_rate"]["mean"] is not None]
+        if not values:
+            continue
+        a, b = index[p["first"]], index[p["second"]]
+        win[a][b] = sum(values) / len(values)
+        win[b][a] = 1.0 - win[a][b]
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2, 1.0 * len(names) + 1.5))
+    image = ax.imshow(win, cmap="coolwarm", vmin=0.3, vmax=0.7)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for a in range(len(names)):
+        for b in range(len(names)):
+            ax.text(b, a, "-" if a == b else f"{win[a][b]:.3f}", ha="center", va="center", fontsize=8)
+    fig.colorbar(image, ax=ax, label="P(row beats column)")
+    ax.set_title("head to head under the judge")
+    fig.tight_layout()
+    save(fig, folder, f"head_to_head_{name}")
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="prefopt-arena results files")
@@ -233,7 +297,9 @@ def main(argv):
             print(f"plotted {path}")
             continue
         res = doc["results"]
-        if res["problem"]["kind"] == "game":
+        if "problem" not in res:  # a sequence task
+            plot_sequence(res, name, args.out)
+        elif res["problem"]["kind"] == "game":
             plot_gaps(res, name, args.out)
             runs = res["solvers"][0]["runs"] if res["solvers"] else []
             metrics = runs[0]["metrics"] if runs else {}

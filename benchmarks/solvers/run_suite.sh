@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The convergence suite: runs prefopt-arena on every config of benchmarks/solvers/configs/ and
 # regenerates the figures of benchmarks/solvers/figures/ (shown in the README); with no CONFIG
-# arguments it also runs examples/03_token_length_bias (the token-level length experiment).
+# arguments it also runs the shipped sequence-task configs (examples/arena/configs/sequence_*.json:
+# every trainer on the shipped transformer, results named after the task) and
+# examples/03_token_length_bias (the token-level length experiment).
 # Usage: benchmarks/solvers/run_suite.sh [BUILD_DIR] [CONFIG ...]
 #   BUILD_DIR defaults to build/release (configure and build it with `cmake --preset release`).
 #   Results JSON files go to BUILD_DIR/suite/; pass config files to run only those.
@@ -16,14 +18,22 @@ if [[ ! -x "${arena}" ]]; then
   exit 1
 fi
 configs=("$@")
-if [[ ${#configs[@]} -eq 0 ]]; then configs=("${here}"/configs/*.json); fi
+if [[ ${#configs[@]} -eq 0 ]]; then
+  configs=("${here}"/configs/*.json "${root}"/examples/arena/configs/sequence_*.json)
+fi
 out="${build}/suite"
 mkdir -p "${out}"
 results=()
 for config in "${configs[@]}"; do
+  config="$(cd "$(dirname "${config}")" && pwd)/$(basename "${config}")"
   name="$(basename "${config}" .json)"
+  if [[ "${name}" == sequence_* ]]; then
+    name="${name#sequence_}"
+    [[ "${name}" == default ]] && name=quality
+  fi
   echo "== ${name}"
-  "${arena}" --quiet --threads "$(nproc)" "${config}" --output "${out}/${name}.json"
+  # From the results folder: sequence tasks cache their reference in .prefopt-cache there.
+  (cd "${out}" && "${arena}" --quiet --threads "$(nproc)" "${config}" --output "${out}/${name}.json")
   results+=("${out}/${name}.json")
 done
 if [[ $# -eq 0 ]]; then

@@ -302,6 +302,7 @@ struct sequence_record {
   double seconds = 0.0;
   std::vector<index_t> at;
   std::vector<sequence_evaluation> curve;
+  std::optional<sequence_model> policy;  ///< the final policy (for the head-to-head win rates)
 };
 
 /// The run's callback: evaluates the policy every `eval_every` steps and after the last.
@@ -332,6 +333,7 @@ sequence_record run_sequence_solver(const S& solver, const Problem& problem, seq
   rec.status = to_string(result.status);
   rec.message = result.message;
   rec.iterations = result.iterations;
+  rec.policy.emplace(result.state.policy());
   return rec;
 }
 
@@ -715,6 +717,7 @@ inline json run_sequence_experiment(const sequence_experiment& e, bool verbose,
                                  }};
   const std::vector<std::string> metrics = task.metric_names();
   json solvers = json::array(), timing = json::array();
+  std::vector<std::vector<sequence_model>> finals;  // [solver][seed]
   table = fmt::format("{:<20}", "solver");
   for (const auto& m : metrics)
     table += fmt::format(" {:>{}}", m, std::max<std::size_t>(10, m.size()));
@@ -723,12 +726,14 @@ inline json run_sequence_experiment(const sequence_experiment& e, bool verbose,
     const sequence_solver_entry& entry = find_sequence_solver(spec.kind);
     json runs = json::array();
     std::vector<double> final_sum(metrics.size(), 0.0);
+    finals.emplace_back();
     for (const std::uint64_t seed : e.seeds) {
       object_reader r(spec.params, spec.path);
       (void)r.has("name");
       (void)r.has("kind");
       sequence_context c{e, r, seed, &runtime};
-      const sequence_record rec = entry.run(c);
+      sequence_record rec = entry.run(c);
+      finals.back().push_back(std::move(*rec.policy));
       json curves = {{"iteration", rec.at}};
       for (std::size_t m = 0; m < metrics.size(); ++m) {
         json values = json::array();
@@ -756,12 +761,47 @@ inline json run_sequence_experiment(const sequence_experiment& e, bool verbose,
     table += "\n";
     solvers.push_back({{"name", spec.name}, {"kind", spec.kind}, {"runs", runs}});
   }
+  // Head to head: the judge's win rate of every trainer's final policy against every other's,
+  // seed by seed (the same sampling seed for every pair).
+  json head_to_head = json::array();
+  const std::size_t k = e.solvers.size();
+  std::vector<std::vector<double>> mean_win(k, std::vector<double>(k, 0.5));
+  for (std::size_t a = 0; a < k; ++a) {
+    for (std::size_t b = a + 1; b < k; ++b) {
+      json runs = json::array();
+      double sum = 0.0;
+      for (std::size_t s = 0; s < e.seeds.size(); ++s) {
+        const interval_estimate w =
+            win_rate(finals[a][s], finals[b][s], task.judge(), task.prompts(), eval_g, 80);
+        runs.push_back({{"seed", e.seeds[s]}, {"win_rate", interval_json(w)}});
+        sum += w.mean;
+      }
+      mean_win[a][b] = sum / static_cast<double>(e.seeds.size());
+      mean_win[b][a] = 1.0 - mean_win[a][b];
+      head_to_head.push_back(
+          {{"first", e.solvers[a].name}, {"second", e.solvers[b].name}, {"runs", runs}});
+    }
+  }
+  if (k > 1) {
+    table += fmt::format(
+        "\nhead to head: P(row beats column) under the judge, mean over seeds\n{:<20}", "");
+    for (const auto& s : e.solvers) table += fmt::format(" {:>10.10}", s.name);
+    table += "\n";
+    for (std::size_t a = 0; a < k; ++a) {
+      table += fmt::format("{:<20}", e.solvers[a].name);
+      for (std::size_t b = 0; b < k; ++b) {
+        table += a == b ? fmt::format(" {:>10}", "-") : fmt::format(" {:>10.4f}", mean_win[a][b]);
+      }
+      table += "\n";
+    }
+  }
   json results = {{"experiment", e.name},
                   {"config", e.config},
                   {"task", e.task_kind},
                   {"reference_fingerprint", fmt::format("{:016x}", reference_fingerprint(e))},
                   {"metrics", metrics},
-                  {"solvers", solvers}};
+                  {"solvers", solvers},
+                  {"head_to_head", head_to_head}};
   return {{"results", results},
           {"timing", {{"reference_seconds", reference_seconds}, {"runs", timing}}}};
 }
