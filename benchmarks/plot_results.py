@@ -20,6 +20,13 @@ for a sequence task (a config with "sequence_task", on the shipped transformer):
                               seeds) with its mean 95% interval shaded;
   head_to_head_<name>         the judge's win rate of each trainer's final policy (row) against
                               each other's (column), mean over seeds;
+  and where the task has a gold reward (the quality task):
+  sequence_reward_vs_sqrt_kl_<name>  gold-reward gain against sqrt(KL(pi, mu)) along every run,
+                              with the least-squares slope through the origin of the first half
+                              of each PPO run's points (Bai et al.: linear early, bending later);
+  sequence_length_vs_kl_<name>       response length against KL(pi, mu) along the DPO runs, DPO
+                              and length-averaged DPO apart (Grinsztajn et al.: at matched KL,
+                              DPO's answers grow longer);
 for a token-level length sweep (examples/03_token_length_bias --output FILE):
   length_tradeoff_<name>      expected length against KL(pi, mu) and against gold reward for DPO
                               and length-averaged DPO over a sweep of beta (matched-KL view).
@@ -282,6 +289,64 @@ def plot_sequence(res, name, folder):
     save(fig, folder, f"head_to_head_{name}")
 
 
+def seed_mean(runs, metric):
+    """Seed-mean curve of a sequence metric's means, and the iterations."""
+    length = min(len(r["curves"][metric]) for r in runs)
+    means = []
+    for k in range(length):
+        values = [r["curves"][metric][k]["mean"] for r in runs]
+        values = [v for v in values if v is not None]
+        means.append(sum(values) / len(values) if values else float("nan"))
+    return runs[0]["curves"]["iteration"][:length], means
+
+
+def solver_params(res, name):
+    for s in res["config"].get("solvers", []):
+        if s.get("name", s.get("kind")) == name:
+            return s
+    return {}
+
+
+def plot_sequence_quality(res, name, folder):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for solver in res["solvers"]:
+        _, kl = seed_mean(solver["runs"], "kl_to_reference")
+        _, gold = seed_mean(solver["runs"], "gold_reward")
+        x = [math.sqrt(max(v, 0.0)) for v in kl]
+        y = [g - gold[0] for g in gold]
+        (line,) = ax.plot(x, y, marker="o", markersize=3, label=solver["name"])
+        if solver["kind"] == "ppo" and len(x) >= 3:
+            half = x[: (len(x) + 1) // 2], y[: (len(y) + 1) // 2]
+            den = sum(v * v for v in half[0])
+            slope = sum(a * b for a, b in zip(*half)) / den if den > 0 else float("nan")
+            ax.plot([0, max(x)], [0, slope * max(x)], "--", color=line.get_color(), linewidth=1)
+            print(f"{name}: {solver['name']} early slope d(gold)/d(sqrt KL) = {slope:.3f}, "
+                  f"final gain {y[-1]:.3f} at sqrt KL {x[-1]:.3f}")
+    ax.axhline(0.0, color="grey", linewidth=0.5)
+    ax.set_xlabel("sqrt KL(pi, mu)")
+    ax.set_ylabel("gold reward gain over the reference")
+    ax.legend(fontsize=7)
+    ax.set_title("gold reward against sqrt KL")
+    fig.tight_layout()
+    save(fig, folder, f"sequence_reward_vs_sqrt_kl_{name}")
+    dpo = [s for s in res["solvers"] if s["kind"] in ("dpo", "ipo")]
+    if not dpo:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for solver in dpo:
+        averaged = bool(solver_params(res, solver["name"]).get("length_average", False))
+        _, kl = seed_mean(solver["runs"], "kl_to_reference")
+        _, length = seed_mean(solver["runs"], "length")
+        ax.plot(kl, length, marker="o", markersize=3, linestyle="--" if averaged else "-",
+                label=solver["name"] + (" (length-averaged)" if averaged else ""))
+    ax.set_xlabel("KL(pi, mu)")
+    ax.set_ylabel("response length (tokens)")
+    ax.legend(fontsize=6)
+    ax.set_title("length against KL: DPO and length-averaged DPO")
+    fig.tight_layout()
+    save(fig, folder, f"sequence_length_vs_kl_{name}")
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", help="prefopt-arena results files")
@@ -299,6 +364,8 @@ def main(argv):
         res = doc["results"]
         if "problem" not in res:  # a sequence task
             plot_sequence(res, name, args.out)
+            if "gold_reward" in res["metrics"]:
+                plot_sequence_quality(res, name, args.out)
         elif res["problem"]["kind"] == "game":
             plot_gaps(res, name, args.out)
             runs = res["solvers"][0]["runs"] if res["solvers"] else []
