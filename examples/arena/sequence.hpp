@@ -4,11 +4,10 @@
 //
 // A config with a "sequence_task" (instead of a "game" or a "task") names the task, the shipped
 // transformer's sizes, the supervised fine-tuning budget of the shared reference and the trainers.
-// Three tasks: "quality" (`length_biased_quality_task`: a gold reward and raters who favour long
-// answers), "intransitive" (`intransitive_class_task`: a rock-paper-scissors judge over response
-// classes with a known class-level Nash equilibrium, which no reward model explains) and
-// "instruction" (`modular_sum_instruction_task`: instructions, binary feedback and hindsight
-// relabeling, for HIR).
+// The tasks are one table too, `sequence_task_table` (sequence_tasks.hpp): "quality" (a gold
+// reward and raters who favour long answers), "intransitive" (a rock-paper-scissors judge over
+// response classes with a known class-level Nash equilibrium, which no reward model explains) and
+// "instruction" (instructions, binary feedback and hindsight relabeling, for HIR).
 // The runner
 // 1. trains the reference once: SFT on best-of-n samples of the untrained model under the task's
 //    reward (the gold reward; the intransitive task's quality score), rejection-sampling
@@ -39,6 +38,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "evaluation.hpp"
 #include "prefopt/core/random.hpp"
 #include "prefopt/data/checksum.hpp"
 #include "prefopt/data/preference_dataset.hpp"
@@ -46,9 +46,6 @@
 #include "prefopt/models/transformer/checkpoint.hpp"
 #include "prefopt/models/transformer/transformer.hpp"
 #include "prefopt/sequence/evaluation.hpp"
-#include "prefopt/sequence/instruction_task.hpp"
-#include "prefopt/sequence/intransitive_task.hpp"
-#include "prefopt/sequence/quality_task.hpp"
 #include "prefopt/solvers/common/run.hpp"
 #include "prefopt/solvers/dpo_trainer.hpp"
 #include "prefopt/solvers/hir_trainer.hpp"
@@ -57,65 +54,9 @@
 #include "prefopt/solvers/ppo_trainer.hpp"
 #include "prefopt/solvers/reward_modeling.hpp"
 #include "prefopt/solvers/sft.hpp"
+#include "sequence_tasks.hpp"
 
 namespace prefopt::arena {
-
-using sequence_model = transformer<float>;
-
-/// The intransitive task's settings (`intransitive_class_task`).
-struct intransitive_settings {
-  index_t content_tokens = 6;  ///< K (eos = K)
-  index_t num_prompts = 16;
-  index_t prompt_length = 2;         ///< uniform content tokens (the judge ignores prompts)
-  double a = 1.0, b = 2.0, c = 3.0;  ///< cyclic margins (equilibrium (c, b, a) / (a + b + c))
-  double quality_weight = 0.0;       ///< w, the judge's transitive part
-  double quality_scale = 1.0;        ///< q ~ N(0, scale^2) per content token
-  std::uint64_t seed = 1;            ///< draws the prompts and the qualities
-};
-
-/// The instruction task's settings (`modular_sum_instruction_task`).
-struct instruction_settings {
-  index_t content_tokens = 6;  ///< K >= 2 (eos = K)
-  index_t num_prompts = 16;
-  index_t prompt_length = 1;  ///< the instruction, then uniform content tokens
-  index_t modulus = 5;        ///< instructions "sum = k mod modulus", in [2, K]
-  std::uint64_t seed = 1;     ///< draws the prompts
-};
-
-/// Any judge (`PreferenceModel` over `sequence_batch` pairs), type-erased: every trainer is
-/// compiled once for every task.
-class any_judge {
- public:
-  using batch_type = sequence_batch;
-  template <class J>
-  explicit any_judge(J judge)
-      : f_([judge](const pair_batch<sequence_batch>& p, Eigen::Ref<vector_d> out) {
-          judge.preference(p, out);
-        }) {}
-  void preference(const pair_batch<sequence_batch>& pairs, Eigen::Ref<vector_d> out) const {
-    f_(pairs, out);
-  }
-
- private:
-  std::function<void(const pair_batch<sequence_batch>&, Eigen::Ref<vector_d>)> f_;
-};
-
-/// Any `RewardModel` over `sequence_batch`, type-erased.
-class any_reward {
- public:
-  using batch_type = sequence_batch;
-  template <class R>
-  explicit any_reward(R reward)
-      : f_([reward](const sequence_batch& b, Eigen::Ref<vector_d> out) { reward.reward(b, out); }) {
-  }
-  void reward(const sequence_batch& batch, Eigen::Ref<vector_d> out) const { f_(batch, out); }
-
- private:
-  std::function<void(const sequence_batch&, Eigen::Ref<vector_d>)> f_;
-};
-
-static_assert(PreferenceModel<any_judge>);
-static_assert(RewardModel<any_reward>);
 
 /// The shared reference's fine-tuning.
 struct reference_settings {
@@ -130,12 +71,9 @@ struct reference_settings {
 struct sequence_experiment {
   std::string name;
   json config;
-  std::string task_kind;       ///< "quality", "intransitive" or "instruction"
-  index_t content_tokens = 0;  ///< K of every task (eos = K)
-  index_t prompt_length = 0;
-  quality_task_config task;            ///< the quality task's settings
-  intransitive_settings intransitive;  ///< the intransitive task's settings
-  instruction_settings instruction;    ///< the instruction task's settings
+  std::string task_kind;            ///< a key of `sequence_task_table`
+  sequence_task_common task;        ///< the keys every task reads
+  sequence_task_builder make_task;  ///< builds the task (its settings read and checked)
   transformer_config model;
   generation_config generation;  ///< sampling of rollouts and evaluations
   reference_settings reference;
@@ -147,142 +85,13 @@ struct sequence_experiment {
   std::vector<solver_spec> solvers;
 };
 
-/// The evaluation of one policy: one estimate per metric (`sequence_task_instance::metric_names`).
-struct sequence_evaluation {
-  std::vector<interval_estimate> values;
-};
-
-/// The experiment's task, built once: its prompts, its judge, the reward of the reference's
-/// best-of-n demonstrations, and its metrics. Judges point into it: it does not move.
-class sequence_task_instance {
- public:
-  explicit sequence_task_instance(const sequence_experiment& e) {
-    if (e.task_kind == "quality") {
-      quality_.emplace(length_biased_quality_task::random(e.task));
-      return;
-    }
-    offsets_.push_back(0);
-    if (e.task_kind == "instruction") {
-      const instruction_settings& s = e.instruction;
-      instruction_.emplace(s.content_tokens, s.modulus);
-      rng gen(s.seed, /*stream=*/0x1a57);
-      for (index_t i = 0; i < s.num_prompts; ++i) {
-        tokens_.push_back(static_cast<token_id>(gen.uniform_index(s.modulus)));
-        for (index_t t = 1; t < s.prompt_length; ++t) {
-          tokens_.push_back(static_cast<token_id>(gen.uniform_index(s.content_tokens)));
-        }
-        offsets_.push_back(static_cast<index_t>(tokens_.size()));
-      }
-      return;
-    }
-    const intransitive_settings& s = e.intransitive;
-    rng gen(s.seed, /*stream=*/0x17a5);
-    vector_d q(s.content_tokens);
-    for (index_t k = 0; k < q.size(); ++k) q(k) = s.quality_scale * gen.normal();
-    intransitive_.emplace(std::move(q), s.a, s.b, s.c, s.quality_weight);
-    for (index_t i = 0; i < s.num_prompts; ++i) {
-      for (index_t t = 0; t < s.prompt_length; ++t) {
-        tokens_.push_back(static_cast<token_id>(gen.uniform_index(s.content_tokens)));
-      }
-      offsets_.push_back(static_cast<index_t>(tokens_.size()));
-    }
-  }
-  sequence_task_instance(const sequence_task_instance&) = delete;
-  sequence_task_instance& operator=(const sequence_task_instance&) = delete;
-
-  [[nodiscard]] ragged_view<const token_id> prompts() const {
-    return quality_ ? quality_->prompts() : ragged_view<const token_id>{offsets_, tokens_};
-  }
-  [[nodiscard]] any_judge judge() const {
-    if (quality_) return any_judge(quality_->judge());
-    if (instruction_) return any_judge(instruction_->judge());
-    return any_judge(intransitive_->judge());
-  }
-  /// The instruction task (HIR relabels its prompts), or null for the other tasks.
-  [[nodiscard]] const modular_sum_instruction_task* instruction() const {
-    return instruction_ ? &*instruction_ : nullptr;
-  }
-  /// The reward that picks the reference's demonstrations.
-  [[nodiscard]] any_reward demonstration_reward() const {
-    if (quality_) return any_reward(quality_->gold_reward());
-    if (instruction_) return any_reward(instruction_->feedback());
-    return any_reward(intransitive_->quality_reward());
-  }
-  /// The task's own metrics, then the common ones (`evaluate` fills them in this order).
-  [[nodiscard]] std::vector<std::string> metric_names() const {
-    std::vector<std::string> names;
-    if (quality_) {
-      names = {"gold_reward"};
-    } else if (instruction_) {
-      names = {"success_rate"};
-    } else {
-      names = {"class_duality_gap", "class_0", "class_1", "class_2"};
-    }
-    for (const char* n : {"win_rate_vs_reference", "kl_to_reference", "length"}) {
-      names.emplace_back(n);
-    }
-    return names;
-  }
-  /// The metrics of `policy` against `reference`: samples drawn with `g` from fixed seeds (the
-  /// same for every trainer).
-  [[nodiscard]] sequence_evaluation evaluate(const sequence_model& policy,
-                                             const sequence_model& reference,
-                                             const generation_config& g) const {
-    sequence_evaluation v;
-    if (quality_) {
-      v.values.push_back(expected_reward(policy, quality_->gold_reward(), prompts(), g, 77));
-    } else if (instruction_) {
-      v.values.push_back(expected_reward(policy, instruction_->feedback(), prompts(), g, 77));
-    } else {
-      class_metrics(policy, g, v.values);
-    }
-    v.values.push_back(win_rate(policy, reference, judge(), prompts(), g, 78));
-    const auto kl = kl_and_length(policy, reference, prompts(), g, 79);
-    v.values.push_back(kl.mean_kl);
-    v.values.push_back(kl.mean_length);
-    return v;
-  }
-
- private:
-  /// The class-level duality gap and the class probabilities from the classes of sampled
-  /// responses (prompts weigh equally). The gap `max_c (M p)_c / max margin` is estimated at the
-  /// argmax `c*` of the sampled distribution as the mean of `M[c*, class(y)] / max margin`, with
-  /// that mean's interval (conditional on `c*`).
-  void class_metrics(const sequence_model& policy, const generation_config& g,
-                     std::vector<interval_estimate>& out) const {
-    const generation_result y = generate(policy, prompts(), g, 77);
-    std::vector<index_t> cls(static_cast<std::size_t>(y.size()));
-    vector_d p = vector_d::Zero(3);
-    for (index_t i = 0; i < y.size(); ++i) {
-      cls[static_cast<std::size_t>(i)] = intransitive_->response_class(y.responses().sequence(i));
-      p(cls[static_cast<std::size_t>(i)]) += 1.0 / static_cast<double>(y.size());
-    }
-    const matrix_d m = intransitive_->class_matrix();
-    index_t best = 0;
-    (m * p).maxCoeff(&best);
-    const double scale = m.cwiseAbs().maxCoeff();
-    std::vector<double> z, indicator(cls.size());
-    for (const index_t k : cls) z.push_back(m(best, k) / scale);
-    out.push_back(mean_with_interval(z));
-    for (index_t c = 0; c < 3; ++c) {
-      for (std::size_t i = 0; i < cls.size(); ++i) indicator[i] = cls[i] == c ? 1.0 : 0.0;
-      out.push_back(mean_with_interval(indicator));
-    }
-  }
-
-  std::optional<length_biased_quality_task> quality_;
-  std::optional<intransitive_class_task> intransitive_;
-  std::optional<modular_sum_instruction_task> instruction_;
-  std::vector<index_t> offsets_;  // the prompts of the intransitive and instruction tasks
-  std::vector<token_id> tokens_;
-};
-
 /// What a trainer's builder needs to run: the task, the shared reference and the evaluation.
 struct sequence_runtime {
-  const sequence_task_instance& task;
+  const sequence_task& task;
   const sequence_model& reference;
   /// Evaluates `policy` (the runner's evaluation, shared by every trainer).
   std::function<sequence_evaluation(const sequence_model&)> evaluate;
+  bool progress = false;  ///< a progress bar per run (verbose, on a terminal)
 };
 
 /// What a sequence trainer's builder sees. While the config is validated `run` is null: the
@@ -292,6 +101,7 @@ struct sequence_context {
   object_reader& r;
   std::uint64_t seed;
   const sequence_runtime* run;
+  std::string label;  ///< "<solver name> (seed <seed>)", above its progress bar
 };
 
 /// The outcome of one (trainer, seed) run.
@@ -327,8 +137,13 @@ sequence_record run_sequence_solver(const S& solver, const Problem& problem, seq
   rec.at.push_back(0);
   rec.curve.push_back(c.run->evaluate(state.policy()));
   sequence_evaluator cb{&c, &rec};
+  run_settings settings;
+  settings.iterations = c.e.iterations;
+  settings.show_progress = c.run->progress;
+  settings.label = c.label;
+  optional_progress bar(settings);
   const auto t0 = std::chrono::steady_clock::now();
-  auto result = run_from(solver, problem, std::move(state), run_options{c.e.iterations}, cb);
+  auto result = run_from(solver, problem, std::move(state), run_options{c.e.iterations}, cb, bar);
   rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   rec.status = to_string(result.status);
   rec.message = result.message;
@@ -558,36 +373,7 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
   e.name = r.string("name", "sequence experiment");
   {
     object_reader t(r.at("sequence_task"), "/sequence_task");
-    e.task_kind = t.string("kind", "quality", {"quality", "intransitive", "instruction"});
-    const index_t k = t.integer("content_tokens", 15, 1, 4096);
-    const index_t prompts = t.integer("num_prompts", 64, 1, 100'000);
-    const index_t length = t.integer("prompt_length", 2, 1, 64);
-    const auto seed =
-        static_cast<std::uint64_t>(t.integer("seed", 1, 0, std::numeric_limits<index_t>::max()));
-    e.content_tokens = k;
-    e.prompt_length = length;
-    if (e.task_kind == "quality") {
-      const double scale = t.number("quality_scale", 1.0, 0.0, 1e3);
-      e.task = {k, prompts, length, scale, t.number("length_bonus", 0.5, -1e3, 1e3), seed};
-    } else if (e.task_kind == "instruction") {
-      if (k < 2) config_error(t.child("content_tokens"), "expected >= 2 for the instruction task");
-      e.instruction = {k, prompts, length, t.integer("modulus", std::min<index_t>(k, 5), 2, k),
-                       seed};
-    } else {
-      intransitive_settings& s = e.intransitive;
-      s = {k, prompts, length, 1.0, 2.0, 3.0, 0.0, t.number("quality_scale", 1.0, 0.0, 1e3), seed};
-      if (t.has("margins")) {
-        const vector_d m = t.vector("margins");
-        if (m.size() != 3 || !(m.array() > 0.0).all() || !m.allFinite()) {
-          config_error(t.child("margins"), "expected three finite margins > 0 [a, b, c]");
-        }
-        s.a = m(0);
-        s.b = m(1);
-        s.c = m(2);
-      }
-      s.quality_weight = t.number("quality_weight", 0.0, 0.0, 0.999999);
-    }
-    t.reject_unknown_keys();
+    e.task_kind = read_sequence_task(t, e.task, e.make_task);
   }
   {
     object_reader m(r.at("model"), "/model");
@@ -604,9 +390,9 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
       config_error("/model/heads", "expected a divisor of d_model");
     }
   }
-  e.model.vocab_size = e.content_tokens + 1;
-  e.model.eos = static_cast<token_id>(e.content_tokens);
-  e.model.max_length = e.prompt_length + e.generation.max_new_tokens;
+  e.model.vocab_size = e.task.content_tokens + 1;
+  e.model.eos = static_cast<token_id>(e.task.content_tokens);
+  e.model.max_length = e.task.prompt_length + e.generation.max_new_tokens;
   if (r.has("reference")) {
     object_reader f(r.at("reference"), "/reference");
     e.reference.best_of = f.integer("best_of", e.reference.best_of, 1, 1024);
@@ -632,7 +418,7 @@ inline sequence_experiment parse_sequence_config(const json& j, const std::files
     object_reader sr(spec.params, spec.path);
     (void)sr.has("name");
     (void)sr.has("kind");
-    sequence_context c{e, sr, e.seeds.front(), nullptr};
+    sequence_context c{e, sr, e.seeds.front(), nullptr, spec.name};
     try {
       (void)find_sequence_solver(spec.kind).run(c);
     } catch (const invalid_argument& x) {
@@ -656,8 +442,8 @@ inline std::uint64_t reference_fingerprint(const sequence_experiment& e) {
 
 /// The shared reference: loaded from the cache, or trained (SFT on best-of-n demonstrations of
 /// the untrained model under the task's demonstration reward) and cached.
-inline sequence_model shared_reference(const sequence_experiment& e,
-                                       const sequence_task_instance& task, bool verbose) {
+inline sequence_model shared_reference(const sequence_experiment& e, const sequence_task& task,
+                                       bool verbose) {
   namespace fs = std::filesystem;
   const fs::path path =
       e.cache_dir / fmt::format("reference-{:016x}.ckpt", reference_fingerprint(e));
@@ -705,16 +491,18 @@ inline json interval_json(const interval_estimate& v) {
 /// summary table to `table`.
 inline json run_sequence_experiment(const sequence_experiment& e, bool verbose,
                                     std::string& table) {
-  const sequence_task_instance task(e);
+  const std::unique_ptr<sequence_task> built = e.make_task();
+  const sequence_task& task = *built;
   const auto t0 = std::chrono::steady_clock::now();
   const sequence_model reference = shared_reference(e, task, verbose);
   const double reference_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   generation_config eval_g = e.generation;
   eval_g.samples_per_prompt = e.eval_samples;
-  const sequence_runtime runtime{task, reference, [&](const sequence_model& policy) {
-                                   return task.evaluate(policy, reference, eval_g);
-                                 }};
+  const sequence_runtime runtime{
+      task, reference,
+      [&](const sequence_model& policy) { return task.evaluate(policy, reference, eval_g); },
+      verbose && detail::is_terminal(stderr)};
   const std::vector<std::string> metrics = task.metric_names();
   json solvers = json::array(), timing = json::array();
   std::vector<std::vector<sequence_model>> finals;  // [solver][seed]
@@ -731,7 +519,7 @@ inline json run_sequence_experiment(const sequence_experiment& e, bool verbose,
       object_reader r(spec.params, spec.path);
       (void)r.has("name");
       (void)r.has("kind");
-      sequence_context c{e, r, seed, &runtime};
+      sequence_context c{e, r, seed, &runtime, fmt::format("{} (seed {})", spec.name, seed)};
       sequence_record rec = entry.run(c);
       finals.back().push_back(std::move(*rec.policy));
       json curves = {{"iteration", rec.at}};
