@@ -103,3 +103,21 @@ TEST_CASE("hir_trainer is deterministic and names bad config fields") {
   c.entropy_weight = -1.0;
   CHECK_THROWS_WITH(hir_trainer(c), Catch::Contains("config.entropy_weight = -1"));
 }
+
+TEST_CASE("hir_trainer: a round that overflows the parameters ends the run as diverged") {
+  hir_fixture f;
+  const hir_test_model ref(6, 4, 5, 2, 1.0);
+  generation_config gen;
+  gen.max_new_tokens = 1;
+  const auto problem = make_sequence_problem(ref, f.task, f.prompts(), gen);
+  hir_trainer_config huge;
+  huge.optimizer.kind = optimizer_kind::sgd;
+  huge.optimizer.learning_rate = 1e308;
+  huge.batch_size = 16;
+  run_options o;
+  o.max_iterations = 20;
+  const auto r = prefopt::run(hir_trainer(huge), problem, o);
+  CHECK(r.status == run_status::diverged);
+  CHECK(r.iterations < 20);
+  CHECK_THAT(r.message, Catch::Contains("diverged at step"));
+}
