@@ -128,8 +128,9 @@ void check_prompts(const char* fn, const M& model, ragged_view<const token_id> p
   }
 }
 
-/// Row `r` of a model's logits into `out` as log-softmax in double; throws naming the position
-/// when the row holds NaN / +inf or no finite entry.
+/// Row `r` of a model's logits into `out` as log-softmax in double. Throws naming the position:
+/// `convergence_error` when the row holds NaN / +inf (the model's numbers went bad; inside a
+/// solver's step, `run` ends the run as diverged), `invalid_argument` when no entry is finite.
 template <class Row>
 void checked_log_softmax(const char* fn, const char* who, const Row& z, index_t seq, index_t prompt,
                          index_t sample, index_t step, std::vector<double>& out) {
@@ -139,7 +140,7 @@ void checked_log_softmax(const char* fn, const char* who, const Row& z, index_t 
   for (std::size_t u = 0; u < v; ++u) {
     const auto x = static_cast<double>(z(static_cast<index_t>(u)));
     if (std::isnan(x) || x == std::numeric_limits<double>::infinity()) {
-      PREFOPT_THROW(invalid_argument, fn, ": ", who, " wrote ", x, " for sequence ", seq,
+      PREFOPT_THROW(convergence_error, fn, ": ", who, " wrote ", x, " for sequence ", seq,
                     " (prompt ", prompt, ", sample ", sample, ") at new token ", step,
                     ", vocabulary entry ", u, ", expected finite logits");
     }

@@ -175,3 +175,23 @@ TEST_CASE("nash_md_pg names the bad config field and the missing feedback") {
   problem.feedback = nullptr;
   CHECK_THROWS_WITH(nash_md_pg().init(problem), Catch::Contains("problem.feedback is null"));
 }
+
+TEST_CASE("nash_md_pg: a policy whose logits overflow ends the run as diverged, saying where") {
+  test::class_task_fixture f;
+  const nash_test_model ref(4, 4, 3, 2, 1.0);
+  generation_config gen;
+  gen.max_new_tokens = 2;
+  const auto problem = make_sequence_problem(ref, f.judge, f.prompts(), gen);
+  // Adam's first step moves every parameter by about 1e308: finite parameters whose logits
+  // overflow when the next step samples (generate's convergence_error, read by run).
+  nash_md_pg_config huge;
+  huge.optimizer.kind = optimizer_kind::adam;
+  huge.optimizer.learning_rate = 1e308;
+  huge.batch_size = 8;
+  run_options o;
+  o.max_iterations = 20;
+  const auto r = prefopt::run(nash_md_pg(huge), problem, o);
+  CHECK(r.status == run_status::diverged);
+  CHECK(r.iterations < 20);
+  CHECK_THAT(r.message, Catch::Contains("diverged at step") && Catch::Contains("wrote inf"));
+}

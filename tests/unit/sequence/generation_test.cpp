@@ -360,5 +360,7 @@ TEST_CASE("generation rejects bad input naming the argument and position", "[seq
     pi.poison(/*context=*/1, /*column=*/0);  // prompt 1 ends in token 1: sequence 1, first token
     CHECK_THROWS_WITH(gen(), contains("model.next_logits wrote nan for sequence 1 (prompt 1, "
                                       "sample 0) at new token 0, vocabulary entry 0"));
+    // The model's numbers went bad, not the caller's arguments (`run` reads it as divergence).
+    CHECK_THROWS_AS(gen(), prefopt::convergence_error);
   }
 }

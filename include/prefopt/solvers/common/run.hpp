@@ -19,11 +19,15 @@
 /// parameters when `state.policy().parameters()` exists, the fitted model's when
 /// `state.model().parameters()` exists (reward modelling), and `stats.loss` when the stats have a
 /// `loss` — and stops with status `diverged` and a message saying at which step and which
-/// context/action (or loss) went non-finite. It does not throw. Solvers are generic: nothing here
+/// context/action (or loss) went non-finite. A `prefopt::convergence_error` thrown by a step (a
+/// model whose numbers went bad inside it, e.g. non-finite logits while sampling: see
+/// `generate`) ends the run the same way, with the error's text. It does not throw for either;
+/// other errors propagate. Solvers are generic: nothing here
 /// assumes a game; any type modelling `Solver<S, Problem>` runs through the same loop.
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -227,7 +231,16 @@ requires Solver<S, Problem>
     result.message = detail::concat("callback ", stopper, " stopped the run before the first step");
   }
   while (stopper < 0 && it < options.max_iterations) {
-    const Stats stats = solver.step(problem, result.state);
+    std::optional<Stats> step_stats;
+    try {
+      step_stats.emplace(solver.step(problem, result.state));
+    } catch (const convergence_error& e) {
+      ++it;
+      result.status = run_status::diverged;
+      result.message = detail::concat("diverged at step ", it, ": ", e.what());
+      break;
+    }
+    const Stats& stats = *step_stats;
     ++it;
     if (std::string where = detail::find_non_finite(view, stats); !where.empty()) {
       result.status = run_status::diverged;
