@@ -241,18 +241,9 @@ def plot_sequence(res, name, folder):
             runs = [r for r in solver["runs"] if metric in r["curves"]]
             if not runs:
                 continue
-            its = runs[0]["curves"]["iteration"]
-            length = min(len(r["curves"][metric]) for r in runs)
-
-            def mean_of(key, k):
-                values = [r["curves"][metric][k][key] for r in runs]
-                values = [v for v in values if v is not None]
-                return sum(values) / len(values) if values else float("nan")
-
-            xs = its[:length]
-            mean = [mean_of("mean", k) for k in range(length)]
-            lower = [mean_of("lower", k) for k in range(length)]
-            upper = [mean_of("upper", k) for k in range(length)]
+            xs, mean = seed_mean(runs, metric)
+            _, lower = seed_mean(runs, metric, "lower")
+            _, upper = seed_mean(runs, metric, "upper")
             (line,) = ax.plot(xs, mean, marker="o", markersize=3, label=solver["name"])
             ax.fill_between(xs, lower, upper, color=line.get_color(), alpha=0.15)
         ax.set_title(metric)
@@ -289,12 +280,13 @@ def plot_sequence(res, name, folder):
     save(fig, folder, f"head_to_head_{name}")
 
 
-def seed_mean(runs, metric):
-    """Seed-mean curve of a sequence metric's means, and the iterations."""
+def seed_mean(runs, metric, key="mean"):
+    """Seed-mean curve of a sequence metric's `key` ("mean", "lower" or "upper"), and the
+    iterations."""
     length = min(len(r["curves"][metric]) for r in runs)
     means = []
     for k in range(length):
-        values = [r["curves"][metric][k]["mean"] for r in runs]
+        values = [r["curves"][metric][k][key] for r in runs]
         values = [v for v in values if v is not None]
         means.append(sum(values) / len(values) if values else float("nan"))
     return runs[0]["curves"]["iteration"][:length], means
