@@ -22,6 +22,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "modes.hpp"
@@ -113,6 +114,17 @@ class object_reader {
       config_error(child(key), fmt::format("\"{}\" is not one of: {}", s, join(allowed)));
     }
     return s;
+  }
+  /// The value named by `key` among `options` (name, value); the first when `key` is absent.
+  template <class E>
+  E choice(const std::string& key, const std::vector<std::pair<std::string, E>>& options) {
+    std::vector<std::string> names;
+    for (const auto& o : options) names.push_back(o.first);
+    const std::string s = string(key, names.front(), names);
+    for (const auto& o : options) {
+      if (o.first == s) return o.second;
+    }
+    return options.front().second;  // unreachable: `string` checked the name
   }
   vector_d vector(const std::string& key) {
     const json& v = at(key);

@@ -268,14 +268,12 @@ inline sequence_record run_sequence_nash_md_pg(sequence_context& c) {
   nash_md_pg_config n;
   n.beta = c.r.number("beta", n.beta, 0.0, 1e6);
   n.mixture_coef = c.r.number("mixture_coef", n.mixture_coef, 0.0, 1.0);
-  n.opponent = c.r.string("opponent", "mixture", {"mixture", "ema"}) == "ema"
-                   ? nash_pg_opponent::ema
-                   : nash_pg_opponent::mixture;
+  n.opponent = c.r.choice<nash_pg_opponent>(
+      "opponent", {{"mixture", nash_pg_opponent::mixture}, {"ema", nash_pg_opponent::ema}});
   n.ema_decay = c.r.number("ema_decay", n.ema_decay, 0.0, 0.999999);
-  n.kl_credit =
-      c.r.string("kl_credit", "reward_to_go", {"reward_to_go", "same_position"}) == "same_position"
-          ? losses::kl_credit::same_position
-          : losses::kl_credit::reward_to_go;
+  n.kl_credit = c.r.choice<losses::kl_credit>(
+      "kl_credit", {{"reward_to_go", losses::kl_credit::reward_to_go},
+                    {"same_position", losses::kl_credit::same_position}});
   n.batch_size = c.r.integer("batch_size", n.batch_size, 1, 4096);
   n.optimizer = read_sequence_optimizer(c.r, 1e-3);
   n.seed = c.seed;
@@ -294,9 +292,8 @@ sequence_record run_sequence_online_pairs(sequence_context& c) {
   if constexpr (std::is_same_v<Trainer, inpo_trainer>) o.tau = c.r.number("tau", 0.1, 0.0, 1e6);
   o.batch_size = c.r.integer("batch_size", o.batch_size, 1, 4096);
   o.inner_steps = c.r.integer("inner_steps", o.inner_steps, 1, 10'000);
-  o.labels = c.r.string("labels", "expected", {"expected", "sampled"}) == "sampled"
-                 ? pair_labels::sampled
-                 : pair_labels::expected;
+  o.labels = c.r.choice<pair_labels>(
+      "labels", {{"expected", pair_labels::expected}, {"sampled", pair_labels::sampled}});
   o.optimizer = read_sequence_optimizer(c.r, 1e-3);
   o.seed = c.seed;
   c.r.reject_unknown_keys();
@@ -313,11 +310,9 @@ inline sequence_record run_sequence_hir(sequence_context& c) {
                  "hir needs a sequence_task of kind \"instruction\" (it relabels instructions)");
   }
   hir_trainer_config h;
-  const std::string mode =
-      c.r.string("mode", "hindsight", {"hindsight", "no_relabeling", "successes_only"});
-  h.mode = mode == "hindsight"       ? hir_mode::hindsight
-           : mode == "no_relabeling" ? hir_mode::no_relabeling
-                                     : hir_mode::successes_only;
+  h.mode = c.r.choice<hir_mode>("mode", {{"hindsight", hir_mode::hindsight},
+                                         {"no_relabeling", hir_mode::no_relabeling},
+                                         {"successes_only", hir_mode::successes_only}});
   h.batch_size = c.r.integer("batch_size", h.batch_size, 1, 4096);
   h.updates_per_round = c.r.integer("updates_per_round", h.updates_per_round, 1, 10'000);
   h.label_smoothing = c.r.number("label_smoothing", h.label_smoothing, 0.0, 0.5);
