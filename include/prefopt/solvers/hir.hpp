@@ -76,7 +76,7 @@ class tabular_hir {
   class state {
    public:
     [[nodiscard]] const tabular_softmax_policy& policy() const noexcept { return policy_; }
-    [[nodiscard]] long iteration() const noexcept { return t_; }
+    [[nodiscard]] index_t iteration() const noexcept { return t_; }
     /// Samples drawn so far (the sample budget spent).
     [[nodiscard]] long samples() const noexcept { return samples_; }
 
@@ -89,7 +89,7 @@ class tabular_hir {
     tabular_softmax_policy policy_;
     optimizer optimizer_;
     rng gen_;
-    long t_ = 0;
+    index_t t_ = 0;
     long samples_ = 0;
   };
 

@@ -205,13 +205,13 @@ class hir_trainer {
     state(const Model& reference, const optimizer_config& opt)
         : policy_(reference), optimizer_(opt, reference.num_parameters()) {}
     [[nodiscard]] const Model& policy() const noexcept { return policy_; }
-    [[nodiscard]] long iteration() const noexcept { return iteration_; }
+    [[nodiscard]] index_t iteration() const noexcept { return iteration_; }
 
    private:
     friend class hir_trainer;
     Model policy_;
     optimizer optimizer_;
-    long iteration_ = 0;
+    index_t iteration_ = 0;
   };
 
   explicit hir_trainer(const config_type& config = {}) : config_(config) { config_.validate(name); }

@@ -189,14 +189,14 @@ class nash_md_pg {
     [[nodiscard]] Model& mutable_policy() noexcept { return policy_; }
     /// The Nash-EMA-PG opponent (null for the mixture opponent).
     [[nodiscard]] const Model* ema_opponent() const noexcept { return ema_ ? &*ema_ : nullptr; }
-    [[nodiscard]] long iteration() const noexcept { return iteration_; }
+    [[nodiscard]] index_t iteration() const noexcept { return iteration_; }
 
    private:
     friend class nash_md_pg;
     Model policy_;
     std::optional<Model> ema_;
     optimizer optimizer_;
-    long iteration_ = 0;
+    index_t iteration_ = 0;
   };
 
   explicit nash_md_pg(const config_type& config = {}) : config_(config) { config_.validate(name); }

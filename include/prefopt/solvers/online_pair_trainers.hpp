@@ -303,13 +303,13 @@ class onpo_trainer {
     [[nodiscard]] const Model& policy() const noexcept { return policy_; }
     /// The auxiliary policy `pi'_t`.
     [[nodiscard]] const Model& auxiliary() const noexcept { return auxiliary_; }
-    [[nodiscard]] long iteration() const noexcept { return iteration_; }
+    [[nodiscard]] index_t iteration() const noexcept { return iteration_; }
 
    private:
     friend class onpo_trainer;
     Model policy_;
     Model auxiliary_;
-    long iteration_ = 0;
+    index_t iteration_ = 0;
   };
 
   explicit onpo_trainer(const config_type& config = {}) : config_(config) {
@@ -375,12 +375,12 @@ class inpo_trainer {
    public:
     explicit state(const Model& reference) : policy_(reference) {}
     [[nodiscard]] const Model& policy() const noexcept { return policy_; }
-    [[nodiscard]] long iteration() const noexcept { return iteration_; }
+    [[nodiscard]] index_t iteration() const noexcept { return iteration_; }
 
    private:
     friend class inpo_trainer;
     Model policy_;
-    long iteration_ = 0;
+    index_t iteration_ = 0;
   };
 
   explicit inpo_trainer(const config_type& config = {}) : config_(config) {

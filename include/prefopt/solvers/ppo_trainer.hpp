@@ -281,7 +281,7 @@ class ppo_trainer {
     /// The current critic.
     [[nodiscard]] const V& critic() const noexcept { return critic_; }
     /// Steps taken.
-    [[nodiscard]] long iteration() const noexcept { return t_; }
+    [[nodiscard]] index_t iteration() const noexcept { return t_; }
     /// The KL coefficient the next step uses.
     [[nodiscard]] double kl_coef() const noexcept {
       return adaptive_ ? adaptive_->coefficient() : tau_;
@@ -306,7 +306,7 @@ class ppo_trainer {
     rng gen_;
     double tau_;
     std::optional<losses::adaptive_kl_controller> adaptive_;
-    long t_ = 0;
+    index_t t_ = 0;
   };
 
   explicit ppo_trainer(const ppo_trainer_config& config = {}) : config_(config) {

@@ -180,7 +180,7 @@ class reward_modeling {
     /// The reward model being fitted.
     [[nodiscard]] const R& model() const noexcept { return model_; }
     /// Steps taken.
-    [[nodiscard]] long iteration() const noexcept { return t_; }
+    [[nodiscard]] index_t iteration() const noexcept { return t_; }
     /// The training and held-out record indices (fixed in `init`).
     [[nodiscard]] std::span<const index_t> training_records() const noexcept { return train_; }
     [[nodiscard]] std::span<const index_t> held_out_records() const noexcept { return held_out_; }
@@ -195,7 +195,7 @@ class reward_modeling {
     rng gen_;
     std::vector<index_t> train_, held_out_;
     std::size_t cursor_ = 0;
-    long t_ = 0;
+    index_t t_ = 0;
     double eval_loss_ = std::numeric_limits<double>::quiet_NaN();
     double eval_accuracy_ = std::numeric_limits<double>::quiet_NaN();
   };

@@ -347,7 +347,7 @@ class sft {
     /// The current model.
     [[nodiscard]] const M& policy() const noexcept { return policy_; }
     /// Steps taken.
-    [[nodiscard]] long iteration() const noexcept { return t_; }
+    [[nodiscard]] index_t iteration() const noexcept { return t_; }
     /// Completed passes over the training set.
     [[nodiscard]] long epoch() const noexcept { return epoch_; }
     /// Why the last step reported a NaN loss (the model's error message), empty otherwise.
@@ -372,7 +372,7 @@ class sft {
     rng gen_;
     std::vector<index_t> order_;
     std::size_t cursor_ = 0;
-    long t_ = 0;
+    index_t t_ = 0;
     long epoch_ = 0;
     std::string failure_;
     vector_t<scalar_type> gradient_;

@@ -52,9 +52,8 @@ enum class nash_opponent {
 template <nash_opponent Opponent, bool Regularised, class Schedule, class Payoff = exact_payoff>
 class tabular_mirror_descent {
  public:
-  using problem_type = preference_game;
-  using state_type = tabular_game_state;
-  using stats_type = tabular_step_stats;
+  using state = tabular_game_state;
+  using step_stats = tabular_step_stats;
 
   static constexpr const char* name = Opponent == nash_opponent::geometric_mixture
                                           ? "nash_md"
@@ -69,38 +68,38 @@ class tabular_mirror_descent {
   [[nodiscard]] const Payoff& payoff() const noexcept { return payoff_; }
 
   /// The first iterate (see `initial_policy`) and a sized workspace.
-  [[nodiscard]] state_type init(const preference_game& game) const {
+  [[nodiscard]] state init(const preference_game& game) const {
     std::uint64_t seed = 0;
     if constexpr (Payoff::is_sampled) seed = payoff_.seed;
-    state_type state(initial_.make(game.log_reference()), /*auxiliary=*/false, seed);
-    payoff_.resize(state.workspace(), game.num_actions());
-    return state;
+    state s(initial_.make(game.log_reference()), /*auxiliary=*/false, seed);
+    payoff_.resize(s.workspace(), game.num_actions());
+    return s;
   }
 
   /// One step on every context (see the file comment for the update).
-  stats_type step(const preference_game& game, state_type& state) const {
-    const index_t t = state.iteration();
+  step_stats step(const preference_game& game, state& s) const {
+    const index_t t = s.iteration();
     const double tau = Regularised ? game.tau() : 0.0;
     const double eta = schedule_.eta(t, tau);
     detail::check_step(name, eta, tau, t, Regularised);
     const double lambda = eta * tau;  // weight of log mu
-    auto logits = state.mutable_logits();
-    vector_d& played = state.played();
-    vector_d& opponent = state.opponent();
-    vector_d& g = state.payoff();
-    vector_d& mixed = state.mixed();
+    auto logits = s.mutable_logits();
+    vector_d& played = s.played();
+    vector_d& opponent = s.opponent();
+    vector_d& g = s.payoff();
+    vector_d& mixed = s.mixed();
     for (index_t x = 0; x < game.num_contexts(); ++x) {
       auto z = logits.row(x).transpose();
       const auto log_mu = game.log_reference().row(x).transpose();
       softmax(z, played);
-      state.probability_sum().row(x) += played.transpose();
+      s.probability_sum().row(x) += played.transpose();
       if constexpr (Opponent == nash_opponent::geometric_mixture) {
         mixed = (1.0 - lambda) * z + lambda * log_mu;
         softmax(mixed, opponent);
-        payoff_(game.preference(x), opponent, g, state.generator(), state.workspace());
+        payoff_(game.preference(x), opponent, g, s.generator(), s.workspace());
         z = mixed + eta * g;
       } else {
-        payoff_(game.preference(x), played, g, state.generator(), state.workspace());
+        payoff_(game.preference(x), played, g, s.generator(), s.workspace());
         if constexpr (Regularised) {
           z = (1.0 - lambda) * z + lambda * log_mu + eta * g;
         } else {
@@ -109,7 +108,7 @@ class tabular_mirror_descent {
       }
       z.array() -= z.maxCoeff();
     }
-    state.advance();
+    s.advance();
     return {t, eta};
   }
 

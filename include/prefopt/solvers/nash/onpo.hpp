@@ -33,9 +33,8 @@ namespace prefopt {
 template <bool Regularised, class Payoff = exact_payoff>
 class tabular_optimistic_mirror_descent {
  public:
-  using problem_type = preference_game;
-  using state_type = tabular_game_state;
-  using stats_type = tabular_step_stats;
+  using state = tabular_game_state;
+  using step_stats = tabular_step_stats;
 
   static constexpr const char* name = Regularised ? "regularised_onpo" : "onpo";
 
@@ -46,30 +45,30 @@ class tabular_optimistic_mirror_descent {
 
   [[nodiscard]] double eta() const noexcept { return eta_.value; }
 
-  [[nodiscard]] state_type init(const preference_game& game) const {
+  [[nodiscard]] state init(const preference_game& game) const {
     std::uint64_t seed = 0;
     if constexpr (Payoff::is_sampled) seed = payoff_.seed;
-    state_type state(initial_.make(game.log_reference()), /*auxiliary=*/true, seed);
-    payoff_.resize(state.workspace(), game.num_actions());
-    return state;
+    state s(initial_.make(game.log_reference()), /*auxiliary=*/true, seed);
+    payoff_.resize(s.workspace(), game.num_actions());
+    return s;
   }
 
-  stats_type step(const preference_game& game, state_type& state) const {
-    const index_t t = state.iteration();
+  step_stats step(const preference_game& game, state& s) const {
+    const index_t t = s.iteration();
     const double tau = Regularised ? game.tau() : 0.0;
     const double eta = eta_.value;
     detail::check_step(name, eta, tau, t, Regularised);
     const double lambda = eta * tau;
-    auto logits = state.mutable_logits();
-    row_matrix_d& aux = state.mutable_auxiliary();
-    vector_d& played = state.played();
-    vector_d& g = state.payoff();
+    auto logits = s.mutable_logits();
+    row_matrix_d& aux = s.mutable_auxiliary();
+    vector_d& played = s.played();
+    vector_d& g = s.payoff();
     for (index_t x = 0; x < game.num_contexts(); ++x) {
       auto z = logits.row(x).transpose();
       auto za = aux.row(x).transpose();
       softmax(z, played);
-      state.probability_sum().row(x) += played.transpose();
-      payoff_(game.preference(x), played, g, state.generator(), state.workspace());
+      s.probability_sum().row(x) += played.transpose();
+      payoff_(game.preference(x), played, g, s.generator(), s.workspace());
       if constexpr (Regularised) {
         const auto log_mu = game.log_reference().row(x).transpose();
         za = (1.0 - lambda) * za + lambda * log_mu + eta * g;
@@ -81,7 +80,7 @@ class tabular_optimistic_mirror_descent {
       za.array() -= za.maxCoeff();
       z.array() -= z.maxCoeff();
     }
-    state.advance();
+    s.advance();
     return {t, eta};
   }
 
