@@ -175,7 +175,7 @@ struct user_reward_model {
 };
 static_assert(prefopt::DifferentiableRewardModel<user_reward_model>);
 static_assert(prefopt::check_differentiable_reward_model<user_reward_model>());
-static_assert(!prefopt::DifferentiableRewardModel<prefopt::tabular_reward_model>);  // no theta
+static_assert(prefopt::DifferentiableRewardModel<prefopt::tabular_reward_model>);  // the table
 static_assert(!prefopt::ValueModel<user_reward_model>);
 
 struct user_critic {

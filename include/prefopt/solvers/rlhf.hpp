@@ -1,19 +1,26 @@
 #pragma once
 /// \file
-/// Tabular RLHF: a Bradley-Terry reward model fitted by maximum likelihood, then PPO on the
-/// KL-regularised objective (ALGORITHMS.md §1, §2).
+/// Tabular RLHF: a reward model fitted by Bradley-Terry maximum likelihood (or given), then PPO on
+/// the KL-regularised objective (ALGORITHMS.md §1, §2).
 ///
-/// Stage 1 (in `init`): draw `reward_pairs` labelled pairs `(x, y_w, y_l)` with both responses
-/// from `mu` and labels from the game's `P`; fit per-context rewards `r_hat[x, .]` by minimising
+/// The problem is a `preference_game` (the reward model is a `tabular_reward_model` fitted from
+/// zero) or a `tabular_rlhf_problem<R>`: the game and any `RewardModel` `R` over `tabular_batch`,
+/// either used as given or, with `fit = true`, a copy of it fitted first (then `R` must be a
+/// `DifferentiableRewardModel`: the fit goes through its `accumulate_reward_gradient`).
 ///
-///     L(r) = mean_i -log sigma(r[x_i, w_i] - r[x_i, l_i]) + (reward_l2 / 2) sum r^2
+/// Stage 1 (in `init`, when fitting; `fit_bradley_terry`): draw `reward.pairs` labelled pairs
+/// `(x, y_w, y_l)` with both responses from `mu` and labels from the game's `P`; fit the model's
+/// parameters theta by minimising
+///
+///     L(theta) = mean_i -log sigma(r(x_i, w_i) - r(x_i, l_i)) + (reward.l2 / 2) |theta|^2
 ///
 /// with `losses::bradley_terry_loss` and full-batch Adam (the small L2 term keeps the maximiser
-/// finite when some response always wins; rewards are then centred per context).
-/// Stage 2 (`step`): one PPO iteration on the tabular policy (Ziegler et al., arXiv 1909.08593;
-/// Stiennon et al., arXiv 2009.01325; PPO, arXiv 1707.06347): sample `batch_size` responses
-/// `y ~ pi(.|x)`, shape the reward `r_hat(x, y) - tau_t k1(y)` with `k1 = log pi(y|x) - log
-/// mu(y|x)`
+/// finite when some response always wins); a model with `center()` (the table) is then centred
+/// per context.
+/// Stage 2 (`step`): one PPO iteration on the tabular policy, scored by the reward model (Ziegler
+/// et al., arXiv 1909.08593; Stiennon et al., arXiv 2009.01325; PPO, arXiv 1707.06347): sample
+/// `batch_size` responses `y ~ pi(.|x)`, shape the reward `r_hat(x, y) - tau_t k1(y)` with `k1 =
+/// log pi(y|x) - log mu(y|x)`
 /// (`losses::shape_rewards`), advantages by GAE (one-step episodes, no value head, `gamma =
 /// lambda = 1`) whitened over the batch, then `epochs` passes of shuffled minibatches minimising
 /// the clipped surrogate `losses::ppo_policy_loss` with the optimizer. The KL coefficient `tau_t`
@@ -25,16 +32,20 @@
 #include <Eigen/Core>
 
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <numeric>
+#include <utility>
 #include <variant>
 #include <vector>
 
+#include "prefopt/core/concepts.hpp"
 #include "prefopt/core/math.hpp"
 #include "prefopt/core/random.hpp"
 #include "prefopt/games/preference_game.hpp"
 #include "prefopt/losses/bradley_terry.hpp"
 #include "prefopt/losses/ppo.hpp"
+#include "prefopt/models/reward/tabular.hpp"
 #include "prefopt/policies/tabular_softmax.hpp"
 #include "prefopt/solvers/common/game_sampling.hpp"
 #include "prefopt/solvers/common/optimizers.hpp"
@@ -49,52 +60,94 @@ struct reward_fit_config {
   double l2 = 1e-4;             ///< weight of (l2/2) sum r^2, >= 0
 };
 
-/// Result of `fit_bradley_terry_rewards`.
+/// Result of a Bradley-Terry fit.
 struct reward_fit_result {
-  row_matrix_d rewards;   ///< `[contexts, n]`, centred per context
+  row_matrix_d rewards;   ///< `[contexts, n]`: the fitted model's reward of every response
   double loss = 0.0;      ///< final mean BT loss (without the L2 term)
   double accuracy = 0.0;  ///< fraction of training pairs ranked correctly
 };
 
-/// Stage 1 on its own: draws `config.pairs` labelled pairs from `mu x mu` with `gen` and fits the
-/// Bradley-Terry rewards by maximum likelihood (see the file comment).
+/// The rewards of every (context, response) of `game` under `model` (a `RewardModel` over
+/// `tabular_batch`), `[contexts, n]`.
+template <RewardModel R>
+[[nodiscard]] row_matrix_d tabulate_rewards(const R& model, const preference_game& game) {
+  static_assert(std::same_as<typename R::batch_type, tabular_batch>,
+                "prefopt::tabulate_rewards: the reward model's batch_type must be "
+                "prefopt::tabular_batch");
+  const index_t c = game.num_contexts(), n = game.num_actions();
+  std::vector<index_t> contexts(static_cast<std::size_t>(c * n)), actions(contexts.size());
+  for (index_t i = 0; i < c * n; ++i) {
+    contexts[static_cast<std::size_t>(i)] = i / n;
+    actions[static_cast<std::size_t>(i)] = i % n;
+  }
+  vector_d r(c * n);
+  model.reward(tabular_batch{contexts, actions}, r);
+  return Eigen::Map<const row_matrix_d>(r.data(), c, n);
+}
+
+/// Stage 1 for any `DifferentiableRewardModel` `model` over `tabular_batch` (trained in place):
+/// draws `config.pairs` labelled pairs from `mu x mu` with `gen` and fits the model by maximum
+/// likelihood (file comment); centres it per context when it has `center()`.
+template <DifferentiableRewardModel R>
+reward_fit_result fit_bradley_terry(const preference_game& game, R& model,
+                                    const reward_fit_config& config, rng& gen) {
+  static_assert(std::same_as<typename R::batch_type, tabular_batch>,
+                "prefopt::fit_bradley_terry: the reward model's batch_type must be "
+                "prefopt::tabular_batch");
+  constexpr const char* fn = "fit_bradley_terry";
+  PREFOPT_CHECK(config.pairs > 0, invalid_argument, fn, ": config.pairs = ", config.pairs,
+                ", expected > 0");
+  PREFOPT_CHECK(config.iterations > 0, invalid_argument, fn,
+                ": config.iterations = ", config.iterations, ", expected > 0");
+  PREFOPT_CHECK(config.l2 >= 0.0 && std::isfinite(config.l2), invalid_argument, fn,
+                ": config.l2 = ", config.l2, ", expected a finite value >= 0");
+  using T = typename R::scalar_type;
+  const tabular_softmax_policy mu = reference_policy(game);
+  const index_t n_pairs = config.pairs;
+  const auto u = static_cast<std::size_t>(n_pairs);
+  std::vector<index_t> contexts(u), chosen(u), rejected(u);
+  for (std::size_t i = 0; i < u; ++i) {
+    const labelled_pair p = sample_labelled_pair(game, mu, mu, gen);
+    contexts[i] = p.context;
+    chosen[i] = p.chosen;
+    rejected[i] = p.rejected;
+  }
+  const tabular_batch w{contexts, chosen}, l{contexts, rejected};
+  optimizer opt(optimizer_config{optimizer_kind::adam, config.learning_rate},
+                model.num_parameters());
+  vector_d r_w(n_pairs), r_l(n_pairs), g_w(n_pairs), g_l(n_pairs);
+  vector_t<T> gradient(model.num_parameters());
+  losses::reward_model_metrics<double> metrics;
+  for (index_t it = 0; it < config.iterations; ++it) {
+    model.reward(w, r_w);
+    model.reward(l, r_l);
+    metrics = losses::bradley_terry_loss<double>(r_w, r_l, vector_d(), g_w, g_l);
+    gradient = static_cast<T>(config.l2) * std::as_const(model).parameters();
+    model.accumulate_reward_gradient(w, g_w, gradient);
+    model.accumulate_reward_gradient(l, g_l, gradient);
+    opt.step(model.parameters(), gradient);
+  }
+  if constexpr (requires { model.center(); }) model.center();
+  return {tabulate_rewards(model, game), metrics.loss, metrics.accuracy};
+}
+
+/// Stage 1 with a `tabular_reward_model` fitted from zero (see the file comment).
 [[nodiscard]] inline reward_fit_result fit_bradley_terry_rewards(const preference_game& game,
                                                                  const reward_fit_config& config,
                                                                  rng& gen) {
-  constexpr const char* fn = "fit_bradley_terry_rewards";
-  PREFOPT_CHECK(config.pairs > 0, invalid_argument, fn, ": pairs = ", config.pairs,
-                ", expected > 0");
-  PREFOPT_CHECK(config.iterations > 0, invalid_argument, fn, ": iterations = ", config.iterations,
-                ", expected > 0");
-  PREFOPT_CHECK(config.l2 >= 0.0 && std::isfinite(config.l2), invalid_argument, fn,
-                ": l2 = ", config.l2, ", expected a finite value >= 0");
-  const tabular_softmax_policy mu = reference_policy(game);
-  const index_t n_pairs = config.pairs;
-  std::vector<labelled_pair> pairs(static_cast<std::size_t>(n_pairs));
-  for (auto& p : pairs) p = sample_labelled_pair(game, mu, mu, gen);
-
-  row_matrix_d r = row_matrix_d::Zero(game.num_contexts(), game.num_actions());
-  optimizer opt(optimizer_config{optimizer_kind::adam, config.learning_rate}, r.size());
-  vector_d r_w(n_pairs), r_l(n_pairs), g_w(n_pairs), g_l(n_pairs), gradient(r.size());
-  losses::reward_model_metrics<double> metrics;
-  for (index_t it = 0; it < config.iterations; ++it) {
-    for (index_t i = 0; i < n_pairs; ++i) {
-      const auto& p = pairs[static_cast<std::size_t>(i)];
-      r_w[i] = r(p.context, p.chosen);
-      r_l[i] = r(p.context, p.rejected);
-    }
-    metrics = losses::bradley_terry_loss<double>(r_w, r_l, vector_d(), g_w, g_l);
-    gradient = config.l2 * Eigen::Map<const vector_d>(r.data(), r.size());
-    for (index_t i = 0; i < n_pairs; ++i) {
-      const auto& p = pairs[static_cast<std::size_t>(i)];
-      gradient[p.context * r.cols() + p.chosen] += g_w[i];
-      gradient[p.context * r.cols() + p.rejected] += g_l[i];
-    }
-    opt.step(Eigen::Map<vector_d>(r.data(), r.size()), gradient);
-  }
-  r.colwise() -= r.rowwise().mean();
-  return {r, metrics.loss, metrics.accuracy};
+  tabular_reward_model model(row_matrix_d::Zero(game.num_contexts(), game.num_actions()));
+  return fit_bradley_terry(game, model, config, gen);
 }
+
+/// What `tabular_rlhf_ppo` trains on besides a bare game: the game and a reward model over
+/// `tabular_batch`, used as given (`fit = false`) or fitted first (`fit = true`, a
+/// `DifferentiableRewardModel`). Non-owning: both must outlive the run.
+template <RewardModel R>
+struct tabular_rlhf_problem {
+  const preference_game* game = nullptr;
+  const R* reward = nullptr;
+  bool fit = false;
+};
 
 /// The KL-regularised RLHF optimum `pi*(y|x) ∝ mu(y|x) exp(r(x, y) / tau)` (ALGORITHMS.md §2.1)
 /// for rewards `[contexts, n]` and `tau > 0`.
@@ -142,21 +195,26 @@ class tabular_rlhf_ppo {
   using config_type = rlhf_ppo_config;
   using step_stats = rlhf_ppo_stats;
 
+  /// The per-run state; `R` is the reward model's type (`tabular_reward_model` for a bare game).
+  template <class R>
   class state {
    public:
     [[nodiscard]] const tabular_softmax_policy& policy() const noexcept { return policy_; }
-    /// The fitted Bradley-Terry rewards `[contexts, n]` (stage 1).
+    /// The reward model PPO scores with (fitted in stage 1, or a copy of the given one).
+    [[nodiscard]] const R& reward_model() const noexcept { return reward_; }
+    /// Its rewards `[contexts, n]`, with the fit's loss and accuracy (0 when given).
     [[nodiscard]] const reward_fit_result& reward_fit() const noexcept { return fit_; }
     /// The KL coefficient the next iteration will use.
     [[nodiscard]] double kl_coefficient() const noexcept {
       return std::visit([](const auto& c) { return c.coefficient(); }, controller_);
     }
-    [[nodiscard]] long iteration() const noexcept { return t_; }
+    [[nodiscard]] index_t iteration() const noexcept { return t_; }
 
    private:
     friend class tabular_rlhf_ppo;
-    state(const preference_game& game, const rlhf_ppo_config& c)
-        : policy_(reference_policy(game)),
+    state(const preference_game& game, R reward, const rlhf_ppo_config& c)
+        : reward_(std::move(reward)),
+          policy_(reference_policy(game)),
           reference_(reference_policy(game)),
           optimizer_(c.optimizer, policy_.num_parameters()),
           gen_(c.seed, /*stream=*/0x991f),
@@ -168,13 +226,14 @@ class tabular_rlhf_ppo {
       return losses::adaptive_kl_controller(c.tau, c.kl_target, c.kl_horizon);
     }
 
+    R reward_;
     tabular_softmax_policy policy_;
     tabular_softmax_policy reference_;
     optimizer optimizer_;
     rng gen_;
     std::variant<losses::fixed_kl_controller, losses::adaptive_kl_controller> controller_;
     reward_fit_result fit_;
-    long t_ = 0;
+    index_t t_ = 0;
     // Rollout scratch, sized once.
     std::vector<index_t> contexts_, actions_, offsets_, order_, mb_contexts_, mb_actions_;
     vector_d old_logp_, ref_logp_, scores_, rewards_, values_, advantages_, returns_;
@@ -196,15 +255,65 @@ class tabular_rlhf_ppo {
     PREFOPT_CHECK(config.eps_clip > 0.0 && config.eps_clip < 1.0, invalid_argument, fn,
                   ": eps_clip = ", config.eps_clip, ", expected a value in (0, 1)");
     config.optimizer.validate(fn);
-    (void)state::make_controller(config);  // validates the controller's arguments
+    (void)state<tabular_reward_model>::make_controller(config);  // validates the controller
   }
 
   [[nodiscard]] const rlhf_ppo_config& config() const noexcept { return config_; }
 
-  /// Stage 1 (reward fit); the policy starts at `mu`.
-  [[nodiscard]] state init(const preference_game& game) const {
-    state s(game, config_);
-    s.fit_ = fit_bradley_terry_rewards(game, config_.reward, s.gen_);
+  /// Stage 1 (a `tabular_reward_model` fitted from zero); the policy starts at `mu`.
+  [[nodiscard]] state<tabular_reward_model> init(const preference_game& game) const {
+    state<tabular_reward_model> s(
+        game, tabular_reward_model(row_matrix_d::Zero(game.num_contexts(), game.num_actions())),
+        config_);
+    s.fit_ = fit_bradley_terry(game, s.reward_, config_.reward, s.gen_);
+    size_scratch(s);
+    return s;
+  }
+
+  /// The problem's reward model, copied and fitted (`fit`) or used as given; starts at `mu`.
+  template <RewardModel R>
+  [[nodiscard]] state<R> init(const tabular_rlhf_problem<R>& problem) const {
+    constexpr const char* fn = "tabular_rlhf_ppo::init";
+    static_assert(std::same_as<typename R::batch_type, tabular_batch>,
+                  "prefopt::tabular_rlhf_ppo: the reward model's batch_type must be "
+                  "prefopt::tabular_batch");
+    static_assert(std::copy_constructible<R>,
+                  "prefopt::tabular_rlhf_ppo: the reward model must be copyable (the state holds "
+                  "its own copy)");
+    PREFOPT_CHECK(problem.game != nullptr && problem.reward != nullptr, invalid_argument, fn,
+                  ": problem.game or problem.reward is null, expected both");
+    const preference_game& game = *problem.game;
+    state<R> s(game, *problem.reward, config_);
+    if (problem.fit) {
+      if constexpr (DifferentiableRewardModel<R>) {
+        s.fit_ = fit_bradley_terry(game, s.reward_, config_.reward, s.gen_);
+      } else {
+        PREFOPT_CHECK(false, invalid_argument, fn,
+                      ": problem.fit = true, but the reward model has no parameters and "
+                      "accumulate_reward_gradient to fit (a DifferentiableRewardModel)");
+      }
+    } else {
+      s.fit_.rewards = tabulate_rewards(s.reward_, game);
+    }
+    PREFOPT_CHECK(s.fit_.rewards.allFinite(), invalid_argument, fn,
+                  ": the reward model gives non-finite rewards");
+    size_scratch(s);
+    return s;
+  }
+
+  /// One PPO iteration: rollouts, shaping, advantages, `epochs` passes of minibatch updates.
+  template <class Problem, class R>
+  step_stats step(const Problem& problem, state<R>& s) const {
+    if constexpr (std::same_as<Problem, preference_game>) {
+      return ppo_iteration(problem, s);
+    } else {
+      return ppo_iteration(*problem.game, s);
+    }
+  }
+
+ private:
+  template <class R>
+  void size_scratch(state<R>& s) const {
     const index_t b = config_.batch_size, m = config_.minibatch_size;
     for (auto* v : {&s.contexts_, &s.actions_, &s.order_}) v->resize(static_cast<std::size_t>(b));
     s.offsets_.resize(static_cast<std::size_t>(b + 1));
@@ -217,19 +326,18 @@ class tabular_rlhf_ppo {
     s.mb_actions_.resize(static_cast<std::size_t>(m));
     for (auto* v : {&s.mb_new_, &s.mb_old_, &s.mb_adv_, &s.mb_grad_}) v->resize(m);
     s.gradient_.resize(s.policy_.num_parameters());
-    return s;
   }
 
-  /// One PPO iteration: rollouts, shaping, advantages, `epochs` passes of minibatch updates.
-  step_stats step(const preference_game& game, state& s) const {
+  template <class R>
+  step_stats ppo_iteration(const preference_game& game, state<R>& s) const {
     const index_t b = config_.batch_size;
     for (index_t i = 0; i < b; ++i) {
       const auto k = static_cast<std::size_t>(i);
       s.contexts_[k] = sample_context(game, s.gen_);
       s.actions_[k] = s.policy_.sample(s.contexts_[k], s.gen_);
-      s.scores_[i] = s.fit_.rewards(s.contexts_[k], s.actions_[k]);
     }
     const tabular_batch rollouts{s.contexts_, s.actions_};
+    s.reward_.reward(rollouts, s.scores_);
     s.policy_.log_prob(rollouts, s.old_logp_);
     s.reference_.log_prob(rollouts, s.ref_logp_);
 
@@ -283,7 +391,6 @@ class tabular_rlhf_ppo {
     return stats;
   }
 
- private:
   rlhf_ppo_config config_;
 };
 

@@ -12,6 +12,17 @@ using prefopt::row_matrix_d;
 using prefopt::vector_d;
 
 namespace {
+/// A reward model only this test defines: r(c, a) = scale * a, no parameters (cannot be fitted).
+struct linear_reward {
+  using batch_type = prefopt::tabular_batch;
+  double scale = 1.0;
+  void reward(const prefopt::tabular_batch& batch, Eigen::Ref<vector_d> out) const {
+    for (std::size_t i = 0; i < batch.actions.size(); ++i) {
+      out[static_cast<prefopt::index_t>(i)] = scale * static_cast<double>(batch.actions[i]);
+    }
+  }
+};
+
 double expected_reward(const preference_game& game, const prefopt::tabular_softmax_policy& pi,
                        const row_matrix_d& r) {
   vector_d p(game.num_actions());
@@ -72,6 +83,57 @@ TEST_CASE("PPO converges to the closed-form optimum of its fitted reward", "[ali
   const double kl_end = prefopt::kl_divergence(game, target, state.policy());
   CHECK(kl_start > 0.05);
   CHECK(kl_end < 5e-3);
+}
+
+TEST_CASE("PPO takes any given reward model and converges to the optimum of that reward",
+          "[alignment][rlhf]") {
+  // The game's own preferences would favour action 0; the given reward favours the last action,
+  // so reaching rlhf_optimum(linear reward) proves PPO scored with the given model.
+  const auto game = prefopt::bradley_terry_game(vector_d::LinSpaced(4, 1.5, 0.0));
+  prefopt::rlhf_ppo_config config;
+  config.tau = 0.5;
+  config.optimizer.learning_rate = 0.01;
+  config.seed = 7;
+  const prefopt::tabular_rlhf_ppo solver(config);
+  const linear_reward given{0.5};
+  const prefopt::tabular_rlhf_problem<linear_reward> problem{&game, &given, false};
+  auto state = solver.init(problem);
+  CHECK(state.reward_fit().rewards(0, 3) == 1.5);
+  const auto target = prefopt::rlhf_optimum(game, state.reward_fit().rewards, config.tau);
+  for (int t = 0; t < 300; ++t) solver.step(problem, state);
+  CHECK(prefopt::kl_divergence(game, target, state.policy()) < 5e-3);
+  vector_d p(4);
+  state.policy().probabilities(0, p);
+  CHECK(p(3) > p(0));
+
+  // Fitting needs parameters: a model without them is refused by name.
+  const prefopt::tabular_rlhf_problem<linear_reward> fit_it{&game, &given, true};
+  CHECK_THROWS_WITH(solver.init(fit_it), Catch::Contains("problem.fit = true"));
+  // A given table fitted on the game's pairs is the same fit as the bare game's.
+  const prefopt::tabular_reward_model zero(row_matrix_d::Zero(1, 4));
+  const prefopt::tabular_rlhf_problem<prefopt::tabular_reward_model> fitted{&game, &zero, true};
+  prefopt::rlhf_ppo_config small = config;
+  small.reward.pairs = 500;
+  small.reward.iterations = 50;
+  const prefopt::tabular_rlhf_ppo quick(small);
+  CHECK(quick.init(fitted).reward_fit().rewards == quick.init(game).reward_fit().rewards);
+  CHECK(quick.init(fitted).reward_model().table() == quick.init(game).reward_fit().rewards);
+  CHECK(quick.init(game).reward_fit().rewards(0, 0) > 0.1);  // the fit moved off zero
+}
+
+TEST_CASE("the tabular reward model's gradient is the one-hot of each pair", "[alignment][rlhf]") {
+  prefopt::tabular_reward_model m(row_matrix_d::Zero(2, 3));
+  const std::vector<prefopt::index_t> contexts{0, 1, 1}, actions{2, 0, 0};
+  vector_d g = vector_d::Zero(6);
+  m.accumulate_reward_gradient({contexts, actions}, vector_d::Constant(3, 0.5), g);
+  CHECK(g == (vector_d(6) << 0, 0, 0.5, 1.0, 0, 0).finished());
+  m.parameters() << 1, 2, 3, 4, 5, 9;
+  m.center();
+  CHECK(m.table().row(1).sum() == Approx(0.0).margin(1e-12));
+  CHECK(m.table()(0, 2) == 1.0);
+  vector_d bad(5);
+  CHECK_THROWS_WITH(m.accumulate_reward_gradient({contexts, actions}, vector_d::Zero(3), bad),
+                    Catch::Contains("gradient has 5 entries"));
 }
 
 TEST_CASE("the adaptive KL controller drives the rollout KL toward its target",
