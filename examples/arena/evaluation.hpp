@@ -34,7 +34,7 @@
 #include "prefopt/io/game_json.hpp"
 #include "prefopt/io/json_parse.hpp"
 #include "prefopt/solvers/common/run.hpp"
-#include "prefopt/solvers/direct_alignment.hpp"
+#include "prefopt/solvers/dpo_trainer.hpp"
 #include "prefopt/solvers/hir.hpp"
 #include "prefopt/solvers/nash/mirror_descent.hpp"
 #include "prefopt/solvers/nash/onpo.hpp"

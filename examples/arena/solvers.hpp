@@ -35,7 +35,7 @@
 #include "prefopt/io/game_json.hpp"
 #include "prefopt/io/json_parse.hpp"
 #include "prefopt/solvers/common/run.hpp"
-#include "prefopt/solvers/direct_alignment.hpp"
+#include "prefopt/solvers/dpo_trainer.hpp"
 #include "prefopt/solvers/hir.hpp"
 #include "prefopt/solvers/nash/mirror_descent.hpp"
 #include "prefopt/solvers/nash/onpo.hpp"
@@ -148,10 +148,12 @@ run_record run_onpo(solver_context& c) {
   });
 }
 
-/// The direct-alignment family's settings.
-inline direct_alignment_config read_direct_alignment(solver_context& c) {
+/// The direct-alignment family's settings (on a game: offline pairs and minibatches of 64 unless
+/// the config says otherwise).
+inline dpo_trainer_config read_direct_alignment(solver_context& c) {
   object_reader& r = c.config();
-  direct_alignment_config d;
+  dpo_trainer_config d;
+  d.batch_size = 64;
   d.loss.beta_dpo = r.number("beta_dpo", c.tau() > 0.0 ? c.tau() : 0.1, 1e-9, 1e6);
   d.loss.length_average = r.boolean("length_average", false);
   d.loss.gamma_simpo = r.number("gamma_simpo", 0.0, -1e6, 1e6);
@@ -324,7 +326,7 @@ inline double estimated_memory_bytes(const experiment& e, unsigned threads) {
                  spec.kind == "slic") {
         const auto it = spec.params.find("source");
         if (it == spec.params.end() || *it == "offline") {
-          pairs = count("dataset_size", direct_alignment_config{}.dataset_size) *
+          pairs = count("dataset_size", dpo_trainer_config{}.dataset_size) *
                   static_cast<double>(sizeof(labelled_pair));
         }
       }

@@ -59,7 +59,6 @@
 #include "prefopt/solvers/common/sequence_problem.hpp"
 #include "prefopt/solvers/common/sequence_sampling.hpp"
 #include "prefopt/solvers/common/tabular_state.hpp"
-#include "prefopt/solvers/direct_alignment.hpp"
 #include "prefopt/solvers/dpo_trainer.hpp"
 #include "prefopt/solvers/hir.hpp"
 #include "prefopt/solvers/hir_trainer.hpp"
@@ -72,4 +71,3 @@
 #include "prefopt/solvers/reward_modeling.hpp"
 #include "prefopt/solvers/rlhf.hpp"
 #include "prefopt/solvers/sft.hpp"
-#include "prefopt/solvers/token_direct_alignment.hpp"

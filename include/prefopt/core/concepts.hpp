@@ -152,9 +152,9 @@ concept has_log_prob_gradient = has_batch_type<P> && has_parameters<P> &&
 /// `void accumulate_log_prob_gradient(const batch_type&, Eigen::Ref<const vector_d> weights,
 /// Eigen::Ref<vector_t<scalar_type>> gradient) const`. Every loss in `losses/` returns the
 /// gradient with respect to log-probs, so `weights` is that gradient and the policy finishes the
-/// chain rule. Accepted by: no public solver today. The tabular DPO family, RLHF-PPO and HIR
-/// train a `tabular_softmax_policy` and `token_direct_alignment` a `token_softmax_policy` through
-/// exactly these members; `sequence_policy<M>` makes any `SequenceModel` one.
+/// chain rule. Accepted by: no public solver today. Tabular RLHF-PPO and HIR train a
+/// `tabular_softmax_policy` through exactly these members; `sequence_policy<M>` makes any
+/// `SequenceModel` one.
 template <class P>
 concept DifferentiablePolicy = Policy<P> && has_parameters<P> && has_log_prob_gradient<P>;
 

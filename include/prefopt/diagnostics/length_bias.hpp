@@ -4,8 +4,9 @@
 /// token-level task whose judge prefers longer responses (`token_preference_task` with
 /// `length_bonus > 0`), compared at matched strength.
 ///
-/// For each `beta` of the sweep, both variants train a `token_softmax_policy` from `mu` on the
-/// same offline dataset (same seed) for the same number of steps; each final policy is summarised
+/// For each `beta` of the sweep, both variants train a `token_softmax_policy` from `mu` (through
+/// `dpo_trainer` on the task's `sequence_problem`, offline) on the same dataset of the reference's
+/// pairs (same seed) for the same number of steps; each final policy is summarised
 /// exactly (KL(pi, mu), expected length, expected gold reward). "Comparable strength" is matched
 /// KL(pi, mu): the two variants' temperatures are not on the same scale (the averaged implicit
 /// reward divides the log-ratio by the length), so the averaged variant's (KL, length) curve is
@@ -26,7 +27,8 @@
 
 #include "prefopt/core/assert.hpp"
 #include "prefopt/games/token_task.hpp"
-#include "prefopt/solvers/token_direct_alignment.hpp"
+#include "prefopt/solvers/common/sequence_problem.hpp"
+#include "prefopt/solvers/dpo_trainer.hpp"
 
 namespace prefopt {
 
@@ -89,7 +91,8 @@ struct length_bias_result {
   }
   PREFOPT_CHECK(config.steps > 0, invalid_argument, fn, ": steps = ", config.steps,
                 ", expected > 0");
-  token_alignment_config base;
+  dpo_trainer_config base;
+  base.source = pair_source::offline;
   base.dataset_size = config.dataset_size;
   base.batch_size = config.batch_size;
   base.optimizer = config.optimizer;
@@ -97,18 +100,23 @@ struct length_bias_result {
   base.validate(fn);
   const auto task = token_preference_task::random(config.task);
   const token_softmax_policy& mu = task.reference();
+  const positional_sequence_model reference = task.reference_model();
+  const auto judge = task.judge();
+  generation_config sampling;
+  sampling.max_new_tokens = task.max_length();  // mu stops by itself within max_length tokens
+  const auto problem = make_sequence_problem(reference, judge, task.prompts(), sampling);
   length_bias_result out;
   out.reference_length = mu.expected_length();
   out.reference_gold = task.expected_gold_reward(mu);
   for (const bool averaged : {false, true}) {
     for (const double beta : config.betas) {
-      token_alignment_config c = base;
+      dpo_trainer_config c = base;
       c.loss.beta_dpo = beta;
       c.loss.length_average = averaged;
-      const token_dpo solver(c);
-      auto state = solver.init(task);
-      for (long t = 0; t < config.steps; ++t) (void)solver.step(task, state);
-      const token_softmax_policy& pi = state.policy();
+      const sequence_dpo solver(c);
+      auto state = solver.init(problem);
+      for (long t = 0; t < config.steps; ++t) (void)solver.step(problem, state);
+      const token_softmax_policy& pi = state.policy().policy();
       out.points.push_back({averaged, beta, pi.kl_divergence(mu), pi.expected_length(),
                             task.expected_gold_reward(pi)});
     }

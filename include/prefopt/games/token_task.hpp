@@ -14,20 +14,27 @@
 /// stops with a fixed probability at every position (geometric lengths truncated at L).
 ///
 /// Because `r` is additive over tokens, `expected_gold_reward(pi)` is exact for the positional
-/// policy (`token_softmax_policy::expected_token_sum`).
+/// policy (`token_softmax_policy::expected_token_sum`). For the generic trainers the task is a
+/// `sequence_problem`: `reference_model()` (mu as a `SequenceModel`), `judge()` (a
+/// `PreferenceModel` over sequences) and `prompts()` (one empty prompt: the task has one context),
+/// e.g. `make_sequence_problem(mu, judge, task.prompts(), generation)` with `max_new_tokens >=
+/// max_length()`.
 
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <span>
 #include <utility>
 
 #include "prefopt/core/assert.hpp"
+#include "prefopt/core/concepts.hpp"
 #include "prefopt/core/math.hpp"
 #include "prefopt/core/random.hpp"
 #include "prefopt/core/types.hpp"
+#include "prefopt/policies/sequence_adapters.hpp"
 #include "prefopt/policies/token_softmax.hpp"
 
 namespace prefopt {
@@ -94,6 +101,38 @@ class token_preference_task {
     return sigmoid(checked_reward(fn, "a", a) - checked_reward(fn, "b", b));
   }
 
+  /// The judge `P(first_i > second_i) = preference(first_i, second_i)` as a `PreferenceModel`
+  /// over sequences (prompts are not read: the task has one context). Holds a pointer to the
+  /// task, which must outlive it.
+  class judge_model {
+   public:
+    using batch_type = sequence_batch;
+    explicit judge_model(const token_preference_task& task) : task_(&task) {}
+    void preference(const pair_batch<sequence_batch>& pairs, Eigen::Ref<vector_d> out) const {
+      PREFOPT_CHECK(pairs.first.size() == pairs.second.size() && out.size() == pairs.size(),
+                    shape_error, "token_preference_task::judge_model::preference: first has ",
+                    pairs.first.size(), " pairs, second ", pairs.second.size(), ", out ",
+                    out.size(), ", expected equal sizes");
+      for (index_t i = 0; i < out.size(); ++i) {
+        out(i) = task_->preference(pairs.first.responses.sequence(i),
+                                   pairs.second.responses.sequence(i));
+      }
+    }
+
+   private:
+    const token_preference_task* task_;
+  };
+
+  [[nodiscard]] judge_model judge() const { return judge_model(*this); }
+  /// mu as a `SequenceModel` (a copy of `reference()`).
+  [[nodiscard]] positional_sequence_model reference_model() const {
+    return positional_sequence_model(reference_);
+  }
+  /// The prompt pool of the task's `sequence_problem`: one empty prompt.
+  [[nodiscard]] ragged_view<const token_id> prompts() const noexcept {
+    return {std::span<const index_t>(empty_prompt_), {}};
+  }
+
   /// E_pi[r(y)], exact.
   [[nodiscard]] double expected_gold_reward(const token_softmax_policy& pi) const {
     PREFOPT_CHECK(pi.vocab_size() == vocab_size() && pi.max_length() == max_length(), shape_error,
@@ -146,6 +185,7 @@ class token_preference_task {
   vector_d quality_;
   double length_bonus_;
   token_softmax_policy reference_;
+  std::array<index_t, 2> empty_prompt_{0, 0};  // offsets of one empty prompt
 };
 
 }  // namespace prefopt

@@ -13,8 +13,9 @@
 ///   at the first response position the logits are `z[c, .]` on the ids `< A` and -inf on the
 ///   others, afterwards only eos. So `S([a, eos]) = log pi(a | c)`.
 ///
-/// Both hold a pointer to the policy (which must outlive them); their `parameters()` are the
-/// policy's own, so gradients and updates through the adapter are the policy's. Derived
+/// Both hold their policy by value (a copy of the model is a copy of the policy, as a trainer's
+/// state needs); `policy()` gives it back, and `parameters()` are its own, so gradients and
+/// updates through the adapter are the policy's. Derived
 /// quantities equal the shipped classes' (tested): sequence log-probs and their gradients,
 /// `sum_y pi(y) sum_t KL_t(y) = token_softmax_policy::kl_divergence`, the tabular per-context KL.
 /// Not supported: responses longer than L for the positional model score -inf (after the forced
@@ -25,6 +26,7 @@
 #include <algorithm>
 #include <limits>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "prefopt/core/assert.hpp"
@@ -44,15 +46,17 @@ class positional_sequence_model {
     std::vector<index_t> position;
   };
 
-  explicit positional_sequence_model(token_softmax_policy& policy) : policy_(&policy) {}
+  explicit positional_sequence_model(token_softmax_policy policy) : policy_(std::move(policy)) {}
 
-  [[nodiscard]] token_softmax_policy& policy() const noexcept { return *policy_; }
-  [[nodiscard]] index_t vocab_size() const noexcept { return policy_->vocab_size() + 1; }
-  [[nodiscard]] token_id eos() const noexcept { return policy_->eos(); }
-  [[nodiscard]] index_t num_parameters() const noexcept { return policy_->num_parameters(); }
-  [[nodiscard]] Eigen::Ref<vector_d> parameters() noexcept { return policy_->parameters(); }
+  /// The policy the model holds (updates through `parameters()` are its own).
+  [[nodiscard]] const token_softmax_policy& policy() const noexcept { return policy_; }
+  [[nodiscard]] token_softmax_policy& policy() noexcept { return policy_; }
+  [[nodiscard]] index_t vocab_size() const noexcept { return policy_.vocab_size() + 1; }
+  [[nodiscard]] token_id eos() const noexcept { return policy_.eos(); }
+  [[nodiscard]] index_t num_parameters() const noexcept { return policy_.num_parameters(); }
+  [[nodiscard]] Eigen::Ref<vector_d> parameters() noexcept { return policy_.parameters(); }
   [[nodiscard]] Eigen::Ref<const vector_d> parameters() const noexcept {
-    return std::as_const(*policy_).parameters();
+    return policy_.parameters();
   }
 
   /// Row of response token t = logits of position t.
@@ -72,7 +76,7 @@ class positional_sequence_model {
     const index_t v = vocab_size();
     for (index_t i = 0; i < batch.size(); ++i) {
       const index_t row0 = batch.responses.offsets[static_cast<std::size_t>(i)] - base;
-      const index_t free = std::min(batch.responses.length(i), policy_->max_length() - 1);
+      const index_t free = std::min(batch.responses.length(i), policy_.max_length() - 1);
       for (index_t t = 0; t < free; ++t) {
         gradient.segment(t * v, v) += dlogits.row(row0 + t).transpose();
       }
@@ -96,15 +100,15 @@ class positional_sequence_model {
  private:
   template <class Row>
   void write_position(index_t t, Row&& row) const {
-    if (t + 1 < policy_->max_length()) {
-      row = policy_->logits(t).transpose();
+    if (t + 1 < policy_.max_length()) {
+      row = policy_.logits(t).transpose();
     } else {
       row.setConstant(-std::numeric_limits<double>::infinity());
-      row(policy_->vocab_size()) = 0.0;
+      row(policy_.vocab_size()) = 0.0;
     }
   }
 
-  token_softmax_policy* policy_;
+  token_softmax_policy policy_;
 };
 
 /// `tabular_softmax_policy` as a one-token `SequenceModel` over contexts (file comment).
@@ -116,18 +120,20 @@ class tabular_sequence_model {
     std::vector<index_t> position;
   };
 
-  explicit tabular_sequence_model(tabular_softmax_policy& policy) : policy_(&policy) {}
+  explicit tabular_sequence_model(tabular_softmax_policy policy) : policy_(std::move(policy)) {}
 
-  [[nodiscard]] tabular_softmax_policy& policy() const noexcept { return *policy_; }
+  /// The table the model holds (updates through `parameters()` are its own).
+  [[nodiscard]] const tabular_softmax_policy& policy() const noexcept { return policy_; }
+  [[nodiscard]] tabular_softmax_policy& policy() noexcept { return policy_; }
   [[nodiscard]] index_t vocab_size() const noexcept {
-    return std::max(policy_->num_actions(), policy_->num_contexts()) + 1;
+    return std::max(policy_.num_actions(), policy_.num_contexts()) + 1;
   }
   [[nodiscard]] token_id eos() const noexcept { return static_cast<token_id>(vocab_size() - 1); }
   [[nodiscard]] index_t min_prompt_length() const noexcept { return 1; }
-  [[nodiscard]] index_t num_parameters() const noexcept { return policy_->num_parameters(); }
-  [[nodiscard]] Eigen::Ref<vector_d> parameters() noexcept { return policy_->parameters(); }
+  [[nodiscard]] index_t num_parameters() const noexcept { return policy_.num_parameters(); }
+  [[nodiscard]] Eigen::Ref<vector_d> parameters() noexcept { return policy_.parameters(); }
   [[nodiscard]] Eigen::Ref<const vector_d> parameters() const noexcept {
-    return std::as_const(*policy_).parameters();
+    return policy_.parameters();
   }
 
   /// The batch of one-token prompts `[c]` and responses `[a, eos]` for a tabular batch; `prompts`
@@ -166,7 +172,7 @@ class tabular_sequence_model {
                                   Eigen::Ref<const row_matrix_d> dlogits,
                                   Eigen::Ref<vector_d> gradient) const {
     const index_t base = batch.responses.offsets.empty() ? 0 : batch.responses.offsets.front();
-    const index_t a = policy_->num_actions();
+    const index_t a = policy_.num_actions();
     for (index_t i = 0; i < batch.size(); ++i) {
       if (batch.responses.length(i) == 0) continue;
       const index_t c = context_of(batch, i);
@@ -179,9 +185,9 @@ class tabular_sequence_model {
     decode_state s;
     for (index_t i = 0; i < prompts.num_sequences(); ++i) {
       const auto x = prompts.sequence(i);
-      PREFOPT_CHECK(!x.empty() && x.back() < policy_->num_contexts(), invalid_argument,
+      PREFOPT_CHECK(!x.empty() && x.back() < policy_.num_contexts(), invalid_argument,
                     "tabular_sequence_model::start_decoding: prompts[", i,
-                    "] must end in a context id in [0, ", policy_->num_contexts(), ")");
+                    "] must end in a context id in [0, ", policy_.num_contexts(), ")");
       s.context.push_back(x.back());
       s.position.push_back(0);
     }
@@ -201,9 +207,9 @@ class tabular_sequence_model {
  private:
   [[nodiscard]] index_t context_of(const sequence_batch& batch, index_t i) const {
     const auto x = batch.prompts.sequence(i);
-    PREFOPT_CHECK(!x.empty() && x.back() < policy_->num_contexts(), invalid_argument,
+    PREFOPT_CHECK(!x.empty() && x.back() < policy_.num_contexts(), invalid_argument,
                   "tabular_sequence_model: batch.prompts[", i, "] must end in a context id in [0, ",
-                  policy_->num_contexts(), ")");
+                  policy_.num_contexts(), ")");
     return x.back();
   }
 
@@ -211,13 +217,13 @@ class tabular_sequence_model {
   void write_position(index_t c, index_t t, Row&& row) const {
     row.setConstant(-std::numeric_limits<double>::infinity());
     if (t == 0) {
-      row.head(policy_->num_actions()) = policy_->logits().row(c);
+      row.head(policy_.num_actions()) = policy_.logits().row(c);
     } else {
       row(eos()) = 0.0;
     }
   }
 
-  tabular_softmax_policy* policy_;
+  tabular_softmax_policy policy_;
 };
 
 static_assert(SequenceModel<positional_sequence_model>);

@@ -1,8 +1,9 @@
 #pragma once
 /// \file
 /// The direct-alignment family (DPO, IPO, hinge/SLiC, label-smoothed/cDPO, robust DPO, SimPO; any
-/// `losses::dpo_variant`, `length_average` on every one) for any `SequenceModel` policy: one
-/// `Solver` driven by `run`, offline from a `data::preference_dataset` or online with a judge.
+/// `losses::dpo_variant`, `length_average` on every one) for any `SequenceModel` policy and for
+/// tabular preference games: one `Solver` driven by `run`, offline from a
+/// `data::preference_dataset` or from pairs of the reference, or online with a judge.
 ///
 /// Each step takes a minibatch of `batch_size` labelled pairs `(x, y_w, y_l)`, the sequence
 /// log-probs `S_w, S_l` of the policy (`sequence/derived.hpp`), the reference's `R_w, R_l`, the
@@ -21,11 +22,19 @@
 ///   instance from the reference log-prob cache, `io::apply_logprob_cache`), else they are
 ///   computed once in `init` with `problem.reference`. `problem.prompts` is not read (pass
 ///   `dataset.prompts().view()`).
-/// - a `PreferenceModel` over `pair_batch<sequence_batch>` (**online** / iterative DPO): every
-///   step draws `batch_size` prompts from `problem.prompts` (uniformly, with replacement), two
-///   responses each from the current policy (`generate` with `problem.generation`), and one
-///   Bernoulli label from the judge's `P(first > second)`; the reference sums are computed on the
-///   fly.
+/// - a `PreferenceModel` over `pair_batch<sequence_batch>` with `config.source = online`
+///   (**online** / iterative DPO, the default): every step draws `batch_size` prompts from
+///   `problem.prompts` (uniformly, with replacement), two responses each from the current policy
+///   (`generate` with `problem.generation`), and one Bernoulli label from the judge's
+///   `P(first > second)`; the reference sums are computed on the fly. With `config.source =
+///   offline` (the original DPO setting), `init` draws `dataset_size` such pairs from the
+///   reference once and the steps cycle through them as through a dataset.
+/// - a `preference_game` (tabular DPO): the policy is the game's table viewed as a one-token
+///   model (`tabular_sequence_model`, starting at `mu`), the pairs are `x ~ rho`, responses from
+///   the reference (`offline`: `dataset_size` pairs drawn once) or from the current policy
+///   (`online`), labels from `P[x]` (`sample_labelled_pair`); the lengths of length averaging are
+///   the game's response lengths (`game.lengths()`, 1 without them). `state.policy()` is the
+///   table; its logits are re-centred after every step (the softmax gauge).
 ///
 /// The policy is a copy of `problem.reference` (its type must be copyable) held in the state. The
 /// run is deterministic for a seed (the generator of the state draws prompts, sampling seeds and
@@ -55,17 +64,32 @@
 #include "prefopt/core/random.hpp"
 #include "prefopt/core/types.hpp"
 #include "prefopt/data/preference_dataset.hpp"
+#include "prefopt/games/preference_game.hpp"
 #include "prefopt/losses/dpo.hpp"
+#include "prefopt/policies/sequence_adapters.hpp"
 #include "prefopt/sequence/derived.hpp"
+#include "prefopt/solvers/common/game_sampling.hpp"
 #include "prefopt/solvers/common/optimizers.hpp"
 #include "prefopt/solvers/common/sequence_problem.hpp"
 #include "prefopt/solvers/common/sequence_sampling.hpp"
 
 namespace prefopt {
 
+/// Where `dpo_trainer`'s pairs come from when the problem labels its own (a judge or a game).
+enum class pair_source {
+  /// `dataset_size` pairs of the reference, drawn once in `init` (the original DPO setting).
+  offline,
+  /// Fresh pairs of the current policy every step (online / iterative DPO).
+  online
+};
+
 /// Hyperparameters of `dpo_trainer`.
 struct dpo_trainer_config {
-  losses::dpo_config loss{};     ///< beta_dpo, length_average, eps_ls, gamma_simpo (mean reduction)
+  losses::dpo_config loss{};  ///< beta_dpo, length_average, eps_ls, gamma_simpo (mean reduction)
+  /// With a judge or a `preference_game`: pairs of the reference once, or of the current policy
+  /// every step. Not read with a `data::preference_dataset` (offline by nature).
+  pair_source source = pair_source::online;
+  index_t dataset_size = 4096;   ///< pairs drawn in `init` for `source = offline`, > 0
   index_t batch_size = 16;       ///< pairs per step, > 0
   optimizer_config optimizer{};  ///< Adam, lr 0.05 by default
   sequence_options scoring{};    ///< chunking of the derived log-probs (temperature must stay 1)
@@ -76,6 +100,9 @@ struct dpo_trainer_config {
   void validate(const char* function) const {
     PREFOPT_CHECK(batch_size > 0, invalid_argument, function, ": config.batch_size = ", batch_size,
                   ", expected > 0");
+    PREFOPT_CHECK(source == pair_source::online || dataset_size > 0, invalid_argument, function,
+                  ": config.dataset_size = ", dataset_size,
+                  ", expected > 0 for config.source = offline");
     PREFOPT_CHECK(loss.reduce == losses::reduction::mean, invalid_argument, function,
                   ": config.loss.reduce is not mean, expected the mean over the minibatch");
     PREFOPT_CHECK(scoring.max_positions >= 1, invalid_argument, function,
@@ -118,25 +145,36 @@ struct dpo_trainer_stats {
 /// `loss` is the batch mean of `dpo_loss<Variant>` on the policy's sequence log-probs of `chosen`
 /// and `rejected` (same prompts, one pair per sequence) against the reference sums
 /// `reference_chosen` / `reference_rejected` (`[N]`; ignored, and may be empty, for SimPO).
-/// Lengths are the responses' token counts. Returns the metrics; when the policy's log-probs are
-/// not finite, returns `loss = NaN` and leaves `gradient` unchanged.
+/// Lengths are the responses' token counts, unless `chosen_lengths` / `rejected_lengths` give
+/// them (`[N]` each, >= 0: e.g. a game's response lengths). Returns the metrics; when the
+/// policy's log-probs are not finite, returns `loss = NaN` and leaves `gradient` unchanged.
 template <class Variant, SequenceModel M>
 dpo_trainer_stats dpo_minibatch_loss(const losses::dpo_loss<Variant>& loss, const M& policy,
                                      const sequence_batch& chosen, const sequence_batch& rejected,
                                      Eigen::Ref<const vector_d> reference_chosen,
                                      Eigen::Ref<const vector_d> reference_rejected,
                                      Eigen::Ref<vector_t<typename M::scalar_type>> gradient,
-                                     const sequence_options& scoring = {}) {
+                                     const sequence_options& scoring = {},
+                                     std::span<const index_t> chosen_lengths = {},
+                                     std::span<const index_t> rejected_lengths = {}) {
   constexpr const char* fn = "dpo_minibatch_loss";
   const index_t n = chosen.size();
   PREFOPT_CHECK(rejected.size() == n, shape_error, fn, ": chosen has ", n, " responses, rejected ",
                 rejected.size(), ", expected one rejected response per chosen one");
-  std::vector<index_t> len_w(static_cast<std::size_t>(n)), len_l(static_cast<std::size_t>(n));
-  for (index_t i = 0; i < n; ++i) {
-    len_w[static_cast<std::size_t>(i)] = static_cast<index_t>(chosen.responses.sequence(i).size());
-    len_l[static_cast<std::size_t>(i)] =
-        static_cast<index_t>(rejected.responses.sequence(i).size());
-  }
+  auto lengths_of = [&](const sequence_batch& b, std::span<const index_t> given, const char* what) {
+    PREFOPT_CHECK(given.empty() || static_cast<index_t>(given.size()) == n, shape_error, fn, ": ",
+                  what, " has ", given.size(), " entries, expected ", n, " (or none)");
+    std::vector<index_t> out(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i) {
+      const auto u = static_cast<std::size_t>(i);
+      out[u] = given.empty() ? static_cast<index_t>(b.responses.sequence(i).size()) : given[u];
+      PREFOPT_CHECK(out[u] >= 0, invalid_argument, fn, ": ", what, "[", i, "] = ", out[u],
+                    ", expected >= 0");
+    }
+    return out;
+  };
+  const std::vector<index_t> len_w = lengths_of(chosen, chosen_lengths, "chosen_lengths");
+  const std::vector<index_t> len_l = lengths_of(rejected, rejected_lengths, "rejected_lengths");
   // One concatenated batch (chosen, then rejected): one forward and one backward of 2N
   // sequences rather than two of each, and a model that keeps its forward for the backward that
   // follows (the shipped transformer does) computes it once.
@@ -174,26 +212,30 @@ dpo_trainer_stats dpo_minibatch_loss(const losses::dpo_loss<Variant>& loss, cons
   return stats;
 }
 
-/// A DPO-family trainer (`Variant` from `losses::dpo_variant`) for any `SequenceModel`, offline or
-/// online (file comment). `Solver` of `sequence_problem<M, data::preference_dataset>` and of
-/// `sequence_problem<M, Judge>` for a `PreferenceModel` `Judge` over `sequence_batch`.
+/// A DPO-family trainer (`Variant` from `losses::dpo_variant`) for any `SequenceModel` and for
+/// preference games (file comment). `Solver` of `sequence_problem<M, data::preference_dataset>`,
+/// of `sequence_problem<M, Judge>` for a `PreferenceModel` `Judge` over `sequence_batch`, and of
+/// `preference_game`.
 template <class Variant>
 class dpo_trainer {
  public:
   using config_type = dpo_trainer_config;
   using step_stats = dpo_trainer_stats;
 
-  /// The per-run state: the policy (a copy of the reference) and the optimizer, the data order.
+  /// The per-run state of a sequence problem: the policy (a copy of the reference), the
+  /// optimizer, the offline pairs and their order.
   template <class M>
   class state {
    public:
     /// The current policy.
     [[nodiscard]] const M& policy() const noexcept { return policy_; }
     /// Steps taken.
-    [[nodiscard]] long iteration() const noexcept { return t_; }
+    [[nodiscard]] index_t iteration() const noexcept { return t_; }
     /// Offline: the reference sums of every record (`[dataset size]`); online: empty.
     [[nodiscard]] const vector_d& reference_chosen() const noexcept { return ref_w_; }
     [[nodiscard]] const vector_d& reference_rejected() const noexcept { return ref_l_; }
+    /// The pairs drawn from the reference in `init` (a judge with `source = offline`; else empty).
+    [[nodiscard]] const data::preference_dataset& drawn_pairs() const noexcept { return drawn_; }
 
    private:
     friend class dpo_trainer;
@@ -204,9 +246,35 @@ class dpo_trainer {
     optimizer optimizer_;
     rng gen_;
     vector_d ref_w_, ref_l_;
+    data::preference_dataset drawn_;
     std::vector<index_t> order_;
     std::size_t cursor_ = 0;
-    long t_ = 0;
+    index_t t_ = 0;
+  };
+
+  /// The per-run state of a preference game: the table (viewed as a one-token model) and the
+  /// reference `mu`, the optimizer, the offline pairs.
+  class game_state {
+   public:
+    /// The current iterate (logits re-centred).
+    [[nodiscard]] const tabular_softmax_policy& policy() const noexcept { return policy_.policy(); }
+    /// Steps taken.
+    [[nodiscard]] index_t iteration() const noexcept { return t_; }
+
+   private:
+    friend class dpo_trainer;
+    game_state(const preference_game& game, const optimizer_config& o, std::uint64_t seed)
+        : policy_(reference_policy(game)),
+          reference_(reference_policy(game)),
+          optimizer_(o, policy_.num_parameters()),
+          gen_(seed, /*stream=*/0x5d0) {}
+
+    tabular_sequence_model policy_, reference_;
+    optimizer optimizer_;
+    rng gen_;
+    std::vector<labelled_pair> dataset_;
+    std::size_t cursor_ = 0;
+    index_t t_ = 0;
   };
 
   explicit dpo_trainer(const dpo_trainer_config& config = {})
@@ -220,14 +288,144 @@ class dpo_trainer {
   /// Offline: copies the reference; takes the reference sums from the dataset or computes them.
   template <SequenceModel M>
   [[nodiscard]] state<M> init(const sequence_problem<M, data::preference_dataset>& problem) const {
-    static_assert(std::copy_constructible<M>,
-                  "prefopt::dpo_trainer: the model type must be copyable (the state holds the "
-                  "policy, a copy of the reference)");
+    check_copyable<M>();
     problem.validate(name());
     const data::preference_dataset& d = *problem.feedback;
     PREFOPT_CHECK(!d.empty(), invalid_argument, name(),
                   ": problem.feedback (the dataset) is empty, expected at least one pair");
     state<M> s(*problem.reference, config_.optimizer, config_.seed);
+    prepare_offline(*problem.reference, d, s);
+    return s;
+  }
+
+  /// With a judge: copies the reference; `offline` draws the reference's pairs here, `online`
+  /// draws pairs in `step`. A judge of the wrong shape fails with the `check_preference_model`
+  /// sentences.
+  template <SequenceModel M, class Judge>
+  [[nodiscard]] state<M> init(const sequence_problem<M, Judge>& problem) const {
+    static_assert(check_preference_model<Judge>());
+    static_assert(std::same_as<typename Judge::batch_type, sequence_batch>,
+                  "prefopt::dpo_trainer: the judge's batch_type must be prefopt::sequence_batch "
+                  "(or pass a data::preference_dataset for offline training)");
+    check_copyable<M>();
+    problem.validate(name());
+    state<M> s(*problem.reference, config_.optimizer, config_.seed);
+    if (config_.source == pair_source::offline) {
+      draw_pairs(*problem.reference, problem, config_.dataset_size, 0, s.gen_, s.drawn_);
+      prepare_offline(*problem.reference, s.drawn_, s);
+    }
+    return s;
+  }
+
+  /// A game: starts at `mu`; `offline` draws the reference's pairs here.
+  [[nodiscard]] game_state init(const preference_game& game) const {
+    game_state s(game, config_.optimizer, config_.seed);
+    if (config_.source == pair_source::offline) {
+      s.dataset_.reserve(static_cast<std::size_t>(config_.dataset_size));
+      for (index_t i = 0; i < config_.dataset_size; ++i) {
+        s.dataset_.push_back(
+            sample_labelled_pair(game, s.reference_.policy(), s.reference_.policy(), s.gen_));
+      }
+      s.gen_.shuffle(std::span<labelled_pair>(s.dataset_));
+    }
+    return s;
+  }
+
+  /// Offline step: the next `batch_size` records (reshuffled every epoch), one optimizer step.
+  template <SequenceModel M>
+  step_stats step(const sequence_problem<M, data::preference_dataset>& problem, state<M>& s) const {
+    return offline_step(*problem.feedback, s);
+  }
+
+  /// With a judge: the next offline records, or fresh pairs from the current policy.
+  template <SequenceModel M, class Judge>
+  step_stats step(const sequence_problem<M, Judge>& problem, state<M>& s) const {
+    if (config_.source == pair_source::offline) return offline_step(s.drawn_, s);
+    data::preference_dataset fresh;
+    draw_pairs(s.policy_, problem, config_.batch_size, s.t_ * config_.batch_size, s.gen_, fresh);
+    std::vector<index_t> all(static_cast<std::size_t>(fresh.size()));
+    for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<index_t>(k);
+    const data::preference_batch b = fresh.batch(all);
+    vector_d r_w = vector_d::Zero(b.size()), r_l = vector_d::Zero(b.size());
+    if constexpr (Variant::uses_reference) {
+      sequence_log_probs(*problem.reference, {b.prompts.view(), b.chosen.view()}, r_w,
+                         config_.scoring);
+      sequence_log_probs(*problem.reference, {b.prompts.view(), b.rejected.view()}, r_l,
+                         config_.scoring);
+    }
+    return update(s.policy_, s.optimizer_, {b.prompts.view(), b.chosen.view()},
+                  {b.prompts.view(), b.rejected.view()}, r_w, r_l, {}, {}, s.t_);
+  }
+
+  /// A game: the next offline pairs or fresh pairs of the current policy, one optimizer step on
+  /// the one-token sequences `[x] -> [y, eos]` with the game's lengths.
+  step_stats step(const preference_game& game, game_state& s) const {
+    const auto n = static_cast<std::size_t>(config_.batch_size);
+    std::vector<index_t> contexts(n), chosen(n), rejected(n), len_w(n), len_l(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      labelled_pair pair;
+      if (config_.source == pair_source::online) {
+        pair = sample_labelled_pair(game, s.policy_.policy(), s.policy_.policy(), s.gen_);
+      } else {
+        if (s.cursor_ == s.dataset_.size()) {  // next epoch: reshuffle
+          s.cursor_ = 0;
+          s.gen_.shuffle(std::span<labelled_pair>(s.dataset_));
+        }
+        pair = s.dataset_[s.cursor_++];
+      }
+      contexts[i] = pair.context;
+      chosen[i] = pair.chosen;
+      rejected[i] = pair.rejected;
+      len_w[i] = response_length(game, pair.context, pair.chosen);
+      len_l[i] = response_length(game, pair.context, pair.rejected);
+    }
+    std::vector<index_t> po_w, ro_w, po_l, ro_l;
+    std::vector<token_id> pt_w, rt_w, pt_l, rt_l;
+    const sequence_batch w = s.policy_.to_sequences({contexts, chosen}, po_w, pt_w, ro_w, rt_w);
+    const sequence_batch l = s.policy_.to_sequences({contexts, rejected}, po_l, pt_l, ro_l, rt_l);
+    vector_d r_w = vector_d::Zero(config_.batch_size), r_l = r_w;
+    if constexpr (Variant::uses_reference) {
+      sequence_log_probs(s.reference_, w, r_w, config_.scoring);
+      sequence_log_probs(s.reference_, l, r_l, config_.scoring);
+    }
+    const step_stats stats = update(s.policy_, s.optimizer_, w, l, r_w, r_l, len_w, len_l, s.t_);
+    s.policy_.policy().recenter();
+    return stats;
+  }
+
+ private:
+  [[nodiscard]] static constexpr const char* name() noexcept { return "dpo_trainer"; }
+
+  template <class M>
+  static void check_copyable() {
+    static_assert(std::copy_constructible<M>,
+                  "prefopt::dpo_trainer: the model type must be copyable (the state holds the "
+                  "policy, a copy of the reference)");
+  }
+
+  static index_t response_length(const preference_game& game, index_t x, index_t y) {
+    return game.has_lengths() ? static_cast<index_t>(std::llround(game.lengths()(x, y))) : 1;
+  }
+
+  /// `count` prompts drawn uniformly from the problem's pool, two responses each from `sampler`,
+  /// labelled by the judge (`first_id` numbers the prompts' sampling streams).
+  template <SequenceModel M, class Judge>
+  static void draw_pairs(const M& sampler, const sequence_problem<M, Judge>& problem, index_t count,
+                         index_t first_id, rng& gen, data::preference_dataset& out) {
+    std::vector<index_t> picks;
+    detail::draw_prompt_indices(gen, problem.prompts.num_sequences(), count, picks);
+    data::ragged_buffer<token_id> prompts;
+    detail::gather_sequences(problem.prompts, picks, prompts);
+    std::vector<index_t> ids(picks.size());
+    for (std::size_t k = 0; k < ids.size(); ++k) ids[k] = first_id + static_cast<index_t>(k);
+    detail::sample_judged_pairs(sampler, *problem.feedback, prompts.view(), ids, problem.generation,
+                                gen, out);
+  }
+
+  /// The reference sums of every record of `d` (its columns, or computed with `reference`) and a
+  /// shuffled order.
+  template <SequenceModel M>
+  void prepare_offline(const M& reference, const data::preference_dataset& d, state<M>& s) const {
     const index_t n = d.size();
     s.ref_w_.resize(n);
     s.ref_l_.resize(n);
@@ -242,10 +440,10 @@ class dpo_trainer {
         s.ref_l_(i) = l[static_cast<std::size_t>(i)];
       }
     } else if (Variant::uses_reference) {
-      const sequence_batch chosen{d.prompts().view(), d.chosen().view()};
-      const sequence_batch rejected{d.prompts().view(), d.rejected().view()};
-      sequence_log_probs(*problem.reference, chosen, s.ref_w_, config_.scoring);
-      sequence_log_probs(*problem.reference, rejected, s.ref_l_, config_.scoring);
+      sequence_log_probs(reference, {d.prompts().view(), d.chosen().view()}, s.ref_w_,
+                         config_.scoring);
+      sequence_log_probs(reference, {d.prompts().view(), d.rejected().view()}, s.ref_l_,
+                         config_.scoring);
     } else {
       s.ref_w_.setZero();
       s.ref_l_.setZero();
@@ -253,28 +451,10 @@ class dpo_trainer {
     s.order_.resize(static_cast<std::size_t>(n));
     for (index_t i = 0; i < n; ++i) s.order_[static_cast<std::size_t>(i)] = i;
     s.gen_.shuffle(std::span<index_t>(s.order_));
-    return s;
   }
 
-  /// Online: copies the reference; pairs are drawn in `step`.
-  /// A judge of the wrong shape fails with the `check_preference_model` sentences.
-  template <SequenceModel M, class Judge>
-  [[nodiscard]] state<M> init(const sequence_problem<M, Judge>& problem) const {
-    static_assert(check_preference_model<Judge>());
-    static_assert(std::same_as<typename Judge::batch_type, sequence_batch>,
-                  "prefopt::dpo_trainer: the judge's batch_type must be prefopt::sequence_batch "
-                  "(or pass a data::preference_dataset for offline training)");
-    static_assert(std::copy_constructible<M>,
-                  "prefopt::dpo_trainer: the model type must be copyable (the state holds the "
-                  "policy, a copy of the reference)");
-    problem.validate(name());
-    return state<M>(*problem.reference, config_.optimizer, config_.seed);
-  }
-
-  /// Offline step: the next `batch_size` records (reshuffled every epoch), one optimizer step.
   template <SequenceModel M>
-  step_stats step(const sequence_problem<M, data::preference_dataset>& problem, state<M>& s) const {
-    const data::preference_dataset& d = *problem.feedback;
+  step_stats offline_step(const data::preference_dataset& d, state<M>& s) const {
     std::vector<index_t> picked(static_cast<std::size_t>(config_.batch_size));
     for (auto& p : picked) {
       if (s.cursor_ == s.order_.size()) {  // next epoch: reshuffle
@@ -289,50 +469,22 @@ class dpo_trainer {
       r_w(k) = s.ref_w_(picked[static_cast<std::size_t>(k)]);
       r_l(k) = s.ref_l_(picked[static_cast<std::size_t>(k)]);
     }
-    return update(s, b, r_w, r_l);
+    return update(s.policy_, s.optimizer_, {b.prompts.view(), b.chosen.view()},
+                  {b.prompts.view(), b.rejected.view()}, r_w, r_l, {}, {}, s.t_);
   }
 
-  /// Online step: fresh pairs from the current policy, labelled by the judge.
-  template <SequenceModel M, class Judge>
-  step_stats step(const sequence_problem<M, Judge>& problem, state<M>& s) const {
-    std::vector<index_t> picks;
-    detail::draw_prompt_indices(s.gen_, problem.prompts.num_sequences(), config_.batch_size, picks);
-    data::ragged_buffer<token_id> prompts;
-    detail::gather_sequences(problem.prompts, picks, prompts);
-    std::vector<index_t> ids(picks.size());
-    for (std::size_t k = 0; k < ids.size(); ++k) {
-      ids[k] = static_cast<index_t>(s.t_) * config_.batch_size + static_cast<index_t>(k);
-    }
-    data::preference_dataset fresh;
-    detail::sample_judged_pairs(s.policy_, *problem.feedback, prompts.view(), ids,
-                                problem.generation, s.gen_, fresh);
-    std::vector<index_t> all(static_cast<std::size_t>(fresh.size()));
-    for (std::size_t k = 0; k < all.size(); ++k) all[k] = static_cast<index_t>(k);
-    const data::preference_batch b = fresh.batch(all);
-    vector_d r_w = vector_d::Zero(b.size()), r_l = vector_d::Zero(b.size());
-    if constexpr (Variant::uses_reference) {
-      sequence_log_probs(*problem.reference, {b.prompts.view(), b.chosen.view()}, r_w,
-                         config_.scoring);
-      sequence_log_probs(*problem.reference, {b.prompts.view(), b.rejected.view()}, r_l,
-                         config_.scoring);
-    }
-    return update(s, b, r_w, r_l);
-  }
-
- private:
-  [[nodiscard]] static constexpr const char* name() noexcept { return "dpo_trainer"; }
-
+  /// The minibatch loss and gradient, one optimizer step unless the loss is not finite.
   template <SequenceModel M>
-  step_stats update(state<M>& s, const data::preference_batch& b, const vector_d& r_w,
-                    const vector_d& r_l) const {
+  step_stats update(M& policy, optimizer& opt, const sequence_batch& chosen,
+                    const sequence_batch& rejected, const vector_d& r_w, const vector_d& r_l,
+                    std::span<const index_t> len_w, std::span<const index_t> len_l,
+                    index_t& t) const {
     using T = typename M::scalar_type;
-    vector_t<T> gradient = vector_t<T>::Zero(s.policy_.num_parameters());
-    const sequence_batch chosen{b.prompts.view(), b.chosen.view()};
-    const sequence_batch rejected{b.prompts.view(), b.rejected.view()};
-    const step_stats stats =
-        dpo_minibatch_loss(loss_, s.policy_, chosen, rejected, r_w, r_l, gradient, config_.scoring);
-    if (std::isfinite(stats.loss)) s.optimizer_.step(s.policy_.parameters(), gradient);
-    ++s.t_;
+    vector_t<T> gradient = vector_t<T>::Zero(policy.num_parameters());
+    const step_stats stats = dpo_minibatch_loss(loss_, policy, chosen, rejected, r_w, r_l, gradient,
+                                                config_.scoring, len_w, len_l);
+    if (std::isfinite(stats.loss)) opt.step(policy.parameters(), gradient);
+    ++t;
     return stats;
   }
 
@@ -352,5 +504,11 @@ using sequence_cdpo = dpo_trainer<losses::dpo_variant::label_smoothed>;
 using sequence_robust_dpo = dpo_trainer<losses::dpo_variant::robust>;
 /// SimPO (reference-free; the paper's form with `loss.length_average = true`).
 using sequence_simpo = dpo_trainer<losses::dpo_variant::simpo>;
+
+/// The same trainers under the names of their tabular use (`step` on a `preference_game`).
+using tabular_dpo = sequence_dpo;
+using tabular_ipo = sequence_ipo;
+using tabular_slic = sequence_slic;
+using tabular_simpo = sequence_simpo;
 
 }  // namespace prefopt

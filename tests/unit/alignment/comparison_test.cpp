@@ -7,7 +7,7 @@
 #include "prefopt/diagnostics/duality_gap.hpp"
 #include "prefopt/games/catalog.hpp"
 #include "prefopt/solvers/common/run.hpp"
-#include "prefopt/solvers/direct_alignment.hpp"
+#include "prefopt/solvers/dpo_trainer.hpp"
 #include "prefopt/solvers/nash/mirror_descent.hpp"
 #include "prefopt/solvers/nash/onpo.hpp"
 #include "prefopt/solvers/rlhf.hpp"
@@ -39,8 +39,10 @@ prefopt::rlhf_ppo_config rlhf_config(double tau) {
   return c;
 }
 
-prefopt::direct_alignment_config dpo_config(double beta) {
-  prefopt::direct_alignment_config c;
+prefopt::dpo_trainer_config dpo_config(double beta) {
+  prefopt::dpo_trainer_config c;
+  c.source = prefopt::pair_source::offline;
+  c.batch_size = 64;
   c.loss.beta_dpo = beta;
   c.seed = 4;
   return c;

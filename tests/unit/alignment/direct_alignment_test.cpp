@@ -1,5 +1,3 @@
-#include "prefopt/solvers/direct_alignment.hpp"
-
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -7,18 +5,27 @@
 #include "prefopt/diagnostics/divergence.hpp"
 #include "prefopt/games/catalog.hpp"
 #include "prefopt/solvers/common/game_sampling.hpp"
+#include "prefopt/solvers/dpo_trainer.hpp"
 #include "prefopt/solvers/rlhf.hpp"
 
-using prefopt::direct_alignment_config;
+using prefopt::dpo_trainer_config;
 using prefopt::preference_game;
 using prefopt::vector_d;
 
 namespace {
 template <class Solver>
-typename Solver::state train(const Solver& solver, const preference_game& game, int steps) {
+auto train(const Solver& solver, const preference_game& game, int steps) {
   auto state = solver.init(game);
   for (int t = 0; t < steps; ++t) solver.step(game, state);
   return state;
+}
+
+/// The tabular setting: offline pairs of the reference, minibatches of 64.
+dpo_trainer_config offline_config() {
+  dpo_trainer_config c;
+  c.source = prefopt::pair_source::offline;
+  c.batch_size = 64;
+  return c;
 }
 }  // namespace
 
@@ -28,7 +35,7 @@ TEST_CASE("DPO on Bradley-Terry data approaches the RLHF optimum with tau = beta
   // enough data its minimiser is the RLHF optimum of the true rewards.
   const vector_d r = vector_d::LinSpaced(4, 0.0, 1.5);
   const auto game = prefopt::bradley_terry_game(r);
-  direct_alignment_config config;
+  dpo_trainer_config config;
   config.loss.beta_dpo = 1.0;
   config.source = prefopt::pair_source::online;  // fresh pairs: no finite-dataset bias
   config.batch_size = 256;
@@ -52,7 +59,7 @@ TEST_CASE("every direct-alignment variant finds the Condorcet winner of a Bradle
   vector_d r(4);
   r << 0.0, 1.0, 0.3, -0.5;  // Condorcet winner: response 1
   const auto game = prefopt::bradley_terry_game(r);
-  direct_alignment_config config;
+  dpo_trainer_config config = offline_config();
   config.loss.beta_dpo = 0.05;  // strong alignment (tau -> 0)
   config.seed = 5;
   vector_d p(4);
@@ -74,7 +81,7 @@ TEST_CASE("length-averaged DPO divides each log-ratio by the response length", "
   prefopt::row_matrix_d lengths(1, 4);
   lengths << 2.0, 8.0, 1.0, 3.0;
   const auto game = plain_game.with_lengths(lengths);
-  direct_alignment_config config;
+  dpo_trainer_config config = offline_config();
   config.loss.beta_dpo = 0.05;
   config.seed = 5;
   const auto dpo = train(prefopt::tabular_dpo(config), game, 600);
@@ -113,7 +120,7 @@ TEST_CASE("offline training uses a fixed dataset, online training fresh pairs; b
     return count;
   };
   for (auto source : {prefopt::pair_source::offline, prefopt::pair_source::online}) {
-    direct_alignment_config config;
+    dpo_trainer_config config;
     config.source = source;
     config.dataset_size = 1;
     config.batch_size = 16;
@@ -132,13 +139,15 @@ TEST_CASE("offline training uses a fixed dataset, online training fresh pairs; b
 }
 
 TEST_CASE("direct alignment rejects bad hyperparameters by name", "[alignment][dpo]") {
-  direct_alignment_config c;
+  dpo_trainer_config c;
   c.batch_size = 0;
-  CHECK_THROWS_WITH(prefopt::tabular_dpo(c), Catch::Contains("batch_size = 0"));
-  c = {};
+  CHECK_THROWS_WITH(prefopt::tabular_dpo(c), Catch::Contains("config.batch_size = 0"));
+  c = offline_config();
   c.dataset_size = 0;
-  CHECK_THROWS_WITH(prefopt::tabular_dpo(c), Catch::Contains("dataset_size = 0"));
-  c = {};
+  CHECK_THROWS_WITH(prefopt::tabular_dpo(c), Catch::Contains("config.dataset_size = 0"));
+  c.source = prefopt::pair_source::online;  // online training never reads the dataset size
+  CHECK_NOTHROW(prefopt::tabular_dpo(c));
+  c = offline_config();
   c.loss.beta_dpo = -0.1;
   CHECK_THROWS_AS(prefopt::tabular_dpo(c), prefopt::invalid_argument);
 }

@@ -8,30 +8,55 @@
 #include <vector>
 
 #include "prefopt/diagnostics/length_bias.hpp"
-#include "prefopt/solvers/token_direct_alignment.hpp"
+#include "prefopt/solvers/common/sequence_problem.hpp"
+#include "prefopt/solvers/dpo_trainer.hpp"
 #include "support/laws.hpp"
 
 using prefopt::length_bias_sweep_config;
 using prefopt::token_preference_task;
 using prefopt::vector_d;
 
+namespace {
+/// The task as `dpo_trainer` sees it: mu as a sequence model, the judge, one empty prompt.
+struct token_problem {
+  explicit token_problem(const token_preference_task& task)
+      : reference(task.reference_model()), judge(task.judge()) {
+    prefopt::generation_config sampling;
+    sampling.max_new_tokens = task.max_length();
+    problem = prefopt::make_sequence_problem(reference, judge, task.prompts(), sampling);
+  }
+  token_problem(const token_problem&) = delete;
+  token_problem& operator=(const token_problem&) = delete;
+
+  prefopt::positional_sequence_model reference;
+  token_preference_task::judge_model judge;
+  prefopt::sequence_problem<prefopt::positional_sequence_model, token_preference_task::judge_model>
+      problem;
+};
+}  // namespace
+
 TEST_CASE("token DPO: the judge's preferred responses gain probability and the loss falls",
           "[alignment][token]") {
   // No length bias, one clearly better token: DPO must move mass onto it.
   const token_preference_task task(vector_d::LinSpaced(3, -1.0, 1.0), 0.0, 5, 0.3);
-  prefopt::token_alignment_config c;
+  const token_problem tp(task);
+  prefopt::dpo_trainer_config c;
+  c.source = prefopt::pair_source::offline;
+  c.batch_size = 64;
   c.loss.beta_dpo = 0.5;
   c.seed = 4;
-  const prefopt::token_dpo solver(c);
-  auto s = solver.init(task);
-  const double first = solver.step(task, s).loss;
+  const prefopt::sequence_dpo solver(c);
+  auto s = solver.init(tp.problem);
+  CHECK(s.drawn_pairs().size() == c.dataset_size);
+  const double first = solver.step(tp.problem, s).loss;
   double last = first;
-  for (int t = 0; t < 300; ++t) last = solver.step(task, s).loss;
+  for (int t = 0; t < 300; ++t) last = solver.step(tp.problem, s).loss;
   CHECK(last < first);
+  const prefopt::token_softmax_policy& pi = s.policy().policy();
   vector_d p(4);
-  s.policy().probabilities(0, p);
+  pi.probabilities(0, p);
   CHECK(p(2) > 0.5);  // the best content token (reference: 0.7 / 3)
-  CHECK(task.expected_gold_reward(s.policy()) > task.expected_gold_reward(task.reference()) + 0.3);
+  CHECK(task.expected_gold_reward(pi) > task.expected_gold_reward(task.reference()) + 0.3);
   CHECK(s.iteration() == 301);
 }
 
@@ -39,36 +64,51 @@ TEST_CASE("token DPO is deterministic for a seed, online and offline", "[alignme
   prefopt::token_task_config tc;
   tc.seed = 3;
   const auto task = token_preference_task::random(tc);
+  const token_problem tp(task);
   for (const auto source : {prefopt::pair_source::offline, prefopt::pair_source::online}) {
-    prefopt::token_alignment_config c;
+    prefopt::dpo_trainer_config c;
     c.source = source;
+    c.dataset_size = 512;
     c.seed = 9;
     c.loss.length_average = true;
-    const prefopt::token_dpo solver(c);
-    auto a = solver.init(task);
-    auto b = solver.init(task);
+    const prefopt::sequence_dpo solver(c);
+    auto a = solver.init(tp.problem);
+    auto b = solver.init(tp.problem);
+    CHECK(a.drawn_pairs().size() == (source == prefopt::pair_source::offline ? 512 : 0));
     for (int t = 0; t < 20; ++t) {
-      (void)solver.step(task, a);
-      (void)solver.step(task, b);
+      (void)solver.step(tp.problem, a);
+      (void)solver.step(tp.problem, b);
     }
     CHECK((a.policy().parameters() - b.policy().parameters()).cwiseAbs().maxCoeff() == 0.0);
     // Control: another seed draws other pairs, hence other parameters.
     c.seed = 10;
-    const prefopt::token_dpo other(c);
-    auto d = other.init(task);
-    for (int t = 0; t < 20; ++t) (void)other.step(task, d);
+    const prefopt::sequence_dpo other(c);
+    auto d = other.init(tp.problem);
+    for (int t = 0; t < 20; ++t) (void)other.step(tp.problem, d);
     CHECK((a.policy().parameters() - d.policy().parameters()).cwiseAbs().maxCoeff() > 1e-6);
   }
 }
 
+TEST_CASE("the task's judge is its preference on each pair", "[alignment][token]") {
+  const token_preference_task task(vector_d::LinSpaced(3, -1.0, 1.0), 0.2, 5, 0.3);
+  const std::vector<prefopt::index_t> po{0, 0, 0}, ao{0, 2, 3}, bo{0, 1, 4};
+  const std::vector<prefopt::token_id> a{2, 3, 3}, b{3, 0, 1, 3};
+  const prefopt::sequence_batch first{{po, {}}, {ao, a}}, second{{po, {}}, {bo, b}};
+  vector_d out(2);
+  task.judge().preference({first, second}, out);
+  CHECK(out(0) == task.preference(std::span(a).first(2), std::span(b).first(1)));
+  CHECK(out(1) == task.preference(std::span(a).last(1), std::span(b).last(3)));
+  CHECK(out(0) > 0.5);  // [best token, eos] beats [eos]
+}
+
 TEST_CASE("token DPO rejects bad configurations by name", "[alignment][token]") {
   using prefopt::test::contains;
-  prefopt::token_alignment_config c;
+  prefopt::dpo_trainer_config c;
   c.batch_size = 0;
-  CHECK_THROWS_WITH(prefopt::token_dpo(c), contains("token_direct_alignment: batch_size = 0"));
+  CHECK_THROWS_WITH(prefopt::sequence_dpo(c), contains("dpo_trainer: config.batch_size = 0"));
   c = {};
   c.loss.beta_dpo = -1.0;
-  CHECK_THROWS_WITH(prefopt::token_dpo(c), contains("beta_dpo"));
+  CHECK_THROWS_WITH(prefopt::sequence_dpo(c), contains("beta_dpo"));
   length_bias_sweep_config s;
   s.betas = {1.0, 0.0};
   CHECK_THROWS_WITH(prefopt::run_length_bias_sweep(s), contains("betas[1] = 0"));

@@ -83,6 +83,10 @@ TEST_CASE("positional adapter: derived log-probs and gradients equal token_softm
   pi.accumulate_log_prob_gradient(r.batch(), w, g_shipped);
   prefopt::positional_sequence_model mm(pi);
   const prefopt::sequence_policy<prefopt::positional_sequence_model> as_policy(mm);
+  // The adapter holds a copy: changing the original leaves the model as it was.
+  pi.parameters().setZero();
+  CHECK(mm.parameters().cwiseAbs().maxCoeff() > 0.1);
+  pi.parameters() = m.parameters();
   as_policy.accumulate_log_prob_gradient(r.batch(), w, g_derived);
   CHECK((g_shipped - g_derived).cwiseAbs().maxCoeff() < 1e-12);
   CHECK(g_shipped.cwiseAbs().maxCoeff() > 0.1);
@@ -121,7 +125,7 @@ TEST_CASE("positional adapter: KL and entropy gradients match finite differences
   prefopt::accumulate_token_gradient(m, mq, r.batch(), tw, g);
   const vector_d theta = pi.parameters();
   auto f = [&](const vector_d& t) {
-    pi.parameters() = t;
+    m.parameters() = t;
     vector_d kl(n), h(n);
     prefopt::token_kl(m, mq, r.batch(), kl);
     prefopt::token_entropies(m, r.batch(), h);
@@ -130,7 +134,7 @@ TEST_CASE("positional adapter: KL and entropy gradients match finite differences
   for (index_t k = 0; k < theta.size(); ++k) {
     CHECK(prefopt::test::close(g(k), prefopt::test::central_difference(f, theta, k), 1e-6, 1e-8));
   }
-  pi.parameters() = theta;
+  m.parameters() = theta;
 }
 
 TEST_CASE("positional adapter: generated lengths follow the policy's length distribution",
