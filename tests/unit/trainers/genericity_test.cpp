@@ -1,7 +1,8 @@
 // Proof of genericity, table-driven: every generic trainer runs through prefopt::run on every model
-// type it accepts — the tests' bigram network in double (logits path) and float (fused linear-head
-// path), and a model type that only this file defines — and each run improves its objective and is
-// bitwise reproducible. A row is one line of `genericity_table`:
+// type and problem it accepts — the tests' bigram network in double (logits path) and float (fused
+// linear-head path), the shipped transformer and positional policy, preference games (the table as
+// a one-token model), and model types that only this file defines — and each run improves its
+// objective and is bitwise reproducible. A row is one line of `genericity_table`:
 // `<trainer row><model type>`.
 #include <catch2/catch.hpp>
 
@@ -10,6 +11,8 @@
 #include <tuple>
 #include <vector>
 
+#include "prefopt/games/catalog.hpp"
+#include "prefopt/games/token_task.hpp"
 #include "prefopt/models/transformer/transformer.hpp"
 #include "prefopt/sequence/evaluation.hpp"
 #include "prefopt/sequence/quality_task.hpp"
@@ -17,6 +20,7 @@
 #include "prefopt/solvers/dpo_trainer.hpp"
 #include "prefopt/solvers/ppo_trainer.hpp"
 #include "prefopt/solvers/reward_modeling.hpp"
+#include "prefopt/solvers/rlhf.hpp"
 #include "trainer_models.hpp"
 
 namespace {
@@ -373,6 +377,147 @@ struct reward_modeling_row : genericity_env {
   }
 };
 
+/// The online row's trainer with `source = offline`: pairs of the reference drawn once in `init`.
+template <class Model>
+struct dpo_reference_pairs_row : genericity_env {
+  static constexpr const char* name = "dpo_trainer<sigmoid> offline on the reference's pairs";
+  static constexpr gindex steps = 30;
+  static constexpr double min_gain = 0.04;
+  Model reference = genericity_factory<Model>::make();
+  prefopt::sequence_problem<Model, prefopt::length_biased_quality_task::judge_model> problem =
+      prefopt::make_sequence_problem(reference, judge, task.prompts(), generation);
+  prefopt::sequence_dpo solver{config()};
+
+  static prefopt::dpo_trainer_config config() {
+    prefopt::dpo_trainer_config c = dpo_offline_row<Model>::config();
+    c.source = prefopt::pair_source::offline;
+    c.dataset_size = 128;
+    return c;
+  }
+  template <class S>
+  double objective(const S& s) const {  // the judge's win rate against the reference
+    return prefopt::win_rate(s.policy(), reference, judge, many.view(), generation, 7).mean;
+  }
+  template <class S>
+  vector_d parameters(const S& s) const {
+    return genericity_flat(s.policy().parameters());
+  }
+};
+
+/// The token-level task of `games/token_task.hpp` on the shipped positional policy.
+struct dpo_token_task_row {
+  static constexpr const char* name = "dpo_trainer<sigmoid> on token_preference_task";
+  static constexpr gindex steps = 60;
+  static constexpr double min_gain = 0.2;
+  prefopt::token_preference_task task{vector_d::LinSpaced(3, -1.0, 1.0), 0.0, 5, 0.3};
+  prefopt::positional_sequence_model reference = task.reference_model();
+  prefopt::token_preference_task::judge_model judge = task.judge();
+  prefopt::sequence_problem<prefopt::positional_sequence_model,
+                            prefopt::token_preference_task::judge_model>
+      problem = prefopt::make_sequence_problem(reference, judge, task.prompts(), generation());
+  prefopt::sequence_dpo solver{config()};
+
+  dpo_token_task_row() = default;
+  dpo_token_task_row(const dpo_token_task_row&) = delete;
+  dpo_token_task_row& operator=(const dpo_token_task_row&) = delete;
+
+  static prefopt::generation_config generation() {
+    prefopt::generation_config g;
+    g.max_new_tokens = 5;
+    return g;
+  }
+  static prefopt::dpo_trainer_config config() {
+    prefopt::dpo_trainer_config c;
+    c.source = prefopt::pair_source::offline;
+    c.dataset_size = 1024;
+    c.batch_size = 32;
+    c.loss.beta_dpo = 0.5;
+    return c;
+  }
+  template <class S>
+  double objective(const S& s) const {  // the exact expected gold reward
+    return task.expected_gold_reward(s.policy().policy());
+  }
+  template <class S>
+  vector_d parameters(const S& s) const {
+    return s.policy().parameters();
+  }
+};
+
+/// A reward model over tables only this file defines: r(c, a) = value[a], no parameters.
+struct genericity_given_reward {
+  using batch_type = prefopt::tabular_batch;
+  vector_d value;
+  void reward(const prefopt::tabular_batch& b, Eigen::Ref<vector_d> out) const {
+    for (std::size_t i = 0; i < b.actions.size(); ++i) {
+      out[static_cast<gindex>(i)] = value[b.actions[i]];
+    }
+  }
+};
+
+/// The tabular rows' game: Bradley-Terry over 4 responses (Condorcet winner 1); objective: the
+/// expected true reward.
+struct genericity_game_env {
+  vector_d r = (vector_d(4) << 0.0, 1.0, 0.3, -0.5).finished();
+  prefopt::preference_game game = prefopt::bradley_terry_game(r);
+
+  template <class S>
+  double objective(const S& s) const {
+    vector_d p(4);
+    s.policy().probabilities(0, p);
+    return p.dot(r);
+  }
+  template <class S>
+  vector_d parameters(const S& s) const {
+    return s.policy().parameters();
+  }
+};
+
+template <class Variant>
+struct dpo_game_row : genericity_game_env {
+  static constexpr const char* name = "dpo_trainer on a preference game";
+  static constexpr gindex steps = 60;
+  static constexpr double min_gain = 0.1;
+  const prefopt::preference_game& problem = game;
+  prefopt::dpo_trainer<Variant> solver{config()};
+
+  static prefopt::dpo_trainer_config config() {
+    prefopt::dpo_trainer_config c;
+    c.source = prefopt::pair_source::offline;
+    c.batch_size = 64;
+    c.loss.beta_dpo = 0.1;
+    return c;
+  }
+};
+
+struct rlhf_game_row : genericity_game_env {
+  static constexpr const char* name = "tabular_rlhf_ppo, fitted Bradley-Terry table";
+  static constexpr gindex steps = 30;
+  static constexpr double min_gain = 0.1;
+  const prefopt::preference_game& problem = game;
+  prefopt::tabular_rlhf_ppo solver{config()};
+
+  static prefopt::rlhf_ppo_config config() {
+    prefopt::rlhf_ppo_config c;
+    c.reward.pairs = 2000;
+    c.reward.iterations = 200;
+    return c;
+  }
+};
+
+struct rlhf_given_reward_row : genericity_game_env {
+  static constexpr const char* name = "tabular_rlhf_ppo, a given reward model";
+  static constexpr gindex steps = 30;
+  static constexpr double min_gain = 0.1;
+  genericity_given_reward reward{r};
+  prefopt::tabular_rlhf_problem<genericity_given_reward> problem{&game, &reward, false};
+  prefopt::tabular_rlhf_ppo solver{rlhf_game_row::config()};
+
+  rlhf_given_reward_row() = default;
+  rlhf_given_reward_row(const rlhf_given_reward_row&) = delete;
+  rlhf_given_reward_row& operator=(const rlhf_given_reward_row&) = delete;
+};
+
 using bigram_d = prefopt::test::bigram_model<double, false>;  // logits path
 using bigram_f = prefopt::test::bigram_model<float, true>;    // float, fused linear head
 using topic_d = genericity_topic_model<double>;               // defined only in this file
@@ -401,7 +546,14 @@ using genericity_table = std::tuple<
     dpo_offline_row<transformer_f>,
     dpo_online_row<transformer_f>,
     ppo_row<transformer_f>,
-    reward_modeling_row<transformer_reward_f>>;
+    reward_modeling_row<transformer_reward_f>,
+    dpo_reference_pairs_row<bigram_d>,
+    dpo_reference_pairs_row<topic_f>,
+    dpo_token_task_row,
+    dpo_game_row<prefopt::losses::dpo_variant::sigmoid>,
+    dpo_game_row<prefopt::losses::dpo_variant::ipo>,
+    rlhf_game_row,
+    rlhf_given_reward_row>;
 // clang-format on
 }  // namespace
 
