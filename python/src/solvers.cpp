@@ -1,0 +1,689 @@
+/// \file
+/// `prefopt.solvers`: every tabular solver of prefopt from Python. A factory per solver kind
+/// (`nash_md(...)`, `dpo(...)`, ...) builds the C++ solver from its keyword arguments and returns
+/// it as a `Solver`; `Solver.init(problem)` gives a `State`, `Solver.step(problem, state)` takes
+/// one step (the step's statistics as a dict), and `Solver.run(problem, iterations)` runs it to
+/// completion through `prefopt::run` with a `history_recorder`, returning the history as NumPy
+/// arrays. One template, `solver_impl<S, Problem>`, serves every solver: the factories are the
+/// only per-solver code, and they name only public C++ types (the solver classes, their config
+/// structs, schedules and payoffs), so a solver's internals can change without touching this file.
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "arrays.hpp"
+#include "bindings.hpp"
+#include "prefopt/callbacks/history.hpp"
+#include "prefopt/core/customization.hpp"
+#include "prefopt/diagnostics/divergence.hpp"
+#include "prefopt/diagnostics/duality_gap.hpp"
+#include "prefopt/diagnostics/win_rate.hpp"
+#include "prefopt/games/goal_task.hpp"
+#include "prefopt/solvers/common/run.hpp"
+#include "prefopt/solvers/direct_alignment.hpp"
+#include "prefopt/solvers/hir.hpp"
+#include "prefopt/solvers/nash/mirror_descent.hpp"
+#include "prefopt/solvers/nash/onpo.hpp"
+#include "prefopt/solvers/rlhf.hpp"
+#include "tabular.hpp"
+
+namespace prefopt::python {
+
+namespace {
+
+using namespace pybind11::literals;
+
+// ---------------------------------------------------------------------------------------------
+// Problems, states and statistics
+// ---------------------------------------------------------------------------------------------
+
+index_t problem_contexts(const preference_game& g) {
+  return g.num_contexts();
+}
+index_t problem_contexts(const goal_task& t) {
+  return t.num_goals();
+}
+index_t problem_actions(const preference_game& g) {
+  return g.num_actions();
+}
+index_t problem_actions(const goal_task& t) {
+  return t.num_responses();
+}
+const char* problem_name(const preference_game*) {
+  return "prefopt.games.Game";
+}
+const char* problem_name(const goal_task*) {
+  return "prefopt.games.GoalTask";
+}
+
+py::dict stats_dict(const tabular_step_stats& s) {
+  return py::dict("iteration"_a = s.iteration, "eta"_a = s.eta);
+}
+py::dict stats_dict(const direct_alignment_stats& s) {
+  return py::dict("loss"_a = s.loss, "rewards_accuracies"_a = s.rewards_accuracies,
+                  "rewards_margins"_a = s.rewards_margins);
+}
+py::dict stats_dict(const rlhf_ppo_stats& s) {
+  return py::dict("loss"_a = s.loss, "mean_score"_a = s.mean_score, "mean_kl"_a = s.mean_kl,
+                  "kl_coefficient"_a = s.kl_coefficient, "clip_fraction"_a = s.clip_fraction);
+}
+py::dict stats_dict(const hir_stats& s) {
+  return py::dict("loss"_a = s.loss, "batch_success"_a = s.batch_success);
+}
+
+template <class State>
+constexpr bool has_average = requires(const State& s) {
+  s.average_probabilities();
+};
+
+/// A solver's state as Python sees it (`prefopt.solvers.State`).
+class state_object {
+ public:
+  state_object(std::string solver, index_t contexts, index_t actions)
+      : solver_(std::move(solver)), contexts_(contexts), actions_(actions) {}
+  virtual ~state_object() = default;
+  state_object(const state_object&) = delete;
+  state_object& operator=(const state_object&) = delete;
+
+  [[nodiscard]] const std::string& solver() const noexcept { return solver_; }
+  [[nodiscard]] index_t contexts() const noexcept { return contexts_; }
+  [[nodiscard]] index_t actions() const noexcept { return actions_; }
+  [[nodiscard]] virtual row_matrix_d probabilities() const = 0;
+  [[nodiscard]] virtual row_matrix_d logits() const = 0;
+  /// `[contexts, n]`, or None when the solver keeps no average iterate.
+  [[nodiscard]] virtual py::object average_probabilities() const = 0;
+  [[nodiscard]] virtual index_t iteration() const = 0;
+
+ private:
+  std::string solver_;
+  index_t contexts_, actions_;
+};
+
+template <class State>
+class state_impl final : public state_object {
+ public:
+  state_impl(std::string solver, index_t contexts, index_t actions, State s)
+      : state_object(std::move(solver), contexts, actions), state(std::move(s)) {}
+
+  [[nodiscard]] row_matrix_d probabilities() const override {
+    return probability_table(state.policy());
+  }
+  [[nodiscard]] row_matrix_d logits() const override { return state.policy().logits(); }
+  [[nodiscard]] py::object average_probabilities() const override {
+    if constexpr (has_average<State>) {
+      return to_numpy(state.average_probabilities());
+    } else {
+      return py::none();
+    }
+  }
+  [[nodiscard]] index_t iteration() const override {
+    return static_cast<index_t>(state.iteration());
+  }
+
+  State state;
+};
+
+/// The metrics recorded by `Solver.run`, one `MetricGroup`: the game diagnostics of the current
+/// iterate (and of the average one, when the state keeps it) or a goal task's success rate, then
+/// optionally the probability tables themselves (`snapshots`).
+template <class Problem, bool Average>
+struct run_metrics {
+  index_t contexts = 0, actions = 0;
+  bool snapshots = false;
+
+  static std::vector<std::string> scalar_names() {
+    if constexpr (std::is_same_v<Problem, goal_task>) {
+      return {"success_rate"};
+    } else {
+      std::vector<std::string> n = {"duality_gap", "exploitability", "unregularised_gap",
+                                    "kl_to_reference", "win_rate_vs_reference"};
+      if (Average) {
+        n.insert(n.end(),
+                 {"average_duality_gap", "average_unregularised_gap", "average_kl_to_reference"});
+      }
+      return n;
+    }
+  }
+  [[nodiscard]] std::vector<std::string> names() const {
+    auto n = scalar_names();
+    if (snapshots) {
+      const auto entries = static_cast<std::size_t>(contexts * actions);
+      n.insert(n.end(), entries, "policy");
+      if (Average) n.insert(n.end(), entries, "average_policy");
+    }
+    return n;
+  }
+
+  static void game_metrics(const preference_game& g, const row_matrix_d& pi, bool full,
+                           std::vector<double>& out) {
+    if (!pi.allFinite()) {
+      out.insert(out.end(), full ? 5 : 3, std::numeric_limits<double>::quiet_NaN());
+      return;
+    }
+    out.push_back(duality_gap(g, pi));
+    if (full) out.push_back(exploitability(g, pi));
+    out.push_back(unregularised_duality_gap(g, pi));
+    out.push_back(kl_to_reference(g, pi));
+    if (full) out.push_back(win_rate(g, pi, g.reference()));
+  }
+
+  template <class State>
+  void evaluate(const Problem& problem, const State& state, std::vector<double>& out) const {
+    const row_matrix_d pi = probability_table(state.policy());
+    if constexpr (std::is_same_v<Problem, goal_task>) {
+      out.push_back(problem.success_rate(state.policy()));
+    } else {
+      game_metrics(problem, pi, true, out);
+      if constexpr (Average) game_metrics(problem, state.average_probabilities(), false, out);
+    }
+    if (snapshots) {
+      out.insert(out.end(), pi.data(), pi.data() + pi.size());
+      if constexpr (Average) {
+        const row_matrix_d avg = state.average_probabilities();
+        out.insert(out.end(), avg.data(), avg.data() + avg.size());
+      }
+    }
+  }
+};
+
+/// A solver as Python sees it (`prefopt.solvers.Solver`).
+class solver_object {
+ public:
+  solver_object() = default;
+  virtual ~solver_object() = default;
+  solver_object(const solver_object&) = delete;
+  solver_object& operator=(const solver_object&) = delete;
+
+  [[nodiscard]] virtual const std::string& name() const = 0;
+  [[nodiscard]] virtual const char* problem() const = 0;
+  [[nodiscard]] virtual bool averaged() const = 0;
+  [[nodiscard]] virtual std::unique_ptr<state_object> init(py::handle problem) const = 0;
+  virtual py::dict step(py::handle problem, state_object& state) const = 0;
+  virtual py::dict run(py::handle problem, index_t iterations, index_t every, bool snapshots,
+                       const state_object* from) const = 0;
+};
+
+template <class S, class Problem>
+class solver_impl final : public solver_object {
+ public:
+  using state_type = solver_state_t<S, Problem>;
+  using impl_state = state_impl<state_type>;
+
+  solver_impl(std::string name, S solver) : name_(std::move(name)), solver_(std::move(solver)) {}
+
+  [[nodiscard]] const std::string& name() const override { return name_; }
+  [[nodiscard]] const char* problem() const override {
+    return problem_name(static_cast<const Problem*>(nullptr));
+  }
+  [[nodiscard]] bool averaged() const override { return has_average<state_type>; }
+
+  [[nodiscard]] std::unique_ptr<state_object> init(py::handle problem) const override {
+    const Problem& p = problem_in("init", problem);
+    return std::make_unique<impl_state>(name_, problem_contexts(p), problem_actions(p),
+                                        solver_.init(p));
+  }
+
+  py::dict step(py::handle problem, state_object& state) const override {
+    const Problem& p = problem_in("step", problem);
+    impl_state& s = state_in("step", p, state);
+    return stats_dict(solver_.step(p, s.state));
+  }
+
+  py::dict run(py::handle problem, index_t iterations, index_t every, bool snapshots,
+               const state_object* from) const override {
+    const std::string fn = name_ + ".run";
+    const Problem& p = problem_in("run", problem);
+    if (iterations < 0) {
+      PREFOPT_THROW(invalid_argument, fn, ": iterations = ", iterations, ", expected >= 0");
+    }
+    if (every < 1) PREFOPT_THROW(invalid_argument, fn, ": every = ", every, ", expected >= 1");
+    using metrics = run_metrics<Problem, has_average<state_type>>;
+    const metrics group{problem_contexts(p), problem_actions(p), snapshots};
+    history_recorder recorder(every, /*snapshots=*/false, group);
+    std::optional<run_result<state_type>> result;
+    {
+      std::optional<state_type> start;
+      if (from != nullptr) start.emplace(state_in("run", p, *from).state);
+      py::gil_scoped_release release;
+      result.emplace(from != nullptr ? prefopt::run_from(solver_, p, std::move(*start),
+                                                         run_options{iterations}, recorder)
+                                     : prefopt::run(solver_, p, run_options{iterations}, recorder));
+    }
+    return history_dict(*result, recorder.history(), group);
+  }
+
+ private:
+  const Problem& problem_in(const char* method, py::handle obj) const {
+    if (!py::isinstance<Problem>(obj)) {
+      PREFOPT_THROW(invalid_argument, name_, ".", method, ": problem is a ",
+                    py::str(py::type::of(obj).attr("__name__")).cast<std::string>(),
+                    ", expected a ", problem());
+    }
+    return obj.cast<const Problem&>();
+  }
+
+  /// `state` as this solver's state type (`Base` is `state_object` or `const state_object`).
+  template <class Base>
+  auto& state_in(const char* method, const Problem& p, Base& state) const {
+    using target = std::conditional_t<std::is_const_v<Base>, const impl_state, impl_state>;
+    auto* s = dynamic_cast<target*>(&state);
+    if (s == nullptr) {
+      PREFOPT_THROW(invalid_argument, name_, ".", method, ": state was made by a '", state.solver(),
+                    "' solver, expected one made by init of a '", name_, "' solver");
+    }
+    if (s->contexts() != problem_contexts(p) || s->actions() != problem_actions(p)) {
+      PREFOPT_THROW(shape_error, name_, ".", method, ": state is for a problem of ", s->contexts(),
+                    " contexts x ", s->actions(), " actions, but problem has ", problem_contexts(p),
+                    " x ", problem_actions(p));
+    }
+    return *s;
+  }
+
+  template <class Group>
+  py::dict history_dict(run_result<state_type>& result, const run_history& h,
+                        const Group& group) const {
+    const auto records = static_cast<index_t>(h.iterations.size());
+    const auto scalars = Group::scalar_names();
+    py::array_t<std::int64_t> its(records);
+    py::array_t<double> secs(records);
+    for (index_t k = 0; k < records; ++k) {
+      its.mutable_data()[k] = h.iterations[static_cast<std::size_t>(k)];
+      secs.mutable_data()[k] = h.seconds[static_cast<std::size_t>(k)];
+    }
+    py::dict history("iteration"_a = its, "seconds"_a = secs);
+    for (std::size_t m = 0; m < scalars.size(); ++m) {
+      py::array_t<double> curve(records);
+      for (index_t k = 0; k < records; ++k) {
+        curve.mutable_data()[k] = h.values[static_cast<std::size_t>(k)][m];
+      }
+      history[py::str(scalars[m])] = curve;
+    }
+    if (group.snapshots) {
+      const index_t c = group.contexts, n = group.actions;
+      auto tables = [&](std::size_t first, const char* key) {
+        py::array_t<double> out({records, c, n});
+        for (index_t k = 0; k < records; ++k) {
+          const auto& row = h.values[static_cast<std::size_t>(k)];
+          std::copy(row.begin() + static_cast<std::ptrdiff_t>(first),
+                    row.begin() + static_cast<std::ptrdiff_t>(first) + c * n,
+                    out.mutable_data() + k * c * n);
+        }
+        history[key] = out;
+      };
+      tables(scalars.size(), "policy");
+      if (has_average<state_type>)
+        tables(scalars.size() + static_cast<std::size_t>(c * n), "average_policy");
+    }
+    std::unique_ptr<state_object> state =
+        std::make_unique<impl_state>(name_, group.contexts, group.actions, std::move(result.state));
+    py::object final_state = py::cast(std::move(state));
+    return py::dict("status"_a = to_string(result.status), "message"_a = result.message,
+                    "iterations"_a = result.iterations, "seconds"_a = result.seconds,
+                    "state"_a = final_state, "history"_a = history);
+  }
+
+  std::string name_;
+  S solver_;
+};
+
+template <class Problem, class S>
+std::unique_ptr<solver_object> make(std::string name, S solver) {
+  return std::make_unique<solver_impl<S, Problem>>(std::move(name), std::move(solver));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading factory arguments
+// ---------------------------------------------------------------------------------------------
+
+/// `initial`: 'reference', 'uniform' or a `[contexts, n]` probability table (strictly positive).
+initial_policy initial_in(const char* fn, py::handle initial) {
+  if (py::isinstance<py::str>(initial)) {
+    const auto s = initial.cast<std::string>();
+    if (s == "reference") return initial_policy::reference();
+    if (s == "uniform") return initial_policy::uniform();
+    PREFOPT_THROW(invalid_argument, fn, ": initial = '", s,
+                  "', expected 'reference', 'uniform' or a [contexts, n] probability table");
+  }
+  return initial_policy::from_probabilities(table_in(fn, "initial", initial, -1, -1, true));
+}
+
+/// Calls `make(payoff)` with the payoff named by `payoff` ('exact' or 'sampled').
+template <class F>
+std::unique_ptr<solver_object> with_payoff(const char* fn, std::string_view payoff, index_t samples,
+                                           std::uint64_t seed, F&& make_with) {
+  if (payoff == "exact") return make_with(exact_payoff{});
+  if (payoff != "sampled") {
+    PREFOPT_THROW(invalid_argument, fn, ": payoff = '", payoff, "', expected 'exact' or 'sampled'");
+  }
+  if (samples < 1) PREFOPT_THROW(invalid_argument, fn, ": samples = ", samples, ", expected >= 1");
+  sampled_payoff p;
+  p.samples = samples;
+  p.seed = seed;
+  return make_with(p);
+}
+
+/// Nash-MD and OMD / INPO: `eta=None` is the theory schedule `2 / (tau (t + 2))`.
+template <template <class, class> class Solver>
+std::unique_ptr<solver_object> mirror_descent(const char* fn, py::handle eta,
+                                              std::string_view payoff, index_t samples,
+                                              std::uint64_t seed, py::handle initial) {
+  const initial_policy start = initial_in(fn, initial);
+  return with_payoff(fn, payoff, samples, seed, [&](auto p) {
+    using payoff_t = decltype(p);
+    if (eta.is_none()) {
+      return make<preference_game>(fn, Solver<theory_step, payoff_t>({}, p, start));
+    }
+    return make<preference_game>(
+        fn, Solver<constant_step, payoff_t>(constant_step(eta.cast<double>()), p, start));
+  });
+}
+
+template <template <class> class Solver>
+std::unique_ptr<solver_object> optimistic(const char* fn, double eta, std::string_view payoff,
+                                          index_t samples, std::uint64_t seed, py::handle initial) {
+  const initial_policy start = initial_in(fn, initial);
+  return with_payoff(fn, payoff, samples, seed, [&](auto p) {
+    return make<preference_game>(fn, Solver<decltype(p)>(constant_step(eta), p, start));
+  });
+}
+
+optimizer_config optimizer_in(const char* fn, std::string_view kind, double learning_rate) {
+  optimizer_config o;
+  if (kind == "sgd") {
+    o.kind = optimizer_kind::sgd;
+  } else if (kind != "adam") {
+    PREFOPT_THROW(invalid_argument, fn, ": optimizer = '", kind, "', expected 'adam' or 'sgd'");
+  }
+  o.learning_rate = learning_rate;
+  o.validate(fn);
+  return o;
+}
+
+template <class S>
+std::unique_ptr<solver_object> direct_alignment(const char* fn, double beta_dpo,
+                                                bool length_average, double eps_ls,
+                                                double gamma_simpo, std::string_view source,
+                                                index_t dataset_size, index_t batch_size,
+                                                std::string_view optimizer, double learning_rate,
+                                                std::uint64_t seed) {
+  direct_alignment_config c;
+  c.loss.beta_dpo = beta_dpo;
+  c.loss.length_average = length_average;
+  c.loss.eps_ls = eps_ls;
+  c.loss.gamma_simpo = gamma_simpo;
+  if (source == "online") {
+    c.source = pair_source::online;
+  } else if (source != "offline") {
+    PREFOPT_THROW(invalid_argument, fn, ": source = '", source,
+                  "', expected 'offline' or 'online'");
+  }
+  c.dataset_size = dataset_size;
+  c.batch_size = batch_size;
+  c.optimizer = optimizer_in(fn, optimizer, learning_rate);
+  c.seed = seed;
+  return make<preference_game>(fn, S(c));
+}
+
+// The factories' keyword arguments and their docstrings.
+
+#define PREFOPT_PAYOFF_DOC                                                                      \
+  "payoff: 'exact' (P pi) or 'sampled' (Monte-Carlo with Bernoulli labels, `samples` opponent " \
+  "draws per context and step, seeded by `seed`). initial: 'reference', 'uniform' or a "        \
+  "[contexts, n] strictly positive probability table."
+
+#define PREFOPT_DIRECT_DOC(NAME, LOSS)                                                          \
+  NAME "(*, beta_dpo=0.1, length_average=False, eps_ls=0.0, gamma_simpo=0.0, "                  \
+       "source='offline', dataset_size=4096, batch_size=64, optimizer='adam', "                 \
+       "learning_rate=0.05, seed=0) -> Solver\n\nTabular " LOSS                                 \
+       " (solvers/direct_alignment.hpp): a softmax table trained from mu by minibatches of "    \
+       "oracle-labelled pairs, drawn once from mu x mu (source 'offline', dataset_size pairs) " \
+       "or from the current policy every step ('online'). Step statistics: loss, "              \
+       "rewards_accuracies, rewards_margins."
+
+}  // namespace
+
+void bind_solvers(py::module_& m) {
+  py::options doc_options;
+  doc_options.disable_function_signatures();
+  const auto none = py::none();
+
+  py::class_<state_object>(m, "State",
+                           "State()\n\nA solver's state, made by Solver.init or returned by "
+                           "Solver.run (not constructible from Python).")
+      .def_property_readonly("solver", &state_object::solver, "The solver kind that made it.")
+      .def_property_readonly("iteration", &state_object::iteration, "Steps taken.")
+      .def(
+          "policy", [](const state_object& s) { return to_numpy(s.probabilities()); },
+          "policy() -> array\n\nThe current iterate's [contexts, n] probabilities (a copy).")
+      .def(
+          "logits", [](const state_object& s) { return to_numpy(s.logits()); },
+          "logits() -> array\n\nThe current iterate's [contexts, n] logits (a copy).")
+      .def("average_policy", &state_object::average_probabilities,
+           "average_policy() -> array or None\n\nThe average of the played iterates [contexts, "
+           "n] for solvers that keep it (mirror descent, ONPO), else None.");
+
+  py::class_<solver_object>(m, "Solver",
+                            "Solver()\n\nA tabular solver, made by one of the factories of "
+                            "prefopt.solvers (not constructible from Python).")
+      .def_property_readonly("name", &solver_object::name, "The solver kind ('nash_md', ...).")
+      .def_property_readonly("problem", &solver_object::problem,
+                             "The problem type it solves (Game or GoalTask).")
+      .def_property_readonly("averaged", &solver_object::averaged,
+                             "True when its state keeps the average iterate.")
+      .def("init", &solver_object::init, "problem"_a,
+           "init(problem) -> State\n\nThe first iterate for `problem` (a Game, or a GoalTask for "
+           "hir).")
+      .def("step", &solver_object::step, "problem"_a, "state"_a,
+           "step(problem, state) -> dict\n\nOne step in place on `state` (made by init of a "
+           "solver of the same kind, for a problem of the same size); returns the step's "
+           "statistics.")
+      .def(
+          "run",
+          [](const solver_object& s, py::handle problem, index_t iterations, index_t every,
+             bool snapshots, const state_object* state) {
+            return s.run(problem, iterations, every, snapshots, state);
+          },
+          "problem"_a, "iterations"_a, py::kw_only(), "every"_a = 1, "snapshots"_a = false,
+          "state"_a = none,
+          R"(run(problem, iterations, *, every=1, snapshots=False, state=None) -> dict
+
+Runs the solver through prefopt::run for `iterations` steps (from init, or continuing from a copy
+of `state`), recording before the first step, every `every` steps and at the end. Returns a dict:
+status ('completed' or 'diverged'), message, iterations, seconds, state (the final State) and
+history: iteration (int64 [K]), seconds, and one float64 [K] curve per metric: for a Game
+duality_gap, exploitability, unregularised_gap, kl_to_reference, win_rate_vs_reference (of the
+current iterate) and, for averaged solvers, average_duality_gap, average_unregularised_gap,
+average_kl_to_reference; for a GoalTask success_rate. snapshots=True adds policy (and
+average_policy) [K, contexts, n]. The GIL is released while it runs.)")
+      .def("__repr__",
+           [](const solver_object& s) { return "prefopt.solvers.Solver('" + s.name() + "')"; });
+
+  m.def(
+      "nash_md",
+      [](py::handle eta, std::string_view payoff, index_t samples, std::uint64_t seed,
+         py::handle initial) {
+        return mirror_descent<nash_md>("nash_md", eta, payoff, samples, seed, initial);
+      },
+      py::kw_only(), "eta"_a = none, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
+      "initial"_a = "reference",
+      "nash_md(*, eta=None, payoff='exact', samples=16, seed=0, initial='reference') -> "
+      "Solver\n\nTabular Nash-MD (ALGORITHMS.md §5): the mirror step against the geometric "
+      "mixture pi^{1 - eta tau} mu^{eta tau}; needs a game with tau > 0. eta: None for the "
+      "theory schedule 2 / (tau (t + 2)), else a constant step. " PREFOPT_PAYOFF_DOC);
+  m.def(
+      "omd",
+      [](py::handle eta, std::string_view payoff, index_t samples, std::uint64_t seed,
+         py::handle initial) {
+        return mirror_descent<omd>("omd", eta, payoff, samples, seed, initial);
+      },
+      py::kw_only(), "eta"_a = none, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
+      "initial"_a = "reference",
+      "omd(*, eta=None, payoff='exact', samples=16, seed=0, initial='reference') -> "
+      "Solver\n\nTabular online mirror descent on the regularised game against the current "
+      "iterate (the closed-form INPO update; ALGORITHMS.md §5, §7); needs tau > 0. "
+      "eta as for nash_md. " PREFOPT_PAYOFF_DOC);
+  m.def(
+      "inpo",
+      [](py::handle eta, std::string_view payoff, index_t samples, std::uint64_t seed,
+         py::handle initial) {
+        return mirror_descent<inpo>("inpo", eta, payoff, samples, seed, initial);
+      },
+      py::kw_only(), "eta"_a = none, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
+      "initial"_a = "reference",
+      "inpo(*, eta=None, payoff='exact', samples=16, seed=0, initial='reference') -> "
+      "Solver\n\nTabular INPO (Iterative Nash Policy Optimization, arXiv 2407.00617) in its "
+      "closed form, which is omd: pi_{t+1} proportional to pi_t^{1 - eta tau} mu^{eta tau} "
+      "exp(eta P pi_t); needs tau > 0. " PREFOPT_PAYOFF_DOC);
+  m.def(
+      "self_play",
+      [](double eta, std::string_view payoff, index_t samples, std::uint64_t seed,
+         py::handle initial) {
+        const initial_policy start = initial_in("self_play", initial);
+        return with_payoff("self_play", payoff, samples, seed, [&](auto p) {
+          return make<preference_game>(
+              "self_play", self_play_mwu<constant_step, decltype(p)>(constant_step(eta), p, start));
+        });
+      },
+      py::kw_only(), "eta"_a = 0.5, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
+      "initial"_a = "uniform",
+      "self_play(*, eta=0.5, payoff='exact', samples=16, seed=0, initial='uniform') -> "
+      "Solver\n\nSelf-play multiplicative weights on the unregularised game (tau ignored), "
+      "constant step eta; judged by its average iterate. " PREFOPT_PAYOFF_DOC);
+  m.def(
+      "onpo",
+      [](double eta, std::string_view payoff, index_t samples, std::uint64_t seed,
+         py::handle initial) {
+        return optimistic<onpo>("onpo", eta, payoff, samples, seed, initial);
+      },
+      py::kw_only(), "eta"_a = 0.5, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
+      "initial"_a = "uniform",
+      "onpo(*, eta=0.5, payoff='exact', samples=16, seed=0, initial='uniform') -> "
+      "Solver\n\nTabular ONPO, optimistic online mirror descent on the unregularised game "
+      "(ALGORITHMS.md §8, arXiv 2502.16852), constant step eta; its average iterate converges "
+      "at rate O(1/T). " PREFOPT_PAYOFF_DOC);
+  m.def(
+      "regularised_onpo",
+      [](double eta, std::string_view payoff, index_t samples, std::uint64_t seed,
+         py::handle initial) {
+        return optimistic<regularised_onpo>("regularised_onpo", eta, payoff, samples, seed,
+                                            initial);
+      },
+      py::kw_only(), "eta"_a = 0.5, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
+      "initial"_a = "uniform",
+      "regularised_onpo(*, eta=0.5, payoff='exact', samples=16, seed=0, initial='uniform') -> "
+      "Solver\n\nONPO on the tau-regularised game (needs tau > 0 and eta tau <= "
+      "1). " PREFOPT_PAYOFF_DOC);
+
+#define PREFOPT_DIRECT(NAME, TYPE, LOSS)                                                           \
+  m.def(                                                                                           \
+      NAME,                                                                                        \
+      [](double beta_dpo, bool length_average, double eps_ls, double gamma_simpo,                  \
+         std::string_view source, index_t dataset_size, index_t batch_size,                        \
+         std::string_view optimizer, double learning_rate, std::uint64_t seed) {                   \
+        return direct_alignment<TYPE>(NAME, beta_dpo, length_average, eps_ls, gamma_simpo, source, \
+                                      dataset_size, batch_size, optimizer, learning_rate, seed);   \
+      },                                                                                           \
+      py::kw_only(), "beta_dpo"_a = 0.1, "length_average"_a = false, "eps_ls"_a = 0.0,             \
+      "gamma_simpo"_a = 0.0, "source"_a = "offline", "dataset_size"_a = 4096, "batch_size"_a = 64, \
+      "optimizer"_a = "adam", "learning_rate"_a = 0.05, "seed"_a = 0,                              \
+      PREFOPT_DIRECT_DOC(NAME, LOSS))
+  PREFOPT_DIRECT("dpo", tabular_dpo, "DPO (sigmoid loss)");
+  PREFOPT_DIRECT("ipo", tabular_ipo, "IPO (squared loss)");
+  PREFOPT_DIRECT("simpo", tabular_simpo, "SimPO (reference-free, margin gamma_simpo)");
+  PREFOPT_DIRECT("slic", tabular_slic, "SLiC (hinge loss)");
+#undef PREFOPT_DIRECT
+
+  m.def(
+      "rlhf_ppo",
+      [](double kl_coefficient, std::string_view kl_control_name, double kl_target,
+         double kl_horizon, index_t batch_size, index_t minibatch_size, index_t epochs,
+         double eps_clip, index_t reward_pairs, index_t reward_iterations,
+         std::string_view optimizer, double learning_rate, std::uint64_t seed) {
+        constexpr const char* fn = "rlhf_ppo";
+        rlhf_ppo_config c;
+        c.tau = kl_coefficient;
+        if (kl_control_name == "adaptive") {
+          c.control = kl_control::adaptive;
+        } else if (kl_control_name != "fixed") {
+          PREFOPT_THROW(invalid_argument, fn, ": kl_control = '", kl_control_name,
+                        "', expected 'fixed' or 'adaptive'");
+        }
+        c.kl_target = kl_target;
+        c.kl_horizon = kl_horizon;
+        c.batch_size = batch_size;
+        c.minibatch_size = minibatch_size;
+        c.epochs = epochs;
+        c.eps_clip = eps_clip;
+        c.reward.pairs = reward_pairs;
+        c.reward.iterations = reward_iterations;
+        c.optimizer = optimizer_in(fn, optimizer, learning_rate);
+        c.seed = seed;
+        return make<preference_game>(fn, tabular_rlhf_ppo(c));
+      },
+      py::kw_only(), "kl_coefficient"_a = 0.1, "kl_control"_a = "fixed", "kl_target"_a = 0.05,
+      "kl_horizon"_a = 10000.0, "batch_size"_a = 256, "minibatch_size"_a = 64, "epochs"_a = 4,
+      "eps_clip"_a = 0.2, "reward_pairs"_a = 8192, "reward_iterations"_a = 1500,
+      "optimizer"_a = "adam", "learning_rate"_a = 0.05, "seed"_a = 0,
+      "rlhf_ppo(*, kl_coefficient=0.1, kl_control='fixed', kl_target=0.05, kl_horizon=10000.0, "
+      "batch_size=256, minibatch_size=64, epochs=4, eps_clip=0.2, reward_pairs=8192, "
+      "reward_iterations=1500, optimizer='adam', learning_rate=0.05, seed=0) -> Solver\n\n"
+      "Tabular RLHF (solvers/rlhf.hpp): init fits a Bradley-Terry reward on reward_pairs "
+      "labelled pairs from mu x mu, then every step is one PPO iteration (batch_size rollouts, "
+      "epochs passes of minibatches, clipped surrogate) on the KL-shaped reward (fixed or "
+      "adaptive KL coefficient). Step statistics: loss, mean_score, mean_kl, kl_coefficient, "
+      "clip_fraction.");
+  m.def(
+      "hir",
+      [](std::string_view mode, std::string_view contrast, index_t batch_size,
+         index_t updates_per_round, double eps_ls, double w_con, double w_ent,
+         std::string_view optimizer, double learning_rate, std::uint64_t seed) {
+        constexpr const char* fn = "hir";
+        hir_config h;
+        if (mode == "hindsight") {
+          h.mode = hir_mode::hindsight;
+        } else if (mode == "no_relabeling") {
+          h.mode = hir_mode::no_relabeling;
+        } else if (mode == "successes_only") {
+          h.mode = hir_mode::successes_only;
+        } else {
+          PREFOPT_THROW(invalid_argument, fn, ": mode = '", mode,
+                        "', expected 'hindsight', 'no_relabeling' or 'successes_only'");
+        }
+        if (contrast == "k_way") {
+          h.contrast = hir_contrast::k_way;
+        } else if (contrast != "two_way") {
+          PREFOPT_THROW(invalid_argument, fn, ": contrast = '", contrast,
+                        "', expected 'two_way' or 'k_way'");
+        }
+        h.batch_size = batch_size;
+        h.updates_per_round = updates_per_round;
+        h.eps_ls = eps_ls;
+        h.w_con = w_con;
+        h.w_ent = w_ent;
+        h.optimizer = optimizer_in(fn, optimizer, learning_rate);
+        h.seed = seed;
+        return make<goal_task>(fn, tabular_hir(h));
+      },
+      py::kw_only(), "mode"_a = "hindsight", "contrast"_a = "two_way", "batch_size"_a = 64,
+      "updates_per_round"_a = 4, "eps_ls"_a = losses::hir_defaults::eps_ls,
+      "w_con"_a = losses::hir_defaults::w_con, "w_ent"_a = losses::hir_defaults::w_ent,
+      "optimizer"_a = "adam", "learning_rate"_a = 0.05, "seed"_a = 0,
+      "hir(*, mode='hindsight', contrast='two_way', batch_size=64, updates_per_round=4, "
+      "eps_ls=0.2, w_con=1.0, w_ent=0.001, optimizer='adam', learning_rate=0.05, seed=0) -> "
+      "Solver\n\nTabular hindsight instruction relabeling on a GoalTask (ALGORITHMS.md §10): "
+      "each step samples batch_size (goal, response) pairs, relabels them (mode), and takes "
+      "updates_per_round optimizer steps on the HIR loss. Step statistics: loss, "
+      "batch_success.");
+}
+
+}  // namespace prefopt::python
