@@ -372,6 +372,16 @@ std::unique_ptr<solver_object> with_payoff(const char* fn, std::string_view payo
   return make_with(p);
 }
 
+/// A constant step size from `eta` (a finite float > 0), with the solver's name in the error.
+constant_step step_in(const char* fn, py::handle eta) {
+  const double v = eta.is_none() ? 0.0 : eta.cast<double>();
+  if (!(std::isfinite(v) && v > 0.0)) {
+    PREFOPT_THROW(invalid_argument, fn, ": eta = ", py::str(eta).cast<std::string>(),
+                  ", expected a finite eta > 0");
+  }
+  return constant_step(v);
+}
+
 /// Nash-MD and OMD / INPO: `eta=None` is the theory schedule `2 / (tau (t + 2))`.
 template <template <class, class> class Solver>
 std::unique_ptr<solver_object> mirror_descent(const char* fn, py::handle eta,
@@ -383,18 +393,45 @@ std::unique_ptr<solver_object> mirror_descent(const char* fn, py::handle eta,
     if (eta.is_none()) {
       return make<preference_game>(fn, Solver<theory_step, payoff_t>({}, p, start));
     }
-    return make<preference_game>(
-        fn, Solver<constant_step, payoff_t>(constant_step(eta.cast<double>()), p, start));
+    return make<preference_game>(fn, Solver<constant_step, payoff_t>(step_in(fn, eta), p, start));
   });
 }
 
+/// Self-play MWU on the unregularised game, constant step.
+std::unique_ptr<solver_object> self_play(const char* fn, py::handle eta, std::string_view payoff,
+                                         index_t samples, std::uint64_t seed, py::handle initial) {
+  const initial_policy start = initial_in(fn, initial);
+  const constant_step step = step_in(fn, eta);
+  return with_payoff(fn, payoff, samples, seed, [&](auto p) {
+    return make<preference_game>(fn, self_play_mwu<constant_step, decltype(p)>(step, p, start));
+  });
+}
+
+/// ONPO and its regularised form, constant step.
 template <template <class> class Solver>
-std::unique_ptr<solver_object> optimistic(const char* fn, double eta, std::string_view payoff,
+std::unique_ptr<solver_object> optimistic(const char* fn, py::handle eta, std::string_view payoff,
                                           index_t samples, std::uint64_t seed, py::handle initial) {
   const initial_policy start = initial_in(fn, initial);
+  const constant_step step = step_in(fn, eta);
   return with_payoff(fn, payoff, samples, seed, [&](auto p) {
-    return make<preference_game>(fn, Solver<decltype(p)>(constant_step(eta), p, start));
+    return make<preference_game>(fn, Solver<decltype(p)>(step, p, start));
   });
+}
+
+/// The factories of the payoff-based game solvers share their keywords.
+using payoff_factory = std::unique_ptr<solver_object> (*)(const char*, py::handle, std::string_view,
+                                                          index_t, std::uint64_t, py::handle);
+
+void def_payoff_solver(py::module_& m, const char* name, payoff_factory factory,
+                       const py::object& eta, const char* initial, const char* doc) {
+  m.def(
+      name,
+      [name, factory](py::handle eta_value, std::string_view payoff, index_t samples,
+                      std::uint64_t seed, py::handle initial_value) {
+        return factory(name, eta_value, payoff, samples, seed, initial_value);
+      },
+      py::kw_only(), py::arg("eta") = eta, py::arg("payoff") = "exact", py::arg("samples") = 16,
+      py::arg("seed") = 0, py::arg("initial") = initial, doc);
 }
 
 optimizer_config optimizer_in(const char* fn, std::string_view kind, double learning_rate) {
@@ -508,78 +545,38 @@ average_policy) [K, contexts, n]. The GIL is released while it runs.)")
       .def("__repr__",
            [](const solver_object& s) { return "prefopt.solvers.Solver('" + s.name() + "')"; });
 
-  m.def(
-      "nash_md",
-      [](py::handle eta, std::string_view payoff, index_t samples, std::uint64_t seed,
-         py::handle initial) {
-        return mirror_descent<nash_md>("nash_md", eta, payoff, samples, seed, initial);
-      },
-      py::kw_only(), "eta"_a = none, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
-      "initial"_a = "reference",
+  const py::object half = py::float_(0.5);
+  def_payoff_solver(
+      m, "nash_md", &mirror_descent<nash_md>, none, "reference",
       "nash_md(*, eta=None, payoff='exact', samples=16, seed=0, initial='reference') -> "
       "Solver\n\nTabular Nash-MD (ALGORITHMS.md §5): the mirror step against the geometric "
       "mixture pi^{1 - eta tau} mu^{eta tau}; needs a game with tau > 0. eta: None for the "
       "theory schedule 2 / (tau (t + 2)), else a constant step. " PREFOPT_PAYOFF_DOC);
-  m.def(
-      "omd",
-      [](py::handle eta, std::string_view payoff, index_t samples, std::uint64_t seed,
-         py::handle initial) {
-        return mirror_descent<omd>("omd", eta, payoff, samples, seed, initial);
-      },
-      py::kw_only(), "eta"_a = none, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
-      "initial"_a = "reference",
+  def_payoff_solver(
+      m, "omd", &mirror_descent<omd>, none, "reference",
       "omd(*, eta=None, payoff='exact', samples=16, seed=0, initial='reference') -> "
       "Solver\n\nTabular online mirror descent on the regularised game against the current "
       "iterate (the closed-form INPO update; ALGORITHMS.md §5, §7); needs tau > 0. "
       "eta as for nash_md. " PREFOPT_PAYOFF_DOC);
-  m.def(
-      "inpo",
-      [](py::handle eta, std::string_view payoff, index_t samples, std::uint64_t seed,
-         py::handle initial) {
-        return mirror_descent<inpo>("inpo", eta, payoff, samples, seed, initial);
-      },
-      py::kw_only(), "eta"_a = none, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
-      "initial"_a = "reference",
+  def_payoff_solver(
+      m, "inpo", &mirror_descent<inpo>, none, "reference",
       "inpo(*, eta=None, payoff='exact', samples=16, seed=0, initial='reference') -> "
       "Solver\n\nTabular INPO (Iterative Nash Policy Optimization, arXiv 2407.00617) in its "
       "closed form, which is omd: pi_{t+1} proportional to pi_t^{1 - eta tau} mu^{eta tau} "
       "exp(eta P pi_t); needs tau > 0. " PREFOPT_PAYOFF_DOC);
-  m.def(
-      "self_play",
-      [](double eta, std::string_view payoff, index_t samples, std::uint64_t seed,
-         py::handle initial) {
-        const initial_policy start = initial_in("self_play", initial);
-        return with_payoff("self_play", payoff, samples, seed, [&](auto p) {
-          return make<preference_game>(
-              "self_play", self_play_mwu<constant_step, decltype(p)>(constant_step(eta), p, start));
-        });
-      },
-      py::kw_only(), "eta"_a = 0.5, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
-      "initial"_a = "uniform",
+  def_payoff_solver(
+      m, "self_play", &self_play, half, "uniform",
       "self_play(*, eta=0.5, payoff='exact', samples=16, seed=0, initial='uniform') -> "
       "Solver\n\nSelf-play multiplicative weights on the unregularised game (tau ignored), "
       "constant step eta; judged by its average iterate. " PREFOPT_PAYOFF_DOC);
-  m.def(
-      "onpo",
-      [](double eta, std::string_view payoff, index_t samples, std::uint64_t seed,
-         py::handle initial) {
-        return optimistic<onpo>("onpo", eta, payoff, samples, seed, initial);
-      },
-      py::kw_only(), "eta"_a = 0.5, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
-      "initial"_a = "uniform",
+  def_payoff_solver(
+      m, "onpo", &optimistic<onpo>, half, "uniform",
       "onpo(*, eta=0.5, payoff='exact', samples=16, seed=0, initial='uniform') -> "
       "Solver\n\nTabular ONPO, optimistic online mirror descent on the unregularised game "
       "(ALGORITHMS.md §8, arXiv 2502.16852), constant step eta; its average iterate converges "
       "at rate O(1/T). " PREFOPT_PAYOFF_DOC);
-  m.def(
-      "regularised_onpo",
-      [](double eta, std::string_view payoff, index_t samples, std::uint64_t seed,
-         py::handle initial) {
-        return optimistic<regularised_onpo>("regularised_onpo", eta, payoff, samples, seed,
-                                            initial);
-      },
-      py::kw_only(), "eta"_a = 0.5, "payoff"_a = "exact", "samples"_a = 16, "seed"_a = 0,
-      "initial"_a = "uniform",
+  def_payoff_solver(
+      m, "regularised_onpo", &optimistic<regularised_onpo>, half, "uniform",
       "regularised_onpo(*, eta=0.5, payoff='exact', samples=16, seed=0, initial='uniform') -> "
       "Solver\n\nONPO on the tau-regularised game (needs tau > 0 and eta tau <= "
       "1). " PREFOPT_PAYOFF_DOC);

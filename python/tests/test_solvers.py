@@ -149,8 +149,10 @@ def test_bad_input_names_the_solver_and_the_argument(game):
         s.onpo(payoff="mc")
     with pytest.raises(prefopt.InvalidArgument, match="onpo: samples = 0"):
         s.onpo(payoff="sampled", samples=0)
-    with pytest.raises(prefopt.InvalidArgument, match="constant_step: eta = -1"):
+    with pytest.raises(prefopt.InvalidArgument, match="omd: eta = -1.0, expected a finite eta"):
         s.omd(eta=-1.0)
+    with pytest.raises(prefopt.InvalidArgument, match="onpo: eta = None"):
+        s.onpo(eta=None)
     with pytest.raises(prefopt.InvalidArgument, match="self_play: initial = 'best'"):
         s.self_play(initial="best")
     with pytest.raises(prefopt.ShapeError, match="initial_policy: given policy is 1x2"):
