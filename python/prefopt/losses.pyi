@@ -17,7 +17,7 @@ def dpo_loss(
     policy_chosen: Array, policy_rejected: Array, reference_chosen: Optional[Array] = None,
     reference_rejected: Optional[Array] = None, chosen_lengths: Optional[Array] = None,
     rejected_lengths: Optional[Array] = None, *,
-    variant: Literal["sigmoid", "label_smoothed", "ipo", "hinge", "simpo"] = "sigmoid",
+    variant: Literal["sigmoid", "label_smoothed", "robust", "ipo", "hinge", "simpo"] = "sigmoid",
     beta_dpo: float = 0.1, length_average: bool = False, eps_ls: float = 0.0,
     gamma_simpo: float = 0.0, reduction: Reduction = "mean",
 ) -> Dict[str, Any]: ...

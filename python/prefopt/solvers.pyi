@@ -60,26 +60,22 @@ def regularised_onpo(
     initial: Initial = "uniform",
 ) -> Solver: ...
 def dpo(
-    *, beta_dpo: float = 0.1, length_average: bool = False, eps_ls: float = 0.0,
-    gamma_simpo: float = 0.0, source: Literal["offline", "online"] = "offline",
+    *, beta_dpo: float = 0.1, length_average: bool = False, gamma_simpo: float = 0.0, source: Literal["offline", "online"] = "offline",
     dataset_size: int = 4096, batch_size: int = 64, optimizer: Optimizer = "adam",
     learning_rate: float = 0.05, seed: int = 0,
 ) -> Solver: ...
 def ipo(
-    *, beta_dpo: float = 0.1, length_average: bool = False, eps_ls: float = 0.0,
-    gamma_simpo: float = 0.0, source: Literal["offline", "online"] = "offline",
+    *, beta_dpo: float = 0.1, length_average: bool = False, gamma_simpo: float = 0.0, source: Literal["offline", "online"] = "offline",
     dataset_size: int = 4096, batch_size: int = 64, optimizer: Optimizer = "adam",
     learning_rate: float = 0.05, seed: int = 0,
 ) -> Solver: ...
 def simpo(
-    *, beta_dpo: float = 0.1, length_average: bool = False, eps_ls: float = 0.0,
-    gamma_simpo: float = 0.0, source: Literal["offline", "online"] = "offline",
+    *, beta_dpo: float = 0.1, length_average: bool = False, gamma_simpo: float = 0.0, source: Literal["offline", "online"] = "offline",
     dataset_size: int = 4096, batch_size: int = 64, optimizer: Optimizer = "adam",
     learning_rate: float = 0.05, seed: int = 0,
 ) -> Solver: ...
 def slic(
-    *, beta_dpo: float = 0.1, length_average: bool = False, eps_ls: float = 0.0,
-    gamma_simpo: float = 0.0, source: Literal["offline", "online"] = "offline",
+    *, beta_dpo: float = 0.1, length_average: bool = False, gamma_simpo: float = 0.0, source: Literal["offline", "online"] = "offline",
     dataset_size: int = 4096, batch_size: int = 64, optimizer: Optimizer = "adam",
     learning_rate: float = 0.05, seed: int = 0,
 ) -> Solver: ...

@@ -56,6 +56,8 @@ py::dict dpo(py::handle policy_chosen, py::handle policy_rejected, py::handle re
       m = run.template operator()<losses::dpo_variant::sigmoid>();
     } else if (variant == "label_smoothed") {
       m = run.template operator()<losses::dpo_variant::label_smoothed>();
+    } else if (variant == "robust") {
+      m = run.template operator()<losses::dpo_variant::robust>();
     } else if (variant == "ipo") {
       m = run.template operator()<losses::dpo_variant::ipo>();
     } else if (variant == "hinge") {
@@ -64,7 +66,7 @@ py::dict dpo(py::handle policy_chosen, py::handle policy_rejected, py::handle re
       m = run.template operator()<losses::dpo_variant::simpo>();
     } else {
       PREFOPT_THROW(invalid_argument, fn, ": variant = '", variant,
-                    "', expected one of sigmoid, label_smoothed, ipo, hinge, simpo");
+                    "', expected one of sigmoid, label_smoothed, robust, ipo, hinge, simpo");
     }
     return py::dict("loss"_a = static_cast<double>(m.loss), "losses"_a = per_pair,
                     "grad_policy_chosen"_a = g_c, "grad_policy_rejected"_a = g_r,
@@ -194,7 +196,8 @@ void bind_losses(py::module_& m) {
 The direct-alignment family on sequence log-prob sums (response tokens only). With
 ``h = (S_w - R_w)/a_w - (S_l - R_l)/a_l`` (``a = max(n, 1)`` with ``length_average``, else 1; SimPO
 drops R) and ``u = beta_dpo h``, ``variant`` selects the loss: ``sigmoid`` (DPO, -log sigma(u)),
-``label_smoothed`` (robust DPO, eps_ls in [0, 0.5)), ``ipo`` ((h - 1/(2 beta_dpo))^2), ``hinge``
+``label_smoothed`` (conservative DPO, eps_ls in [0, 0.5)), ``robust`` (provably robust DPO,
+((1 - eps_ls) softplus(-u) - eps_ls softplus(u)) / (1 - 2 eps_ls)), ``ipo`` ((h - 1/(2 beta_dpo))^2), ``hinge``
 (SLiC, max(0, 1 - u)), ``simpo`` (-log sigma(u - gamma_simpo), reference-free).
 
 Args: ``[N]`` float32/float64 sums; lengths ``[N]`` int64 (int32 widened), needed with

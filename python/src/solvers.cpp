@@ -446,29 +446,35 @@ optimizer_config optimizer_in(const char* fn, std::string_view kind, double lear
   return o;
 }
 
+/// The factory of a direct-alignment solver `S` (`tabular_dpo`, ...): its config's fields as
+/// keywords.
 template <class S>
-std::unique_ptr<solver_object> direct_alignment(const char* fn, double beta_dpo,
-                                                bool length_average, double eps_ls,
-                                                double gamma_simpo, std::string_view source,
-                                                index_t dataset_size, index_t batch_size,
-                                                std::string_view optimizer, double learning_rate,
-                                                std::uint64_t seed) {
-  direct_alignment_config c;
-  c.loss.beta_dpo = beta_dpo;
-  c.loss.length_average = length_average;
-  c.loss.eps_ls = eps_ls;
-  c.loss.gamma_simpo = gamma_simpo;
-  if (source == "online") {
-    c.source = pair_source::online;
-  } else if (source != "offline") {
-    PREFOPT_THROW(invalid_argument, fn, ": source = '", source,
-                  "', expected 'offline' or 'online'");
-  }
-  c.dataset_size = dataset_size;
-  c.batch_size = batch_size;
-  c.optimizer = optimizer_in(fn, optimizer, learning_rate);
-  c.seed = seed;
-  return make<preference_game>(fn, S(c));
+void def_direct_alignment(py::module_& m, const char* name, const char* doc) {
+  m.def(
+      name,
+      [name](double beta_dpo, bool length_average, double gamma_simpo, std::string_view source,
+             index_t dataset_size, index_t batch_size, std::string_view optimizer,
+             double learning_rate, std::uint64_t seed) {
+        direct_alignment_config c;
+        c.loss.beta_dpo = beta_dpo;
+        c.loss.length_average = length_average;
+        c.loss.gamma_simpo = gamma_simpo;
+        if (source == "online") {
+          c.source = pair_source::online;
+        } else if (source != "offline") {
+          PREFOPT_THROW(invalid_argument, name, ": source = '", source,
+                        "', expected 'offline' or 'online'");
+        }
+        c.dataset_size = dataset_size;
+        c.batch_size = batch_size;
+        c.optimizer = optimizer_in(name, optimizer, learning_rate);
+        c.seed = seed;
+        return make<preference_game>(name, S(c));
+      },
+      py::kw_only(), py::arg("beta_dpo") = 0.1, py::arg("length_average") = false,
+      py::arg("gamma_simpo") = 0.0, py::arg("source") = "offline", py::arg("dataset_size") = 4096,
+      py::arg("batch_size") = 64, py::arg("optimizer") = "adam", py::arg("learning_rate") = 0.05,
+      py::arg("seed") = 0, doc);
 }
 
 // The factories' keyword arguments and their docstrings.
@@ -479,7 +485,7 @@ std::unique_ptr<solver_object> direct_alignment(const char* fn, double beta_dpo,
   "[contexts, n] strictly positive probability table."
 
 #define PREFOPT_DIRECT_DOC(NAME, LOSS)                                                          \
-  NAME "(*, beta_dpo=0.1, length_average=False, eps_ls=0.0, gamma_simpo=0.0, "                  \
+  NAME "(*, beta_dpo=0.1, length_average=False, gamma_simpo=0.0, "                              \
        "source='offline', dataset_size=4096, batch_size=64, optimizer='adam', "                 \
        "learning_rate=0.05, seed=0) -> Solver\n\nTabular " LOSS                                 \
        " (solvers/direct_alignment.hpp): a softmax table trained from mu by minibatches of "    \
@@ -581,24 +587,11 @@ average_policy) [K, contexts, n]. The GIL is released while it runs.)")
       "Solver\n\nONPO on the tau-regularised game (needs tau > 0 and eta tau <= "
       "1). " PREFOPT_PAYOFF_DOC);
 
-#define PREFOPT_DIRECT(NAME, TYPE, LOSS)                                                           \
-  m.def(                                                                                           \
-      NAME,                                                                                        \
-      [](double beta_dpo, bool length_average, double eps_ls, double gamma_simpo,                  \
-         std::string_view source, index_t dataset_size, index_t batch_size,                        \
-         std::string_view optimizer, double learning_rate, std::uint64_t seed) {                   \
-        return direct_alignment<TYPE>(NAME, beta_dpo, length_average, eps_ls, gamma_simpo, source, \
-                                      dataset_size, batch_size, optimizer, learning_rate, seed);   \
-      },                                                                                           \
-      py::kw_only(), "beta_dpo"_a = 0.1, "length_average"_a = false, "eps_ls"_a = 0.0,             \
-      "gamma_simpo"_a = 0.0, "source"_a = "offline", "dataset_size"_a = 4096, "batch_size"_a = 64, \
-      "optimizer"_a = "adam", "learning_rate"_a = 0.05, "seed"_a = 0,                              \
-      PREFOPT_DIRECT_DOC(NAME, LOSS))
-  PREFOPT_DIRECT("dpo", tabular_dpo, "DPO (sigmoid loss)");
-  PREFOPT_DIRECT("ipo", tabular_ipo, "IPO (squared loss)");
-  PREFOPT_DIRECT("simpo", tabular_simpo, "SimPO (reference-free, margin gamma_simpo)");
-  PREFOPT_DIRECT("slic", tabular_slic, "SLiC (hinge loss)");
-#undef PREFOPT_DIRECT
+  def_direct_alignment<tabular_dpo>(m, "dpo", PREFOPT_DIRECT_DOC("dpo", "DPO (sigmoid loss)"));
+  def_direct_alignment<tabular_ipo>(m, "ipo", PREFOPT_DIRECT_DOC("ipo", "IPO (squared loss)"));
+  def_direct_alignment<tabular_simpo>(
+      m, "simpo", PREFOPT_DIRECT_DOC("simpo", "SimPO (reference-free, margin gamma_simpo)"));
+  def_direct_alignment<tabular_slic>(m, "slic", PREFOPT_DIRECT_DOC("slic", "SLiC (hinge loss)"));
 
   m.def(
       "rlhf_ppo",
