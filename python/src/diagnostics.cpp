@@ -224,7 +224,7 @@ A tau = 0 equilibrium of every context (the game's tau is ignored), with certifi
 gaps <= target_gap: a Condorcet winner (pure, gap 0), the 3-action closed form, or the linear
 program by the self-dual interior-point method with crossover (method 'interior_point', default
 up to interior_point_limit actions), or averaged optimistic MWU with step eta <= 1/2 (method
-'optimistic_mwu'). Returns the dict of solve_regularised (logits None, kl_bound NaN). Raises
+'optimistic_mwu'). Returns the dict of solve_regularised (kl_bound NaN). Raises
 prefopt.InvalidArgument (bad options) and prefopt.ConvergenceError (target missed).)");
 }
 
