@@ -196,6 +196,21 @@ struct run_metrics {
   }
 };
 
+/// A run callback that lets Ctrl-C (or any pending Python signal) stop a long run: every 1024
+/// steps it takes the GIL and runs Python's signal handlers; a handler that raised stops the
+/// run, and `Solver.run` then raises that exception (KeyboardInterrupt).
+struct interrupt_check {
+  bool interrupted = false;
+
+  template <class Event>
+  bool on_step(const Event& e) {
+    if (e.iteration % 1024 != 0) return false;
+    const py::gil_scoped_acquire gil;
+    interrupted = PyErr_CheckSignals() != 0;
+    return interrupted;
+  }
+};
+
 /// A solver as Python sees it (`prefopt.solvers.Solver`).
 class solver_object {
  public:
@@ -250,15 +265,18 @@ class solver_impl final : public solver_object {
     using metrics = run_metrics<Problem, has_average<state_type>>;
     const metrics group{problem_contexts(p), problem_actions(p), snapshots};
     history_recorder recorder(every, /*snapshots=*/false, group);
+    interrupt_check interrupt;
     std::optional<run_result<state_type>> result;
     {
       std::optional<state_type> start;
       if (from != nullptr) start.emplace(state_in("run", p, *from).state);
       py::gil_scoped_release release;
-      result.emplace(from != nullptr ? prefopt::run_from(solver_, p, std::move(*start),
-                                                         run_options{iterations}, recorder)
-                                     : prefopt::run(solver_, p, run_options{iterations}, recorder));
+      const run_options options{iterations};
+      result.emplace(from != nullptr ? prefopt::run_from(solver_, p, std::move(*start), options,
+                                                         recorder, interrupt)
+                                     : prefopt::run(solver_, p, options, recorder, interrupt));
     }
+    if (interrupt.interrupted) throw py::error_already_set();
     return history_dict(*result, recorder.history(), group);
   }
 
@@ -547,7 +565,8 @@ history: iteration (int64 [K]), seconds, and one float64 [K] curve per metric: f
 duality_gap, exploitability, unregularised_gap, kl_to_reference, win_rate_vs_reference (of the
 current iterate) and, for averaged solvers, average_duality_gap, average_unregularised_gap,
 average_kl_to_reference; for a GoalTask success_rate. snapshots=True adds policy (and
-average_policy) [K, contexts, n]. The GIL is released while it runs.)")
+average_policy) [K, contexts, n]. The GIL is released while it runs; Ctrl-C (a pending Python
+signal, checked every 1024 steps) stops it and raises KeyboardInterrupt.)")
       .def("__repr__",
            [](const solver_object& s) { return "prefopt.solvers.Solver('" + s.name() + "')"; });
 

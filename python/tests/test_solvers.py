@@ -121,6 +121,20 @@ def test_hir_raises_the_success_rate_of_a_goal_task():
     assert r["history"]["policy"].shape == (4, 4, 24)
 
 
+def test_ctrl_c_stops_a_long_run(game):
+    import _thread
+    import threading
+    import time
+
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        s.nash_md(eta=0.5).run(game, 10**9, every=10**9)
+    timer.cancel()
+    assert time.monotonic() - start < 30
+
+
 def test_a_given_initial_policy_is_the_first_iterate(game):
     start = np.array([[0.2, 0.5, 0.3]])
     state = s.self_play(initial=start).init(game)
