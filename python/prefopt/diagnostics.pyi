@@ -34,3 +34,7 @@ def solve_unregularised(
     interior_point_limit: int = 4096, max_interior_point_iterations: int = 100,
     max_iterations: int = 2000000, eta: float = 0.5, check_every: int = 50,
 ) -> Dict[str, Any]: ...
+def solve_symmetric_game_lp(
+    p: npt.ArrayLike, *, target_gap: float = 1e-12, max_iterations: int = 100,
+    crossover_gap: float = 1e-4, max_correctors: int = 3,
+) -> Dict[str, Any]: ...

@@ -16,6 +16,7 @@
 #include "prefopt/diagnostics/divergence.hpp"
 #include "prefopt/diagnostics/duality_gap.hpp"
 #include "prefopt/diagnostics/equilibrium.hpp"
+#include "prefopt/diagnostics/symmetric_game_lp.hpp"
 #include "prefopt/diagnostics/win_rate.hpp"
 #include "tabular.hpp"
 
@@ -226,6 +227,36 @@ program by the self-dual interior-point method with crossover (method 'interior_
 up to interior_point_limit actions), or averaged optimistic MWU with step eta <= 1/2 (method
 'optimistic_mwu'). Returns the dict of solve_regularised (kl_bound NaN). Raises
 prefopt.InvalidArgument (bad options) and prefopt.ConvergenceError (target missed).)");
+  m.def(
+      "solve_symmetric_game_lp",
+      [](py::handle p, double target_gap, index_t max_iterations, double crossover_gap,
+         int max_correctors) {
+        const matrix_d pm = table_in("solve_symmetric_game_lp", "p", p, -1, -1);
+        symmetric_game_lp_options o;
+        o.target_gap = target_gap;
+        o.max_iterations = max_iterations;
+        o.crossover_gap = crossover_gap;
+        o.max_correctors = max_correctors;
+        symmetric_game_lp_solution r;
+        {
+          py::gil_scoped_release release;
+          r = solve_symmetric_game_lp(pm, o);
+        }
+        return py::dict("probabilities"_a = to_numpy(r.probabilities), "gap"_a = r.gap,
+                        "raw_gap"_a = r.raw_gap, "iterations"_a = r.iterations,
+                        "crossover_attempts"_a = r.crossover_attempts, "crossover"_a = r.crossover,
+                        "converged"_a = r.converged);
+      },
+      "p"_a, py::kw_only(), "target_gap"_a = 1e-12, "max_iterations"_a = 100,
+      "crossover_gap"_a = 1e-4, "max_correctors"_a = 3,
+      R"(solve_symmetric_game_lp(p, *, target_gap=1e-12, max_iterations=100, crossover_gap=1e-4, max_correctors=3) -> dict
+
+The exact tau = 0 equilibrium of one preference matrix p ([n, n], entries in [0, 1], P + P^T = 1)
+as the linear program min t s.t. (P - 1/2) x <= t, x on the simplex, by the self-dual
+interior-point method with crossover (diagnostics/symmetric_game_lp.hpp; what
+solve_unregularised uses per context). Does not raise when the target is missed: returns a dict
+with probabilities [n], gap = max(0, 2 max_y (P pi)_y - 1), raw_gap, iterations,
+crossover_attempts, crossover (the point comes from a support solve) and converged.)");
 }
 
 }  // namespace prefopt::python

@@ -104,6 +104,19 @@ def test_solve_unregularised_finds_the_known_and_the_lp_equilibria():
     assert mwu["method"] == "optimistic_mwu" and np_gap(g, mwu["probabilities"], 0) <= 1e-4
 
 
+def test_the_symmetric_game_lp_certifies_its_equilibrium():
+    p = games.random_intransitive(30, seed=9).preference()
+    r = d.solve_symmetric_game_lp(p)
+    pi = r["probabilities"]
+    assert r["converged"] and np.isclose(pi.sum(), 1) and np.all(pi >= 0)
+    assert np.isclose(r["gap"], max(0.0, 2 * np.max(p @ pi) - 1), atol=1e-15)
+    assert r["gap"] <= 1e-12
+    few = d.solve_symmetric_game_lp(p, max_iterations=1, crossover_gap=0)
+    assert not few["converged"] and few["iterations"] == 1
+    with pytest.raises(prefopt.InvalidArgument, match="solve_symmetric_game_lp"):
+        d.solve_symmetric_game_lp([[0.5, 0.9], [0.9, 0.5]])
+
+
 def test_bad_policies_and_options_name_function_argument_and_row(game, policy):
     bad = policy.copy()
     bad[1, 2] += 0.1
