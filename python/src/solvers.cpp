@@ -66,19 +66,24 @@ const char* problem_name(const goal_task*) {
   return "prefopt.games.GoalTask";
 }
 
-py::dict stats_dict(const tabular_step_stats& s) {
-  return py::dict("iteration"_a = s.iteration, "eta"_a = s.eta);
-}
-py::dict stats_dict(const direct_alignment_stats& s) {
-  return py::dict("loss"_a = s.loss, "rewards_accuracies"_a = s.rewards_accuracies,
-                  "rewards_margins"_a = s.rewards_margins);
-}
-py::dict stats_dict(const rlhf_ppo_stats& s) {
-  return py::dict("loss"_a = s.loss, "mean_score"_a = s.mean_score, "mean_kl"_a = s.mean_kl,
-                  "kl_coefficient"_a = s.kl_coefficient, "clip_fraction"_a = s.clip_fraction);
-}
-py::dict stats_dict(const hir_stats& s) {
-  return py::dict("loss"_a = s.loss, "batch_success"_a = s.batch_success);
+/// A step's statistics as a dict: every field a tabular solver's statistics may have, detected
+/// by name (so that a solver's statistics struct can change without touching this file).
+template <class Stats>
+py::dict stats_dict(const Stats& s) {
+  py::dict d;
+  if constexpr (requires { s.iteration; }) d["iteration"] = s.iteration;
+  if constexpr (requires { s.eta; }) d["eta"] = s.eta;
+  if constexpr (requires { s.loss; }) d["loss"] = s.loss;
+  if constexpr (requires { s.rewards_accuracies; }) {
+    d["rewards_accuracies"] = s.rewards_accuracies;
+  }
+  if constexpr (requires { s.rewards_margins; }) d["rewards_margins"] = s.rewards_margins;
+  if constexpr (requires { s.mean_score; }) d["mean_score"] = s.mean_score;
+  if constexpr (requires { s.mean_kl; }) d["mean_kl"] = s.mean_kl;
+  if constexpr (requires { s.kl_coefficient; }) d["kl_coefficient"] = s.kl_coefficient;
+  if constexpr (requires { s.clip_fraction; }) d["clip_fraction"] = s.clip_fraction;
+  if constexpr (requires { s.batch_success; }) d["batch_success"] = s.batch_success;
+  return d;
 }
 
 template <class State>

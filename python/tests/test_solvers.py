@@ -55,6 +55,13 @@ def test_every_game_solver_runs_and_its_history_matches_the_diagnostics(kind, ga
         assert np.isclose(h["average_duality_gap"][-1], d.duality_gap(game, avg), atol=1e-14)
     else:
         assert r["state"].average_policy() is None and "average_policy" not in h
+    stats = solver.step(game, r["state"])
+    expected = {"nash_md": {"iteration", "eta"}, "rlhf_ppo": {"loss", "mean_score", "mean_kl",
+                                                              "kl_coefficient", "clip_fraction"},
+                "dpo": {"loss", "rewards_accuracies", "rewards_margins"}}
+    if kind in expected:
+        assert set(stats) == expected[kind]
+    assert r["state"].iteration == 13
 
 
 def test_stepping_by_hand_equals_run_and_run_continues_from_a_state(game):
