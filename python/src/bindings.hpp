@@ -1,8 +1,10 @@
 #pragma once
 /// \file
 /// The areas of the Python module: each is one `bind_<area>` function in its own source file,
-/// called from module.cpp. Adding an area (games, diagnostics, solvers, ...) is one new file, one
-/// declaration here, one call in module.cpp and one line in python/CMakeLists.txt.
+/// called from module.cpp. Adding an area (the token-level solvers, ...) is one new file, one
+/// declaration here, one call in module.cpp and one line in python/CMakeLists.txt. Shared helpers:
+/// arrays.hpp (zero-copy views of the caller's arrays), loss_args.hpp (the losses' arguments),
+/// tabular.hpp (converted float64 tables for games, diagnostics and solvers).
 
 #include <pybind11/pybind11.h>
 
