@@ -324,7 +324,11 @@ context outside [0, num_contexts).)")
       .def(
           "to_json", [](const preference_game& g) { return io::game_to_json(g).dump(); },
           "to_json() -> str\n\nThe game as JSON text (io/game_json.hpp's `contexts` form).")
-      .def("__repr__", &repr);
+      .def("__repr__", &repr)
+      .def(py::pickle([](const preference_game& g) { return io::game_to_json(g).dump(); },
+                      [](const std::string& text) {
+                        return io::game_from_json(io::parse_json(text, "Game.__setstate__"));
+                      }));
 
   m.def(
       "from_json",
@@ -479,7 +483,17 @@ response) are [goals, n] tables.)")
           },
           "policy"_a,
           "success_rate(policy) -> float\n\nmean_g sum_y policy[g, y] [outcome[y] == g] for a "
-          "[goals, n] probability table.");
+          "[goals, n] probability table.")
+      .def(py::pickle(
+          [](const goal_task& t) {
+            std::vector<index_t> outcome;
+            for (index_t y = 0; y < t.num_responses(); ++y) outcome.push_back(t.outcome(y));
+            return py::make_tuple(outcome, t.num_goals(), to_numpy(t.reference()));
+          },
+          [](const py::tuple& state) {
+            return goal_task(state[0].cast<std::vector<index_t>>(), state[1].cast<index_t>(),
+                             vector_d_in("GoalTask.__setstate__", "reference", state[2], -1));
+          }));
 }
 
 }  // namespace prefopt::python

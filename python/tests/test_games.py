@@ -146,3 +146,18 @@ def test_goal_tasks_and_their_success_rate():
         games.GoalTask([0, 5], 2, [0.5, 0.5])
     with pytest.raises(prefopt.ShapeError, match="GoalTask.success_rate: policy"):
         t.success_rate(np.ones((3, 4)) / 4)
+
+
+def test_games_and_tasks_pickle_to_equal_tables():
+    import pickle
+
+    g = games.mixture([games.bradley_terry([0.0, 1.0, 2.0], tau=0.1),
+                       games.rock_paper_scissors(tau=0.1)], [0.3, 0.7])
+    back = pickle.loads(pickle.dumps(g))
+    np.testing.assert_array_equal(back.preferences, g.preferences)
+    np.testing.assert_array_equal(back.context_weights, g.context_weights)
+    assert back.tau == g.tau
+    t = games.GoalTask.random(12, 3, 1.0, 5)
+    tb = pickle.loads(pickle.dumps(t))
+    np.testing.assert_array_equal(tb.outcomes, t.outcomes)
+    np.testing.assert_array_equal(tb.reference, t.reference)
