@@ -85,7 +85,9 @@ Runs the experiment `config` (a dict, or JSON text, in the format of prefopt-are
 "Experiment runner") exactly as `prefopt-arena CONFIG --threads N` does, and returns the results
 document the program writes: {"results": {...}, "timing": {...}} for a tabular experiment (a
 "game" or a goal "task"), the sequence runner's document for a config with a "sequence_task".
-The "results" part is a pure function of the config (the same for any thread count). Files the
+The "results" part is a pure function of the config (the same for any thread count), and
+identical to the program's when both are compiled with the same flags (measured: equal with
+PREFOPT_PYTHON_NATIVE=OFF; the default -march=native module can differ in the last bits). Files the
 config names resolve against `base` (default: the current directory). Nothing is printed and no
 file is written (a sequence task still caches its shared reference on disk, as the program does).
 Raises prefopt.ParseError naming the JSON pointer of a bad config value (before anything runs),
