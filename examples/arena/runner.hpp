@@ -222,10 +222,14 @@ inline arena_results run_experiment(const experiment& e, const arena_options& op
   return out;
 }
 
-/// The results file: `{"results": ..., "timing": ...}`, written atomically.
+/// The results document: `{"results": ..., "timing": ...}`.
+inline json results_document(const arena_results& r) {
+  return {{"results", r.results}, {"timing", r.timing}};
+}
+
+/// The results file (`results_document`), written atomically.
 inline void write_results(const std::filesystem::path& path, const arena_results& r) {
-  const json doc{{"results", r.results}, {"timing", r.timing}};
-  io::write_file_atomically(path, doc.dump(1) + "\n");
+  io::write_file_atomically(path, results_document(r).dump(1) + "\n");
 }
 
 /// The summary table: one row per solver, final values averaged over seeds.

@@ -25,3 +25,9 @@ void prefopt::arena::run_sequence_mode(const nlohmann::json& config,
   fmt::print("{}{}", options.quiet ? "" : "\n", table);
   if (!options.quiet) fmt::print("\nresults: {}\n", output);
 }
+
+nlohmann::json prefopt::arena::sequence_results(const nlohmann::json& config,
+                                                const std::filesystem::path& base) {
+  std::string table;
+  return run_sequence_experiment(parse_sequence_config(config, base), /*verbose=*/false, table);
+}

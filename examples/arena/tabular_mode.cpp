@@ -26,3 +26,9 @@ void prefopt::arena::run_tabular_mode(const nlohmann::json& config,
   fmt::print("{}{}", options.quiet ? "" : "\n", summary_table(experiment, results));
   if (!options.quiet) fmt::print("\nresults: {}\n", output);
 }
+
+nlohmann::json prefopt::arena::tabular_results(const nlohmann::json& config,
+                                               const std::filesystem::path& base,
+                                               const arena_options& options) {
+  return results_document(run_experiment(parse_config(config, base), options));
+}

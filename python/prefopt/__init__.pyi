@@ -1,7 +1,11 @@
 """Type stubs of the prefopt package (see __init__.py for the error hierarchy)."""
 
+from . import arena as arena
+from . import diagnostics as diagnostics
+from . import games as games
 from . import kernels as kernels
 from . import losses as losses
+from . import solvers as solvers
 
 class Error(RuntimeError): ...
 class InvalidArgument(Error, ValueError): ...

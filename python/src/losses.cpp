@@ -13,6 +13,7 @@
 
 #include "arrays.hpp"
 #include "bindings.hpp"
+#include "loss_args.hpp"
 #include "prefopt/losses/bradley_terry.hpp"
 #include "prefopt/losses/dpo.hpp"
 #include "prefopt/losses/ppo.hpp"
@@ -22,54 +23,6 @@ namespace prefopt::python {
 namespace {
 
 using namespace pybind11::literals;
-
-template <class T>
-using cvec = Eigen::Map<const vector_t<T>>;
-
-template <class T>
-cvec<T> vec(const char* fn, const char* arg, py::handle obj, index_t n, py::array& keep) {
-  keep = as_array(fn, arg, obj);
-  const auto s = vector_in<T>(fn, arg, keep, n);
-  return {s.data(), static_cast<index_t>(s.size())};
-}
-
-/// Optional `[n]` vector: a size-0 map for None.
-template <class T>
-cvec<T> optional_vec(const char* fn, const char* arg, py::handle obj, index_t n, py::array& keep) {
-  if (obj.is_none()) return {nullptr, 0};
-  return vec<T>(fn, arg, obj, n, keep);
-}
-
-/// Lengths or offsets (`index` = int64): int64 arrays in place, int32 widened into `buffer`.
-std::span<const index_t> indices_in(const char* fn, const char* arg, py::handle obj, index_t n,
-                                    py::array& keep, std::vector<index_t>& buffer) {
-  if (obj.is_none()) return {};
-  keep = as_array(fn, arg, obj);
-  if (has_dtype<std::int64_t>(keep)) {
-    check_vector(fn, arg, keep, n, sizeof(std::int64_t));
-    return {static_cast<const index_t*>(keep.data()), static_cast<std::size_t>(keep.shape(0))};
-  }
-  if (!has_dtype<std::int32_t>(keep)) wrong_dtype(fn, arg, keep, "int64 or int32");
-  check_vector(fn, arg, keep, n, sizeof(std::int32_t));
-  const auto* p = static_cast<const std::int32_t*>(keep.data());
-  buffer.assign(p, p + keep.shape(0));
-  return buffer;
-}
-
-losses::reduction reduction_in(const char* fn, std::string_view name) {
-  if (name == "mean") return losses::reduction::mean;
-  if (name == "sum") return losses::reduction::sum;
-  PREFOPT_THROW(invalid_argument, fn, ": reduction = '", name, "', expected 'mean' or 'sum'");
-}
-
-template <class Metrics>
-py::dict named_metrics(const Metrics& m) {
-  py::dict d;
-  for (const auto& [name, value] : m.named()) {
-    d[py::str(std::string(name))] = static_cast<double>(value);
-  }
-  return d;
-}
 
 py::dict dpo(py::handle policy_chosen, py::handle policy_rejected, py::handle reference_chosen,
              py::handle reference_rejected, py::handle chosen_lengths, py::handle rejected_lengths,
@@ -103,6 +56,8 @@ py::dict dpo(py::handle policy_chosen, py::handle policy_rejected, py::handle re
       m = run.template operator()<losses::dpo_variant::sigmoid>();
     } else if (variant == "label_smoothed") {
       m = run.template operator()<losses::dpo_variant::label_smoothed>();
+    } else if (variant == "robust") {
+      m = run.template operator()<losses::dpo_variant::robust>();
     } else if (variant == "ipo") {
       m = run.template operator()<losses::dpo_variant::ipo>();
     } else if (variant == "hinge") {
@@ -111,7 +66,7 @@ py::dict dpo(py::handle policy_chosen, py::handle policy_rejected, py::handle re
       m = run.template operator()<losses::dpo_variant::simpo>();
     } else {
       PREFOPT_THROW(invalid_argument, fn, ": variant = '", variant,
-                    "', expected one of sigmoid, label_smoothed, ipo, hinge, simpo");
+                    "', expected one of sigmoid, label_smoothed, robust, ipo, hinge, simpo");
     }
     return py::dict("loss"_a = static_cast<double>(m.loss), "losses"_a = per_pair,
                     "grad_policy_chosen"_a = g_c, "grad_policy_rejected"_a = g_r,
@@ -241,7 +196,8 @@ void bind_losses(py::module_& m) {
 The direct-alignment family on sequence log-prob sums (response tokens only). With
 ``h = (S_w - R_w)/a_w - (S_l - R_l)/a_l`` (``a = max(n, 1)`` with ``length_average``, else 1; SimPO
 drops R) and ``u = beta_dpo h``, ``variant`` selects the loss: ``sigmoid`` (DPO, -log sigma(u)),
-``label_smoothed`` (robust DPO, eps_ls in [0, 0.5)), ``ipo`` ((h - 1/(2 beta_dpo))^2), ``hinge``
+``label_smoothed`` (conservative DPO, eps_ls in [0, 0.5)), ``robust`` (provably robust DPO,
+((1 - eps_ls) softplus(-u) - eps_ls softplus(u)) / (1 - 2 eps_ls)), ``ipo`` ((h - 1/(2 beta_dpo))^2), ``hinge``
 (SLiC, max(0, 1 - u)), ``simpo`` (-log sigma(u - gamma_simpo), reference-free).
 
 Args: ``[N]`` float32/float64 sums; lengths ``[N]`` int64 (int32 widened), needed with

@@ -36,6 +36,30 @@ PYBIND11_MODULE(_prefopt, m) {
       "contiguous, never converted): each returns a dict with the reduced loss, the gradients of "
       "that loss and the metrics under the C++ (TRL) names.");
   prefopt::python::bind_losses(losses);
+  prefopt::python::bind_nash_losses(losses);
+  auto games = m.def_submodule(
+      "games",
+      "Preference games and goal-conditioned tasks: the catalog of test games, games from / to "
+      "JSON and their tables as NumPy float64 arrays (inputs are converted and copied: tables are "
+      "small).");
+  prefopt::python::bind_games(games);
+  auto diagnostics = m.def_submodule(
+      "diagnostics",
+      "Diagnostics of tabular policies in a preference game (duality gaps, exploitability, KL, "
+      "win rates) and the equilibrium solvers (solve_regularised for tau > 0, "
+      "solve_unregularised for tau = 0). Policies are [contexts, n] probability tables.");
+  prefopt::python::bind_diagnostics(diagnostics);
+  auto solvers = m.def_submodule(
+      "solvers",
+      "Every tabular solver of prefopt (Nash-MD, OMD / INPO, self-play MWU, ONPO, the DPO "
+      "family, RLHF with PPO, HIR): build one with its factory, then init / step it from Python "
+      "or run it to completion through prefopt::run with its history as NumPy arrays.");
+  prefopt::python::bind_solvers(solvers);
+  auto arena = m.def_submodule(
+      "arena",
+      "The experiment runner of prefopt-arena on a config dict (README \"Experiment "
+      "runner\").");
+  prefopt::python::bind_arena(arena);
 
 #ifdef _OPENMP
   m.attr("openmp") = true;

@@ -15,18 +15,39 @@ def public(module):
     return sorted(n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n)))
 
 
-def stub_functions(name):
+def stub_definitions(name):
+    """The functions and classes the stub of a submodule declares, and each class's members."""
     tree = ast.parse((PACKAGE / f"{name}.pyi").read_text())
-    return sorted(n.name for n in tree.body if isinstance(n, ast.FunctionDef))
+    names = sorted(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
+    members = {n.name: sorted(m.name for m in n.body
+                              if isinstance(m, ast.FunctionDef) and not m.name.startswith("_"))
+               for n in tree.body if isinstance(n, ast.ClassDef)}
+    return names, members
 
 
-@pytest.mark.parametrize("name", ["kernels", "losses"])
+SUBMODULES = ["kernels", "losses", "games", "diagnostics", "solvers", "arena"]
+
+
+@pytest.mark.parametrize("name", SUBMODULES)
 def test_every_function_has_a_stub_and_a_docstring_with_its_signature(name):
     module = getattr(prefopt, name)
-    assert public(module) == stub_functions(name)
+    names, members = stub_definitions(name)
+    assert public(module) == names
     for fn in public(module):
         doc = getattr(module, fn).__doc__
         assert doc.startswith(fn + "("), fn
+    for cls, declared in members.items():
+        attrs = sorted(n for n in vars(getattr(module, cls)) if not n.startswith("_"))
+        assert attrs == declared, cls
+        for attr in attrs:
+            assert getattr(module, cls).__dict__[attr].__doc__, f"{cls}.{attr}"
+
+
+def test_every_submodule_is_importable_by_name():
+    import importlib
+
+    for name in SUBMODULES:
+        assert importlib.import_module("prefopt." + name) is getattr(prefopt, name)
 
 
 def test_help_of_token_log_probs_states_shapes_dtypes_and_errors():

@@ -1,5 +1,5 @@
 """The prefopt.Error hierarchy mirrors prefopt::error, C++ messages arrive unchanged (function,
-argument, row), and the GIL is released while a kernel runs."""
+argument, row), and the GIL is released while a kernel, a solver or an equilibrium solver runs."""
 
 import threading
 import time
@@ -101,3 +101,27 @@ def test_the_gil_is_released_while_a_kernel_runs():
     alone = time.perf_counter() - start
     delay = main_thread_delay(call)
     assert delay < 0.25 * alone, (delay, alone)
+
+
+def test_the_gil_is_released_while_a_solver_runs_and_an_equilibrium_is_solved():
+    from prefopt import diagnostics, games, solvers
+
+    game = games.random_intransitive(60, seed=1, tau=0.1)
+    nash = solvers.nash_md()
+
+    def run():
+        nash.run(game, 100000, every=100000)  # about 0.1 s
+
+    start = time.perf_counter()
+    run()
+    alone = time.perf_counter() - start
+    assert main_thread_delay(run) < 0.25 * alone, alone
+    big = games.random_intransitive(800, seed=2)  # the interior point: about 0.1 s
+
+    def solve():
+        diagnostics.solve_unregularised(big)
+
+    start = time.perf_counter()
+    solve()
+    alone = time.perf_counter() - start
+    assert main_thread_delay(solve) < 0.25 * alone, alone

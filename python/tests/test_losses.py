@@ -24,6 +24,7 @@ def dpo_reference(variant, s_w, s_l, r_w, r_l, n_w, n_l, beta, length_average, e
     return {
         "sigmoid": softplus(-u),
         "label_smoothed": (1 - eps) * softplus(-u) + eps * softplus(u),
+        "robust": ((1 - eps) * softplus(-u) - eps * softplus(u)) / (1 - 2 * eps),
         "ipo": (h - 1 / (2 * beta)) ** 2,
         "hinge": np.maximum(0, 1 - u),
         "simpo": softplus(-(u - gamma)),
@@ -36,7 +37,7 @@ def k3_reference(d):
     return np.where(np.abs(d) < 1e-3, series, np.expm1(-d) + d)
 
 
-VARIANTS = ["sigmoid", "label_smoothed", "ipo", "hinge", "simpo"]
+VARIANTS = ["sigmoid", "label_smoothed", "robust", "ipo", "hinge", "simpo"]
 
 
 @pytest.fixture
