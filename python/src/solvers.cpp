@@ -30,7 +30,7 @@
 #include "prefopt/diagnostics/win_rate.hpp"
 #include "prefopt/games/goal_task.hpp"
 #include "prefopt/solvers/common/run.hpp"
-#include "prefopt/solvers/direct_alignment.hpp"
+#include "prefopt/solvers/dpo_trainer.hpp"
 #include "prefopt/solvers/hir.hpp"
 #include "prefopt/solvers/nash/mirror_descent.hpp"
 #include "prefopt/solvers/nash/onpo.hpp"
@@ -478,16 +478,15 @@ void def_direct_alignment(py::module_& m, const char* name, const char* doc) {
       [name](double beta_dpo, bool length_average, double gamma_simpo, std::string_view source,
              index_t dataset_size, index_t batch_size, std::string_view optimizer,
              double learning_rate, std::uint64_t seed) {
-        direct_alignment_config c;
+        dpo_trainer_config c;
         c.loss.beta_dpo = beta_dpo;
         c.loss.length_average = length_average;
         c.loss.gamma_simpo = gamma_simpo;
-        if (source == "online") {
-          c.source = pair_source::online;
-        } else if (source != "offline") {
+        if (source != "online" && source != "offline") {
           PREFOPT_THROW(invalid_argument, name, ": source = '", source,
                         "', expected 'offline' or 'online'");
         }
+        c.source = source == "online" ? pair_source::online : pair_source::offline;
         c.dataset_size = dataset_size;
         c.batch_size = batch_size;
         c.optimizer = optimizer_in(name, optimizer, learning_rate);
@@ -507,13 +506,13 @@ void def_direct_alignment(py::module_& m, const char* name, const char* doc) {
   "draws per context and step, seeded by `seed`). initial: 'reference', 'uniform' or a "        \
   "[contexts, n] strictly positive probability table."
 
-#define PREFOPT_DIRECT_DOC(NAME, LOSS)                                                          \
-  NAME "(*, beta_dpo=0.1, length_average=False, gamma_simpo=0.0, "                              \
-       "source='offline', dataset_size=4096, batch_size=64, optimizer='adam', "                 \
-       "learning_rate=0.05, seed=0) -> Solver\n\nTabular " LOSS                                 \
-       " (solvers/direct_alignment.hpp): a softmax table trained from mu by minibatches of "    \
-       "oracle-labelled pairs, drawn once from mu x mu (source 'offline', dataset_size pairs) " \
-       "or from the current policy every step ('online'). Step statistics: loss, "              \
+#define PREFOPT_DIRECT_DOC(NAME, LOSS)                                                             \
+  NAME "(*, beta_dpo=0.1, length_average=False, gamma_simpo=0.0, "                                 \
+       "source='offline', dataset_size=4096, batch_size=64, optimizer='adam', "                    \
+       "learning_rate=0.05, seed=0) -> Solver\n\nTabular " LOSS                                    \
+       " (solvers/dpo_trainer.hpp, on a game): a softmax table trained from mu by minibatches of " \
+       "oracle-labelled pairs, drawn once from mu x mu (source 'offline', dataset_size pairs) "    \
+       "or from the current policy every step ('online'). Step statistics: loss, "                 \
        "rewards_accuracies, rewards_margins."
 
 }  // namespace
