@@ -15,8 +15,11 @@
 // builds.
 // PyTorch's DPO step at the same sizes: `bench_torch_transformer.py --dpo`.
 //
-// Usage: prefopt_bench_trainers [memory]   (`memory`: only the V = 32000 DPO step, alone in its
-// process so that the peak resident memory is its own; PREFOPT_BENCH_TINY=1: tiny sizes, for CI)
+// Usage: prefopt_bench_trainers [memory | working-set]   (`memory`: only the V = 32000 DPO step,
+// alone in its process so that the peak resident memory is its own; `working-set`: the model's
+// own working set for the same step, alone in its process: the policy and its reference, the
+// gradient and Adam's two moments, and one forward + backward of the step's 32 sequences through
+// the model's hidden states, without the head's `[T, V]`; PREFOPT_BENCH_TINY=1: tiny sizes, for CI)
 #include <Eigen/Core>
 
 #include <chrono>
@@ -214,7 +217,39 @@ void dpo_step(bool tiny, idx vocab, bool fused, const char* label) {
       static_cast<double>(ref.num_parameters()) * 4.0 / (1024.0 * 1024.0));
 }
 
-void ppo_step(bool tiny) {
+/// The model's own working set of the DPO step above (see the usage line): what any trainer of
+/// this model needs, without the head's logits.
+void model_working_set(bool tiny, idx vocab) {
+  const idx pairs = tiny ? 2 : 16;
+  const idx length = tiny ? 8 : 128;
+  const prefopt::transformer<float> reference(model_config(tiny, vocab));
+  prefopt::transformer<float> policy = reference;
+  std::vector<idx> po{0}, ro{0};
+  std::vector<token_id> pt, rt;
+  for (idx i = 0; i < 2 * pairs; ++i) {
+    pt.push_back(static_cast<token_id>(1 + i % pairs));
+    for (idx k = 0; k < length; ++k)
+      rt.push_back(static_cast<token_id>(1 + (7 * k + i) % (vocab - 1)));
+    po.push_back(static_cast<idx>(pt.size()));
+    ro.push_back(static_cast<idx>(rt.size()));
+  }
+  const prefopt::sequence_batch batch{{po, pt}, {ro, rt}};
+  prefopt::row_matrix_f hidden(static_cast<idx>(rt.size()), policy.hidden_size());
+  policy.hidden_states(batch, hidden);
+  prefopt::vector_f gradient = prefopt::vector_f::Zero(policy.num_parameters());
+  policy.accumulate_hidden_gradient(batch, hidden * 1e-3f, gradient);
+  prefopt::optimizer adam(prefopt::optimizer_config{prefopt::optimizer_kind::adam, 1e-4},
+                          policy.num_parameters());
+  adam.step(policy.parameters(), gradient);
+  std::printf(
+      "{\"step\": \"model_working_set\", \"vocab\": %ld, \"pairs\": %ld, \"length\": %ld, "
+      "\"peak_rss_mib\": %.0f, \"parameters_mib\": %.1f, \"gradient_checksum\": %.3g}\n",
+      static_cast<long>(vocab), static_cast<long>(pairs), static_cast<long>(length), peak_rss_mib(),
+      static_cast<double>(policy.num_parameters()) * 4.0 / (1024.0 * 1024.0),
+      static_cast<double>(gradient.cwiseAbs().sum()));
+}
+
+void ppo_step(bool tiny, bool fused) {
   const idx vocab = tiny ? 64 : 8192;
   const idx rollouts = tiny ? 2 : 16;
   call_times t;
@@ -237,6 +272,7 @@ void ppo_step(bool tiny) {
   pc.rollout_batch_size = rollouts;
   pc.optimizer.learning_rate = 1e-5;
   pc.value_optimizer.learning_rate = 1e-5;
+  pc.scoring.fused = fused;
   const prefopt::ppo_trainer trainer(pc);
   const auto feedback = prefopt::make_rlhf_feedback(reward, critic);
   const auto problem = prefopt::make_sequence_problem(ref, feedback, {po, pt}, g);
@@ -247,13 +283,15 @@ void ppo_step(bool tiny) {
   const auto stats = trainer.step(problem, state);
   const double step = seconds_since(t0);
   std::printf(
-      "{\"step\": \"ppo\", \"vocab\": %ld, \"rollouts\": %ld, \"new_tokens\": %ld, \"epochs\": "
+      "{\"step\": \"ppo\", \"head\": \"%s\", \"vocab\": %ld, \"rollouts\": %ld, \"new_tokens\": "
+      "%ld, \"epochs\": "
       "%ld, \"minibatches\": %ld, \"step_s\": %.4f, \"model_generation_s\": %.4f, "
       "\"model_scoring_s\": %.4f, \"model_backward_s\": %.4f, \"outside_models_s\": %.4f, "
       "\"ratio_to_model_calls\": %.2f, \"loss\": %.4f}\n",
-      static_cast<long>(vocab), static_cast<long>(rollouts), static_cast<long>(g.max_new_tokens),
-      static_cast<long>(pc.ppo_epochs), static_cast<long>(pc.num_minibatches), step, t.generation,
-      t.scoring, t.backward, step - t.total(), step / t.total(), stats.loss);
+      fused ? "fused" : "logits", static_cast<long>(vocab), static_cast<long>(rollouts),
+      static_cast<long>(g.max_new_tokens), static_cast<long>(pc.ppo_epochs),
+      static_cast<long>(pc.num_minibatches), step, t.generation, t.scoring, t.backward,
+      step - t.total(), step / t.total(), stats.loss);
 }
 
 }  // namespace
@@ -265,8 +303,13 @@ int main(int argc, char** argv) {
     dpo_step(tiny, tiny ? 96 : 32000, /*fused=*/true, "fused");
     return 0;
   }
+  if (argc > 1 && std::string(argv[1]) == "working-set") {
+    model_working_set(tiny, tiny ? 96 : 32000);
+    return 0;
+  }
   dpo_step(tiny, tiny ? 64 : 8192, /*fused=*/true, "fused");
   dpo_step(tiny, tiny ? 64 : 8192, /*fused=*/false, "logits");
-  ppo_step(tiny);
+  ppo_step(tiny, /*fused=*/true);
+  ppo_step(tiny, /*fused=*/false);
   return 0;
 }
