@@ -9,10 +9,12 @@
 // estimate to a perturbed copy of itself, samples from their Nash-MD geometric mixture, evaluates
 // it on the length-biased quality task (expected gold reward and win rate with 95% intervals),
 // checks the library's gradient of the sequence log-probs against finite differences, and trains
-// copies of it through `prefopt::run`: online DPO against the judge, and RLHF-PPO on the gold
-// reward with a critic also written here (a `prefopt::ValueModel`).
+// copies of it through `prefopt::run`: online DPO against the judge, RLHF-PPO on the gold
+// reward with a critic also written here (a `prefopt::ValueModel`), and the preference-based
+// trainers against the same judge: Nash-MD-PG, ONPO and INPO.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <span>
 #include <vector>
@@ -246,8 +248,35 @@ int main() {
   std::printf("RLHF-PPO, %ld steps (%s): gold reward %.3f [%.3f, %.3f] (start %.3f)\n",
               static_cast<long>(ppo.iterations), prefopt::to_string(ppo.status), ppo_reward.mean,
               ppo_reward.lower, ppo_reward.upper, reward.mean);
+  // 9. The preference-based trainers on the same judge problem: each one's win rate against the
+  // start.
+  const auto judged = prefopt::make_sequence_problem(model, judge, task.prompts(), train);
+  bool preference_trained = true;
+  const auto report = [&](const char* name, const auto& result, std::uint64_t seed) {
+    const auto w =
+        prefopt::win_rate(result.state.policy(), model, judge, task.prompts(), eval, seed);
+    std::printf("%s, %ld iterations (%s): win rate vs the start %.3f [%.3f, %.3f]\n", name,
+                static_cast<long>(result.iterations), prefopt::to_string(result.status), w.mean,
+                w.lower, w.upper);
+    preference_trained =
+        preference_trained && result.status == prefopt::run_status::completed && w.lower > 0.5;
+  };
+  prefopt::nash_md_pg_config nash_config;
+  nash_config.beta = 0.05;
+  nash_config.batch_size = 64;
+  report("Nash-MD-PG", prefopt::run(prefopt::nash_md_pg(nash_config), judged, {40}), 9);
+  prefopt::onpo_trainer_config onpo_config;
+  onpo_config.batch_size = 32;
+  onpo_config.optimizer.learning_rate = 0.02;
+  report("ONPO", prefopt::run(prefopt::onpo_trainer(onpo_config), judged, {20}), 10);
+  prefopt::inpo_trainer_config inpo_config;
+  inpo_config.tau = 0.1;
+  inpo_config.batch_size = 32;
+  inpo_config.optimizer.learning_rate = 0.02;
+  report("INPO", prefopt::run(prefopt::inpo_trainer(inpo_config), judged, {20}), 11);
+
   const bool trained = dpo.status == prefopt::run_status::completed &&
                        ppo.status == prefopt::run_status::completed && dpo_wins.lower > 0.5 &&
-                       ppo_reward.lower > reward.upper;
+                       ppo_reward.lower > reward.upper && preference_trained;
   return worst < 1e-6 && trained ? 0 : 1;
 }
