@@ -18,17 +18,19 @@
 /// hidden rows (`mr` = Eigen's GEMM micro-panel height, 24 floats with AVX2), the GEMM packing
 /// buffers (about `kc x (block_size + row_tile)`, kc <= D) and `row_tile` row states. With the
 /// defaults (block 2016, row tile <= 512) and float that is about 4 MB + 8 D KB per thread, e.g.
-/// 3.5% of `[N, V]` at N = 1024, V = 32000, D = 2048 single-threaded. The backward additionally
-/// needs, when more than one thread runs, one private `[N, D]` dhidden per thread (summed in
-/// thread order at the end).
+/// 3.5% of `[N, V]` at N = 1024, V = 32000, D = 2048 single-threaded. The backward needs nothing
+/// more: with several threads it splits the vocabulary blocks for `dweight` / `dbias`, then the
+/// row tiles for `dhidden` (recomputing the logits once more), so that no thread keeps a private
+/// copy of an output.
 ///
 /// **Invariance.** The GEMM is Eigen's blocked kernel called with vocabulary blocks that are
 /// multiples of the micro-panel height and row tiles that are multiples of its width (partial
 /// panels are padded with zeros), so every logit is computed by the same register kernel with the
 /// same accumulation order over D whatever its position. Forward outputs of a row are therefore
 /// bitwise independent of the other rows, the thread count, `block_size` and `row_tile`. The
-/// backward's `dhidden` and `dweight` are exact sums but their rounding depends on the block size
-/// and on the batch (a sum over rows).
+/// backward's `dhidden` and `dweight` are exact sums whose rounding depends on the block size and
+/// on the batch (a sum over rows), but not on the thread count: every output element sums its
+/// terms in the one-thread order.
 ///
 /// **Unsupported.** Hidden rows of masked positions must still be finite (they take part in the
 /// GEMM; their logits are discarded and their gradient is 0). Non-finite logits (from NaN/inf
@@ -47,8 +49,8 @@ namespace prefopt::kernels {
 
 /// Bytes the fused linear kernel allocates for `n` rows, vocabulary `v`, hidden size `d` under
 /// `opt` (and the current OpenMP thread count): the per-thread logits block, padding buffers, GEMM
-/// packing buffers and row states, plus, for the backward with several threads, the private
-/// dhidden copies. What the forward's "extra memory" is, exactly.
+/// packing buffers and row states (the backward keeps no private copy of an output). What the
+/// forward's "extra memory" is, exactly.
 template <class T>
 [[nodiscard]] std::size_t linear_workspace_bytes(index_t n, index_t v, index_t d,
                                                  const linear_options& opt = {},
@@ -57,6 +59,7 @@ template <class T>
   index_t tile = 0;
   int threads = 1;
   detail::plan_linear<T>(n, v, opt, block, tile, threads);
+  if (backward) tile = detail::backward_tile<T>(n, opt);
   const index_t mr = detail::gemm_shape<T>::mr;
   const Eigen::internal::gemm_blocking_space<Eigen::ColMajor, T, T, Eigen::Dynamic, Eigen::Dynamic,
                                              Eigen::Dynamic, 1, false>
@@ -68,11 +71,7 @@ template <class T>
                                (sizeof(detail::row_accumulator<double, true>) + sizeof(double));
   const auto used_threads = backward ? std::min<index_t>(threads, (v + block - 1) / block)
                                      : std::min<index_t>(threads, std::max<index_t>(n, 1));
-  std::size_t total = per_thread * static_cast<std::size_t>(used_threads);
-  if (backward && used_threads > 1) {
-    total += static_cast<std::size_t>((used_threads - 1) * n * d) * sizeof(T);
-  }
-  return total;
+  return per_thread * static_cast<std::size_t>(used_threads);
 }
 
 /// Fused forward: per-token log-probs (and log-sum-exp, entropy) of `softmax(W h_i + b)` without

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "kernel_reference.hpp"
@@ -134,6 +135,51 @@ TEMPLATE_TEST_CASE(
   CHECK(a == lp);
 #endif
 }
+
+#if defined(_OPENMP)
+TEST_CASE("linear_log_probs_backward: 1 and 2 threads give bitwise the same gradients",
+          "[kernels][linear_log_probs][gradient]") {
+  // Several vocabulary blocks (block 144 < V) and more rows than a thread's forward share: the
+  // backward splits blocks for dweight / dbias and row tiles for dhidden, each output summed in
+  // the one-thread order.
+  const idx n = 700, d = 24, v = 1000;
+  const auto h = random_matrix<float>(n, d, 1.0, 21);
+  const auto w = random_matrix<float>(v, d, 0.5, 22);
+  const auto bm = random_matrix<float>(1, v, 1.0, 23);
+  const std::vector<float> bias(bm.data(), bm.data() + v);
+  std::vector<token_id> t(static_cast<std::size_t>(n));
+  std::vector<float> g_lp(t.size()), g_h(t.size());
+  for (idx i = 0; i < n; ++i) {
+    t[static_cast<std::size_t>(i)] = static_cast<token_id>((37 * i) % v);
+    g_lp[static_cast<std::size_t>(i)] = static_cast<float>((i % 7) - 3) / 3.0f;
+    g_h[static_cast<std::size_t>(i)] = static_cast<float>((i % 5) - 2) / 5.0f;
+  }
+  kernels::linear_options opt;
+  opt.block_size = 144;
+  std::vector<float> lse(t.size()), ent(t.size());
+  kernels::linear_log_probs(
+      h, w, bias, t, {.logsumexp = kernels::span_of(lse), .entropy = kernels::span_of(ent)}, opt);
+  auto grads = [&](int threads) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    row_matrix_t<float> dh(n, d), dw(v, d);
+    std::vector<float> db(static_cast<std::size_t>(v));
+    kernels::linear_log_probs_backward(
+        h, w, bias, t, {.logsumexp = kernels::span_of(lse), .entropy = kernels::span_of(ent)},
+        {.log_probs = kernels::span_of(g_lp), .entropy = kernels::span_of(g_h)}, dh, dw,
+        std::span<float>(db), opt);
+    omp_set_num_threads(saved);
+    return std::make_tuple(dh, dw, db);
+  };
+  const auto [dh1, dw1, db1] = grads(1);
+  const auto [dh2, dw2, db2] = grads(2);
+  CHECK(dh1 == dh2);
+  CHECK(dw1 == dw2);
+  CHECK(db1 == db2);
+  CHECK(dh1.cwiseAbs().maxCoeff() > 0.0f);
+  CHECK(dw1.cwiseAbs().maxCoeff() > 0.0f);
+}
+#endif
 
 TEST_CASE("linear_log_probs_backward equals finite differences in hidden, weight and bias",
           "[kernels][linear_log_probs][gradient]") {

@@ -108,6 +108,24 @@ void gemm_tile(const T* lhs, index_t ls, index_t rows, index_t d, const tile_vie
   }
 }
 
+/// res (row-major `[rows, cols]`, stride `res_stride`) += lhs `[rows, depth]` (storage order
+/// `LhsOrder`, stride `ls`) * rhs (row-major `[depth, cols]`, stride `rs`), on the calling thread
+/// with a blocking computed for one thread: Eigen's product operator would split a top-level
+/// product across the OpenMP threads with a blocking that depends on their number (and so would
+/// its rounding).
+template <int LhsOrder, class T>
+void gemm_accumulate(index_t rows, index_t cols, index_t depth, const T* lhs, index_t ls,
+                     const T* rhs, index_t rs, T* res, index_t res_stride) {
+  using gemm =
+      Eigen::internal::general_matrix_matrix_product<index_t, T, LhsOrder, false, T,
+                                                     Eigen::RowMajor, false, Eigen::RowMajor, 1>;
+  if (rows == 0 || cols == 0 || depth == 0) return;
+  Eigen::internal::gemm_blocking_space<Eigen::RowMajor, T, T, Eigen::Dynamic, Eigen::Dynamic,
+                                       Eigen::Dynamic, 1, false>
+      blocking(rows, cols, depth, 1, true);
+  gemm::run(rows, cols, depth, lhs, ls, rhs, rs, res, 1, res_stride, T(1), blocking, nullptr);
+}
+
 /// Logits of one (vocabulary block, row tile): z[r * bc + v] = sum_k w[(v0+v), k] h[r, k] (+ b),
 /// for r < tile.cols(). Vocabulary rows go through the GEMM in multiples of mr (a tail of fewer
 /// rows is zero-padded to mr), so every logit comes out of the same register kernel.
@@ -156,6 +174,15 @@ void plan_linear(index_t n, index_t v, const linear_options& opt, index_t& block
   const index_t t =
       opt.row_tile > 0 ? opt.row_tile : std::min<index_t>(std::max<index_t>(per_thread, 1), cap);
   tile = round_up(t, gemm_shape<T>::nr);
+}
+
+/// The backward's row tile: the forward's one-thread tile whatever the thread count (the tile is
+/// the length of the row sums in `dweight`, so it must not change with the threads).
+template <class T>
+[[nodiscard]] index_t backward_tile(index_t n, const linear_options& opt) {
+  const index_t t =
+      opt.row_tile > 0 ? opt.row_tile : std::min<index_t>(std::max<index_t>(n, 1), 512);
+  return round_up(t, gemm_shape<T>::nr);
 }
 
 template <class T>
@@ -304,6 +331,7 @@ void linear_backward(const linear_problem<T>& p, const linear_saved<T>& saved,
   const index_t v = p.w.rows;
   const index_t d = p.h.cols;
   const index_t n_blocks = (v + p.block - 1) / p.block;
+  const index_t tile_rows_n = backward_tile<T>(n, opt);
   const int threads =
       static_cast<int>(std::min<index_t>(p.threads, std::max<index_t>(n_blocks, 1)));
   const bool acc_mode = opt.mode == write_mode::accumulate;
@@ -317,92 +345,108 @@ void linear_backward(const linear_problem<T>& p, const linear_saved<T>& saved,
       for (index_t i = 0; i < n; ++i) array_map<T>(dh.row(i), d).setZero();
     }
   }
-  // Private dhidden for threads > 0 (thread 0 accumulates into the output directly).
-  std::vector<T> private_dh(want_dh ? static_cast<std::size_t>((threads - 1) * n * d) : 0);
+  // Per-thread workspaces. One thread: one sweep over (vocabulary block, row tile) does
+  // dweight, dbias and dhidden. Several threads: the vocabulary blocks are split for dweight and
+  // dbias (disjoint outputs), then the row tiles are split for dhidden, each tile summing the
+  // blocks in the one-thread order; so every output is bitwise independent of the thread count, at
+  // the cost of computing the logits and dz twice when more than one thread runs.
   std::vector<std::unique_ptr<linear_workspace<T>>> spaces;
   for (int t = 0; t < threads; ++t) {
-    spaces.push_back(std::make_unique<linear_workspace<T>>(p.block, p.tile, d));
+    spaces.push_back(std::make_unique<linear_workspace<T>>(p.block, tile_rows_n, d));
   }
-  using map_t = Eigen::Map<row_matrix_t<T>, 0, Eigen::OuterStride<>>;
-  using cmap_t = Eigen::Map<const row_matrix_t<T>, 0, Eigen::OuterStride<>>;
   const bool with_h = !grads.entropy.empty();
-  auto run_thread = [&]<class Acc, bool Entropy>(int tid) {
-    linear_workspace<T>& ws = *spaces[static_cast<std::size_t>(tid)];
-    const tile_kernels<Acc>& k = tiles_for<Acc>(active_isa(), opt.exp);
-    T* dh_base = tid == 0 ? dh.data : private_dh.data() + (tid - 1) * n * d;
-    const index_t dh_stride = tid == 0 ? dh.stride : d;
-    for (index_t blk = tid; blk < n_blocks; blk += threads) {
-      const index_t v0 = blk * p.block;
-      const index_t bc = std::min(p.block, v - v0);
-      for (index_t r0 = 0; r0 < n; r0 += p.tile) {
-        const index_t rt = std::min(p.tile, n - r0);
-        const tile_view<T> tile = tile_rows(p.h, r0, rt, ws);
-        block_logits(p.w, p.bias, v0, bc, tile, ws);
-        T* z = ws.z.data();
-        for (index_t r = 0; r < rt; ++r) {
-          const index_t i = r0 + r;
-          const auto u = static_cast<std::size_t>(i);
-          T* zr = z + r * bc;
-          if (!row_on(opt.mask, i)) {
-            std::fill_n(zr, bc, T(0));
-            continue;
-          }
-          row_grad_in g;
-          g.lse = static_cast<double>(saved.logsumexp[u]);
-          if (!grads.log_probs.empty()) {
-            g.g_lp = static_cast<double>(grads.log_probs[u]);
-            const index_t t = p.targets[u];
-            g.target = (t >= v0 && t < v0 + bc) ? t - v0 : index_t{-1};
-          }
-          if constexpr (Entropy) {
-            g.g_h = static_cast<double>(grads.entropy[u]);
-            g.entropy = static_cast<double>(saved.entropy[u]);
-          }
-          backward_row<Acc, Entropy, false, T>(k, zr, nullptr, zr, nullptr, bc, g,
-                                               write_mode::overwrite);
-        }
+  const index_t n_tiles = (n + tile_rows_n - 1) / tile_rows_n;
+  // dz of one (block, row tile), then the requested products.
+  auto block_tile = [&]<class Acc, bool Entropy>(const tile_kernels<Acc>& k,
+                                                 linear_workspace<T>& ws, index_t blk, index_t r0,
+                                                 bool do_dw, bool do_dh) {
+    const index_t v0 = blk * p.block;
+    const index_t bc = std::min(p.block, v - v0);
+    const index_t rt = std::min(tile_rows_n, n - r0);
+    const tile_view<T> tile = tile_rows(p.h, r0, rt, ws);
+    block_logits(p.w, p.bias, v0, bc, tile, ws);
+    T* z = ws.z.data();
+    for (index_t r = 0; r < rt; ++r) {
+      const index_t i = r0 + r;
+      const auto u = static_cast<std::size_t>(i);
+      T* zr = z + r * bc;
+      if (!row_on(opt.mask, i)) {
+        std::fill_n(zr, bc, T(0));
+        continue;
+      }
+      row_grad_in g;
+      g.lse = static_cast<double>(saved.logsumexp[u]);
+      if (!grads.log_probs.empty()) {
+        g.g_lp = static_cast<double>(grads.log_probs[u]);
+        const index_t t = p.targets[u];
+        g.target = (t >= v0 && t < v0 + bc) ? t - v0 : index_t{-1};
+      }
+      if constexpr (Entropy) {
+        g.g_h = static_cast<double>(grads.entropy[u]);
+        g.entropy = static_cast<double>(saved.entropy[u]);
+      }
+      backward_row<Acc, Entropy, false, T>(k, zr, nullptr, zr, nullptr, bc, g,
+                                           write_mode::overwrite);
+    }
+    // dweight[v0 .. v0 + bc) += dz^T h[r0 .. r0 + rt); dhidden[r0 .. r0 + rt) += dz w[v0 ..).
+    if (do_dw) {
+      if (want_dw) {
+        gemm_accumulate<Eigen::ColMajor>(bc, d, rt, z, bc, p.h.row(r0), p.h.stride, dw.row(v0),
+                                         dw.stride);
+      }
+      if (!dbias.empty()) {
         const Eigen::Map<const row_matrix_t<T>> dz(z, rt, bc);
-        const cmap_t wb(p.w.row(v0), bc, d, Eigen::OuterStride<>(p.w.stride));
-        const cmap_t hb(p.h.row(r0), rt, d, Eigen::OuterStride<>(p.h.stride));
-        if (want_dw) {
-          map_t dwb(dw.row(v0), bc, d, Eigen::OuterStride<>(dw.stride));
-          dwb.noalias() += dz.transpose() * hb;
-        }
-        if (want_dh) {
-          map_t dhb(dh_base + r0 * dh_stride, rt, d, Eigen::OuterStride<>(dh_stride));
-          dhb.noalias() += dz * wb;
-        }
-        if (!dbias.empty()) {
-          array_map<T>(dbias.data() + v0, bc) += dz.colwise().sum().transpose().array();
-        }
+        array_map<T>(dbias.data() + v0, bc) += dz.colwise().sum().transpose().array();
       }
     }
+    if (do_dh && want_dh) {
+      gemm_accumulate<Eigen::RowMajor>(rt, d, bc, z, bc, p.w.row(v0), p.w.stride,
+                                       dh.data + r0 * dh.stride, dh.stride);
+    }
   };
-  auto dispatch = [&](int tid) {
+  // Pass 0: everything in one sweep (one thread); pass 1: blocks for dweight / dbias; pass 2: row
+  // tiles for dhidden.
+  auto run_thread = [&]<class Acc, bool Entropy>(int tid, int pass) {
+    linear_workspace<T>& ws = *spaces[static_cast<std::size_t>(tid)];
+    const tile_kernels<Acc>& k = tiles_for<Acc>(active_isa(), opt.exp);
+    auto one = [&](index_t blk, index_t r0, bool do_dw, bool do_dh) {
+      block_tile.template operator()<Acc, Entropy>(k, ws, blk, r0, do_dw, do_dh);
+    };
+    if (pass == 2) {
+      for (index_t tile = tid; tile < n_tiles; tile += threads) {
+        for (index_t blk = 0; blk < n_blocks; ++blk) one(blk, tile * tile_rows_n, false, true);
+      }
+      return;
+    }
+    for (index_t blk = tid; blk < n_blocks; blk += threads) {
+      for (index_t r0 = 0; r0 < n; r0 += tile_rows_n) one(blk, r0, true, pass == 0);
+    }
+  };
+  auto dispatch = [&](int tid, int pass) {
     with_accumulation<T>(opt.accumulate, [&]<class Acc>() {
       if (with_h) {
-        run_thread.template operator()<Acc, true>(tid);
+        run_thread.template operator()<Acc, true>(tid, pass);
       } else {
-        run_thread.template operator()<Acc, false>(tid);
+        run_thread.template operator()<Acc, false>(tid, pass);
       }
     });
   };
 #if defined(_OPENMP)
   if (threads > 1) {
+    if (want_dw || !dbias.empty()) {
 #pragma omp parallel for schedule(static, 1) num_threads(threads)
-    for (int tid = 0; tid < threads; ++tid) dispatch(tid);
+      for (int tid = 0; tid < threads; ++tid) dispatch(tid, 1);
+    }
+    if (want_dh) {
+#pragma omp parallel for schedule(static, 1) num_threads(threads)
+      for (int tid = 0; tid < threads; ++tid) dispatch(tid, 2);
+    }
   } else {
-    dispatch(0);
+    dispatch(0, 0);
   }
 #else
-  dispatch(0);
+  dispatch(0, 0);
 #endif
-  if (want_dh) {
-    for (int t = 1; t < threads; ++t) {
-      const T* src = private_dh.data() + (t - 1) * n * d;
-      for (index_t i = 0; i < n; ++i) array_map<T>(dh.row(i), d) += carray_map<T>(src + i * d, d);
-    }
-  }
 }
 
 }  // namespace detail
