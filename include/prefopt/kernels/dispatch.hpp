@@ -8,7 +8,8 @@
 ///     `prefopt::native` / `-march=native`, whatever the build machine has). Always available; the
 ///     only path on non-x86 targets, with compilers other than GCC and Clang, and for double
 ///     arithmetic (double logits or `accumulation::double_precision`).
-///   - `isa::avx2`: 8-wide AVX2 + FMA, compiled with function target attributes.
+///   - `isa::avx2`: 8-wide AVX2 + FMA (and F16C for fp16 logits), compiled with function target
+///     attributes.
 ///   - `isa::avx512`: 16-wide AVX-512F, likewise.
 /// The first kernel call picks the widest one the CPU (and OS) supports, by CPU feature detection
 /// (`__builtin_cpu_supports`), once per process. No compiler flag is needed: a default `-O2`
@@ -70,7 +71,10 @@ enum class isa : std::uint8_t { baseline, avx2, avx512 };
   if (i == isa::baseline) return true;
 #if defined(PREFOPT_KERNELS_X86_DISPATCH)
   __builtin_cpu_init();
-  if (i == isa::avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (i == isa::avx2) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+  }
   if (i == isa::avx512) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
            __builtin_cpu_supports("fma");

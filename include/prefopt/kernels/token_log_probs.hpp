@@ -26,8 +26,9 @@ namespace prefopt::kernels {
 /// -inf gives -inf.
 template <class Logits>
 void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const token_id> targets,
-                     std::span<typename Logits::Scalar> log_probs, const options& opt = {},
-                     std::span<typename Logits::Scalar> lse = {}) {
+                     std::span<result_scalar_t<typename Logits::Scalar>> log_probs,
+                     const options& opt = {},
+                     std::span<result_scalar_t<typename Logits::Scalar>> lse = {}) {
   detail::forward_request<typename Logits::Scalar> r;
   r.kernel = "token_log_probs";
   r.p = detail::view_of(logits);
@@ -43,8 +44,9 @@ void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const tok
 /// options after `lse` when they are needed; a lone `{}` fourth argument is ambiguous.
 template <class Logits>
 void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const token_id> targets,
-                     std::span<typename Logits::Scalar> log_probs,
-                     std::span<typename Logits::Scalar> lse, const options& opt = {}) {
+                     std::span<result_scalar_t<typename Logits::Scalar>> log_probs,
+                     std::span<result_scalar_t<typename Logits::Scalar>> lse,
+                     const options& opt = {}) {
   token_log_probs(logits, targets, log_probs, opt, lse);
 }
 
@@ -56,8 +58,8 @@ void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const tok
 template <class Logits, class Grad>
 void token_log_probs_backward(const Eigen::DenseBase<Logits>& logits,
                               std::span<const token_id> targets,
-                              std::span<const typename Logits::Scalar> lse,
-                              std::span<const typename Logits::Scalar> grad,
+                              std::span<const result_scalar_t<typename Logits::Scalar>> lse,
+                              std::span<const result_scalar_t<typename Logits::Scalar>> grad,
                               const Eigen::DenseBase<Grad>& dlogits, const options& opt = {}) {
   static_assert(std::is_same_v<typename Logits::Scalar, typename Grad::Scalar>,
                 "token_log_probs_backward: logits and dlogits must have the same scalar type");

@@ -300,6 +300,18 @@ void exp_array(const typename S::scalar* x, typename S::scalar* y, index_t n) no
   }
 }
 
+/// y[0, n) = x[0, n) widened (exactly) from a half format H to `S::scalar`: one packet at a time
+/// through `S::load_half` where the ISA has it, element by element otherwise and for the tail.
+template <class S, class H>
+void widen_array(const H* x, typename S::scalar* y, index_t n) noexcept {
+  using T = typename S::scalar;
+  index_t j = 0;
+  if constexpr (requires { S::load_half(x); }) {
+    for (; j + S::width <= n; j += S::width) S::store(y + j, S::load_half(x + j));
+  }
+  for (; j < n; ++j) y[j] = static_cast<T>(static_cast<float>(x[j]));
+}
+
 /// This ISA's tile functions for arithmetic type `S::scalar` and the given exp accuracy.
 template <class S, bool Fast>
 inline constexpr tile_kernels<typename S::scalar> tile_table = {
@@ -309,6 +321,8 @@ inline constexpr tile_kernels<typename S::scalar> tile_table = {
     {{&backward_tile<S, false, false, Fast>, &backward_tile<S, false, true, Fast>},
      {&backward_tile<S, true, false, Fast>, &backward_tile<S, true, true, Fast>}},
     &exp_array<S, Fast>,
+    &widen_array<S, Eigen::bfloat16>,
+    &widen_array<S, Eigen::half>,
     S::width};
 
 // NOLINTEND(readability-function-size)
