@@ -11,6 +11,9 @@
 ///   - `isa::avx2`: 8-wide AVX2 + FMA (and F16C for fp16 logits), compiled with function target
 ///     attributes.
 ///   - `isa::avx512`: 16-wide AVX-512F, likewise.
+/// bf16 and fp16 logits are widened to float per packet on `avx2` (a 16-bit shift for bf16, F16C
+/// `vcvtph2ps` for fp16) and `avx512` (the same, 16 lanes), element by element on `baseline`; the
+/// float arithmetic that follows is the float path's.
 /// The first kernel call picks the widest one the CPU (and OS) supports, by CPU feature detection
 /// (`__builtin_cpu_supports`), once per process. No compiler flag is needed: a default `-O2`
 /// build runs as fast as a `-march=native` one (benchmarks/README.md). Define

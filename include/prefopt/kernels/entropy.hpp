@@ -6,6 +6,9 @@
 /// `s = sum w`, computed in one streaming pass. Gradient: `dH_i/dz_ij = -p_ij (log p_ij + H_i)`.
 /// `-inf` logits contribute 0 (p log p -> 0). The entropy is clamped at 0 from below. Guarantees,
 /// accuracy and threading: `kernels/options.hpp`.
+/// Half formats: the logits (and gradient matrices) may be `Eigen::bfloat16` or `Eigen::half`; the
+/// per-row spans are then float (`result_scalar_t`) and gradients are written in the logits' format
+/// (`kernels/options.hpp`, "Half formats").
 
 #include <Eigen/Core>
 

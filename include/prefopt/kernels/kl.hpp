@@ -14,6 +14,9 @@
 /// some j with zq_j = -inf (its gradient is then undefined and `kl_divergence_backward` throws).
 /// KL values are clamped at 0 from below. Guarantees, accuracy and threading:
 /// `kernels/options.hpp`.
+/// Half formats: the logits (and gradient matrices) may be `Eigen::bfloat16` or `Eigen::half`; the
+/// per-row spans are then float (`result_scalar_t`) and gradients are written in the logits' format
+/// (`kernels/options.hpp`, "Half formats").
 
 #include <Eigen/Core>
 

@@ -7,6 +7,9 @@
 /// `log_softmax(z)_ij = z_ij - lse_i`. A row of `-inf` entries only (no finite logit), a NaN or a
 /// +inf logit raises `prefopt::invalid_argument` naming the row. Masked rows (options::mask) are
 /// not read: their log-sum-exp is 0 and their log-softmax row is 0 (or left untouched in place).
+/// Half formats: the logits (and gradient matrices) may be `Eigen::bfloat16` or `Eigen::half`; the
+/// per-row spans are then float (`result_scalar_t`) and gradients are written in the logits' format
+/// (`kernels/options.hpp`, "Half formats").
 
 #include <Eigen/Core>
 
@@ -17,8 +20,8 @@
 
 namespace prefopt::kernels {
 
-/// lse[i] = log sum_j exp(logits(i, j)). `logits`: row-major `[N, V]` float or double (Matrix,
-/// Map, Ref or row block); `lse`: `[N]`. One read of the logits.
+/// lse[i] = log sum_j exp(logits(i, j)). `logits`: row-major `[N, V]` float, double, bf16 or fp16
+/// (Matrix, Map, Ref or row block); `lse`: `[N]`. One read of the logits.
 template <class Logits>
 void row_logsumexp(const Eigen::DenseBase<Logits>& logits,
                    std::span<result_scalar_t<typename Logits::Scalar>> lse,

@@ -8,6 +8,9 @@
 /// losses), and its derivative `dl_t/dz_{t,k} = 1[k = y_t] - p_{t,k}` (§3.1). Masked rows
 /// (options::mask, e.g. prompt and padding positions) are not read and give exactly 0 (convention
 /// §0.2.1). Guarantees, accuracy and threading: `kernels/options.hpp`.
+/// Half formats: the logits (and gradient matrices) may be `Eigen::bfloat16` or `Eigen::half`; the
+/// per-row spans are then float (`result_scalar_t`) and gradients are written in the logits' format
+/// (`kernels/options.hpp`, "Half formats").
 
 #include <Eigen/Core>
 
@@ -20,9 +23,9 @@ namespace prefopt::kernels {
 
 /// log_probs[i] = log softmax(logits(i, :))[targets[i]].
 ///
-/// `logits`: row-major `[N, V]`, float or double; `targets`: `[N]` token ids in `[0, V)` (checked
-/// for unmasked rows); `log_probs`: `[N]` output; `lse`: optional `[N]` output of the row
-/// log-sum-exp (save it for `token_log_probs_backward`), empty to skip. A target whose logit is
+/// `logits`: row-major `[N, V]`, float, double, bf16 or fp16; `targets`: `[N]` token ids in `[0,
+/// V)` (checked for unmasked rows); `log_probs`: `[N]` output; `lse`: optional `[N]` output of the
+/// row log-sum-exp (save it for `token_log_probs_backward`), empty to skip. A target whose logit is
 /// -inf gives -inf.
 template <class Logits>
 void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const token_id> targets,

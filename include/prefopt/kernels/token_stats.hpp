@@ -9,6 +9,9 @@
 /// separate kernel would read the logits again. Formulas: `token_log_probs.hpp`, `entropy.hpp`,
 /// `kl.hpp`. Guarantees, accuracy and threading: `kernels/options.hpp`. Every output is bitwise
 /// identical to the one the dedicated kernel produces.
+/// Half formats: the logits (and gradient matrices) may be `Eigen::bfloat16` or `Eigen::half`; the
+/// per-row spans are then float (`result_scalar_t`) and gradients are written in the logits' format
+/// (`kernels/options.hpp`, "Half formats").
 
 #include <Eigen/Core>
 

@@ -278,15 +278,23 @@ struct row_grad_in {
   double lse_q = 0;     ///< forward log-sum-exp of q
 };
 
-/// out[j] = y[j] (or out[j] + y[j]), plus `extra` at j = `at`, computed in float in the order
-/// the float kernels use and rounded once to the half format T (nearest even).
+/// out[0, n) = y[0, n) (or out + y), rounded once to the half format T through the ISA's packet
+/// conversion, plus `extra` at j = `at` (if in range) added in float after the rest, in the order
+/// the float kernels use (they add the target term last).
 template <class Acc, class T>
-void round_into(const Acc* y, index_t n, T* out, bool add, index_t at, double extra) noexcept {
-  for (index_t j = 0; j < n; ++j) {
-    auto v = static_cast<float>(y[j]);
-    if (add) v = static_cast<float>(out[j]) + v;
-    if (j == at) v += static_cast<float>(extra);
-    out[j] = static_cast<T>(v);
+void round_into(const tile_kernels<Acc>& k, const Acc* y, index_t n, T* out, bool add, index_t at,
+                double extra) noexcept {
+  const bool has_at = at >= 0 && at < n;
+  const T before = has_at ? out[at] : T{};
+  if constexpr (std::is_same_v<T, Eigen::bfloat16>) {
+    k.narrow_bf16(y, n, out, add);
+  } else {
+    k.narrow_f16(y, n, out, add);
+  }
+  if (has_at) {
+    auto v = static_cast<float>(y[at]);
+    if (add) v = static_cast<float>(before) + v;
+    out[at] = static_cast<T>(v + static_cast<float>(extra));
   }
 }
 
@@ -336,8 +344,8 @@ void backward_row(const tile_kernels<Acc>& k, const T* zp, const T* zq, T* dzp, 
         // Half formats: the previous value and the target term are added in float, then rounded
         // once to T (the float kernels' gradient, rounded).
         const index_t at = g.target >= 0 ? g.target - j0 : -1;
-        round_into(op, n, dzp + j0, add, at, g.g_lp);
-        if (Kl && dzq != nullptr) round_into(oq, n, dzq + j0, add, -1, 0.0);
+        round_into(k, op, n, dzp + j0, add, at, g.g_lp);
+        if (Kl && dzq != nullptr) round_into(k, oq, n, dzq + j0, add, -1, 0.0);
       } else {
         for (index_t j = 0; j < n; ++j) {
           dzp[j0 + j] = add ? dzp[j0 + j] + static_cast<T>(op[j]) : static_cast<T>(op[j]);
