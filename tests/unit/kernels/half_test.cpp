@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "isa_paths.hpp"
 #include "kernel_reference.hpp"
 #include "prefopt/kernels/dispatch.hpp"
 #include "prefopt/kernels/entropy.hpp"
@@ -24,21 +25,6 @@ using idx = prefopt::index_t;
 using prefopt::test::ld;
 
 namespace {
-
-struct half_forced_path {
-  explicit half_forced_path(kernels::isa i) { kernels::force_isa(i); }
-  half_forced_path(const half_forced_path&) = delete;
-  half_forced_path& operator=(const half_forced_path&) = delete;
-  ~half_forced_path() { kernels::reset_isa(); }
-};
-
-std::vector<kernels::isa> half_test_paths() {
-  std::vector<kernels::isa> out;
-  for (auto i : {kernels::isa::baseline, kernels::isa::avx2, kernels::isa::avx512}) {
-    if (kernels::isa_supported(i)) out.push_back(i);
-  }
-  return out;
-}
 
 /// Logits in format H: uniform in [-scale, scale] rounded to H, a fraction `neg_inf` of -inf.
 template <class H>
@@ -69,6 +55,34 @@ bool same_bits(const row_matrix_t<H>& a, const row_matrix_t<H>& b) {
          std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size()) * sizeof(H)) == 0;
 }
 
+/// Every output of the two-matrix `token_stats`, computed for logits of any scalar type.
+struct all_stats {
+  std::vector<float> lp, lse, h, kl, klr, lseq;
+};
+
+template <class M>
+all_stats stats_of(const M& z, const M& zq, const std::vector<token_id>& t,
+                   const kernels::options& opt = {}) {
+  const auto n = static_cast<std::size_t>(z.rows());
+  all_stats s{std::vector<float>(n), std::vector<float>(n), std::vector<float>(n),
+              std::vector<float>(n), std::vector<float>(n), std::vector<float>(n)};
+  kernels::token_stats(z, zq, t,
+                       {.log_probs = kernels::span_of(s.lp),
+                        .logsumexp = kernels::span_of(s.lse),
+                        .entropy = kernels::span_of(s.h),
+                        .kl = kernels::span_of(s.kl),
+                        .kl_reverse = kernels::span_of(s.klr),
+                        .logsumexp_q = kernels::span_of(s.lseq)},
+                       opt);
+  return s;
+}
+
+/// Bitwise equality of every output.
+bool same_bits(const all_stats& a, const all_stats& b) {
+  return same_bits(a.lp, b.lp) && same_bits(a.lse, b.lse) && same_bits(a.h, b.h) &&
+         same_bits(a.kl, b.kl) && same_bits(a.klr, b.klr) && same_bits(a.lseq, b.lseq);
+}
+
 }  // namespace
 
 TEMPLATE_TEST_CASE(
@@ -77,8 +91,8 @@ TEMPLATE_TEST_CASE(
     "[kernels][half][isa]", Eigen::bfloat16, Eigen::half) {
   using H = TestType;
   const double u = test::unit_roundoff<float>();
-  for (auto path : half_test_paths()) {
-    const half_forced_path fp(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path fp(path);
     for (auto acc : {kernels::exp_accuracy::standard, kernels::exp_accuracy::fast}) {
       const double c = acc == kernels::exp_accuracy::fast ? 300 : 150;
       kernels::options opt;
@@ -95,33 +109,12 @@ TEMPLATE_TEST_CASE(
             const row_matrix_f zf = widened(z);  // the same values, exactly
             const row_matrix_f zqf = widened(zq);
             const auto t = test::random_targets<float>(n, v, 5);
-            std::vector<float> lp(n), lse(n), h(n), kl(n), klr(n), lseq(n);
-            kernels::token_stats(z, zq, t,
-                                 {.log_probs = kernels::span_of(lp),
-                                  .logsumexp = kernels::span_of(lse),
-                                  .entropy = kernels::span_of(h),
-                                  .kl = kernels::span_of(kl),
-                                  .kl_reverse = kernels::span_of(klr),
-                                  .logsumexp_q = kernels::span_of(lseq)},
-                                 opt);
+            const all_stats st = stats_of(z, zq, t, opt);
+            const auto& [lp, lse, h, kl, klr, lseq] = st;
             INFO("path " << kernels::isa_name(path) << ", fast " << (c > 150) << ", V = " << v
                          << ", scale = " << scale << ", -inf " << neg_inf);
             // Same outputs as the float path on the widened logits, bitwise.
-            std::vector<float> lpf(n), lsef(n), hf(n), klf(n), klrf(n), lseqf(n);
-            kernels::token_stats(zf, zqf, t,
-                                 {.log_probs = kernels::span_of(lpf),
-                                  .logsumexp = kernels::span_of(lsef),
-                                  .entropy = kernels::span_of(hf),
-                                  .kl = kernels::span_of(klf),
-                                  .kl_reverse = kernels::span_of(klrf),
-                                  .logsumexp_q = kernels::span_of(lseqf)},
-                                 opt);
-            CHECK(same_bits(lp, lpf));
-            CHECK(same_bits(lse, lsef));
-            CHECK(same_bits(h, hf));
-            CHECK(same_bits(kl, klf));
-            CHECK(same_bits(klr, klrf));
-            CHECK(same_bits(lseq, lseqf));
+            CHECK(same_bits(st, stats_of(zf, zqf, t, opt)));
             // The dedicated kernels read half logits too, with the fused kernel's results.
             std::vector<float> lp1(n), lse1(n), h1(n), kl1(n), klr1(n);
             kernels::token_log_probs(z, t, kernels::span_of(lp1), opt);
@@ -172,8 +165,8 @@ TEMPLATE_TEST_CASE("half logits: every backward is the float gradient rounded on
   const std::vector<float> gh{0.3f, -1.0f, 0.5f, 2.0f};
   const std::vector<float> gk{-0.7f, 1.5f, 0.2f, 1.0f};
   const double uf = test::unit_roundoff<float>();
-  for (auto path : half_test_paths()) {
-    const half_forced_path fp(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path fp(path);
     INFO("path " << kernels::isa_name(path));
     std::vector<float> lp(n), lse(n), h(n), kl(n), lseq(n);
     kernels::token_stats(z, zq, t,
@@ -258,8 +251,8 @@ TEMPLATE_TEST_CASE("half logits: log_softmax writes the float result rounded to 
   using H = TestType;
   const auto z = half_logits<H>(3, 2049, 5.0, 51, 0.1);
   const row_matrix_f zf = widened(z);
-  for (auto path : half_test_paths()) {
-    const half_forced_path fp(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path fp(path);
     INFO("path " << kernels::isa_name(path));
     row_matrix_t<H> out(3, 2049);
     row_matrix_f outf(3, 2049);
@@ -280,25 +273,13 @@ TEMPLATE_TEST_CASE("half logits: bitwise invariant to the batch, the address and
   const auto z = half_logits<H>(n, v, 20.0, 61, 0.02);
   const auto zq = half_logits<H>(n, v, 20.0, 62, 0.0);
   const auto t = test::random_targets<float>(n, v, 3);
-  for (auto path : half_test_paths()) {
-    const half_forced_path fp(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path fp(path);
     INFO("path " << kernels::isa_name(path));
-    std::vector<float> lp(n), h(n), kl(n);
-    kernels::token_stats(z, zq, t,
-                         {.log_probs = kernels::span_of(lp),
-                          .entropy = kernels::span_of(h),
-                          .kl = kernels::span_of(kl)});
+    const all_stats st = stats_of(z, zq, t);
     kernels::options serial;
     serial.parallel = false;
-    std::vector<float> lps(n), hs(n), kls(n);
-    kernels::token_stats(z, zq, t,
-                         {.log_probs = kernels::span_of(lps),
-                          .entropy = kernels::span_of(hs),
-                          .kl = kernels::span_of(kls)},
-                         serial);
-    CHECK(same_bits(lps, lp));
-    CHECK(same_bits(hs, h));
-    CHECK(same_bits(kls, kl));
+    CHECK(same_bits(stats_of(z, zq, t, serial), st));
     // Rows 4 and 1 alone, at an address shifted by one element (odd: not 4-byte aligned).
     std::vector<H> bp(static_cast<std::size_t>(2 * v + 1));
     std::vector<H> bq(static_cast<std::size_t>(2 * v + 1));
@@ -313,16 +294,13 @@ TEMPLATE_TEST_CASE("half logits: bitwise invariant to the batch, the address and
     }
     const Eigen::Map<const row_matrix_t<H>> sp(bp.data() + 1, 2, v);
     const Eigen::Map<const row_matrix_t<H>> sq(bq.data() + 1, 2, v);
-    std::vector<float> lp2(2), h2(2), kl2(2);
-    kernels::token_stats(sp, sq, tt,
-                         {.log_probs = kernels::span_of(lp2),
-                          .entropy = kernels::span_of(h2),
-                          .kl = kernels::span_of(kl2)});
+    const all_stats st2 = stats_of(sp, sq, tt);
     for (std::size_t k = 0; k < 2; ++k) {
       const auto r = static_cast<std::size_t>(pick[k]);
-      CHECK(std::memcmp(&lp2[k], &lp[r], sizeof(float)) == 0);
-      CHECK(std::memcmp(&h2[k], &h[r], sizeof(float)) == 0);
-      CHECK(std::memcmp(&kl2[k], &kl[r], sizeof(float)) == 0);
+      CHECK(std::memcmp(&st2.lp[k], &st.lp[r], sizeof(float)) == 0);
+      CHECK(std::memcmp(&st2.h[k], &st.h[r], sizeof(float)) == 0);
+      CHECK(std::memcmp(&st2.kl[k], &st.kl[r], sizeof(float)) == 0);
+      CHECK(std::memcmp(&st2.klr[k], &st.klr[r], sizeof(float)) == 0);
     }
   }
 }
@@ -332,8 +310,8 @@ TEMPLATE_TEST_CASE("half logits: a NaN, +inf or all -inf row is reported with ke
   using H = TestType;
   const idx v = 1500;
   const auto t = test::random_targets<float>(4, v, 1);
-  for (auto path : half_test_paths()) {
-    const half_forced_path fp(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path fp(path);
     INFO("path " << kernels::isa_name(path));
     std::vector<float> lp(4);
     auto z = half_logits<H>(4, v, 3.0, 71);

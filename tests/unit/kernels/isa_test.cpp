@@ -10,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "isa_paths.hpp"
 #include "kernel_reference.hpp"
 #include "prefopt/kernels/dispatch.hpp"
 #include "prefopt/kernels/entropy.hpp"
@@ -22,22 +23,6 @@ using idx = prefopt::index_t;
 using prefopt::test::ld;
 
 namespace {
-
-/// Forces a path for the lifetime of the object.
-struct forced_path {
-  explicit forced_path(kernels::isa i) { kernels::force_isa(i); }
-  forced_path(const forced_path&) = delete;
-  forced_path& operator=(const forced_path&) = delete;
-  ~forced_path() { kernels::reset_isa(); }
-};
-
-std::vector<kernels::isa> isa_test_paths() {
-  std::vector<kernels::isa> out;
-  for (auto i : {kernels::isa::baseline, kernels::isa::avx2, kernels::isa::avx512}) {
-    if (kernels::isa_supported(i)) out.push_back(i);
-  }
-  return out;
-}
 
 /// The bounds' constant c: 150 (standard exp), 300 (fast exp).
 double isa_test_c(kernels::exp_accuracy a) {
@@ -53,7 +38,7 @@ TEST_CASE("dispatch: a path is chosen, can be forced and reset; baseline is alwa
   CHECK(kernels::isa_supported(auto_path));
   CHECK(kernels::active_isa() == auto_path);
   {
-    const forced_path f(kernels::isa::baseline);
+    const test::forced_path f(kernels::isa::baseline);
     CHECK(kernels::active_isa() == kernels::isa::baseline);
   }
   CHECK(kernels::active_isa() == auto_path);
@@ -68,8 +53,8 @@ TEST_CASE("dispatch: a path is chosen, can be forced and reset; baseline is alwa
 
 TEST_CASE("every path and accuracy matches the long-double reference within the bounds",
           "[kernels][isa]") {
-  for (auto path : isa_test_paths()) {
-    const forced_path f(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path f(path);
     for (auto acc : {kernels::exp_accuracy::standard, kernels::exp_accuracy::fast}) {
       const double c = isa_test_c(acc);
       const double u = test::unit_roundoff<float>();
@@ -154,8 +139,8 @@ TEST_CASE("every path: bitwise invariant to the batch and the address, fused == 
   const auto z = test::random_logits<float>(6, v, 20.0, 81, 0.02);
   const auto zq = test::random_logits<float>(6, v, 20.0, 82, 0.0);
   const auto t = test::random_targets<float>(6, v, 3);
-  for (auto path : isa_test_paths()) {
-    const forced_path f(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path f(path);
     for (auto acc : {kernels::exp_accuracy::standard, kernels::exp_accuracy::fast}) {
       kernels::options opt;
       opt.exp = acc;
@@ -223,8 +208,8 @@ TEST_CASE("every path: bitwise invariant to the batch and the address, fused == 
 
 TEST_CASE("every path reports NaN, +inf and all -inf rows with kernel and row",
           "[kernels][isa][errors]") {
-  for (auto path : isa_test_paths()) {
-    const forced_path f(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path f(path);
     INFO("path " << kernels::isa_name(path));
     auto z = test::random_logits<float>(4, 2500, 3.0, 91);
     const std::vector<token_id> t(4, 0);
