@@ -305,9 +305,16 @@ void exp_array(const typename S::scalar* x, typename S::scalar* y, index_t n) no
 template <class S, class H>
 void widen_array(const H* x, typename S::scalar* y, index_t n) noexcept {
   using T = typename S::scalar;
+  // The source streams from memory (the float sweeps that follow read the L1 copy): prefetch it
+  // the same distance ahead as the float tiles, one request per cache line.
+  constexpr auto ahead =
+      static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(H));
   index_t j = 0;
   if constexpr (requires { S::load_half(x); }) {
-    for (; j + S::width <= n; j += S::width) S::store(y + j, S::load_half(x + j));
+    for (; j + S::width <= n; j += S::width) {
+      if ((j * static_cast<index_t>(sizeof(H))) % 64 == 0) prefetch_lines(x + j, ahead, 64);
+      S::store(y + j, S::load_half(x + j));
+    }
   }
   for (; j < n; ++j) y[j] = static_cast<T>(static_cast<float>(x[j]));
 }
