@@ -38,6 +38,10 @@
 #include "prefopt/core/assert.hpp"
 #include "prefopt/kernels/detail/simd.hpp"
 
+#if defined(PREFOPT_KERNELS_X86_DISPATCH)
+#include <cpuid.h>
+#endif
+
 namespace prefopt::kernels {
 
 /// An instruction-set path of the kernels' float row math.
@@ -69,6 +73,19 @@ enum class isa : std::uint8_t { baseline, avx2, avx512 };
   }
 }
 
+#if defined(PREFOPT_KERNELS_X86_DISPATCH)
+namespace detail {
+/// F16C (half <-> float conversion), from CPUID leaf 1 (Clang 14's `__builtin_cpu_supports` does
+/// not know the feature name). The OS support for the YMM state it needs is that of AVX2, checked
+/// beside.
+[[nodiscard]] inline bool cpu_has_f16c() noexcept {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid(1, &a, &b, &c, &d) == 0) return false;
+  return (c & bit_F16C) != 0;
+}
+}  // namespace detail
+#endif
+
 /// Whether path `i` is compiled in and this CPU (and OS) can run it.
 [[nodiscard]] inline bool isa_supported(isa i) noexcept {
   if (i == isa::baseline) return true;
@@ -76,7 +93,7 @@ enum class isa : std::uint8_t { baseline, avx2, avx512 };
   __builtin_cpu_init();
   if (i == isa::avx2) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+           detail::cpu_has_f16c();
   }
   if (i == isa::avx512) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
