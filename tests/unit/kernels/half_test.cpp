@@ -19,6 +19,7 @@
 #include "prefopt/kernels/logsumexp.hpp"
 #include "prefopt/kernels/token_log_probs.hpp"
 #include "prefopt/kernels/token_stats.hpp"
+#include "stats_reference.hpp"
 
 using namespace prefopt;
 using idx = prefopt::index_t;
@@ -90,7 +91,6 @@ TEMPLATE_TEST_CASE(
     "meets the float bounds against the long-double reference",
     "[kernels][half][isa]", Eigen::bfloat16, Eigen::half) {
   using H = TestType;
-  const double u = test::unit_roundoff<float>();
   for (auto path : test::supported_paths()) {
     const test::forced_path fp(path);
     for (auto acc : {kernels::exp_accuracy::standard, kernels::exp_accuracy::fast}) {
@@ -127,22 +127,11 @@ TEMPLATE_TEST_CASE(
             CHECK(same_bits(kl1, kl));
             CHECK(same_bits(klr1, klr));
             // Against the long-double reference of the same half-precision values.
-            const double logv = std::log(static_cast<double>(v));
             for (idx i = 0; i < n; ++i) {
               const auto k = static_cast<std::size_t>(i);
               INFO("row " << i);
-              const ld rl = test::ref_lse(zf.row(i).data(), v);
-              CHECK(test::err(lse[k], rl) <= u * (std::abs(static_cast<double>(rl)) + logv + c));
-              if (!std::isinf(zf(i, t[k]))) {
-                const ld r = static_cast<ld>(zf(i, t[k])) - rl;
-                CHECK(test::err(lp[k], r) <= u * (std::abs(static_cast<double>(r)) + logv + c));
-              }
-              const ld rh = test::ref_entropy(zf.row(i).data(), v);
-              CHECK(test::err(h[k], rh) <= u * (logv + c) * (1 + static_cast<double>(rh) + logv));
-              const auto diff = (zf.row(i).cast<double>() - zqf.row(i).cast<double>()).array();
-              const double spread = diff.isFinite().select(diff, 0.0).abs().maxCoeff();
-              const ld rk = test::ref_kl(zf.row(i).data(), zqf.row(i).data(), v);
-              CHECK(test::err(kl[k], rk) <= u * (logv + c) * (2 + spread));
+              test::check_stats_row(zf.row(i).data(), zqf.row(i).data(), v, t[k], c,
+                                    {lp[k], lse[k], h[k], kl[k], klr[k], lseq[k]});
             }
           }
         }

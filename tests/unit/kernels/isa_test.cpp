@@ -17,6 +17,7 @@
 #include "prefopt/kernels/kl.hpp"
 #include "prefopt/kernels/token_log_probs.hpp"
 #include "prefopt/kernels/token_stats.hpp"
+#include "stats_reference.hpp"
 
 using namespace prefopt;
 using idx = prefopt::index_t;
@@ -77,32 +78,12 @@ TEST_CASE("every path and accuracy matches the long-double reference within the 
                                   .kl_reverse = kernels::span_of(klr),
                                   .logsumexp_q = kernels::span_of(lseq)},
                                  opt);
-            const double logv = std::log(static_cast<double>(v));
             for (idx i = 0; i < n; ++i) {
               const auto k = static_cast<std::size_t>(i);
               INFO("path " << kernels::isa_name(path) << ", fast " << (c > 150) << ", V = " << v
                            << ", scale = " << scale << ", -inf " << neg_inf << ", row " << i);
-              const ld rl = test::ref_lse(z.row(i).data(), v);
-              CHECK(test::err(lse[k], rl) <= u * (std::abs(static_cast<double>(rl)) + logv + c));
-              const ld rq = test::ref_lse(zq.row(i).data(), v);
-              CHECK(test::err(lseq[k], rq) <= u * (std::abs(static_cast<double>(rq)) + logv + c));
-              if (!std::isinf(z(i, t[k]))) {
-                const ld r = static_cast<ld>(z(i, t[k])) - rl;
-                CHECK(test::err(lp[k], r) <= u * (std::abs(static_cast<double>(r)) + logv + c));
-              }
-              const ld rh = test::ref_entropy(z.row(i).data(), v);
-              CHECK(test::err(h[k], rh) <= u * (logv + c) * (1 + static_cast<double>(rh) + logv));
-              const double spread = static_cast<double>(
-                  (z.row(i).cast<double>() - zq.row(i).cast<double>())
-                      .array()
-                      .isFinite()
-                      .select((z.row(i).cast<double>() - zq.row(i).cast<double>()).array(), 0.0)
-                      .abs()
-                      .maxCoeff());
-              const ld rk = test::ref_kl(z.row(i).data(), zq.row(i).data(), v);
-              const ld rkr = test::ref_kl(zq.row(i).data(), z.row(i).data(), v);
-              CHECK(test::err(kl[k], rk) <= u * (logv + c) * (2 + spread));
-              CHECK(test::err(klr[k], rkr) <= u * (logv + c) * (2 + spread));
+              test::check_stats_row(z.row(i).data(), zq.row(i).data(), v, t[k], c,
+                                    {lp[k], lse[k], h[k], kl[k], klr[k], lseq[k]});
             }
             // The gradient of sum g_i log p_i against the reference.
             const std::vector<float> g{1.0f, -0.5f, 2.0f};
