@@ -9,6 +9,12 @@
 // gradients); the fused linear kernels report items (tokens) and their workspace as a fraction of
 // [N, V] ("extra_mem_frac").
 //
+// Half formats: "<kernel>.bf16/<shape>" and "<kernel>.fp16/<shape>" run the same kernels on
+// Eigen::bfloat16 / Eigen::half copies of the logits (gradients written in the same format) at
+// 4096 x 32000, 1024 x 128256 and the L2-resident 2 x 32000; their bytes_per_second counts the
+// 2-byte elements actually moved, and every kernel reports "elements_per_second" (logits of one
+// [N, V] matrix per second), so the float and half rows compare directly.
+//
 // PREFOPT_BENCH_TINY=1 picks tiny shapes so CI can run every benchmark once in seconds:
 //   PREFOPT_BENCH_TINY=1 ./prefopt_bench_kernels --benchmark_min_time=0.01
 // Threads: build with -DPREFOPT_OPENMP=ON and set OMP_NUM_THREADS (1 or 2).
@@ -20,6 +26,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "prefopt/core/random.hpp"
@@ -101,16 +108,50 @@ data& get(index_t n, index_t v) {
   return *current;
 }
 
+/// The logits, q logits and gradient buffer of one shape in scalar type S: the float matrices of
+/// `data` themselves, or half-format copies of them made once per shape.
+template <class S>
+struct mats {
+  const prefopt::row_matrix_t<S>& z;
+  const prefopt::row_matrix_t<S>& q;
+  prefopt::row_matrix_t<S>& d;
+};
+
+template <class S>
+mats<S> mats_of(data& x) {
+  if constexpr (std::is_same_v<S, float>) {
+    return {x.z, x.q, x.d};
+  } else {
+    struct copy {
+      index_t n = -1, v = -1;
+      prefopt::row_matrix_t<S> z, q, d;
+    };
+    static copy c;
+    if (c.n != x.n || c.v != x.v) {
+      c.z = x.z.template cast<S>();
+      c.q = x.q.template cast<S>();
+      c.d = x.d.template cast<S>();
+      c.n = x.n;
+      c.v = x.v;
+    }
+    return {c.z, c.q, c.d};
+  }
+}
+
 /// Options every kernel benchmark passes (the exp accuracy is set per registered variant).
 kernels::options bench_opt;
 
-void set_bytes(benchmark::State& state, const data& x, int passes) {
+void set_bytes(benchmark::State& state, const data& x, int passes,
+               std::size_t element_bytes = sizeof(float)) {
   // Which row-math path ran (kernels/dispatch.hpp), and the exp accuracy.
   state.SetLabel(std::string(kernels::isa_name(kernels::active_isa())) +
                  (bench_opt.exp == kernels::exp_accuracy::fast ? "+fast" : ""));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * passes * x.n * x.v *
-                          static_cast<std::int64_t>(sizeof(float)));
+                          static_cast<std::int64_t>(element_bytes));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * x.n);
+  state.counters["elements_per_second"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * static_cast<double>(x.n) * static_cast<double>(x.v),
+      benchmark::Counter::kIsRate);
   state.counters["N"] = static_cast<double>(x.n);
   state.counters["V"] = static_cast<double>(x.v);
 #if defined(_OPENMP)
@@ -179,70 +220,82 @@ void naive_token_log_probs(benchmark::State& state, index_t n, index_t v) {
 }
 
 // ---- prefopt kernels ---------------------------------------------------------------------------
+template <class S = float>
 void token_log_probs(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
+  const auto m = mats_of<S>(x);
   for (auto _ : state) {
-    kernels::token_log_probs(x.z, x.t, kernels::span_of(x.lp), bench_opt, kernels::span_of(x.lse));
+    kernels::token_log_probs(m.z, x.t, kernels::span_of(x.lp), bench_opt, kernels::span_of(x.lse));
     benchmark::DoNotOptimize(x.lp.data());
   }
-  set_bytes(state, x, 1);
+  set_bytes(state, x, 1, sizeof(S));
 }
 
+template <class S = float>
 void token_log_probs_backward(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
-  kernels::token_log_probs(x.z, x.t, kernels::span_of(x.lp), {}, kernels::span_of(x.lse));
+  const auto m = mats_of<S>(x);
+  kernels::token_log_probs(m.z, x.t, kernels::span_of(x.lp), {}, kernels::span_of(x.lse));
   for (auto _ : state) {
-    kernels::token_log_probs_backward(x.z, x.t, std::span<const float>(x.lse),
-                                      std::span<const float>(x.g), x.d, bench_opt);
+    kernels::token_log_probs_backward(m.z, x.t, std::span<const float>(x.lse),
+                                      std::span<const float>(x.g), m.d, bench_opt);
     benchmark::ClobberMemory();
   }
-  set_bytes(state, x, 2);
+  set_bytes(state, x, 2, sizeof(S));
 }
 
+template <class S = float>
 void entropy(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
+  const auto m = mats_of<S>(x);
   for (auto _ : state) {
-    kernels::entropy(x.z, kernels::span_of(x.h), bench_opt);
+    kernels::entropy(m.z, kernels::span_of(x.h), bench_opt);
     benchmark::DoNotOptimize(x.h.data());
   }
-  set_bytes(state, x, 1);
+  set_bytes(state, x, 1, sizeof(S));
 }
 
+template <class S = float>
 void token_stats(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
+  const auto m = mats_of<S>(x);
   for (auto _ : state) {
-    kernels::token_stats(x.z, x.t,
+    kernels::token_stats(m.z, x.t,
                          {.log_probs = kernels::span_of(x.lp),
                           .logsumexp = kernels::span_of(x.lse),
                           .entropy = kernels::span_of(x.h)},
                          bench_opt);
     benchmark::DoNotOptimize(x.lp.data());
   }
-  set_bytes(state, x, 1);
+  set_bytes(state, x, 1, sizeof(S));
 }
 
+template <class S = float>
 void kl_divergence(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
+  const auto m = mats_of<S>(x);
   for (auto _ : state) {
-    kernels::kl_divergence(x.z, x.q, kernels::span_of(x.kl), {}, bench_opt, kernels::span_of(x.lse),
+    kernels::kl_divergence(m.z, m.q, kernels::span_of(x.kl), {}, bench_opt, kernels::span_of(x.lse),
                            kernels::span_of(x.lseq));
     benchmark::DoNotOptimize(x.kl.data());
   }
-  set_bytes(state, x, 2);
+  set_bytes(state, x, 2, sizeof(S));
 }
 
+template <class S = float>
 void kl_divergence_backward(benchmark::State& state, index_t n, index_t v) {
   auto& x = get(n, v);
-  kernels::kl_divergence(x.z, x.q, kernels::span_of(x.kl), {}, {}, kernels::span_of(x.lse),
+  const auto m = mats_of<S>(x);
+  kernels::kl_divergence(m.z, m.q, kernels::span_of(x.kl), {}, {}, kernels::span_of(x.lse),
                          kernels::span_of(x.lseq));
-  const row_matrix_f none;
+  const prefopt::row_matrix_t<S> none;
   for (auto _ : state) {
-    kernels::kl_divergence_backward(x.z, x.q, std::span<const float>(x.lse),
+    kernels::kl_divergence_backward(m.z, m.q, std::span<const float>(x.lse),
                                     std::span<const float>(x.lseq), std::span<const float>(x.kl),
-                                    std::span<const float>(x.g), x.d, none);
+                                    std::span<const float>(x.g), m.d, none);
     benchmark::ClobberMemory();
   }
-  set_bytes(state, x, 3);  // read p and q, write dp (q is a frozen reference)
+  set_bytes(state, x, 3, sizeof(S));  // read p and q, write dp (q is a frozen reference)
 }
 
 void log_softmax(benchmark::State& state, index_t n, index_t v) {
@@ -423,12 +476,12 @@ void register_all() {
       {"roofline_read2", roofline_read2},
       {"roofline_read_write", roofline_read_write},
       {"naive_token_log_probs", naive_token_log_probs},
-      {"token_log_probs", token_log_probs},
-      {"token_log_probs_backward", token_log_probs_backward},
-      {"entropy", entropy},
-      {"token_stats_lp_lse_entropy", token_stats},
-      {"kl_divergence", kl_divergence},
-      {"kl_divergence_backward", kl_divergence_backward},
+      {"token_log_probs", token_log_probs<>},
+      {"token_log_probs_backward", token_log_probs_backward<>},
+      {"entropy", entropy<>},
+      {"token_stats_lp_lse_entropy", token_stats<>},
+      {"kl_divergence", kl_divergence<>},
+      {"kl_divergence_backward", kl_divergence_backward<>},
       {"log_softmax", log_softmax},
   };
 #if defined(PREFOPT_BENCH_STICK)
@@ -441,15 +494,36 @@ void register_all() {
   // The forward kernels once more on every other supported path and with the fast exp:
   // "<kernel>@<path>[+fast]" (the plain names run the automatically chosen path).
   const std::vector<std::pair<const char*, fn>> variants{
-      {"token_log_probs", token_log_probs},
-      {"entropy", entropy},
-      {"token_stats_lp_lse_entropy", token_stats},
-      {"kl_divergence", kl_divergence},
+      {"token_log_probs", token_log_probs<>},
+      {"entropy", entropy<>},
+      {"token_stats_lp_lse_entropy", token_stats<>},
+      {"kl_divergence", kl_divergence<>},
       {"token_log_probs_backward", token_log_probs_backward}};
+  // The forward kernels and two backwards on half-format logits: "<kernel>.bf16", "<kernel>.fp16".
+  const std::vector<std::pair<const char*, fn>> halves{
+      {"token_log_probs.bf16", token_log_probs<Eigen::bfloat16>},
+      {"entropy.bf16", entropy<Eigen::bfloat16>},
+      {"token_stats_lp_lse_entropy.bf16", token_stats<Eigen::bfloat16>},
+      {"kl_divergence.bf16", kl_divergence<Eigen::bfloat16>},
+      {"token_log_probs_backward.bf16", token_log_probs_backward<Eigen::bfloat16>},
+      {"kl_divergence_backward.bf16", kl_divergence_backward<Eigen::bfloat16>},
+      {"token_log_probs.fp16", token_log_probs<Eigen::half>},
+      {"entropy.fp16", entropy<Eigen::half>},
+      {"token_stats_lp_lse_entropy.fp16", token_stats<Eigen::half>},
+      {"kl_divergence.fp16", kl_divergence<Eigen::half>},
+      {"token_log_probs_backward.fp16", token_log_probs_backward<Eigen::half>},
+      {"kl_divergence_backward.fp16", kl_divergence_backward<Eigen::half>}};
   const auto chosen = kernels::active_isa();
   for (const auto s : shapes()) {
-    const std::string shape = "/" + std::to_string(s.n) + "x" + std::to_string(s.v);
-    for (const auto* list : {&per_row, &sticks}) {
+    // Appended piece by piece: GCC 12 at -O3 reports `"/" + std::string` as a memcpy overlap.
+    std::string shape = "/";
+    shape += std::to_string(s.n);
+    shape += 'x';
+    shape += std::to_string(s.v);
+    const bool half_shape = tiny() || (s.n == 4096 && s.v == 32000) ||
+                            (s.n == 1024 && s.v == 128256) || (s.n == 2 && s.v == 32000);
+    const std::vector<std::pair<const char*, fn>> none;
+    for (const auto* list : {&per_row, &sticks, half_shape ? &halves : &none}) {
       for (const auto& [name, f] : *list) {
         benchmark::RegisterBenchmark((std::string(name) + shape).c_str(),
                                      [f = f, s](benchmark::State& st) { f(st, s.n, s.v); })

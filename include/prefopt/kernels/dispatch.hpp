@@ -8,8 +8,12 @@
 ///     `prefopt::native` / `-march=native`, whatever the build machine has). Always available; the
 ///     only path on non-x86 targets, with compilers other than GCC and Clang, and for double
 ///     arithmetic (double logits or `accumulation::double_precision`).
-///   - `isa::avx2`: 8-wide AVX2 + FMA, compiled with function target attributes.
+///   - `isa::avx2`: 8-wide AVX2 + FMA (and F16C for fp16 logits), compiled with function target
+///     attributes.
 ///   - `isa::avx512`: 16-wide AVX-512F, likewise.
+/// bf16 and fp16 logits are widened to float per packet on `avx2` (a 16-bit shift for bf16, F16C
+/// `vcvtph2ps` for fp16) and `avx512` (the same, 16 lanes), element by element on `baseline`; the
+/// float arithmetic that follows is the float path's.
 /// The first kernel call picks the widest one the CPU (and OS) supports, by CPU feature detection
 /// (`__builtin_cpu_supports`), once per process. No compiler flag is needed: a default `-O2`
 /// build runs as fast as a `-march=native` one (benchmarks/README.md). Define
@@ -33,6 +37,10 @@
 
 #include "prefopt/core/assert.hpp"
 #include "prefopt/kernels/detail/simd.hpp"
+
+#if defined(PREFOPT_KERNELS_X86_DISPATCH)
+#include <cpuid.h>
+#endif
 
 namespace prefopt::kernels {
 
@@ -65,12 +73,28 @@ enum class isa : std::uint8_t { baseline, avx2, avx512 };
   }
 }
 
+#if defined(PREFOPT_KERNELS_X86_DISPATCH)
+namespace detail {
+/// F16C (half <-> float conversion), from CPUID leaf 1 (Clang 14's `__builtin_cpu_supports` does
+/// not know the feature name). The OS support for the YMM state it needs is that of AVX2, checked
+/// beside.
+[[nodiscard]] inline bool cpu_has_f16c() noexcept {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid(1, &a, &b, &c, &d) == 0) return false;
+  return (c & bit_F16C) != 0;
+}
+}  // namespace detail
+#endif
+
 /// Whether path `i` is compiled in and this CPU (and OS) can run it.
 [[nodiscard]] inline bool isa_supported(isa i) noexcept {
   if (i == isa::baseline) return true;
 #if defined(PREFOPT_KERNELS_X86_DISPATCH)
   __builtin_cpu_init();
-  if (i == isa::avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (i == isa::avx2) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           detail::cpu_has_f16c();
+  }
   if (i == isa::avx512) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
            __builtin_cpu_supports("fma");

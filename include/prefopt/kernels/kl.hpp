@@ -14,6 +14,9 @@
 /// some j with zq_j = -inf (its gradient is then undefined and `kl_divergence_backward` throws).
 /// KL values are clamped at 0 from below. Guarantees, accuracy and threading:
 /// `kernels/options.hpp`.
+/// Half formats: the logits (and gradient matrices) may be `Eigen::bfloat16` or `Eigen::half`; the
+/// per-row spans are then float (`result_scalar_t`) and gradients are written in the logits' format
+/// (`kernels/options.hpp`, "Half formats").
 
 #include <Eigen/Core>
 
@@ -30,9 +33,11 @@ namespace prefopt::kernels {
 /// two are saved for the backward). One read of each matrix.
 template <class P, class Q>
 void kl_divergence(const Eigen::DenseBase<P>& p_logits, const Eigen::DenseBase<Q>& q_logits,
-                   std::span<typename P::Scalar> kl, std::span<typename P::Scalar> kl_reverse,
-                   const options& opt = {}, std::span<typename P::Scalar> lse_p = {},
-                   std::span<typename P::Scalar> lse_q = {}) {
+                   std::span<result_scalar_t<typename P::Scalar>> kl,
+                   std::span<result_scalar_t<typename P::Scalar>> kl_reverse,
+                   const options& opt = {},
+                   std::span<result_scalar_t<typename P::Scalar>> lse_p = {},
+                   std::span<result_scalar_t<typename P::Scalar>> lse_q = {}) {
   static_assert(std::is_same_v<typename P::Scalar, typename Q::Scalar>,
                 "kl_divergence: p_logits and q_logits must have the same scalar type");
   detail::forward_request<typename P::Scalar> r;
@@ -55,10 +60,10 @@ void kl_divergence(const Eigen::DenseBase<P>& p_logits, const Eigen::DenseBase<Q
 template <class P, class Q, class DP, class DQ>
 void kl_divergence_backward(const Eigen::DenseBase<P>& p_logits,
                             const Eigen::DenseBase<Q>& q_logits,
-                            std::span<const typename P::Scalar> lse_p,
-                            std::span<const typename P::Scalar> lse_q,
-                            std::span<const typename P::Scalar> kl,
-                            std::span<const typename P::Scalar> grad,
+                            std::span<const result_scalar_t<typename P::Scalar>> lse_p,
+                            std::span<const result_scalar_t<typename P::Scalar>> lse_q,
+                            std::span<const result_scalar_t<typename P::Scalar>> kl,
+                            std::span<const result_scalar_t<typename P::Scalar>> grad,
                             const Eigen::DenseBase<DP>& dp_logits,
                             const Eigen::DenseBase<DQ>& dq_logits, const options& opt = {}) {
   using T = typename P::Scalar;
@@ -90,10 +95,10 @@ void kl_divergence_backward(const Eigen::DenseBase<P>& p_logits,
 template <class P, class Q, class DP>
 void kl_divergence_backward(const Eigen::DenseBase<P>& p_logits,
                             const Eigen::DenseBase<Q>& q_logits,
-                            std::span<const typename P::Scalar> lse_p,
-                            std::span<const typename P::Scalar> lse_q,
-                            std::span<const typename P::Scalar> kl,
-                            std::span<const typename P::Scalar> grad,
+                            std::span<const result_scalar_t<typename P::Scalar>> lse_p,
+                            std::span<const result_scalar_t<typename P::Scalar>> lse_q,
+                            std::span<const result_scalar_t<typename P::Scalar>> kl,
+                            std::span<const result_scalar_t<typename P::Scalar>> grad,
                             const Eigen::DenseBase<DP>& dp_logits, const options& opt = {}) {
   row_matrix_t<typename P::Scalar> frozen;  // 0 x 0, allocates nothing: q gets no gradient
   kl_divergence_backward(p_logits, q_logits, lse_p, lse_q, kl, grad, dp_logits, frozen, opt);

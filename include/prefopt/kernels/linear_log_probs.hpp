@@ -85,6 +85,8 @@ void linear_log_probs(const Eigen::DenseBase<H>& hidden, const Eigen::DenseBase<
   using T = typename H::Scalar;
   static_assert(std::is_same_v<T, typename W::Scalar>,
                 "linear_log_probs: hidden and weight must have the same scalar type");
+  static_assert(!is_half_format_v<T>,
+                "linear_log_probs: hidden and weight must be float or double");
   const char* kernel = "linear_log_probs";
   const auto h = detail::view_of(hidden);
   const auto w = detail::view_of(weight);
@@ -109,6 +111,8 @@ void linear_log_probs_backward(
     const Eigen::DenseBase<DH>& dhidden, const Eigen::DenseBase<DW>& dweight,
     std::span<typename H::Scalar> dbias, const linear_options& opt = {}) {
   using T = typename H::Scalar;
+  static_assert(!is_half_format_v<T>,
+                "linear_log_probs_backward: hidden and weight must be float or double");
   static_assert(std::is_same_v<T, typename W::Scalar> && std::is_same_v<T, typename DH::Scalar> &&
                     std::is_same_v<T, typename DW::Scalar>,
                 "linear_log_probs_backward: all matrices must have the same scalar type");

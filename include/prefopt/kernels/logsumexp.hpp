@@ -7,6 +7,9 @@
 /// `log_softmax(z)_ij = z_ij - lse_i`. A row of `-inf` entries only (no finite logit), a NaN or a
 /// +inf logit raises `prefopt::invalid_argument` naming the row. Masked rows (options::mask) are
 /// not read: their log-sum-exp is 0 and their log-softmax row is 0 (or left untouched in place).
+/// Half formats: the logits (and gradient matrices) may be `Eigen::bfloat16` or `Eigen::half`; the
+/// per-row spans are then float (`result_scalar_t`) and gradients are written in the logits' format
+/// (`kernels/options.hpp`, "Half formats").
 
 #include <Eigen/Core>
 
@@ -17,10 +20,11 @@
 
 namespace prefopt::kernels {
 
-/// lse[i] = log sum_j exp(logits(i, j)). `logits`: row-major `[N, V]` float or double (Matrix,
-/// Map, Ref or row block); `lse`: `[N]`. One read of the logits.
+/// lse[i] = log sum_j exp(logits(i, j)). `logits`: row-major `[N, V]` float, double, bf16 or fp16
+/// (Matrix, Map, Ref or row block); `lse`: `[N]`. One read of the logits.
 template <class Logits>
-void row_logsumexp(const Eigen::DenseBase<Logits>& logits, std::span<typename Logits::Scalar> lse,
+void row_logsumexp(const Eigen::DenseBase<Logits>& logits,
+                   std::span<result_scalar_t<typename Logits::Scalar>> lse,
                    const options& opt = {}) {
   detail::forward_request<typename Logits::Scalar> r;
   r.kernel = "row_logsumexp";
@@ -62,8 +66,9 @@ void log_softmax_impl(const char* kernel, const cview<T>& x, const mview<T>& out
   };
   const index_t bad = with_accumulation<T>(opt.accumulate, with_acc);
   if (bad < x.rows) {
+    using R = result_scalar_t<T>;
     throw_row_error(kernel, "logits", x, bad,
-                    reduce_row<T, false>(tiles_for<T>(opt), x.row(bad), x.cols).status);
+                    reduce_row<R, false>(tiles_for<R>(opt), x.row(bad), x.cols).status);
   }
 }
 }  // namespace detail

@@ -3,7 +3,9 @@
 /// Options, conventions and shared guarantees of the logits kernels (`prefopt/kernels/`).
 ///
 /// **Layouts.** Logits are row-major `[N, V]` Eigen objects over the caller's memory (`Map`,
-/// `Matrix`, `Ref`, or a block of whole rows; rows contiguous, any row stride), float or double.
+/// `Matrix`, `Ref`, or a block of whole rows; rows contiguous, any row stride), float or double,
+/// or one of the 16-bit formats models emit, `Eigen::bfloat16` and `Eigen::half` (see "Half
+/// formats" below).
 /// Per-row vectors (targets `[N]` int32, masks `[N]`, per-row outputs and upstream gradients) are
 /// `std::span`s. Outputs always go to caller buffers; `span_of(v)` turns an Eigen vector into one.
 ///
@@ -55,6 +57,20 @@
 /// tile arithmetic is double and the errors above shrink to about the final rounding to float,
 /// u (|value| + 1).
 ///
+/// **Half formats** (`Eigen::bfloat16`, `Eigen::half` logits). Read directly, half the bytes of
+/// float: each tile is widened exactly to float (per SIMD packet: a 16-bit shift for bf16, F16C /
+/// AVX-512 `vcvtph2ps` for fp16; scalar conversion on the baseline path) into an L1 scratch tile
+/// and goes through the float arithmetic above. Per-row outputs and upstream gradients are float
+/// (`result_scalar_t<Scalar>`); so every forward result is bitwise the float kernel's result on
+/// the widened logits, on the same path, with the same accuracy bounds (u = 2^-24, the float
+/// arithmetic's; the reference is computed from the same half-precision inputs). Gradients are
+/// written in the logits' format (dlogits has the logits' scalar type): computed in float, the
+/// target term and, under `accumulate`, the previous value added in float, then rounded once
+/// (round to nearest even) -- the float kernel's gradient rounded to the half format, plus that
+/// rounding (2^-9 relative for bf16, 2^-12 for fp16). `accumulation::double_precision` widens to
+/// double instead. Every other guarantee above (one pass, bitwise invariance, errors naming
+/// kernel and row, no allocation) holds unchanged. `linear_log_probs` takes float or double only.
+///
 /// **Threads.** When compiled with OpenMP (`_OPENMP`), rows are split across threads (static
 /// schedule, only by rows) for batches larger than a small work threshold; otherwise one thread.
 
@@ -85,6 +101,16 @@ enum class accumulation : std::uint8_t { input, double_precision };
 /// arithmetic (double logits or `accumulation::double_precision`) always uses the full-accuracy
 /// exp.
 enum class exp_accuracy : std::uint8_t { standard, fast };
+
+/// Whether T is a 16-bit floating-point logits format (`Eigen::bfloat16`, `Eigen::half`).
+template <class T>
+inline constexpr bool is_half_format_v =
+    std::is_same_v<T, Eigen::bfloat16> || std::is_same_v<T, Eigen::half>;
+
+/// Scalar type of the per-row outputs, saved values and upstream gradients for logits of type T:
+/// T itself for float and double, float for the half formats.
+template <class T>
+using result_scalar_t = std::conditional_t<is_half_format_v<T>, float, T>;
 
 /// Options shared by the per-row kernels.
 struct options {

@@ -8,6 +8,9 @@
 /// losses), and its derivative `dl_t/dz_{t,k} = 1[k = y_t] - p_{t,k}` (§3.1). Masked rows
 /// (options::mask, e.g. prompt and padding positions) are not read and give exactly 0 (convention
 /// §0.2.1). Guarantees, accuracy and threading: `kernels/options.hpp`.
+/// Half formats: the logits (and gradient matrices) may be `Eigen::bfloat16` or `Eigen::half`; the
+/// per-row spans are then float (`result_scalar_t`) and gradients are written in the logits' format
+/// (`kernels/options.hpp`, "Half formats").
 
 #include <Eigen/Core>
 
@@ -20,14 +23,15 @@ namespace prefopt::kernels {
 
 /// log_probs[i] = log softmax(logits(i, :))[targets[i]].
 ///
-/// `logits`: row-major `[N, V]`, float or double; `targets`: `[N]` token ids in `[0, V)` (checked
-/// for unmasked rows); `log_probs`: `[N]` output; `lse`: optional `[N]` output of the row
-/// log-sum-exp (save it for `token_log_probs_backward`), empty to skip. A target whose logit is
+/// `logits`: row-major `[N, V]`, float, double, bf16 or fp16; `targets`: `[N]` token ids in `[0,
+/// V)` (checked for unmasked rows); `log_probs`: `[N]` output; `lse`: optional `[N]` output of the
+/// row log-sum-exp (save it for `token_log_probs_backward`), empty to skip. A target whose logit is
 /// -inf gives -inf.
 template <class Logits>
 void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const token_id> targets,
-                     std::span<typename Logits::Scalar> log_probs, const options& opt = {},
-                     std::span<typename Logits::Scalar> lse = {}) {
+                     std::span<result_scalar_t<typename Logits::Scalar>> log_probs,
+                     const options& opt = {},
+                     std::span<result_scalar_t<typename Logits::Scalar>> lse = {}) {
   detail::forward_request<typename Logits::Scalar> r;
   r.kernel = "token_log_probs";
   r.p = detail::view_of(logits);
@@ -43,8 +47,9 @@ void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const tok
 /// options after `lse` when they are needed; a lone `{}` fourth argument is ambiguous.
 template <class Logits>
 void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const token_id> targets,
-                     std::span<typename Logits::Scalar> log_probs,
-                     std::span<typename Logits::Scalar> lse, const options& opt = {}) {
+                     std::span<result_scalar_t<typename Logits::Scalar>> log_probs,
+                     std::span<result_scalar_t<typename Logits::Scalar>> lse,
+                     const options& opt = {}) {
   token_log_probs(logits, targets, log_probs, opt, lse);
 }
 
@@ -56,8 +61,8 @@ void token_log_probs(const Eigen::DenseBase<Logits>& logits, std::span<const tok
 template <class Logits, class Grad>
 void token_log_probs_backward(const Eigen::DenseBase<Logits>& logits,
                               std::span<const token_id> targets,
-                              std::span<const typename Logits::Scalar> lse,
-                              std::span<const typename Logits::Scalar> grad,
+                              std::span<const result_scalar_t<typename Logits::Scalar>> lse,
+                              std::span<const result_scalar_t<typename Logits::Scalar>> grad,
                               const Eigen::DenseBase<Grad>& dlogits, const options& opt = {}) {
   static_assert(std::is_same_v<typename Logits::Scalar, typename Grad::Scalar>,
                 "token_log_probs_backward: logits and dlogits must have the same scalar type");

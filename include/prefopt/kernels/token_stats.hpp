@@ -9,6 +9,9 @@
 /// separate kernel would read the logits again. Formulas: `token_log_probs.hpp`, `entropy.hpp`,
 /// `kl.hpp`. Guarantees, accuracy and threading: `kernels/options.hpp`. Every output is bitwise
 /// identical to the one the dedicated kernel produces.
+/// Half formats: the logits (and gradient matrices) may be `Eigen::bfloat16` or `Eigen::half`; the
+/// per-row spans are then float (`result_scalar_t`) and gradients are written in the logits' format
+/// (`kernels/options.hpp`, "Half formats").
 
 #include <Eigen/Core>
 
@@ -53,7 +56,8 @@ struct token_stats_saved {
 /// `targets` (`[N]`, in `[0, V)`) is needed only for `log_probs` (may be empty otherwise).
 template <class Logits>
 void token_stats(const Eigen::DenseBase<Logits>& logits, std::span<const token_id> targets,
-                 const token_stats_outputs<typename Logits::Scalar>& out, const options& opt = {}) {
+                 const token_stats_outputs<result_scalar_t<typename Logits::Scalar>>& out,
+                 const options& opt = {}) {
   detail::forward_request<typename Logits::Scalar> r;
   r.kernel = "token_stats";
   r.p = detail::view_of(logits);
@@ -71,7 +75,8 @@ void token_stats(const Eigen::DenseBase<Logits>& logits, std::span<const token_i
 template <class Logits, class Q>
 void token_stats(const Eigen::DenseBase<Logits>& logits, const Eigen::DenseBase<Q>& q_logits,
                  std::span<const token_id> targets,
-                 const token_stats_outputs<typename Logits::Scalar>& out, const options& opt = {}) {
+                 const token_stats_outputs<result_scalar_t<typename Logits::Scalar>>& out,
+                 const options& opt = {}) {
   static_assert(std::is_same_v<typename Logits::Scalar, typename Q::Scalar>,
                 "token_stats: logits and q_logits must have the same scalar type");
   detail::forward_request<typename Logits::Scalar> r;
@@ -94,8 +99,8 @@ void token_stats(const Eigen::DenseBase<Logits>& logits, const Eigen::DenseBase<
 /// Single-matrix form: `grads.kl` must be empty.
 template <class Logits, class Grad>
 void token_stats_backward(const Eigen::DenseBase<Logits>& logits, std::span<const token_id> targets,
-                          const token_stats_saved<typename Logits::Scalar>& saved,
-                          const token_stats_grads<typename Logits::Scalar>& grads,
+                          const token_stats_saved<result_scalar_t<typename Logits::Scalar>>& saved,
+                          const token_stats_grads<result_scalar_t<typename Logits::Scalar>>& grads,
                           const Eigen::DenseBase<Grad>& dlogits, const options& opt = {}) {
   static_assert(std::is_same_v<typename Logits::Scalar, typename Grad::Scalar>,
                 "token_stats_backward: logits and dlogits must have the same scalar type");
@@ -118,8 +123,8 @@ void token_stats_backward(const Eigen::DenseBase<Logits>& logits, std::span<cons
 template <class Logits, class Q, class Grad, class GradQ>
 void token_stats_backward(const Eigen::DenseBase<Logits>& logits,
                           const Eigen::DenseBase<Q>& q_logits, std::span<const token_id> targets,
-                          const token_stats_saved<typename Logits::Scalar>& saved,
-                          const token_stats_grads<typename Logits::Scalar>& grads,
+                          const token_stats_saved<result_scalar_t<typename Logits::Scalar>>& saved,
+                          const token_stats_grads<result_scalar_t<typename Logits::Scalar>>& grads,
                           const Eigen::DenseBase<Grad>& dlogits,
                           const Eigen::DenseBase<GradQ>& dq_logits, const options& opt = {}) {
   using T = typename Logits::Scalar;
@@ -153,8 +158,8 @@ void token_stats_backward(const Eigen::DenseBase<Logits>& logits,
 template <class Logits, class Q, class Grad>
 void token_stats_backward(const Eigen::DenseBase<Logits>& logits,
                           const Eigen::DenseBase<Q>& q_logits, std::span<const token_id> targets,
-                          const token_stats_saved<typename Logits::Scalar>& saved,
-                          const token_stats_grads<typename Logits::Scalar>& grads,
+                          const token_stats_saved<result_scalar_t<typename Logits::Scalar>>& saved,
+                          const token_stats_grads<result_scalar_t<typename Logits::Scalar>>& grads,
                           const Eigen::DenseBase<Grad>& dlogits, const options& opt = {}) {
   using T = typename Logits::Scalar;
   static_assert(std::is_same_v<T, typename Q::Scalar> && std::is_same_v<T, typename Grad::Scalar>,

@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "isa_paths.hpp"
 #include "prefopt/kernels/detail/row_math.hpp"
 #include "prefopt/kernels/dispatch.hpp"
 
@@ -16,15 +17,6 @@ namespace {
 
 namespace kd = prefopt::kernels::detail;
 namespace pk = prefopt::kernels;
-
-/// The paths this machine supports.
-std::vector<pk::isa> exp_test_paths() {
-  std::vector<pk::isa> out;
-  for (auto i : {pk::isa::baseline, pk::isa::avx2, pk::isa::avx512}) {
-    if (pk::isa_supported(i)) out.push_back(i);
-  }
-  return out;
-}
 
 /// exp over `x` through the path's vector code (odd sizes exercise the padded last packet).
 template <class T>
@@ -75,7 +67,7 @@ std::vector<float> exp_test_args() {
 
 TEST_CASE("float exp is within 3 ulp (standard) on every path", "[kernels][exp][isa]") {
   const auto x = exp_test_args();
-  for (auto path : exp_test_paths()) {
+  for (auto path : prefopt::test::supported_paths()) {
     const auto y = path_exp(x, path, pk::exp_accuracy::standard);
     double worst = 0;
     float worst_x = 0;
@@ -94,7 +86,7 @@ TEST_CASE("float exp is within 3 ulp (standard) on every path", "[kernels][exp][
 TEST_CASE("fast float exp is within a relative 3.5e-6 (about 60 u) on every path",
           "[kernels][exp][isa]") {
   const auto x = exp_test_args();
-  for (auto path : exp_test_paths()) {
+  for (auto path : prefopt::test::supported_paths()) {
     const auto y = path_exp(x, path, pk::exp_accuracy::fast);
     double worst = 0;
     for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, rel_err(x[i], y[i]));
@@ -108,7 +100,7 @@ TEST_CASE("exp: exact 1 at 0, flush to 0 below the threshold and at -inf, NaN pr
           "[kernels][exp][isa]") {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
-  for (auto path : exp_test_paths()) {
+  for (auto path : prefopt::test::supported_paths()) {
     for (auto acc : {pk::exp_accuracy::standard, pk::exp_accuracy::fast}) {
       std::vector<float> x(37, 0.0f);
       x[1] = -inf;

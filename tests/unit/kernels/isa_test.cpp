@@ -10,34 +10,20 @@
 #include <limits>
 #include <vector>
 
+#include "isa_paths.hpp"
 #include "kernel_reference.hpp"
 #include "prefopt/kernels/dispatch.hpp"
 #include "prefopt/kernels/entropy.hpp"
 #include "prefopt/kernels/kl.hpp"
 #include "prefopt/kernels/token_log_probs.hpp"
 #include "prefopt/kernels/token_stats.hpp"
+#include "stats_reference.hpp"
 
 using namespace prefopt;
 using idx = prefopt::index_t;
 using prefopt::test::ld;
 
 namespace {
-
-/// Forces a path for the lifetime of the object.
-struct forced_path {
-  explicit forced_path(kernels::isa i) { kernels::force_isa(i); }
-  forced_path(const forced_path&) = delete;
-  forced_path& operator=(const forced_path&) = delete;
-  ~forced_path() { kernels::reset_isa(); }
-};
-
-std::vector<kernels::isa> isa_test_paths() {
-  std::vector<kernels::isa> out;
-  for (auto i : {kernels::isa::baseline, kernels::isa::avx2, kernels::isa::avx512}) {
-    if (kernels::isa_supported(i)) out.push_back(i);
-  }
-  return out;
-}
 
 /// The bounds' constant c: 150 (standard exp), 300 (fast exp).
 double isa_test_c(kernels::exp_accuracy a) {
@@ -53,7 +39,7 @@ TEST_CASE("dispatch: a path is chosen, can be forced and reset; baseline is alwa
   CHECK(kernels::isa_supported(auto_path));
   CHECK(kernels::active_isa() == auto_path);
   {
-    const forced_path f(kernels::isa::baseline);
+    const test::forced_path f(kernels::isa::baseline);
     CHECK(kernels::active_isa() == kernels::isa::baseline);
   }
   CHECK(kernels::active_isa() == auto_path);
@@ -68,8 +54,8 @@ TEST_CASE("dispatch: a path is chosen, can be forced and reset; baseline is alwa
 
 TEST_CASE("every path and accuracy matches the long-double reference within the bounds",
           "[kernels][isa]") {
-  for (auto path : isa_test_paths()) {
-    const forced_path f(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path f(path);
     for (auto acc : {kernels::exp_accuracy::standard, kernels::exp_accuracy::fast}) {
       const double c = isa_test_c(acc);
       const double u = test::unit_roundoff<float>();
@@ -92,32 +78,12 @@ TEST_CASE("every path and accuracy matches the long-double reference within the 
                                   .kl_reverse = kernels::span_of(klr),
                                   .logsumexp_q = kernels::span_of(lseq)},
                                  opt);
-            const double logv = std::log(static_cast<double>(v));
             for (idx i = 0; i < n; ++i) {
               const auto k = static_cast<std::size_t>(i);
               INFO("path " << kernels::isa_name(path) << ", fast " << (c > 150) << ", V = " << v
                            << ", scale = " << scale << ", -inf " << neg_inf << ", row " << i);
-              const ld rl = test::ref_lse(z.row(i).data(), v);
-              CHECK(test::err(lse[k], rl) <= u * (std::abs(static_cast<double>(rl)) + logv + c));
-              const ld rq = test::ref_lse(zq.row(i).data(), v);
-              CHECK(test::err(lseq[k], rq) <= u * (std::abs(static_cast<double>(rq)) + logv + c));
-              if (!std::isinf(z(i, t[k]))) {
-                const ld r = static_cast<ld>(z(i, t[k])) - rl;
-                CHECK(test::err(lp[k], r) <= u * (std::abs(static_cast<double>(r)) + logv + c));
-              }
-              const ld rh = test::ref_entropy(z.row(i).data(), v);
-              CHECK(test::err(h[k], rh) <= u * (logv + c) * (1 + static_cast<double>(rh) + logv));
-              const double spread = static_cast<double>(
-                  (z.row(i).cast<double>() - zq.row(i).cast<double>())
-                      .array()
-                      .isFinite()
-                      .select((z.row(i).cast<double>() - zq.row(i).cast<double>()).array(), 0.0)
-                      .abs()
-                      .maxCoeff());
-              const ld rk = test::ref_kl(z.row(i).data(), zq.row(i).data(), v);
-              const ld rkr = test::ref_kl(zq.row(i).data(), z.row(i).data(), v);
-              CHECK(test::err(kl[k], rk) <= u * (logv + c) * (2 + spread));
-              CHECK(test::err(klr[k], rkr) <= u * (logv + c) * (2 + spread));
+              test::check_stats_row(z.row(i).data(), zq.row(i).data(), v, t[k], c,
+                                    {lp[k], lse[k], h[k], kl[k], klr[k], lseq[k]});
             }
             // The gradient of sum g_i log p_i against the reference.
             const std::vector<float> g{1.0f, -0.5f, 2.0f};
@@ -154,8 +120,8 @@ TEST_CASE("every path: bitwise invariant to the batch and the address, fused == 
   const auto z = test::random_logits<float>(6, v, 20.0, 81, 0.02);
   const auto zq = test::random_logits<float>(6, v, 20.0, 82, 0.0);
   const auto t = test::random_targets<float>(6, v, 3);
-  for (auto path : isa_test_paths()) {
-    const forced_path f(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path f(path);
     for (auto acc : {kernels::exp_accuracy::standard, kernels::exp_accuracy::fast}) {
       kernels::options opt;
       opt.exp = acc;
@@ -223,8 +189,8 @@ TEST_CASE("every path: bitwise invariant to the batch and the address, fused == 
 
 TEST_CASE("every path reports NaN, +inf and all -inf rows with kernel and row",
           "[kernels][isa][errors]") {
-  for (auto path : isa_test_paths()) {
-    const forced_path f(path);
+  for (auto path : test::supported_paths()) {
+    const test::forced_path f(path);
     INFO("path " << kernels::isa_name(path));
     auto z = test::random_logits<float>(4, 2500, 3.0, 91);
     const std::vector<token_id> t(4, 0);

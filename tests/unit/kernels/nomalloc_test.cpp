@@ -92,15 +92,16 @@ long allocations_in(F&& f) {
 }
 }  // namespace
 
-TEMPLATE_TEST_CASE("per-row kernels make no heap allocation", "[kernels][nomalloc]", float,
-                   double) {
+TEMPLATE_TEST_CASE("per-row kernels make no heap allocation", "[kernels][nomalloc]", float, double,
+                   Eigen::bfloat16, Eigen::half) {
   using T = TestType;
+  using R = kernels::result_scalar_t<T>;  // per-row values: float for the half formats
   const idx n = 6;
   const idx v = 2500;
   auto z = test::random_logits<T>(n, v, 10.0, 1, 0.1);
   const auto q = test::random_logits<T>(n, v, 10.0, 2, 0.0);
   const auto t = test::random_targets<T>(n, v, 3);
-  std::vector<T> lp(n), lse(n), h(n), kl(n), klr(n), lseq(n), g(n, T(1));
+  std::vector<R> lp(n), lse(n), h(n), kl(n), klr(n), lseq(n), g(n, R(1));
   row_matrix_t<T> d(n, v), dq(n, v), out(n, v);
   std::vector<std::uint8_t> mask{1, 1, 0, 1, 1, 1};
   for (const auto acc : {kernels::accumulation::input, kernels::accumulation::double_precision}) {
@@ -113,22 +114,22 @@ TEMPLATE_TEST_CASE("per-row kernels make no heap allocation", "[kernels][nomallo
             kernels::token_log_probs(z, t, kernels::span_of(lp), opt, kernels::span_of(lse));
           }) == 0);
     CHECK(allocations_in([&] {
-            kernels::token_log_probs_backward(z, t, std::span<const T>(lse), std::span<const T>(g),
+            kernels::token_log_probs_backward(z, t, std::span<const R>(lse), std::span<const R>(g),
                                               d, opt);
           }) == 0);
     CHECK(allocations_in(
               [&] { kernels::entropy(z, kernels::span_of(h), opt, kernels::span_of(lse)); }) == 0);
     CHECK(allocations_in([&] {
-            kernels::entropy_backward(z, std::span<const T>(lse), std::span<const T>(h),
-                                      std::span<const T>(g), d, opt);
+            kernels::entropy_backward(z, std::span<const R>(lse), std::span<const R>(h),
+                                      std::span<const R>(g), d, opt);
           }) == 0);
     CHECK(allocations_in([&] {
             kernels::kl_divergence(z, q, kernels::span_of(kl), kernels::span_of(klr), opt,
                                    kernels::span_of(lse), kernels::span_of(lseq));
           }) == 0);
     CHECK(allocations_in([&] {
-            kernels::kl_divergence_backward(z, q, std::span<const T>(lse), std::span<const T>(lseq),
-                                            std::span<const T>(kl), std::span<const T>(g), d, dq,
+            kernels::kl_divergence_backward(z, q, std::span<const R>(lse), std::span<const R>(lseq),
+                                            std::span<const R>(kl), std::span<const R>(g), d, dq,
                                             opt);
           }) == 0);
     CHECK(allocations_in([&] {
@@ -147,17 +148,17 @@ TEMPLATE_TEST_CASE("per-row kernels make no heap allocation", "[kernels][nomallo
           }) == 0);
     CHECK(allocations_in([&] { kernels::log_softmax_inplace(z, opt); }) == 0);
   }
-  std::vector<T> est(n);
+  std::vector<R> est(n);
   CHECK(allocations_in([&] {
-          kernels::sampled_kl(kernels::kl_estimator::k3, std::span<const T>(lp),
-                              std::span<const T>(lp), kernels::span_of(est));
+          kernels::sampled_kl(kernels::kl_estimator::k3, std::span<const R>(lp),
+                              std::span<const R>(lp), kernels::span_of(est));
         }) == 0);
   const std::vector<idx> offsets{0, 2, 6};
-  std::vector<T> seq(2);
+  std::vector<R> seq(2);
   CHECK(allocations_in([&] {
-          kernels::ragged_sum(ragged_view<const T>{offsets, std::span<const T>(lp)},
+          kernels::ragged_sum(ragged_view<const R>{offsets, std::span<const R>(lp)},
                               kernels::span_of(seq));
-          kernels::ragged_mean_backward<T>(offsets, seq, kernels::span_of(est));
+          kernels::ragged_mean_backward<R>(offsets, seq, kernels::span_of(est));
         }) == 0);
 }
 

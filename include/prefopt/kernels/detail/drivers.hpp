@@ -22,12 +22,12 @@ struct forward_request {
   bool has_q = false;
   cview<T> q;
   std::span<const token_id> targets;
-  std::span<T> log_probs;
-  std::span<T> lse;
-  std::span<T> entropy;
-  std::span<T> kl;
-  std::span<T> kl_reverse;
-  std::span<T> lse_q;
+  std::span<result_scalar_t<T>> log_probs;
+  std::span<result_scalar_t<T>> lse;
+  std::span<result_scalar_t<T>> entropy;
+  std::span<result_scalar_t<T>> kl;
+  std::span<result_scalar_t<T>> kl_reverse;
+  std::span<result_scalar_t<T>> lse_q;
 };
 
 template <class T>
@@ -53,8 +53,9 @@ void run_forward(const forward_request<T>& r, const options& opt) {
   const index_t n = r.p.rows;
   const index_t v = r.p.cols;
   const bool want_entropy = !r.entropy.empty();
-  auto put = [](std::span<T> out, std::size_t u, double value) {
-    if (!out.empty()) out[u] = static_cast<T>(value);
+  using R = result_scalar_t<T>;
+  auto put = [](std::span<R> out, std::size_t u, double value) {
+    if (!out.empty()) out[u] = static_cast<R>(value);
   };
   auto with_acc = [&]<class Acc>() -> index_t {
     const tile_kernels<Acc>& k = tiles_for<Acc>(opt);
@@ -74,8 +75,8 @@ void run_forward(const forward_request<T>& r, const options& opt) {
         }
         if (s.status != row_status::ok || s.status_q != row_status::ok) return false;
         if (!r.log_probs.empty()) {
-          const auto x_t = static_cast<double>(r.p.row(i)[r.targets[u]]);
-          r.log_probs[u] = static_cast<T>((x_t - s.m) - s.log_s);
+          const auto x_t = static_cast<double>(static_cast<R>(r.p.row(i)[r.targets[u]]));
+          r.log_probs[u] = static_cast<R>((x_t - s.m) - s.log_s);
         }
         put(r.lse, u, s.lse());
         put(r.entropy, u, s.entropy);
@@ -96,10 +97,10 @@ void run_forward(const forward_request<T>& r, const options& opt) {
   };
   const index_t bad = with_accumulation<T>(opt.accumulate, with_acc);
   if (bad < n) {
-    const tile_kernels<T>& k = tiles_for<T>(opt);
-    const auto sp = reduce_row<T, false>(k, r.p.row(bad), v);
+    const tile_kernels<R>& k = tiles_for<R>(opt);
+    const auto sp = reduce_row<R, false>(k, r.p.row(bad), v);
     if (sp.status != row_status::ok) throw_row_error(r.kernel, r.p_name, r.p, bad, sp.status);
-    const auto sq = reduce_row<T, false>(k, r.q.row(bad), v);
+    const auto sq = reduce_row<R, false>(k, r.q.row(bad), v);
     throw_row_error(r.kernel, r.q_name, r.q, bad, sq.status);
   }
 }
@@ -115,13 +116,13 @@ struct backward_request {
   bool has_q = false;
   cview<T> q;
   std::span<const token_id> targets;
-  std::span<const T> lse;
-  std::span<const T> g_lp;
-  std::span<const T> g_h;
-  std::span<const T> entropy;
-  std::span<const T> g_kl;
-  std::span<const T> kl;
-  std::span<const T> lse_q;
+  std::span<const result_scalar_t<T>> lse;
+  std::span<const result_scalar_t<T>> g_lp;
+  std::span<const result_scalar_t<T>> g_h;
+  std::span<const result_scalar_t<T>> entropy;
+  std::span<const result_scalar_t<T>> g_kl;
+  std::span<const result_scalar_t<T>> kl;
+  std::span<const result_scalar_t<T>> lse_q;
   mview<T> dp;
   bool has_dq = false;
   mview<T> dq;
@@ -169,7 +170,7 @@ void run_backward(const backward_request<T>& r, const options& opt) {
   check_backward(r, opt);
   const index_t n = r.p.rows;
   const index_t v = r.p.cols;
-  auto at = [](std::span<const T> s, std::size_t u) {
+  auto at = [](std::span<const result_scalar_t<T>> s, std::size_t u) {
     return s.empty() ? 0.0 : static_cast<double>(s[u]);
   };
   auto with_acc = [&]<class Acc>() -> index_t {

@@ -54,8 +54,9 @@ struct mview {
 template <class Derived>
 constexpr void check_matrix_type() {
   using S = typename Derived::Scalar;
-  static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>,
-                "prefopt kernels: matrices must hold float or double");
+  static_assert(
+      std::is_same_v<S, float> || std::is_same_v<S, double> || is_half_format_v<S>,
+      "prefopt kernels: matrices must hold float, double, Eigen::bfloat16 or Eigen::half");
   static_assert(bool(Derived::Flags & Eigen::DirectAccessBit),
                 "prefopt kernels: pass a Matrix, Map, Ref or block of rows over memory, not an "
                 "expression (evaluate it first)");
@@ -205,8 +206,9 @@ template <class T>
   }
   const T* r = x.row(i);
   for (index_t j = 0; j < x.cols; ++j) {
-    if (std::isnan(r[j]) || r[j] == std::numeric_limits<T>::infinity()) {
-      PREFOPT_THROW(invalid_argument, kernel, ": ", argument, "(", i, ", ", j, ") = ", r[j],
+    const auto value = static_cast<result_scalar_t<T>>(r[j]);  // half formats: widened exactly
+    if (std::isnan(value) || value == std::numeric_limits<decltype(value)>::infinity()) {
+      PREFOPT_THROW(invalid_argument, kernel, ": ", argument, "(", i, ", ", j, ") = ", value,
                     " in row ", i, ", expected finite or -inf logits");
     }
   }
@@ -214,15 +216,17 @@ template <class T>
                 " produced a non-finite reduction (overflow)");
 }
 
-/// Calls `f.template operator()<Acc>()` with Acc = T or double per the options.
+/// Calls `f.template operator()<Acc>()` with Acc = the input arithmetic type (T, float for the half
+/// formats) or double per the options.
 template <class T, class F>
 decltype(auto) with_accumulation(accumulation a, F&& f) {
-  if constexpr (std::is_same_v<T, float>) {
+  using input_acc = result_scalar_t<T>;
+  if constexpr (std::is_same_v<input_acc, float>) {
     if (a == accumulation::double_precision) return f.template operator()<double>();
   } else {
     (void)a;
   }
-  return f.template operator()<T>();
+  return f.template operator()<input_acc>();
 }
 
 }  // namespace prefopt::kernels::detail

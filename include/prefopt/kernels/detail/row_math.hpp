@@ -54,20 +54,34 @@ template <class Acc>
   return tiles_for<Acc>(active_isa(), opt.exp);
 }
 
+/// y[0, n) = x[0, n) widened exactly to Acc: the half formats through the ISA's packet
+/// conversion (`k.widen_bf16` / `k.widen_f16`), float to double element by element.
+template <class Acc, class T>
+void widen(const tile_kernels<Acc>& k, const T* x, index_t n, Acc* y) noexcept {
+  if constexpr (std::is_same_v<T, Eigen::bfloat16>) {
+    k.widen_bf16(x, y, n);
+  } else if constexpr (std::is_same_v<T, Eigen::half>) {
+    k.widen_f16(x, y, n);
+  } else {
+    for (index_t j = 0; j < n; ++j) y[j] = static_cast<Acc>(x[j]);
+  }
+}
+
 /// The tile `x[0, n)` in the accumulation type: `x` itself, or widened (exactly) into `buf`, which
 /// then needs `n` entries.
 template <class Acc, class T>
-[[nodiscard]] const Acc* in_acc(const T* x, [[maybe_unused]] index_t n,
+[[nodiscard]] const Acc* in_acc(const tile_kernels<Acc>& k, const T* x, [[maybe_unused]] index_t n,
                                 [[maybe_unused]] Acc* buf) noexcept {
   if constexpr (std::is_same_v<Acc, T>) {
     return x;
   } else {
-    for (index_t j = 0; j < n; ++j) buf[j] = static_cast<Acc>(x[j]);
+    widen(k, x, n, buf);
     return buf;
   }
 }
 
-/// Scratch for one widened tile (double accumulation of float logits); one element otherwise.
+/// Scratch for one widened tile (half-format logits, or double accumulation of float logits); one
+/// element otherwise.
 template <class Acc, class T>
 inline constexpr index_t widen_scratch = std::is_same_v<Acc, T> ? 1 : reduction_tile;
 
@@ -105,7 +119,7 @@ struct row_accumulator {
 
   template <class T>
   void add_tile(const T* x, index_t n, [[maybe_unused]] Acc* scratch) noexcept {
-    const Acc* xa = in_acc<Acc>(x, n, scratch);
+    const Acc* xa = in_acc<Acc>(*k, x, n, scratch);
     const auto tm = static_cast<double>(k->max(xa, n));
     if (tm > m) {
       if (m > neg_inf) {
@@ -173,8 +187,8 @@ template <class Acc, bool Entropy, class T>
   constexpr double half_max = static_cast<double>(std::numeric_limits<Acc>::max()) / 2;
   for (index_t j0 = 0; j0 < n_cols; j0 += reduction_tile) {
     const index_t n = std::min(reduction_tile, n_cols - j0);
-    const Acc* xp = in_acc<Acc>(zp + j0, n, wp);
-    const Acc* xq = in_acc<Acc>(zq + j0, n, wq);
+    const Acc* xp = in_acc<Acc>(k, zp + j0, n, wp);
+    const Acc* xq = in_acc<Acc>(k, zq + j0, n, wq);
     const auto tmp = static_cast<double>(k.max(xp, n));
     const auto tmq = static_cast<double>(k.max(xq, n));
     const bool p_was = mp > neg_inf;  // p (q) has mass in the running sums
@@ -264,11 +278,31 @@ struct row_grad_in {
   double lse_q = 0;     ///< forward log-sum-exp of q
 };
 
+/// out[0, n) = y[0, n) (or out + y), rounded once to the half format T through the ISA's packet
+/// conversion, plus `extra` at j = `at` (if in range) added in float after the rest, in the order
+/// the float kernels use (they add the target term last).
+template <class Acc, class T>
+void round_into(const tile_kernels<Acc>& k, const Acc* y, index_t n, T* out, bool add, index_t at,
+                double extra) noexcept {
+  const bool has_at = at >= 0 && at < n;
+  const T before = has_at ? out[at] : T{};
+  if constexpr (std::is_same_v<T, Eigen::bfloat16>) {
+    k.narrow_bf16(y, n, out, add);
+  } else {
+    k.narrow_f16(y, n, out, add);
+  }
+  if (has_at) {
+    auto v = static_cast<float>(y[at]);
+    if (add) v = static_cast<float>(before) + v;
+    out[at] = static_cast<T>(v + static_cast<float>(extra));
+  }
+}
+
 /// One read + one write sweep over a row: dzp_j = p_j * (c0 + c1 lp_j' - g_kl lq_j') with
 /// lp' = max(zp - lse, floor), c1 = g_kl - g_h, c0 = -g_lp - g_h H - g_kl KL, plus g_lp at the
 /// target; and, when `Kl`, dzq_j = g_kl (q_j - p_j). Element-wise, so chunking never changes a
-/// value. With Acc wider than T (double accumulation of float logits) the row goes through the
-/// double arithmetic in chunks, each rounded once to T.
+/// value. With Acc wider than T (double accumulation of float logits, or half-format logits) the
+/// row goes through the Acc arithmetic in chunks, each rounded once to T.
 template <class Acc, bool Entropy, bool Kl, class T>
 void backward_row(const tile_kernels<Acc>& k, const T* zp, const T* zq, T* dzp, T* dzq,
                   index_t n_cols, const row_grad_in& g, write_mode mode) noexcept {
@@ -296,10 +330,8 @@ void backward_row(const tile_kernels<Acc>& k, const T* zp, const T* zq, T* dzp, 
     alignas(64) Acc oq[chunk];
     for (index_t j0 = 0; j0 < n_cols; j0 += chunk) {
       const index_t n = std::min(chunk, n_cols - j0);
-      for (index_t j = 0; j < n; ++j) bp[j] = static_cast<Acc>(zp[j0 + j]);
-      if constexpr (Kl) {
-        for (index_t j = 0; j < n; ++j) bq[j] = static_cast<Acc>(zq[j0 + j]);
-      }
+      widen(k, zp + j0, n, bp);
+      if constexpr (Kl) widen(k, zq + j0, n, bq);
       a.zp = bp;
       a.zq = bq;
       a.dzp = op;
@@ -308,17 +340,27 @@ void backward_row(const tile_kernels<Acc>& k, const T* zp, const T* zq, T* dzp, 
       a.accumulate = false;
       fn(a);
       const bool add = mode == write_mode::accumulate;
-      for (index_t j = 0; j < n; ++j) {
-        dzp[j0 + j] = add ? dzp[j0 + j] + static_cast<T>(op[j]) : static_cast<T>(op[j]);
-      }
-      if (Kl && dzq != nullptr) {
+      if constexpr (is_half_format_v<T>) {
+        // Half formats: the previous value and the target term are added in float, then rounded
+        // once to T (the float kernels' gradient, rounded).
+        const index_t at = g.target >= 0 ? g.target - j0 : -1;
+        round_into(k, op, n, dzp + j0, add, at, g.g_lp);
+        if (Kl && dzq != nullptr) round_into(k, oq, n, dzq + j0, add, -1, 0.0);
+      } else {
         for (index_t j = 0; j < n; ++j) {
-          dzq[j0 + j] = add ? dzq[j0 + j] + static_cast<T>(oq[j]) : static_cast<T>(oq[j]);
+          dzp[j0 + j] = add ? dzp[j0 + j] + static_cast<T>(op[j]) : static_cast<T>(op[j]);
+        }
+        if (Kl && dzq != nullptr) {
+          for (index_t j = 0; j < n; ++j) {
+            dzq[j0 + j] = add ? dzq[j0 + j] + static_cast<T>(oq[j]) : static_cast<T>(oq[j]);
+          }
         }
       }
     }
   }
-  if (g.target >= 0) dzp[g.target] += static_cast<T>(g.g_lp);
+  if constexpr (!is_half_format_v<T>) {
+    if (g.target >= 0) dzp[g.target] += static_cast<T>(g.g_lp);
+  }
 }
 
 }  // namespace prefopt::kernels::detail

@@ -300,6 +300,45 @@ void exp_array(const typename S::scalar* x, typename S::scalar* y, index_t n) no
   }
 }
 
+/// y[0, n) = x[0, n) widened (exactly) from a half format H to `S::scalar`: one packet at a time
+/// through `S::load_half` where the ISA has it, element by element otherwise and for the tail.
+template <class S, class H>
+void widen_array(const H* x, typename S::scalar* y, index_t n) noexcept {
+  using T = typename S::scalar;
+  // The source streams from memory (the float sweeps that follow read the L1 copy): prefetch it
+  // the same distance ahead as the float tiles, one request per cache line.
+  constexpr auto ahead =
+      static_cast<std::uintptr_t>(prefetch_distance * reduction_tile * sizeof(H));
+  index_t j = 0;
+  if constexpr (requires { S::load_half(x); }) {
+    for (; j + S::width <= n; j += S::width) {
+      if ((j * static_cast<index_t>(sizeof(H))) % 64 == 0) prefetch_lines(x + j, ahead, 64);
+      S::store(y + j, S::load_half(x + j));
+    }
+  }
+  for (; j < n; ++j) y[j] = static_cast<T>(static_cast<float>(x[j]));
+}
+
+/// out[0, n) = y[0, n), or out + y when `add` (added in float, the previous value first, as the
+/// float backward does), rounded to nearest even into the half format H: one packet at a time
+/// through `S::store_half` where the ISA has it, element by element otherwise and for the tail.
+template <class S, class H>
+void narrow_array(const typename S::scalar* y, index_t n, H* out, bool add) noexcept {
+  index_t j = 0;
+  if constexpr (requires(typename S::vec v) { S::store_half(out, v); }) {
+    for (; j + S::width <= n; j += S::width) {
+      auto v = S::load(y + j);
+      if (add) v = S::add(S::load_half(out + j), v);
+      S::store_half(out + j, v);
+    }
+  }
+  for (; j < n; ++j) {
+    auto v = static_cast<float>(y[j]);
+    if (add) v = static_cast<float>(out[j]) + v;
+    out[j] = static_cast<H>(v);
+  }
+}
+
 /// This ISA's tile functions for arithmetic type `S::scalar` and the given exp accuracy.
 template <class S, bool Fast>
 inline constexpr tile_kernels<typename S::scalar> tile_table = {
@@ -309,6 +348,10 @@ inline constexpr tile_kernels<typename S::scalar> tile_table = {
     {{&backward_tile<S, false, false, Fast>, &backward_tile<S, false, true, Fast>},
      {&backward_tile<S, true, false, Fast>, &backward_tile<S, true, true, Fast>}},
     &exp_array<S, Fast>,
+    &widen_array<S, Eigen::bfloat16>,
+    &widen_array<S, Eigen::half>,
+    &narrow_array<S, Eigen::bfloat16>,
+    &narrow_array<S, Eigen::half>,
     S::width};
 
 // NOLINTEND(readability-function-size)

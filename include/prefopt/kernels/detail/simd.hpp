@@ -17,7 +17,10 @@
 /// Every struct has the same static members: `scalar`, `vec`, `width`, `load` (unaligned),
 /// `store` (unaligned), `set1`, `add`, `sub`, `mul`, `fmadd(a, b, c) = a b + c`,
 /// `fnmadd(a, b, c) = c - a b` (fused where the ISA has FMA), `max`, `min`, `hmax` (horizontal),
-/// and `exp<Fast>(x)`. Each ISA's namespace then includes `row_tiles.hpp`, the tile reductions
+/// and `exp<Fast>(x)`; the AVX2 and AVX-512 structs also have `load_half(p)`, one packet of
+/// bf16 or fp16 values widened exactly to float, and `store_half(p, v)`, rounded to nearest even
+/// (the baseline converts element by element). Each
+/// ISA's namespace then includes `row_tiles.hpp`, the tile reductions
 /// written once over these primitives, so that they are compiled for that ISA.
 
 #include <Eigen/Core>
@@ -123,6 +126,12 @@ struct tile_kernels {
   void (*pair[2])(const T* zp, const T* zq, index_t n, T mp, T mq, lane_sums& acc) noexcept;
   void (*backward[2][2])(const backward_tile_args<T>& g) noexcept;
   void (*exp)(const T* x, T* y, index_t n) noexcept;  ///< y = exp(x) element-wise (tests)
+  /// y[0, n) = x[0, n) widened exactly from the half formats (bf16, fp16) to T.
+  void (*widen_bf16)(const Eigen::bfloat16* x, T* y, index_t n) noexcept;
+  void (*widen_f16)(const Eigen::half* x, T* y, index_t n) noexcept;
+  /// out[0, n) = y[0, n) (or out + y when `add`, in float), rounded to nearest even.
+  void (*narrow_bf16)(const T* y, index_t n, Eigen::bfloat16* out, bool add) noexcept;
+  void (*narrow_f16)(const T* y, index_t n, Eigen::half* out, bool add) noexcept;
   index_t width;
 };
 
@@ -213,13 +222,13 @@ struct simd {
 
 #if defined(PREFOPT_KERNELS_X86_DISPATCH)
 
-// ---- AVX2 + FMA
+// ---- AVX2 + FMA (+ F16C, which every AVX2 CPU has)
 // ----------------------------------------------------------------------------------
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 
 namespace prefopt::kernels::detail::isa_avx2 {
@@ -232,6 +241,29 @@ struct simd {
   using vec = __m256;
   static constexpr index_t width = 8;
   static vec load(const float* p) noexcept { return _mm256_loadu_ps(p); }
+  /// bf16 is the top half of a float: zero-extend each 16-bit value and shift it up.
+  static vec load_half(const Eigen::bfloat16* p) noexcept {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static vec load_half(const Eigen::half* p) noexcept {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  /// Round to nearest even on the bits: add 0x7FFF + the lowest kept bit, keep the top 16 bits;
+  /// NaN becomes the quiet NaN 0x7FC0 (as Eigen's scalar conversion does).
+  static void store_half(Eigen::bfloat16* p, vec v) noexcept {
+    const __m256i b = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(b, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(
+        _mm256_add_epi32(b, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7FFF))), 16);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), nan);
+    const __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+  }
+  static void store_half(Eigen::half* p, vec v) noexcept {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
   static void store(float* p, vec v) noexcept { _mm256_storeu_ps(p, v); }
   static vec set1(float x) noexcept { return _mm256_set1_ps(x); }
   static vec add(vec a, vec b) noexcept { return _mm256_add_ps(a, b); }
@@ -300,6 +332,29 @@ struct simd {
   static constexpr index_t width = 16;
   static constexpr __mmask16 all = 0xFFFF;
   static vec load(const float* p) noexcept { return _mm512_loadu_ps(p); }
+  static vec load_half(const Eigen::bfloat16* p) noexcept {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    // Zero-masked forms with a full mask, for the reason given at `max` below.
+    return _mm512_castsi512_ps(
+        _mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, h), 16));
+  }
+  static vec load_half(const Eigen::half* p) noexcept {
+    return _mm512_maskz_cvtph_ps(all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  /// As the AVX2 version: round to nearest even on the bits, NaN to 0x7FC0.
+  static void store_half(Eigen::bfloat16* p, vec v) noexcept {
+    const __m512i b = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_maskz_srli_epi32(all, b, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_maskz_srli_epi32(
+        all, _mm512_add_epi32(b, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0x7FC0));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_maskz_cvtepi32_epi16(all, r));
+  }
+  static void store_half(Eigen::half* p, vec v) noexcept {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                        _mm512_maskz_cvtps_ph(all, v, _MM_FROUND_TO_NEAREST_INT));
+  }
   static void store(float* p, vec v) noexcept { _mm512_storeu_ps(p, v); }
   static vec set1(float x) noexcept { return _mm512_set1_ps(x); }
   static vec add(vec a, vec b) noexcept { return _mm512_add_ps(a, b); }
