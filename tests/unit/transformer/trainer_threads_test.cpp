@@ -42,7 +42,9 @@ class tt_threads {
   tt_threads& operator=(const tt_threads&) = delete;
 
  private:
+#if defined(_OPENMP)
   int saved_ = 1;
+#endif
 };
 
 struct tt_env {
