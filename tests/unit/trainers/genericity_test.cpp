@@ -294,15 +294,26 @@ struct dpo_offline_row : genericity_env {
   }
 };
 
-template <class Model>
-struct dpo_online_row : genericity_env {
-  static constexpr const char* name = "dpo_trainer<sigmoid> online";
+/// DPO against the judge: fresh pairs of the policy every step (`online`), or pairs of the
+/// reference drawn once in `init` (`offline`).
+template <class Model, prefopt::pair_source Source = prefopt::pair_source::online>
+struct dpo_judge_row : genericity_env {
+  static constexpr const char* name = Source == prefopt::pair_source::online
+                                          ? "dpo_trainer<sigmoid> online"
+                                          : "dpo_trainer<sigmoid> offline on the reference's pairs";
   static constexpr gindex steps = 30;
   static constexpr double min_gain = 0.04;
   Model reference = genericity_factory<Model>::make();
   prefopt::sequence_problem<Model, prefopt::length_biased_quality_task::judge_model> problem =
       prefopt::make_sequence_problem(reference, judge, task.prompts(), generation);
-  prefopt::sequence_dpo solver{dpo_offline_row<Model>::config()};
+  prefopt::sequence_dpo solver{config()};
+
+  static prefopt::dpo_trainer_config config() {
+    prefopt::dpo_trainer_config c = dpo_offline_row<Model>::config();
+    c.source = Source;
+    c.dataset_size = 128;  // read only offline
+    return c;
+  }
 
   template <class S>
   double objective(const S& s) const {  // the judge's win rate against the reference
@@ -374,33 +385,6 @@ struct reward_modeling_row : genericity_env {
   template <class S>
   vector_d parameters(const S& s) const {
     return genericity_flat(s.model().parameters());
-  }
-};
-
-/// The online row's trainer with `source = offline`: pairs of the reference drawn once in `init`.
-template <class Model>
-struct dpo_reference_pairs_row : genericity_env {
-  static constexpr const char* name = "dpo_trainer<sigmoid> offline on the reference's pairs";
-  static constexpr gindex steps = 30;
-  static constexpr double min_gain = 0.04;
-  Model reference = genericity_factory<Model>::make();
-  prefopt::sequence_problem<Model, prefopt::length_biased_quality_task::judge_model> problem =
-      prefopt::make_sequence_problem(reference, judge, task.prompts(), generation);
-  prefopt::sequence_dpo solver{config()};
-
-  static prefopt::dpo_trainer_config config() {
-    prefopt::dpo_trainer_config c = dpo_offline_row<Model>::config();
-    c.source = prefopt::pair_source::offline;
-    c.dataset_size = 128;
-    return c;
-  }
-  template <class S>
-  double objective(const S& s) const {  // the judge's win rate against the reference
-    return prefopt::win_rate(s.policy(), reference, judge, many.view(), generation, 7).mean;
-  }
-  template <class S>
-  vector_d parameters(const S& s) const {
-    return genericity_flat(s.policy().parameters());
   }
 };
 
@@ -534,9 +518,9 @@ using genericity_table = std::tuple<
     dpo_offline_row<bigram_d>,
     dpo_offline_row<bigram_f>,
     dpo_offline_row<topic_d>,
-    dpo_online_row<bigram_d>,
-    dpo_online_row<bigram_f>,
-    dpo_online_row<topic_f>,
+    dpo_judge_row<bigram_d>,
+    dpo_judge_row<bigram_f>,
+    dpo_judge_row<topic_f>,
     ppo_row<bigram_d>,
     ppo_row<bigram_f>,
     ppo_row<topic_d>,
@@ -544,11 +528,11 @@ using genericity_table = std::tuple<
     reward_modeling_row<bag_f>,
     reward_modeling_row<token_reward_f>,
     dpo_offline_row<transformer_f>,
-    dpo_online_row<transformer_f>,
+    dpo_judge_row<transformer_f>,
     ppo_row<transformer_f>,
     reward_modeling_row<transformer_reward_f>,
-    dpo_reference_pairs_row<bigram_d>,
-    dpo_reference_pairs_row<topic_f>,
+    dpo_judge_row<bigram_d, prefopt::pair_source::offline>,
+    dpo_judge_row<topic_f, prefopt::pair_source::offline>,
     dpo_token_task_row,
     dpo_game_row<prefopt::losses::dpo_variant::sigmoid>,
     dpo_game_row<prefopt::losses::dpo_variant::ipo>,
