@@ -26,6 +26,7 @@
 #include "prefopt/games/catalog.hpp"
 #include "prefopt/games/goal_task.hpp"
 #include "prefopt/games/preference_game.hpp"
+#include "prefopt/games/tabular_preference_problem.hpp"
 #include "prefopt/games/token_task.hpp"
 #include "prefopt/kernels/kernels.hpp"
 #include "prefopt/losses/bradley_terry.hpp"

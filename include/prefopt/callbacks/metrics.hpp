@@ -1,8 +1,9 @@
 #pragma once
 /// \file
 /// Metrics for callbacks: a metric is any callable `double(const Problem&, const State&)`.
-/// Ready-made metrics for states with `policy()` / `average_policy()` on a `preference_game`
-/// (every tabular solver's state):
+/// Ready-made metrics for states with `policy()` / `average_policy()` on a tabular problem (a
+/// `preference_game` or a `tabular_preference_problem`, through `as_preference_game`; every
+/// tabular solver's state):
 /// - `gap_metric`: `DualGap_tau` of the current policy (game's `tau`, or a fixed `tau`);
 /// - `average_gap_metric`: the same for the average iterate;
 /// - `kl_to_metric`: `KL_rho(target, pi_t)` (equilibrium first, as in Nash-MD's Theorem 1).
@@ -22,8 +23,9 @@ namespace prefopt {
 struct gap_metric {
   double tau = std::numeric_limits<double>::quiet_NaN();
   static constexpr const char* name = "gap";
-  template <class State>
-  double operator()(const preference_game& game, const State& state) const {
+  template <class Problem, class State>
+  double operator()(const Problem& problem, const State& state) const {
+    const preference_game& game = as_preference_game(problem);
     return duality_gap(game, state.policy(), tau);
   }
 };
@@ -32,8 +34,9 @@ struct gap_metric {
 struct average_gap_metric {
   double tau = std::numeric_limits<double>::quiet_NaN();
   static constexpr const char* name = "average_gap";
-  template <class State>
-  double operator()(const preference_game& game, const State& state) const {
+  template <class Problem, class State>
+  double operator()(const Problem& problem, const State& state) const {
+    const preference_game& game = as_preference_game(problem);
     return duality_gap(game, state.average_probabilities(), tau);
   }
 };
@@ -42,8 +45,9 @@ struct average_gap_metric {
 struct kl_to_metric {
   row_matrix_d target;
   static constexpr const char* name = "kl_from_target";
-  template <class State>
-  double operator()(const preference_game& game, const State& state) const {
+  template <class Problem, class State>
+  double operator()(const Problem& problem, const State& state) const {
+    const preference_game& game = as_preference_game(problem);
     return kl_divergence(game, target, state.policy());
   }
 };

@@ -22,6 +22,8 @@
 /// - `PreferenceModel`: `batch_type`; `preference(pairs, out)`.
 /// - `TabularPreferenceModel`: `PreferenceModel` over `tabular_batch`; `num_contexts()`,
 ///   `num_actions()`.
+/// - `TabularPreferenceProblem` (what the tabular Nash solvers read): `num_contexts()`,
+///   `num_actions()`, `tau()`, `log_reference()`, `preference(context)`.
 /// - `Solver<S, Problem>`: `init(problem) -> state`; `step(problem, state) -> step stats`.
 ///
 /// Optional members (the library derives them when absent, see `core/customization.hpp`):
@@ -54,10 +56,11 @@
 /// `sequence/derived.hpp`, `sequence/generation.hpp`, `sequence/evaluation.hpp`, `sequence_policy`
 /// and `make_sequence_problem` take a `SequenceModel`; `bradley_terry_preference`, `rewards` and
 /// `expected_reward` a `RewardModel`; `preference_matrix` and the sequence `win_rate` a
-/// `PreferenceModel`; `run` / `run_from` any `Solver`. The shipped solvers (`solvers/`) take a
-/// problem type of the library (`preference_game`, `goal_task`, `token_preference_task`) and train
-/// the library's own policies (`tabular_softmax_policy`, `token_softmax_policy`); none takes a
-/// user's policy, reward model or judge. Every entry point above calls the concept's `check_*`
+/// `PreferenceModel`; `run` / `run_from` any `Solver`. The sequence trainers (`solvers/`: DPO,
+/// PPO, reward modelling, Nash-MD-PG, ONPO / INPO, HIR) train any `SequenceModel` on a
+/// `sequence_problem` with the user's reference, judge, reward model or relabeler; the tabular
+/// Nash solvers take any `TabularPreferenceProblem`, which `tabular_preference_problem` builds
+/// from any `TabularPreferenceModel`. Every entry point above calls the concept's `check_*`
 /// function for a type that does not model it, so the compiler reports one sentence per missing
 /// member.
 
@@ -224,12 +227,30 @@ concept PreferenceModel = has_batch_type<M> && has_preference<M>;
 ///
 /// Required: `PreferenceModel` with `batch_type = tabular_batch`; `num_contexts()`,
 /// `num_actions()`. Optional: `preference_matrix(context, Eigen::Ref<matrix_d> out)` (derived from
-/// `preference` over all pairs when absent). Accepted by: `preference_matrix(m, context, out)`,
-/// whose matrices (one per context) construct a `preference_game(matrices, reference, tau)` for
-/// the Nash solvers; no solver takes the model itself.
+/// `preference` over all pairs when absent). Accepted by: `preference_matrix(m, context, out)`
+/// and `tabular_preference_problem<M>` (`games/tabular_preference_problem.hpp`: the model with a
+/// reference and `tau`, a `TabularPreferenceProblem` that every tabular Nash solver takes).
 template <class M>
 concept TabularPreferenceModel =
     PreferenceModel<M> && std::same_as<typename M::batch_type, tabular_batch> && has_table_shape<M>;
+
+/// What a tabular Nash solver (Nash-MD, OMD / INPO, self-play MWU, ONPO) reads from its problem:
+/// the table's shape, the KL weight `tau`, the reference's log-probabilities `[contexts, n]` and
+/// one `n x n` preference matrix per context, `P[x](i, j) = P(y_i > y_j | x)` (a matrix the
+/// problem keeps: the solvers read it at every step).
+///
+/// Required: `num_contexts()`, `num_actions()`, `tau()`, `const row_matrix_d& log_reference()`,
+/// `const matrix_d& preference(context)`. Modelled by `preference_game` and by
+/// `tabular_preference_problem<M>` for any `TabularPreferenceModel M`. Accepted by: the tabular
+/// Nash solvers (`solvers/nash/`).
+template <class G>
+concept TabularPreferenceProblem = requires(const G& g, index_t context) {
+  { g.num_contexts() } -> std::convertible_to<index_t>;
+  { g.num_actions() } -> std::convertible_to<index_t>;
+  { g.tau() } -> std::convertible_to<double>;
+  { g.log_reference() } -> std::same_as<const row_matrix_d&>;
+  { g.preference(context) } -> std::same_as<const matrix_d&>;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Sequence models (autoregressive language models brought by the user)

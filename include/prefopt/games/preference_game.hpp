@@ -198,4 +198,12 @@ class preference_game {
   row_matrix_d gold_rewards_;
 };
 
+/// The `preference_game` of a tabular problem, for the diagnostics (`diagnostics/`) and the
+/// metrics (`callbacks/metrics.hpp`), which take a game: a game is its own, a
+/// `tabular_preference_problem` has one (`games/tabular_preference_problem.hpp`).
+[[nodiscard]] inline const preference_game& as_preference_game(
+    const preference_game& game) noexcept {
+  return game;
+}
+
 }  // namespace prefopt

@@ -25,8 +25,9 @@
 /// Payoffs `P pi'` come from the `Payoff` parameter: `exact_payoff` (matrix product) or
 /// `sampled_payoff` (Bernoulli-labelled pairs, seeded). The first iterate is `mu` for Nash-MD and
 /// OMD (`initial_policy::reference()`) and uniform for MWU, or any `initial_policy`.
-/// Problem type: `preference_game`; state: `tabular_game_state`. Not supported: per-context step
-/// sizes (all contexts share `eta_t`).
+/// Problem: any `TabularPreferenceProblem` (a `preference_game`, or a
+/// `tabular_preference_problem` over the user's `TabularPreferenceModel`); state:
+/// `tabular_game_state`. Not supported: per-context step sizes (all contexts share `eta_t`).
 
 #include <Eigen/Core>
 
@@ -35,6 +36,7 @@
 #include "prefopt/core/concepts.hpp"
 #include "prefopt/core/math.hpp"
 #include "prefopt/games/preference_game.hpp"
+#include "prefopt/games/tabular_preference_problem.hpp"
 #include "prefopt/solvers/common/payoff.hpp"
 #include "prefopt/solvers/common/schedules.hpp"
 #include "prefopt/solvers/common/tabular_state.hpp"
@@ -68,7 +70,8 @@ class tabular_mirror_descent {
   [[nodiscard]] const Payoff& payoff() const noexcept { return payoff_; }
 
   /// The first iterate (see `initial_policy`) and a sized workspace.
-  [[nodiscard]] state init(const preference_game& game) const {
+  template <TabularPreferenceProblem Game>
+  [[nodiscard]] state init(const Game& game) const {
     std::uint64_t seed = 0;
     if constexpr (Payoff::is_sampled) seed = payoff_.seed;
     state s(initial_.make(game.log_reference()), /*auxiliary=*/false, seed);
@@ -77,7 +80,8 @@ class tabular_mirror_descent {
   }
 
   /// One step on every context (see the file comment for the update).
-  step_stats step(const preference_game& game, state& s) const {
+  template <TabularPreferenceProblem Game>
+  step_stats step(const Game& game, state& s) const {
     const index_t t = s.iteration();
     const double tau = Regularised ? game.tau() : 0.0;
     const double eta = schedule_.eta(t, tau);
@@ -135,5 +139,7 @@ using self_play_mwu = tabular_mirror_descent<nash_opponent::current, false, Sche
 static_assert(Solver<nash_md<>, preference_game>);
 static_assert(Solver<omd<>, preference_game>);
 static_assert(Solver<self_play_mwu<>, preference_game>);
+static_assert(Solver<nash_md<>, tabular_preference_problem<tabular_preference_model>>);
+static_assert(Solver<omd<>, tabular_preference_problem<tabular_preference_model>>);
 
 }  // namespace prefopt

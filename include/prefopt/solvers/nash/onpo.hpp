@@ -14,8 +14,9 @@
 /// `regularised_onpo` is prefopt's extension, NOT in the ONPO paper: the same optimistic scheme on
 /// the KL-regularised game, `z'_{t+1} = (1 - eta tau) z'_t + eta tau log mu + eta r_t`,
 /// `z_{t+1} = (1 - eta tau) z'_{t+1} + eta tau log mu + eta r_t` (requires `eta tau <= 1`); it
-/// converges to `pi*_tau`. Payoffs come from `exact_payoff` or `sampled_payoff`. Only constant
-/// step sizes are supported.
+/// converges to `pi*_tau`. Payoffs come from `exact_payoff` or `sampled_payoff`. Problem: any
+/// `TabularPreferenceProblem` (a `preference_game`, or a `tabular_preference_problem` over the
+/// user's `TabularPreferenceModel`). Only constant step sizes are supported.
 
 #include <Eigen/Core>
 
@@ -24,6 +25,7 @@
 #include "prefopt/core/concepts.hpp"
 #include "prefopt/core/math.hpp"
 #include "prefopt/games/preference_game.hpp"
+#include "prefopt/games/tabular_preference_problem.hpp"
 #include "prefopt/solvers/common/payoff.hpp"
 #include "prefopt/solvers/common/schedules.hpp"
 #include "prefopt/solvers/common/tabular_state.hpp"
@@ -45,7 +47,8 @@ class tabular_optimistic_mirror_descent {
 
   [[nodiscard]] double eta() const noexcept { return eta_.value; }
 
-  [[nodiscard]] state init(const preference_game& game) const {
+  template <TabularPreferenceProblem Game>
+  [[nodiscard]] state init(const Game& game) const {
     std::uint64_t seed = 0;
     if constexpr (Payoff::is_sampled) seed = payoff_.seed;
     state s(initial_.make(game.log_reference()), /*auxiliary=*/true, seed);
@@ -53,7 +56,8 @@ class tabular_optimistic_mirror_descent {
     return s;
   }
 
-  step_stats step(const preference_game& game, state& s) const {
+  template <TabularPreferenceProblem Game>
+  step_stats step(const Game& game, state& s) const {
     const index_t t = s.iteration();
     const double tau = Regularised ? game.tau() : 0.0;
     const double eta = eta_.value;
@@ -100,5 +104,6 @@ using regularised_onpo = tabular_optimistic_mirror_descent<true, Payoff>;
 
 static_assert(Solver<onpo<>, preference_game>);
 static_assert(Solver<regularised_onpo<>, preference_game>);
+static_assert(Solver<onpo<>, tabular_preference_problem<tabular_preference_model>>);
 
 }  // namespace prefopt
