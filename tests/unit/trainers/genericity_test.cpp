@@ -1,23 +1,36 @@
-// Proof of genericity, table-driven: every generic trainer runs through prefopt::run on every model
-// type and problem it accepts — the tests' bigram network in double (logits path) and float (fused
-// linear-head path), the shipped transformer and positional policy, preference games (the table as
-// a one-token model), and model types that only this file defines — and each run improves its
-// objective and is bitwise reproducible. A row is one line of `genericity_table`:
-// `<trainer row><model type>`.
+// Proof of genericity, table-driven: every generic trainer and solver runs through prefopt::run on
+// every model type and problem it accepts — the tests' bigram network in double (logits path) and
+// float (fused linear-head path), the shipped transformer and positional policy, preference games
+// (the table as a one-token model), tabular problems over a judge, and model types that only this
+// file defines — and each run improves its objective and is bitwise reproducible. A row is one
+// line of `genericity_table`: `<trainer row><model or problem type>`. The reward-based trainers
+// (DPO, PPO, reward modelling, tabular RLHF) work on the length-biased quality task, the
+// preference-based ones (Nash-MD-PG, ONPO, INPO) on the intransitive class task (objective: minus
+// the class-level duality gap), HIR on the instruction task (the exact success rate), and the
+// tabular Nash solvers on a cyclic game (minus the duality gap they converge in).
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <span>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
+#include "../pref_trainers/pref_helpers.hpp"
+#include "prefopt/diagnostics/duality_gap.hpp"
 #include "prefopt/games/catalog.hpp"
+#include "prefopt/games/tabular_preference_problem.hpp"
 #include "prefopt/games/token_task.hpp"
 #include "prefopt/models/transformer/transformer.hpp"
 #include "prefopt/sequence/evaluation.hpp"
 #include "prefopt/sequence/quality_task.hpp"
 #include "prefopt/solvers/common/run.hpp"
 #include "prefopt/solvers/dpo_trainer.hpp"
+#include "prefopt/solvers/hir_trainer.hpp"
+#include "prefopt/solvers/nash/mirror_descent.hpp"
+#include "prefopt/solvers/nash/onpo.hpp"
+#include "prefopt/solvers/nash_md_pg.hpp"
+#include "prefopt/solvers/online_pair_trainers.hpp"
 #include "prefopt/solvers/ppo_trainer.hpp"
 #include "prefopt/solvers/reward_modeling.hpp"
 #include "prefopt/solvers/rlhf.hpp"
@@ -502,6 +515,333 @@ struct rlhf_given_reward_row : genericity_game_env {
   rlhf_given_reward_row& operator=(const rlhf_given_reward_row&) = delete;
 };
 
+/// A model type that only this file defines: logits are a free table indexed by (position capped
+/// at `positions - 1`, previous token or V for the start), theta row-major
+/// `[positions * (V + 1), V]`. Its eos logits start at `eos_bias` (a reference far from the
+/// class equilibrium).
+template <class T>
+class genericity_table_model {
+ public:
+  using scalar_type = T;
+  struct decode_state {
+    std::vector<prefopt::index_t> last, position;
+  };
+
+  genericity_table_model(prefopt::index_t vocab, prefopt::token_id eos, prefopt::index_t positions,
+                         double eos_bias)
+      : v_(vocab),
+        eos_(eos),
+        positions_(positions),
+        theta_(prefopt::vector_t<T>::Zero(positions * (vocab + 1) * vocab)) {
+    for (prefopt::index_t r = 0; r < positions * (vocab + 1); ++r) {
+      theta_(r * vocab + eos) = static_cast<T>(eos_bias);
+    }
+  }
+  [[nodiscard]] prefopt::index_t vocab_size() const { return v_; }
+  [[nodiscard]] prefopt::token_id eos() const { return eos_; }
+  [[nodiscard]] prefopt::index_t num_parameters() const { return theta_.size(); }
+  [[nodiscard]] Eigen::Ref<prefopt::vector_t<T>> parameters() { return theta_; }
+  [[nodiscard]] Eigen::Ref<const prefopt::vector_t<T>> parameters() const { return theta_; }
+
+  void logits(const prefopt::sequence_batch& b, Eigen::Ref<prefopt::row_matrix_t<T>> out) const {
+    rows(b, [&](prefopt::index_t row, prefopt::index_t r) {
+      out.row(row) = theta_.segment(r * v_, v_).transpose();
+    });
+  }
+  void accumulate_logits_gradient(const prefopt::sequence_batch& b,
+                                  Eigen::Ref<const prefopt::row_matrix_t<T>> d,
+                                  Eigen::Ref<prefopt::vector_t<T>> g) const {
+    rows(b, [&](prefopt::index_t row, prefopt::index_t r) {
+      g.segment(r * v_, v_) += d.row(row).transpose();
+    });
+  }
+  [[nodiscard]] decode_state start_decoding(prefopt::ragged_view<const prefopt::token_id> p) const {
+    decode_state s;
+    for (prefopt::index_t i = 0; i < p.num_sequences(); ++i) {
+      const auto x = p.sequence(i);
+      s.last.push_back(x.empty() ? v_ : x.back());
+      s.position.push_back(0);
+    }
+    return s;
+  }
+  void next_logits(decode_state& s, std::span<const prefopt::index_t> live,
+                   Eigen::Ref<prefopt::row_matrix_t<T>> out) const {
+    for (std::size_t k = 0; k < live.size(); ++k) {
+      const auto u = static_cast<std::size_t>(live[k]);
+      out.row(static_cast<prefopt::index_t>(k)) =
+          theta_.segment(row_of(s.position[u], s.last[u]) * v_, v_).transpose();
+    }
+  }
+  void append(decode_state& s, std::span<const prefopt::index_t> live,
+              std::span<const prefopt::token_id> tokens) const {
+    for (std::size_t k = 0; k < live.size(); ++k) {
+      const auto u = static_cast<std::size_t>(live[k]);
+      s.last[u] = tokens[k];
+      ++s.position[u];
+    }
+  }
+
+ private:
+  [[nodiscard]] prefopt::index_t row_of(prefopt::index_t pos, prefopt::index_t prev) const {
+    return std::min(pos, positions_ - 1) * (v_ + 1) + prev;
+  }
+  template <class F>
+  void rows(const prefopt::sequence_batch& b, F&& f) const {
+    const prefopt::index_t base = b.responses.offsets.empty() ? 0 : b.responses.offsets.front();
+    for (prefopt::index_t i = 0; i < b.size(); ++i) {
+      const auto x = b.prompts.sequence(i);
+      const auto y = b.responses.sequence(i);
+      prefopt::index_t prev = x.empty() ? v_ : x.back();
+      const prefopt::index_t row0 = b.responses.offsets[static_cast<std::size_t>(i)] - base;
+      for (std::size_t t = 0; t < y.size(); ++t) {
+        f(row0 + static_cast<prefopt::index_t>(t), row_of(static_cast<prefopt::index_t>(t), prev));
+        prev = y[t];
+      }
+    }
+  }
+
+  prefopt::index_t v_;
+  prefopt::token_id eos_;
+  prefopt::index_t positions_;
+  prefopt::vector_t<T> theta_;
+};
+
+static_assert(prefopt::SequenceModel<genericity_table_model<double>>);
+
+// ---- the preference-based trainers on the intransitive class task ------------------------------
+/// Each model type on the class task (`pref_helpers.hpp`: V = 4, eos = 3, responses of at most 2
+/// tokens) and on the instruction task (V = 6, eos = 5, one-token responses).
+template <class M>
+struct class_task_factory;
+template <class T, bool H>
+struct class_task_factory<prefopt::test::bigram_model<T, H>> {
+  static prefopt::test::bigram_model<T, H> make() { return {4, 4, 3, 1, 1.0}; }
+  static prefopt::test::bigram_model<T, H> make_instruction() { return {6, 4, 5, 1, 1.0}; }
+};
+template <class T>
+struct class_task_factory<genericity_table_model<T>> {
+  static genericity_table_model<T> make() { return {4, 3, 2, 2.0}; }
+  static genericity_table_model<T> make_instruction() { return {6, 5, 2, 0.0}; }
+};
+template <class T>
+struct class_task_factory<prefopt::transformer<T>> {
+  // An empty prompt reads as eos.
+  static prefopt::transformer_config config(gindex vocab) {
+    prefopt::transformer_config c = genericity_transformer_config();
+    c.vocab_size = vocab;
+    c.eos = static_cast<token_id>(vocab - 1);
+    c.max_length = 1 + 2;
+    return c;
+  }
+  static prefopt::transformer<T> make() { return prefopt::transformer<T>(config(4)); }
+  static prefopt::transformer<T> make_instruction() { return prefopt::transformer<T>(config(6)); }
+};
+
+/// Each preference trainer's row settings: name, steps, the smallest accepted fall of the class
+/// gap, and the trainer.
+template <class Trainer>
+struct class_task_trainer;
+template <>
+struct class_task_trainer<prefopt::nash_md_pg> {
+  static constexpr const char* name = "nash_md_pg";
+  static constexpr gindex steps = 60;
+  static constexpr double min_gain = 0.05;  // 0.10 to 0.26 observed
+  static prefopt::nash_md_pg make() {
+    prefopt::nash_md_pg_config c;
+    c.beta = 0.05;
+    c.mixture_coef = 0.125;
+    c.batch_size = 256;
+    c.optimizer.kind = prefopt::optimizer_kind::sgd;
+    c.optimizer.learning_rate = 2.0;
+    return prefopt::nash_md_pg(c);
+  }
+};
+template <class Trainer>
+struct class_task_pair_trainer {
+  static constexpr gindex steps = 30;
+  static Trainer make(double tau) {
+    typename Trainer::config_type c;
+    c.tau = tau;
+    c.batch_size = 128;
+    c.optimizer.learning_rate = 0.02;
+    return Trainer(c);
+  }
+};
+template <>
+struct class_task_trainer<prefopt::onpo_trainer> : class_task_pair_trainer<prefopt::onpo_trainer> {
+  static constexpr const char* name = "onpo_trainer";
+  static constexpr double min_gain = 0.1;  // 0.21 to 0.34 observed
+  static prefopt::onpo_trainer make() { return class_task_pair_trainer::make(0.0); }
+};
+template <>
+struct class_task_trainer<prefopt::inpo_trainer> : class_task_pair_trainer<prefopt::inpo_trainer> {
+  static constexpr const char* name = "inpo_trainer";
+  static constexpr double min_gain = 0.04;  // 0.07 to 0.24 observed
+  static prefopt::inpo_trainer make() { return class_task_pair_trainer::make(0.1); }
+};
+
+template <class Model, class Trainer>
+struct class_task_row : prefopt::test::class_task_fixture {
+  static constexpr const char* name = class_task_trainer<Trainer>::name;
+  static constexpr gindex steps = class_task_trainer<Trainer>::steps;
+  static constexpr double min_gain = class_task_trainer<Trainer>::min_gain;
+  prefopt::generation_config generation = make_generation();
+  Model reference = class_task_factory<Model>::make();
+  prefopt::sequence_problem<Model, prefopt::intransitive_class_task::judge_model> problem =
+      prefopt::make_sequence_problem(reference, judge, prompts(), generation);
+  Trainer solver = class_task_trainer<Trainer>::make();
+
+  class_task_row() = default;
+  class_task_row(const class_task_row&) = delete;
+  class_task_row& operator=(const class_task_row&) = delete;
+
+  static prefopt::generation_config make_generation() {
+    prefopt::generation_config g;
+    g.max_new_tokens = 2;
+    return g;
+  }
+  template <class S>
+  double objective(const S& s) const {  // minus the class-level duality gap
+    return -prefopt::test::class_duality_gap(
+        task, prefopt::test::exact_class_distribution(s.policy(), task, prompts(), 2));
+  }
+  template <class S>
+  vector_d parameters(const S& s) const {
+    return genericity_flat(s.policy().parameters());
+  }
+};
+
+/// HIR on the instruction task (K = m = 5, prompts [k], one-token responses), 12 rounds.
+template <class Model>
+struct hir_row {
+  static constexpr const char* name = "hir_trainer";
+  static constexpr gindex steps = 12;
+  static constexpr double min_gain = 0.2;  // 0.37 to 0.56 observed
+  prefopt::modular_sum_instruction_task task{5, 5};
+  std::vector<gindex> offsets{0, 1, 2, 3, 4, 5};
+  std::vector<token_id> tokens{0, 1, 2, 3, 4};
+  prefopt::generation_config generation = make_generation();
+  Model reference = class_task_factory<Model>::make_instruction();
+  prefopt::sequence_problem<Model, prefopt::modular_sum_instruction_task> problem =
+      prefopt::make_sequence_problem(reference, task, prompts(), generation);
+  prefopt::hir_trainer solver{config()};
+
+  hir_row() = default;
+  hir_row(const hir_row&) = delete;
+  hir_row& operator=(const hir_row&) = delete;
+
+  [[nodiscard]] prefopt::ragged_view<const token_id> prompts() const { return {offsets, tokens}; }
+  static prefopt::generation_config make_generation() {
+    prefopt::generation_config g;
+    g.max_new_tokens = 1;
+    return g;
+  }
+  static prefopt::hir_trainer_config config() {
+    prefopt::hir_trainer_config c;
+    c.batch_size = 16;
+    return c;
+  }
+  template <class S>
+  double objective(const S& s) const {  // the exact success rate
+    return prefopt::test::hir_exact_success(s.policy(), task, prompts(), 1);
+  }
+  template <class S>
+  vector_d parameters(const S& s) const {
+    return genericity_flat(s.policy().parameters());
+  }
+};
+
+// ---- the tabular Nash solvers on any TabularPreferenceProblem -----------------------------------
+/// A pairwise judge over a table only this file defines: one context, rock-paper-scissors with
+/// margins 0.1, 0.2, 0.3 (`P(0 > 1) = 0.6`, `P(1 > 2) = 0.7`, `P(2 > 0) = 0.8`), in closed form;
+/// no `preference_matrix` member (the library derives it from `preference`).
+struct genericity_cyclic_judge {
+  using batch_type = prefopt::tabular_batch;
+  [[nodiscard]] gindex num_contexts() const { return 1; }
+  [[nodiscard]] gindex num_actions() const { return 3; }
+  void preference(const prefopt::pair_batch<prefopt::tabular_batch>& pairs,
+                  Eigen::Ref<vector_d> out) const {
+    for (std::size_t k = 0; k < pairs.first.actions.size(); ++k) {
+      const gindex i = pairs.first.actions[k], j = pairs.second.actions[k];
+      const double margin = 0.1 * static_cast<double>(1 + (i == (j + 1) % 3 ? j : i));
+      out[static_cast<gindex>(k)] = i == j ? 0.5 : ((i + 1) % 3 == j ? 0.5 + margin : 0.5 - margin);
+    }
+  }
+};
+static_assert(prefopt::TabularPreferenceModel<genericity_cyclic_judge>);
+
+inline prefopt::row_matrix_d genericity_cyclic_reference() {
+  return (prefopt::row_matrix_d(1, 3) << 0.1, 0.1, 0.8).finished();
+}
+constexpr double genericity_cyclic_tau = 0.1;
+
+/// The cyclic game as each problem type: the shipped `preference_game` (matrix written out), the
+/// test-only judge or the shipped `tabular_preference_model` in a `tabular_preference_problem`.
+template <class Problem>
+struct cyclic_problem_factory;
+template <>
+struct cyclic_problem_factory<prefopt::preference_game> {
+  static prefopt::preference_game make() {
+    prefopt::matrix_d p(3, 3);
+    p << 0.5, 0.6, 0.2, 0.4, 0.5, 0.7, 0.8, 0.3, 0.5;
+    return prefopt::preference_game(std::vector<prefopt::matrix_d>{p},
+                                    genericity_cyclic_reference(), genericity_cyclic_tau);
+  }
+};
+template <>
+struct cyclic_problem_factory<prefopt::tabular_preference_problem<genericity_cyclic_judge>> {
+  static prefopt::tabular_preference_problem<genericity_cyclic_judge> make() {
+    return {genericity_cyclic_judge{}, genericity_cyclic_reference(), genericity_cyclic_tau};
+  }
+};
+template <>
+struct cyclic_problem_factory<
+    prefopt::tabular_preference_problem<prefopt::tabular_preference_model>> {
+  static prefopt::tabular_preference_problem<prefopt::tabular_preference_model> make() {
+    const auto game = cyclic_problem_factory<prefopt::preference_game>::make();
+    return {game.preference_model(), genericity_cyclic_reference(), genericity_cyclic_tau};
+  }
+};
+
+/// A tabular solver's row: the regularised solvers' objective is minus the last iterate's
+/// `DualGap_tau`, the unregularised ones' minus the unregularised gap (MWU: of the average, whose
+/// gap its theorem bounds; ONPO: of the last iterate, which converges on a game with a unique Nash
+/// equilibrium).
+template <class Solver, class Problem>
+struct tabular_nash_row {
+  static constexpr const char* name = Solver::name;
+  static constexpr gindex steps = 300;
+  static constexpr double min_gain = 0.02;  // 0.039 (ONPO's last iterate) to 0.16 observed
+  static constexpr bool regularised =
+      std::string_view(Solver::name) != "onpo" && std::string_view(Solver::name) != "self_play_mwu";
+  Problem problem = cyclic_problem_factory<Problem>::make();
+  Solver solver = make_solver();
+
+  static Solver make_solver() {
+    if constexpr (std::string_view(Solver::name) == "self_play_mwu" ||
+                  std::string_view(Solver::name) == "omd") {
+      return Solver(prefopt::constant_step(0.3));
+    } else if constexpr (std::string_view(Solver::name) == "regularised_onpo") {
+      return Solver(prefopt::constant_step(0.3));
+    } else {
+      return Solver{};
+    }
+  }
+  template <class S>
+  double objective(const S& s) const {
+    const prefopt::preference_game& game = prefopt::as_preference_game(problem);
+    if constexpr (regularised) return -prefopt::duality_gap(game, s.policy());
+    if constexpr (std::string_view(Solver::name) == "self_play_mwu") {
+      return -prefopt::unregularised_duality_gap(game, s.average_probabilities());
+    }
+    return -prefopt::unregularised_duality_gap(game, s.policy());
+  }
+  template <class S>
+  vector_d parameters(const S& s) const {
+    return s.policy().parameters();
+  }
+};
+
 using bigram_d = prefopt::test::bigram_model<double, false>;  // logits path
 using bigram_f = prefopt::test::bigram_model<float, true>;    // float, fused linear head
 using topic_d = genericity_topic_model<double>;               // defined only in this file
@@ -511,6 +851,11 @@ using bag_f = prefopt::test::bag_reward_model<float>;
 using token_reward_f = genericity_token_reward<float>;                  // defined only in this file
 using transformer_f = prefopt::transformer<float>;                      // the shipped transformer
 using transformer_reward_f = prefopt::transformer_reward_model<float>;  // and its reward head
+using table_d = genericity_table_model<double>;                         // defined only in this file
+using cyclic_game = prefopt::preference_game;
+using cyclic_judge_problem =  // over a judge defined only in this file
+    prefopt::tabular_preference_problem<genericity_cyclic_judge>;
+using cyclic_model_problem = prefopt::tabular_preference_problem<prefopt::tabular_preference_model>;
 
 // ---- the table: one row per line (trainer row, model type) ----------------------------------
 // clang-format off
@@ -537,7 +882,34 @@ using genericity_table = std::tuple<
     dpo_game_row<prefopt::losses::dpo_variant::sigmoid>,
     dpo_game_row<prefopt::losses::dpo_variant::ipo>,
     rlhf_game_row,
-    rlhf_given_reward_row>;
+    rlhf_given_reward_row,
+    class_task_row<bigram_f, prefopt::nash_md_pg>,
+    class_task_row<bigram_d, prefopt::nash_md_pg>,
+    class_task_row<table_d, prefopt::nash_md_pg>,
+    class_task_row<transformer_f, prefopt::nash_md_pg>,
+    class_task_row<bigram_f, prefopt::onpo_trainer>,
+    class_task_row<bigram_d, prefopt::onpo_trainer>,
+    class_task_row<table_d, prefopt::onpo_trainer>,
+    class_task_row<transformer_f, prefopt::onpo_trainer>,
+    class_task_row<bigram_f, prefopt::inpo_trainer>,
+    class_task_row<bigram_d, prefopt::inpo_trainer>,
+    class_task_row<table_d, prefopt::inpo_trainer>,
+    class_task_row<transformer_f, prefopt::inpo_trainer>,
+    hir_row<bigram_f>,
+    hir_row<bigram_d>,
+    hir_row<table_d>,
+    hir_row<transformer_f>,
+    tabular_nash_row<prefopt::nash_md<>, cyclic_game>,
+    tabular_nash_row<prefopt::nash_md<>, cyclic_judge_problem>,
+    tabular_nash_row<prefopt::nash_md<>, cyclic_model_problem>,
+    tabular_nash_row<prefopt::omd<prefopt::constant_step>, cyclic_game>,
+    tabular_nash_row<prefopt::omd<prefopt::constant_step>, cyclic_judge_problem>,
+    tabular_nash_row<prefopt::self_play_mwu<>, cyclic_game>,
+    tabular_nash_row<prefopt::self_play_mwu<>, cyclic_judge_problem>,
+    tabular_nash_row<prefopt::onpo<>, cyclic_game>,
+    tabular_nash_row<prefopt::onpo<>, cyclic_judge_problem>,
+    tabular_nash_row<prefopt::regularised_onpo<>, cyclic_game>,
+    tabular_nash_row<prefopt::regularised_onpo<>, cyclic_judge_problem>>;
 // clang-format on
 }  // namespace
 
