@@ -313,6 +313,8 @@ inline sequence_record run_sequence_hir(sequence_context& c) {
   h.mode = c.r.choice<hir_mode>("mode", {{"hindsight", hir_mode::hindsight},
                                          {"no_relabeling", hir_mode::no_relabeling},
                                          {"successes_only", hir_mode::successes_only}});
+  h.contrast = c.r.choice<hir_contrast>(
+      "contrast", {{"two_way", hir_contrast::two_way}, {"k_way", hir_contrast::k_way}});
   h.batch_size = c.r.integer("batch_size", h.batch_size, 1, 4096);
   h.updates_per_round = c.r.integer("updates_per_round", h.updates_per_round, 1, 10'000);
   h.label_smoothing = c.r.number("label_smoothing", h.label_smoothing, 0.0, 0.5);

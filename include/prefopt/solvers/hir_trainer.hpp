@@ -14,11 +14,14 @@
 ///     L = L_sup + w_con L_con + w_ent L_ent,
 ///     L_sup = label-smoothed token cross-entropy of y_i given the positive prompt (eps_ls),
 ///     L_con = 2-way smoothed contrast of ell+ and ell-, the (mean-token or summed) log-likelihoods
-///             of y_i under the positive and the negative prompt (eps_ls),
+///             of y_i under the positive and the negative prompt (eps_ls; `contrast = two_way`,
+///             the reference code), or the k-way smoothed softmax of y_i's log-likelihoods under
+///             every instruction's prompt, the positive one as the target (`k_way`, the paper),
 ///     L_ent = -mean_t H_t over the positive prompt's response positions (an entropy bonus),
 ///
-/// (`losses::label_smoothed_cross_entropy`, `losses::contrastive_instruction_loss_2way`,
-/// `losses::entropy_bonus`). The modes differ only in the data they train on:
+/// (`losses::label_smoothed_cross_entropy`, `losses::contrastive_instruction_loss_2way` or
+/// `losses::contrastive_instruction_loss`, `losses::entropy_bonus`). The modes differ only in the
+/// data they train on:
 /// - `hindsight` (HIR): positive prompt = the relabeled one (`relabel_prompts`: the instruction
 ///   `y_i` satisfies), negative = `negative_instruction(y_i)`;
 /// - `no_relabeling` (baseline): positive = the prompt as sampled, negative = the next
@@ -79,6 +82,9 @@ struct hir_trainer_config {
   double contrast_weight = losses::hir_defaults::w_con;   ///< w_con >= 0
   double entropy_weight = losses::hir_defaults::w_ent;    ///< w_ent >= 0
   losses::likelihood_reduction contrast_likelihood = losses::likelihood_reduction::mean_token;
+  /// `two_way`: the reference code's contrast of the positive and one negative instruction;
+  /// `k_way`: the paper's softmax over all `modulus()` instructions (K teacher-forced passes).
+  hir_contrast contrast = hir_contrast::two_way;
   optimizer_config optimizer{};
   std::uint64_t seed = 0;
 
@@ -112,14 +118,16 @@ struct hir_loss_parts {
   double total = 0.0, supervised = 0.0, contrast = 0.0, entropy = 0.0;
 };
 
-/// The HIR loss on one round's data and its gradient (`+=` into `gradient`, skipped when empty):
-/// `positive` and `negative` hold the same responses under the positive and the negative prompts
-/// (`negative` is read only when `contrast_weight > 0`); `L_sup` and the entropy term use
-/// `positive`. Settings from `config` (mode ignored).
+namespace detail {
+/// The HIR loss with the contrast over the prompts of `alternatives` (each holding the responses of
+/// `positive`): the 2-way form on alternatives 0 (positive) and 1 (negative), or the k-way softmax
+/// with `positive_column[i]` the alternative that is response i's positive prompt.
 template <SequenceModel M>
-hir_loss_parts hir_loss_gradient(const M& model, const sequence_batch& positive,
-                                 const sequence_batch& negative, const hir_trainer_config& config,
-                                 Eigen::Ref<vector_t<typename M::scalar_type>> gradient) {
+hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
+                        std::span<const sequence_batch> alternatives,
+                        std::span<const index_t> positive_column, bool k_way,
+                        const hir_trainer_config& config,
+                        Eigen::Ref<vector_t<typename M::scalar_type>> gradient) {
   using T = typename M::scalar_type;
   constexpr const char* fn = "hir_loss_gradient";
   const index_t n = positive.size();
@@ -147,49 +155,101 @@ hir_loss_parts hir_loss_gradient(const M& model, const sequence_batch& positive,
     model.accumulate_logits_gradient(positive, dzt, gradient);
   }
   if (config.contrast_weight > 0.0) {
-    PREFOPT_CHECK(negative.size() == n && negative.responses.total_length() == tokens, shape_error,
-                  fn, ": negative has ", negative.size(), " responses and ",
-                  negative.responses.total_length(), " tokens, expected those of positive");
-    vector_d lp(tokens), ln(tokens);
-    token_log_probs(model, positive, lp);
-    token_log_probs(model, negative, ln);
-    vector_d ellp = vector_d::Zero(n), elln = vector_d::Zero(n), len(n);
+    const auto k = static_cast<index_t>(alternatives.size());
+    // Response i's score under alternative a: column a of `ell` (mean-token or summed).
+    matrix_d ell = matrix_d::Zero(n, k);
+    vector_d len(n), lp(tokens);
     for (index_t i = 0; i < n; ++i) {
       const auto u = static_cast<std::size_t>(i);
-      const index_t k0 = positive.responses.offsets[u] - base;
-      const index_t k1 = positive.responses.offsets[u + 1] - base;
-      for (index_t k = k0; k < k1; ++k) {
-        ellp(i) += lp(k);
-        elln(i) += ln(k);
-      }
+      const index_t length = positive.responses.offsets[u + 1] - positive.responses.offsets[u];
       len(i) = config.contrast_likelihood == losses::likelihood_reduction::mean_token
-                   ? static_cast<double>(std::max<index_t>(k1 - k0, 1))
+                   ? static_cast<double>(std::max<index_t>(length, 1))
                    : 1.0;
     }
-    ellp.array() /= len.array();
-    elln.array() /= len.array();
-    vector_d gp(n), gn(n);
-    parts.contrast = losses::contrastive_instruction_loss_2way<double>(
-        ellp, elln, config.label_smoothing, gp, gn);
-    if (grad) {
-      vector_d wp(tokens), wn(tokens);
+    for (index_t a = 0; a < k; ++a) {
+      const sequence_batch& alt = alternatives[static_cast<std::size_t>(a)];
+      PREFOPT_CHECK(alt.size() == n && alt.responses.total_length() == tokens, shape_error, fn,
+                    ": alternative ", a, " has ", alt.size(), " responses and ",
+                    alt.responses.total_length(), " tokens, expected those of positive");
+      token_log_probs(model, alt, lp);
       for (index_t i = 0; i < n; ++i) {
         const auto u = static_cast<std::size_t>(i);
-        for (index_t k = positive.responses.offsets[u] - base;
-             k < positive.responses.offsets[u + 1] - base; ++k) {
-          wp(k) = config.contrast_weight * gp(i) / len(i);
-          wn(k) = config.contrast_weight * gn(i) / len(i);
+        for (index_t t = positive.responses.offsets[u] - base;
+             t < positive.responses.offsets[u + 1] - base; ++t) {
+          ell(i, a) += lp(t);
         }
+        ell(i, a) /= len(i);
       }
-      token_weights w;
-      w.log_probs = detail::cspan_d(wp);
-      accumulate_token_gradient(model, positive, w, gradient);
-      w.log_probs = detail::cspan_d(wn);
-      accumulate_token_gradient(model, negative, w, gradient);
+    }
+    matrix_d g(n, k);
+    if (k_way) {
+      row_matrix_d g_rows(n, k);
+      parts.contrast = losses::contrastive_instruction_loss<double>(
+          row_matrix_d(ell), positive_column, config.label_smoothing, g_rows);
+      g = g_rows;
+    } else {
+      vector_d gp(n), gn(n);
+      parts.contrast = losses::contrastive_instruction_loss_2way<double>(
+          ell.col(0), ell.col(1), config.label_smoothing, gp, gn);
+      g.col(0) = gp;
+      g.col(1) = gn;
+    }
+    if (grad) {
+      vector_d w(tokens);
+      for (index_t a = 0; a < k; ++a) {
+        for (index_t i = 0; i < n; ++i) {
+          const auto u = static_cast<std::size_t>(i);
+          for (index_t t = positive.responses.offsets[u] - base;
+               t < positive.responses.offsets[u + 1] - base; ++t) {
+            w(t) = config.contrast_weight * g(i, a) / len(i);
+          }
+        }
+        token_weights tw;
+        tw.log_probs = cspan_d(w);
+        accumulate_token_gradient(model, alternatives[static_cast<std::size_t>(a)], tw, gradient);
+      }
     }
   }
   parts.total = parts.supervised + config.contrast_weight * parts.contrast + parts.entropy;
   return parts;
+}
+}  // namespace detail
+
+/// The HIR loss on one round's data and its gradient (`+=` into `gradient`, skipped when empty)
+/// with the 2-way contrast: `positive` and `negative` hold the same responses under the positive
+/// and the negative prompts (`negative` is read only when `contrast_weight > 0`); `L_sup` and the
+/// entropy term use `positive`. Settings from `config` (mode ignored; `contrast` must be
+/// `two_way`: the k-way loss is the overload below).
+template <SequenceModel M>
+hir_loss_parts hir_loss_gradient(const M& model, const sequence_batch& positive,
+                                 const sequence_batch& negative, const hir_trainer_config& config,
+                                 Eigen::Ref<vector_t<typename M::scalar_type>> gradient) {
+  PREFOPT_CHECK(config.contrast == hir_contrast::two_way, invalid_argument,
+                "hir_loss_gradient: config.contrast = k_way, expected two_way with one negative "
+                "batch (the k-way contrast takes the alternatives and positive_column overload)");
+  const sequence_batch both[2] = {positive, negative};
+  return detail::hir_loss(model, positive, std::span<const sequence_batch>(both), {},
+                          /*k_way=*/false, config, gradient);
+}
+
+/// The HIR loss with the k-way contrast (the paper's `L_con`, label-smoothed softmax over K
+/// instructions): `alternatives[a]` holds the responses of `positive` under instruction `a`'s
+/// prompt (K >= 2 batches), `positive_column[i]` the alternative that is response i's positive
+/// prompt. `L_sup` and the entropy term use `positive`. `config.contrast` is not read.
+template <SequenceModel M>
+hir_loss_parts hir_loss_gradient(const M& model, const sequence_batch& positive,
+                                 std::span<const sequence_batch> alternatives,
+                                 std::span<const index_t> positive_column,
+                                 const hir_trainer_config& config,
+                                 Eigen::Ref<vector_t<typename M::scalar_type>> gradient) {
+  PREFOPT_CHECK(config.contrast_weight == 0.0 || alternatives.size() >= 2, shape_error,
+                "hir_loss_gradient: alternatives has ", alternatives.size(),
+                " batches, expected K >= 2 instructions");
+  PREFOPT_CHECK(positive_column.size() == static_cast<std::size_t>(positive.size()), shape_error,
+                "hir_loss_gradient: positive_column has ", positive_column.size(),
+                " entries, expected one per response (", positive.size(), ")");
+  return detail::hir_loss(model, positive, alternatives, positive_column, /*k_way=*/true, config,
+                          gradient);
 }
 
 /// HIR trainer (file comment).
@@ -285,11 +345,37 @@ class hir_trainer {
       c.contrast_weight = 0.0;
       c.entropy_weight = 0.0;
     }
+    // k-way: every response under each instruction's prompt (the positive's first token replaced).
+    const bool k_way = config_.contrast == hir_contrast::k_way && c.contrast_weight > 0.0;
+    std::vector<std::vector<token_id>> alt_tokens;
+    std::vector<sequence_batch> alternatives;
+    std::vector<index_t> positive_column;
+    if (k_way) {
+      for (index_t i = 0; i < kept; ++i) {
+        const token_id instruction = pt[static_cast<std::size_t>(po[static_cast<std::size_t>(i)])];
+        PREFOPT_CHECK(instruction >= 0 && instruction < m, invalid_argument,
+                      "hir_trainer::step: the positive prompt of response ", i,
+                      " starts with instruction ", instruction,
+                      ", expected one in [0, modulus() = ", m, ")");
+        positive_column.push_back(instruction);
+      }
+      alt_tokens.assign(static_cast<std::size_t>(m), pt);
+      for (index_t a = 0; a < m; ++a) {
+        std::vector<token_id>& at = alt_tokens[static_cast<std::size_t>(a)];
+        for (index_t i = 0; i < kept; ++i)
+          at[static_cast<std::size_t>(po[static_cast<std::size_t>(i)])] = static_cast<token_id>(a);
+      }
+      for (index_t a = 0; a < m; ++a) {
+        alternatives.push_back({{po, alt_tokens[static_cast<std::size_t>(a)]}, {ro, rt}});
+      }
+    }
     optimizer& opt = s.optimizer_;
     vector_t<T> grad(policy.num_parameters());
     for (index_t k = 0; k < config_.updates_per_round; ++k) {
       grad.setZero();
-      const auto parts = hir_loss_gradient(policy, positive, negative, c, grad);
+      const auto parts =
+          k_way ? hir_loss_gradient(policy, positive, alternatives, positive_column, c, grad)
+                : hir_loss_gradient(policy, positive, negative, with_two_way(c), grad);
       st.loss = parts.total;
       st.supervised_loss = parts.supervised;
       st.contrast_loss = parts.contrast;
@@ -302,6 +388,11 @@ class hir_trainer {
   }
 
  private:
+  static hir_trainer_config with_two_way(hir_trainer_config c) {
+    c.contrast = hir_contrast::two_way;  // k-way without a contrast term: no alternatives needed
+    return c;
+  }
+
   config_type config_;
 };
 

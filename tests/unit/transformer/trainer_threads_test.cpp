@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "prefopt/models/transformer/transformer.hpp"
+#include "prefopt/sequence/instruction_task.hpp"
 #include "prefopt/sequence/quality_task.hpp"
 #include "prefopt/solvers/common/run.hpp"
 #include "prefopt/solvers/dpo_trainer.hpp"
+#include "prefopt/solvers/hir_trainer.hpp"
 #include "prefopt/solvers/nash_md_pg.hpp"
 #include "prefopt/solvers/online_pair_trainers.hpp"
 #include "prefopt/solvers/ppo_trainer.hpp"
@@ -134,4 +136,22 @@ TEST_CASE("every generic trainer on the transformer: 1 and 2 threads, bitwise th
   prefopt::ppo_trainer_config ppo;
   ppo.rollout_batch_size = 8;
   tt_check("RLHF-PPO", prefopt::ppo_trainer(ppo), rewarded, env.reference, 2);
+
+  // HIR on the instruction task (K = 5 content tokens, m = 5 instructions, two-token prompts).
+  const prefopt::modular_sum_instruction_task instructions(5, 5);
+  prefopt::transformer_config tc = env.reference.config();
+  tc.vocab_size = instructions.vocab_size();
+  tc.eos = instructions.eos();
+  const tt_model instruction_reference(tc);
+  const std::vector<prefopt::index_t> offsets{0, 2, 4, 6, 8, 10};
+  const std::vector<prefopt::token_id> tokens{0, 3, 1, 2, 2, 4, 3, 0, 4, 1};
+  const auto relabeled = prefopt::make_sequence_problem(
+      instruction_reference, instructions,
+      prefopt::ragged_view<const prefopt::token_id>{offsets, tokens}, env.generation);
+  prefopt::hir_trainer_config hir;
+  hir.batch_size = 8;
+  hir.updates_per_round = 2;
+  tt_check("HIR, 2-way contrast", prefopt::hir_trainer(hir), relabeled, instruction_reference, 2);
+  hir.contrast = prefopt::hir_contrast::k_way;
+  tt_check("HIR, k-way contrast", prefopt::hir_trainer(hir), relabeled, instruction_reference, 2);
 }
