@@ -1,8 +1,10 @@
 // Benchmark of the generic trainers on the shipped transformer (a program, not a test): one
-// offline DPO step and one RLHF-PPO step, each split into the time spent inside the models' own
-// calls (generation: start_decoding / next_logits / append; scoring: logits, hidden states,
-// rewards, values; backward: the models' gradient calls) and the library's own work around them
-// (the fused head kernel, the losses, the optimizer, bookkeeping). The models are wrapped in
+// offline DPO step, one RLHF-PPO step and one step of each preference-based trainer (Nash-MD-PG,
+// ONPO, INPO, HIR), each split into the time spent inside the models' own calls (generation:
+// start_decoding / next_logits / append, the Nash-MD mixture's two models included; judging: the
+// pairwise judge, or HIR's success feedback; scoring: logits, hidden states, rewards, values;
+// backward: the models' gradient calls) and the library's own work around them (the fused head
+// kernel, the losses, the optimizer, sampling, bookkeeping). The models are wrapped in
 // timing adapters defined here (they model the same concepts a user's model does), which is also
 // a check that the trainers take any model type.
 //
@@ -13,13 +15,20 @@
 // states + the fused linear kernel, never `[T, V]`) and with materialised logits; a DPO step at
 // V = 32000 (`memory`) reports its peak resident memory beside the `[T, V]` logits it never
 // builds.
+// Preference-based trainers: 16 prompts, 128 new tokens; the judge is Bradley-Terry on a
+// transformer reward model (`sigmoid(r(y) - r(y'))`, one forward of both responses); Nash-MD-PG
+// samples one policy response and one mixture response per prompt; ONPO and INPO one pair per
+// prompt and 4 inner steps (ONPO fits twice per iteration: the played policy and its auxiliary);
+// HIR samples one response per prompt on the instruction task over the model's vocabulary
+// (8 instructions) and makes 4 updates with the 2-way contrast (its loss reads `[T, V]` logits).
 // PyTorch's DPO step at the same sizes: `bench_torch_transformer.py --dpo`.
 //
-// Usage: prefopt_bench_trainers [memory | working-set]   (`memory`: only the V = 32000 DPO step,
-// alone in its process so that the peak resident memory is its own; `working-set`: the model's
-// own working set for the same step, alone in its process: the policy and its reference, the
-// gradient and Adam's two moments, and one forward + backward of the step's 32 sequences through
-// the model's hidden states, without the head's `[T, V]`; PREFOPT_BENCH_TINY=1: tiny sizes, for CI)
+// Usage: prefopt_bench_trainers [memory | working-set | preference]   (`memory`: only the V = 32000
+// DPO step, alone in its process so that the peak resident memory is its own; `working-set`: the
+// model's own working set for the same step, alone in its process: the policy and its reference,
+// the gradient and Adam's two moments, and one forward + backward of the step's 32 sequences
+// through the model's hidden states, without the head's `[T, V]`; `preference`: only the
+// preference-based trainers; PREFOPT_BENCH_TINY=1: tiny sizes, for CI)
 #include <Eigen/Core>
 
 #include <chrono>
@@ -32,7 +41,11 @@
 
 #include "prefopt/data/preference_dataset.hpp"
 #include "prefopt/models/transformer/transformer.hpp"
+#include "prefopt/sequence/instruction_task.hpp"
 #include "prefopt/solvers/dpo_trainer.hpp"
+#include "prefopt/solvers/hir_trainer.hpp"
+#include "prefopt/solvers/nash_md_pg.hpp"
+#include "prefopt/solvers/online_pair_trainers.hpp"
 #include "prefopt/solvers/ppo_trainer.hpp"
 
 namespace {
@@ -48,9 +61,12 @@ double seconds_since(clock_type::time_point t0) {
 /// Seconds spent inside the models' calls, by kind.
 struct call_times {
   double generation = 0.0;
+  double judging = 0.0;
   double scoring = 0.0;
   double backward = 0.0;
-  [[nodiscard]] double total() const { return generation + scoring + backward; }
+  long scoring_calls = 0;
+  long backward_calls = 0;
+  [[nodiscard]] double total() const { return generation + judging + scoring + backward; }
 };
 
 template <class F>
@@ -82,20 +98,24 @@ class timed_lm {
   [[nodiscard]] idx output_bias_offset() const { return m_.output_bias_offset(); }
 
   void logits(const prefopt::sequence_batch& b, Eigen::Ref<prefopt::row_matrix_t<T>> out) const {
+    ++t_->scoring_calls;
     timed(t_->scoring, [&] { m_.logits(b, out); });
   }
   void accumulate_logits_gradient(const prefopt::sequence_batch& b,
                                   Eigen::Ref<const prefopt::row_matrix_t<T>> dz,
                                   Eigen::Ref<prefopt::vector_t<T>> g) const {
+    ++t_->backward_calls;
     timed(t_->backward, [&] { m_.accumulate_logits_gradient(b, dz, g); });
   }
   void hidden_states(const prefopt::sequence_batch& b,
                      Eigen::Ref<prefopt::row_matrix_t<T>> out) const {
+    ++t_->scoring_calls;
     timed(t_->scoring, [&] { m_.hidden_states(b, out); });
   }
   void accumulate_hidden_gradient(const prefopt::sequence_batch& b,
                                   Eigen::Ref<const prefopt::row_matrix_t<T>> dh,
                                   Eigen::Ref<prefopt::vector_t<T>> g) const {
+    ++t_->backward_calls;
     timed(t_->backward, [&] { m_.accumulate_hidden_gradient(b, dh, g); });
   }
   [[nodiscard]] decode_state start_decoding(prefopt::ragged_view<const token_id> prompts) const {
@@ -116,18 +136,64 @@ class timed_lm {
   call_times* t_;
 };
 
-/// A reward model that times the wrapped one.
+/// A reward model that times the wrapped one (into `*slot`).
 template <class R>
 class timed_reward {
  public:
   using batch_type = prefopt::sequence_batch;
-  timed_reward(const R& r, call_times* t) : r_(r), t_(t) {}
+  timed_reward(const R& r, double* slot) : r_(r), slot_(slot) {}
   void reward(const prefopt::sequence_batch& b, Eigen::Ref<prefopt::vector_d> out) const {
-    timed(t_->scoring, [&] { r_.reward(b, out); });
+    timed(*slot_, [&] { r_.reward(b, out); });
   }
 
  private:
   R r_;
+  double* slot_;
+};
+
+/// A Bradley-Terry judge on a reward model, `P(y > y') = sigmoid(r(y) - r(y'))` (both responses
+/// scored in one call), timed as judging (a `PreferenceModel` over sequence pairs).
+template <class R>
+class timed_bt_judge {
+ public:
+  using batch_type = prefopt::sequence_batch;
+  timed_bt_judge(const R& r, call_times* t) : r_(r), t_(t) {}
+  void preference(const prefopt::pair_batch<prefopt::sequence_batch>& pairs,
+                  Eigen::Ref<prefopt::vector_d> out) const {
+    timed(t_->judging, [&] {
+      const idx n = pairs.size();
+      prefopt::vector_d a(n), b(n);
+      r_.reward(pairs.first, a);
+      r_.reward(pairs.second, b);
+      out = (1.0 / (1.0 + (b - a).array().exp())).matrix();
+    });
+  }
+
+ private:
+  R r_;
+  call_times* t_;
+};
+
+/// The instruction task with its success feedback timed as judging (an `InstructionRelabeler`).
+class timed_relabeler {
+ public:
+  timed_relabeler(const prefopt::modular_sum_instruction_task& task, call_times* t)
+      : task_(task), t_(t) {}
+  [[nodiscard]] timed_reward<prefopt::modular_sum_instruction_task::feedback_model> feedback()
+      const {
+    return {task_.feedback(), &t_->judging};
+  }
+  void relabel_prompts(const prefopt::sequence_batch& b, std::vector<idx>& offsets,
+                       std::vector<token_id>& tokens) const {
+    task_.relabel_prompts(b, offsets, tokens);
+  }
+  [[nodiscard]] idx negative_instruction(std::span<const token_id> y) const {
+    return task_.negative_instruction(y);
+  }
+  [[nodiscard]] idx modulus() const { return task_.modulus(); }
+
+ private:
+  prefopt::modular_sum_instruction_task task_;
   call_times* t_;
 };
 
@@ -257,7 +323,7 @@ void ppo_step(bool tiny, bool fused) {
   const prefopt::transformer<float> base(c);
   const timed_lm<prefopt::transformer<float>> ref(base, &t);
   const timed_reward<prefopt::transformer_reward_model<float>> reward(
-      prefopt::transformer_reward_model<float>(base), &t);
+      prefopt::transformer_reward_model<float>(base), &t.scoring);
   const timed_critic<prefopt::transformer_critic<float>> critic(
       prefopt::transformer_critic<float>(base), &t);
   std::vector<idx> po{0};
@@ -294,6 +360,98 @@ void ppo_step(bool tiny, bool fused) {
       step - t.total(), step / t.total(), stats.loss);
 }
 
+/// One prompt per rollout: `[1 + i]`.
+struct bench_prompts {
+  std::vector<idx> offsets{0};
+  std::vector<token_id> tokens;
+  explicit bench_prompts(idx n) {
+    for (idx i = 0; i < n; ++i) {
+      tokens.push_back(static_cast<token_id>(1 + i));
+      offsets.push_back(static_cast<idx>(tokens.size()));
+    }
+  }
+  [[nodiscard]] prefopt::ragged_view<const token_id> view() const { return {offsets, tokens}; }
+};
+
+/// One step of `trainer` on `problem` after a warm one, with the time in each kind of model call.
+template <class Trainer, class Problem>
+void preference_step(const char* name, bool fused, const Trainer& trainer, const Problem& problem,
+                     call_times& t, idx prompts, idx new_tokens) {
+  auto state = trainer.init(problem);
+  (void)trainer.step(problem, state);  // warm: buffers allocated
+  t = {};
+  const auto t0 = clock_type::now();
+  const auto stats = trainer.step(problem, state);
+  const double step = seconds_since(t0);
+  std::printf(
+      "{\"step\": \"%s\", \"head\": \"%s\", \"vocab\": %ld, \"prompts\": %ld, \"new_tokens\": %ld, "
+      "\"step_s\": %.4f, \"model_generation_s\": %.4f, \"judging_s\": %.4f, "
+      "\"model_scoring_s\": %.4f, \"model_backward_s\": %.4f, \"outside_models_s\": %.4f, "
+      "\"ratio_to_model_calls\": %.2f, \"forward_calls\": %ld, \"backward_calls\": %ld, "
+      "\"loss\": %.4f}\n",
+      name, fused ? "fused" : "logits", static_cast<long>(problem.reference->vocab_size()),
+      static_cast<long>(prompts), static_cast<long>(new_tokens), step, t.generation, t.judging,
+      t.scoring, t.backward, step - t.total(), step / t.total(), t.scoring_calls, t.backward_calls,
+      stats.loss);
+}
+
+/// Nash-MD-PG, ONPO and INPO against a Bradley-Terry judge, and HIR on the instruction task.
+void preference_steps(bool tiny, bool fused) {
+  const idx vocab = tiny ? 64 : 8192;
+  const idx prompts = tiny ? 2 : 16;
+  call_times t;
+  const auto c = model_config(tiny, vocab);
+  const prefopt::transformer<float> base(c);
+  const timed_lm<prefopt::transformer<float>> ref(base, &t);
+  prefopt::transformer_config rc = c;
+  rc.seed = 2;
+  const timed_bt_judge<prefopt::transformer_reward_model<float>> judge(
+      prefopt::transformer_reward_model<float>(prefopt::transformer<float>(rc)), &t);
+  const bench_prompts pool(prompts);
+  prefopt::generation_config g;
+  g.max_new_tokens = tiny ? 8 : 128;
+  const auto judged = prefopt::make_sequence_problem(ref, judge, pool.view(), g);
+
+  prefopt::nash_md_pg_config nc;
+  nc.batch_size = prompts;
+  nc.optimizer.learning_rate = 1e-5;
+  nc.scoring.fused = fused;
+  preference_step("nash_md_pg", fused, prefopt::nash_md_pg(nc), judged, t, prompts,
+                  g.max_new_tokens);
+  prefopt::onpo_trainer_config oc;
+  oc.batch_size = prompts;
+  oc.inner_steps = 4;
+  oc.optimizer.learning_rate = 1e-5;
+  oc.scoring.fused = fused;
+  preference_step("onpo", fused, prefopt::onpo_trainer(oc), judged, t, prompts, g.max_new_tokens);
+  prefopt::inpo_trainer_config ic;
+  ic.tau = 0.1;
+  ic.batch_size = prompts;
+  ic.inner_steps = 4;
+  ic.optimizer.learning_rate = 1e-5;
+  ic.scoring.fused = fused;
+  preference_step("inpo", fused, prefopt::inpo_trainer(ic), judged, t, prompts, g.max_new_tokens);
+
+  // HIR: instructions are the first 8 tokens, content the other non-eos tokens, eos the last.
+  prefopt::transformer_config hc = c;
+  hc.eos = static_cast<token_id>(vocab - 1);
+  const timed_lm<prefopt::transformer<float>> follower(prefopt::transformer<float>(hc), &t);
+  const timed_relabeler relabeler(prefopt::modular_sum_instruction_task(vocab - 1, 8), &t);
+  bench_prompts instructions(0);
+  for (idx i = 0; i < prompts; ++i) {
+    instructions.tokens.push_back(static_cast<token_id>(i % 8));
+    instructions.tokens.push_back(static_cast<token_id>(8 + i));
+    instructions.offsets.push_back(static_cast<idx>(instructions.tokens.size()));
+  }
+  const auto relabeled =
+      prefopt::make_sequence_problem(follower, relabeler, instructions.view(), g);
+  prefopt::hir_trainer_config hr;
+  hr.batch_size = prompts;
+  hr.optimizer.learning_rate = 1e-5;
+  hr.scoring.fused = fused;
+  preference_step("hir", fused, prefopt::hir_trainer(hr), relabeled, t, prompts, g.max_new_tokens);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -307,9 +465,16 @@ int main(int argc, char** argv) {
     model_working_set(tiny, tiny ? 96 : 32000);
     return 0;
   }
+  if (argc > 1 && std::string(argv[1]) == "preference") {
+    preference_steps(tiny, /*fused=*/true);
+    preference_steps(tiny, /*fused=*/false);
+    return 0;
+  }
   dpo_step(tiny, tiny ? 64 : 8192, /*fused=*/true, "fused");
   dpo_step(tiny, tiny ? 64 : 8192, /*fused=*/false, "logits");
   ppo_step(tiny, /*fused=*/true);
   ppo_step(tiny, /*fused=*/false);
+  preference_steps(tiny, /*fused=*/true);
+  preference_steps(tiny, /*fused=*/false);
   return 0;
 }

@@ -85,6 +85,9 @@ struct hir_trainer_config {
   /// `two_way`: the reference code's contrast of the positive and one negative instruction;
   /// `k_way`: the paper's softmax over all `modulus()` instructions (K teacher-forced passes).
   hir_contrast contrast = hir_contrast::two_way;
+  /// How the contrast's other prompts are scored (the fused linear head or materialised logits,
+  /// chunking); the supervised term always reads the positive prompt's logits.
+  sequence_options scoring{};
   optimizer_config optimizer{};
   std::uint64_t seed = 0;
 
@@ -99,6 +102,12 @@ struct hir_trainer_config {
                   function, ": config.contrast_weight = ", contrast_weight, ", expected >= 0");
     PREFOPT_CHECK(std::isfinite(entropy_weight) && entropy_weight >= 0.0, invalid_argument,
                   function, ": config.entropy_weight = ", entropy_weight, ", expected >= 0");
+    PREFOPT_CHECK(scoring.max_positions >= 1, invalid_argument, function,
+                  ": config.scoring.max_positions = ", scoring.max_positions, ", expected >= 1");
+    PREFOPT_CHECK(std::isfinite(scoring.temperature) && scoring.temperature == 1.0,
+                  invalid_argument, function,
+                  ": config.scoring.temperature = ", scoring.temperature,
+                  ", expected 1 (the supervised term reads untempered logits)");
     optimizer.validate(function);
   }
 };
@@ -120,7 +129,8 @@ struct hir_loss_parts {
 
 namespace detail {
 /// The HIR loss with the contrast over the prompts of `alternatives` (each holding the responses of
-/// `positive`): the 2-way form on alternatives 0 (positive) and 1 (negative), or the k-way softmax
+/// `positive`): the 2-way form on alternatives 0 (`positive` itself, scored from its logits) and 1
+/// (negative), or the k-way softmax
 /// with `positive_column[i]` the alternative that is response i's positive prompt.
 template <SequenceModel M>
 hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
@@ -150,15 +160,14 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
     dz += dent;
   }
   const bool grad = gradient.size() > 0;
-  if (grad) {
-    const row_matrix_t<T> dzt = dz.template cast<T>();
-    model.accumulate_logits_gradient(positive, dzt, gradient);
-  }
   if (config.contrast_weight > 0.0) {
     const auto k = static_cast<index_t>(alternatives.size());
+    // The 2-way form's positive alternative is `positive` itself: its token log-probs come from
+    // the logits above, and its contrast gradient joins dz (one backward through the model).
+    const bool positive_from_logits = !k_way;
     // Response i's score under alternative a: column a of `ell` (mean-token or summed).
     matrix_d ell = matrix_d::Zero(n, k);
-    vector_d len(n), lp(tokens);
+    vector_d len(n), lp(tokens), lse;
     for (index_t i = 0; i < n; ++i) {
       const auto u = static_cast<std::size_t>(i);
       const index_t length = positive.responses.offsets[u + 1] - positive.responses.offsets[u];
@@ -171,7 +180,16 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
       PREFOPT_CHECK(alt.size() == n && alt.responses.total_length() == tokens, shape_error, fn,
                     ": alternative ", a, " has ", alt.size(), " responses and ",
                     alt.responses.total_length(), " tokens, expected those of positive");
-      token_log_probs(model, alt, lp);
+      if (a == 0 && positive_from_logits) {
+        lse.resize(tokens);
+        for (index_t t = 0; t < tokens; ++t) {
+          const double top = zd.row(t).maxCoeff();
+          lse(t) = top + std::log((zd.row(t).array() - top).exp().sum());
+          lp(t) = zd(t, targets[static_cast<std::size_t>(t)]) - lse(t);
+        }
+      } else {
+        token_log_probs(model, alt, lp, config.scoring);
+      }
       for (index_t i = 0; i < n; ++i) {
         const auto u = static_cast<std::size_t>(i);
         for (index_t t = positive.responses.offsets[u] - base;
@@ -204,11 +222,24 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
             w(t) = config.contrast_weight * g(i, a) / len(i);
           }
         }
-        token_weights tw;
-        tw.log_probs = cspan_d(w);
-        accumulate_token_gradient(model, alternatives[static_cast<std::size_t>(a)], tw, gradient);
+        if (a == 0 && positive_from_logits) {
+          // d (w_t log p_t[y_t]) / dz_t = w_t (onehot(y_t) - softmax(z_t)).
+          for (index_t t = 0; t < tokens; ++t) {
+            dz.row(t).array() -= w(t) * (zd.row(t).array() - lse(t)).exp();
+            dz(t, targets[static_cast<std::size_t>(t)]) += w(t);
+          }
+        } else {
+          token_weights tw;
+          tw.log_probs = cspan_d(w);
+          accumulate_token_gradient(model, alternatives[static_cast<std::size_t>(a)], tw, gradient,
+                                    config.scoring);
+        }
       }
     }
+  }
+  if (grad) {
+    const row_matrix_t<T> dzt = dz.template cast<T>();
+    model.accumulate_logits_gradient(positive, dzt, gradient);
   }
   parts.total = parts.supervised + config.contrast_weight * parts.contrast + parts.entropy;
   return parts;

@@ -167,6 +167,12 @@ TEST_CASE("hir_trainer is deterministic and names bad config fields") {
   c = {};
   c.entropy_weight = -1.0;
   CHECK_THROWS_WITH(hir_trainer(c), Catch::Contains("config.entropy_weight = -1"));
+  c = {};
+  c.scoring.max_positions = 0;
+  CHECK_THROWS_WITH(hir_trainer(c), Catch::Contains("config.scoring.max_positions = 0"));
+  c = {};
+  c.scoring.temperature = 0.5;
+  CHECK_THROWS_WITH(hir_trainer(c), Catch::Contains("config.scoring.temperature = 0.5"));
 }
 
 TEST_CASE("hir_trainer: a round that overflows the parameters ends the run as diverged") {
