@@ -128,12 +128,42 @@ void check_prompts(const char* fn, const M& model, ragged_view<const token_id> p
   }
 }
 
-/// Row `r` of a model's logits into `out` as log-softmax in double. Throws naming the position:
-/// `convergence_error` when the row holds NaN / +inf (the model's numbers went bad; inside a
-/// solver's step, `run` ends the run as diverged), `invalid_argument` when no entry is finite.
+/// The sampling weights of a row of log-probs: `weights[u] = exp(a[u] - max)` (exactly 0 where
+/// `a[u] = -inf`, which Eigen's vectorised exp would round to a denormal) and their sum.
+struct row_weights {
+  std::vector<double> w;
+  double total = 0.0;
+};
+
+/// In place: log-softmax of finite-or--inf values (at least one finite, maximum `m`); fills
+/// `weights` with `exp(a - m)` (one vectorised pass: the sampler draws from them).
+inline void log_normalize(std::vector<double>& a, double m, row_weights& weights) {
+  const auto v = static_cast<index_t>(a.size());
+  weights.w.resize(a.size());
+  Eigen::Map<Eigen::ArrayXd> x(a.data(), v), w(weights.w.data(), v);
+  constexpr double minus_inf = -std::numeric_limits<double>::infinity();
+  w = (x - m).exp();  // vectorised; Eigen's `select` would evaluate it one scalar at a time
+  for (index_t u = 0; u < v; ++u) {
+    if (x(u) == minus_inf) w(u) = 0.0;
+  }
+  weights.total = w.sum();
+  x -= m + std::log(weights.total);
+}
+
+inline void log_normalize(std::vector<double>& a, row_weights& weights) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (const double x : a) m = std::max(m, x);
+  log_normalize(a, m, weights);
+}
+
+/// Row `r` of a model's logits into `out` as log-softmax in double (and its sampling weights).
+/// Throws naming the position: `convergence_error` when the row holds NaN / +inf (the model's
+/// numbers went bad; inside a solver's step, `run` ends the run as diverged), `invalid_argument`
+/// when no entry is finite.
 template <class Row>
 void checked_log_softmax(const char* fn, const char* who, const Row& z, index_t seq, index_t prompt,
-                         index_t sample, index_t step, std::vector<double>& out) {
+                         index_t sample, index_t step, std::vector<double>& out,
+                         row_weights& weights) {
   const auto v = static_cast<std::size_t>(z.size());
   out.resize(v);
   double m = -std::numeric_limits<double>::infinity();
@@ -150,25 +180,30 @@ void checked_log_softmax(const char* fn, const char* who, const Row& z, index_t 
   PREFOPT_CHECK(std::isfinite(m), invalid_argument, fn, ": ", who, " wrote only -inf for sequence ",
                 seq, " (prompt ", prompt, ", sample ", sample, ") at new token ", step,
                 ", expected at least one finite logit");
-  double s = 0.0;
-  for (const double x : out) s += std::exp(x - m);
-  const double lse = m + std::log(s);
-  for (double& x : out) x -= lse;
+  log_normalize(out, m, weights);
 }
 
-/// In place: log-softmax of finite-or--inf values (at least one finite).
-inline void log_normalize(std::vector<double>& a) {
-  double m = -std::numeric_limits<double>::infinity();
-  for (const double x : a) m = std::max(m, x);
-  double s = 0.0;
-  for (const double x : a) s += std::exp(x - m);
-  const double lse = m + std::log(s);
-  for (double& x : a) x -= lse;
+/// One categorical draw by inverse CDF from `weights` (one uniform), as `rng::categorical`.
+inline index_t draw_token(const row_weights& weights, rng& gen) {
+  const double u = gen.uniform() * weights.total;
+  double cumulative = 0.0;
+  index_t last_positive = 0;
+  const auto v = static_cast<index_t>(weights.w.size());
+  for (index_t i = 0; i < v; ++i) {
+    const double w = weights.w[static_cast<std::size_t>(i)];
+    if (w <= 0.0) continue;
+    cumulative += w;
+    last_positive = i;
+    if (u < cumulative) return i;
+  }
+  return last_positive;  // u landed in the rounding slack at the top
 }
 
-/// Chooses the next token from base log-probs `base` (normalised); writes log q(token).
+/// Chooses the next token from base log-probs `base` (normalised, with their sampling weights
+/// `weights`); writes log q(token).
 inline token_id choose_token(const generation_config& c, std::vector<double>& base,
-                             std::vector<index_t>& order, rng& gen, double& log_q) {
+                             row_weights& weights, std::vector<index_t>& order, rng& gen,
+                             double& log_q) {
   const auto v = static_cast<index_t>(base.size());
   if (c.greedy) {
     const auto it = std::max_element(base.begin(), base.end());  // first maximum: lowest id
@@ -177,7 +212,7 @@ inline token_id choose_token(const generation_config& c, std::vector<double>& ba
   }
   if (c.temperature != 1.0) {
     for (double& x : base) x /= c.temperature;
-    log_normalize(base);
+    log_normalize(base, weights);
   }
   const bool top_k = c.top_k > 0 && c.top_k < v;
   if (top_k || c.top_p < 1.0) {
@@ -215,10 +250,9 @@ inline token_id choose_token(const generation_config& c, std::vector<double>& ba
       base[static_cast<std::size_t>(order[static_cast<std::size_t>(r)])] =
           -std::numeric_limits<double>::infinity();
     }
-    log_normalize(base);
+    log_normalize(base, weights);
   }
-  const Eigen::Map<const vector_d> lq(base.data(), v);
-  const index_t tok = gen.categorical(lq.array().exp());
+  const index_t tok = draw_token(weights, gen);
   log_q = base[static_cast<std::size_t>(tok)];
   return static_cast<token_id>(tok);
 }
@@ -283,6 +317,7 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
   std::vector<token_id> chosen;
   row_matrix_t<T> z, zr;
   std::vector<double> base, ref_lp, model_lp;
+  row_weights weights, ref_weights;
   std::vector<index_t> order;
 
   auto run = [&](auto* ref_state) {
@@ -300,11 +335,11 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
         const index_t j = live[static_cast<std::size_t>(r)];
         const auto uj = static_cast<std::size_t>(j);
         checked_log_softmax(fn, "model.next_logits", z.row(r), j, out.prompt_index[uj],
-                            out.sample_index[uj], step, base);
+                            out.sample_index[uj], step, base, weights);
         model_lp = base;
         if constexpr (!std::is_same_v<R, std::nullptr_t>) {
           checked_log_softmax(fn, "reference.next_logits", zr.row(r), j, out.prompt_index[uj],
-                              out.sample_index[uj], step, ref_lp);
+                              out.sample_index[uj], step, ref_lp, ref_weights);
           bool any = false;
           for (index_t k = 0; k < v; ++k) {
             const auto u = static_cast<std::size_t>(k);
@@ -318,10 +353,10 @@ generation_result generate_impl(const char* fn, const M& model, const R* ref, do
                         ": the mixture has no token of positive "
                         "probability for sequence ",
                         j, " at new token ", step, " (model and reference have disjoint supports)");
-          log_normalize(base);
+          log_normalize(base, weights);
         }
         double log_q = 0.0;
-        const token_id tok = choose_token(c, base, order, gens[uj], log_q);
+        const token_id tok = choose_token(c, base, weights, order, gens[uj], log_q);
         toks[uj].push_back(tok);
         lq[uj].push_back(log_q);
         lm[uj].push_back(model_lp[static_cast<std::size_t>(tok)]);
