@@ -39,6 +39,7 @@
 #include <cmath>
 #include <concepts>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -147,18 +148,51 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
   const index_t v = model.vocab_size();
   row_matrix_t<T> z(tokens, v);
   model.logits(positive, z);
-  const row_matrix_d zd = z.template cast<double>();
   const index_t base = positive.responses.offsets.front();
   const std::span<const token_id> targets = positive.responses.values.subspan(
       static_cast<std::size_t>(base), static_cast<std::size_t>(tokens));
-  row_matrix_d dz(tokens, v), dent(tokens, v);
-  hir_loss_parts parts;
-  parts.supervised =
-      losses::label_smoothed_cross_entropy<double>(zd, targets, config.label_smoothing, dz);
-  if (config.entropy_weight > 0.0) {
-    parts.entropy = losses::entropy_bonus<double>(zd, config.entropy_weight, dent);
-    dz += dent;
+  // One pass over each row of the `[T, V]` logits, in double: its log-sum-exp, the target's
+  // log-prob, the entropy and the label-smoothed cross-entropy (`losses::
+  // label_smoothed_cross_entropy` and `losses::entropy_bonus` define them; the gradient pass below
+  // writes their sum, and the positive contrast's, straight into the logits' gradient).
+  const double eps = config.label_smoothing;
+  const double inv_n = 1.0 / static_cast<double>(tokens);
+  vector_d lse(tokens), lp_positive(tokens), entropy(tokens);
+  Eigen::ArrayXd row(v), e(v);
+  double supervised = 0.0, entropy_sum = 0.0;
+  for (index_t t = 0; t < tokens; ++t) {
+    row = z.row(t).transpose().template cast<double>().array();
+    if (!row.allFinite()) {
+      for (index_t u = 0; u < v; ++u) {
+        PREFOPT_CHECK(row(u) != -std::numeric_limits<double>::infinity(), invalid_argument, fn,
+                      ": model.logits wrote -inf at response position ", t, ", vocabulary entry ",
+                      u,
+                      "; expected finite logits (label smoothing and the entropy read every "
+                      "entry)");
+        if (!std::isfinite(row(u))) {
+          PREFOPT_THROW(convergence_error, fn, ": model.logits wrote ", row(u),
+                        " at response position ", t, ", vocabulary entry ", u,
+                        ", expected finite logits");
+        }
+      }
+    }
+    const double top = row.maxCoeff();
+    e = (row - top).exp();
+    const double sum = e.sum();
+    lse(t) = top + std::log(sum);
+    const auto y = static_cast<index_t>(targets[static_cast<std::size_t>(t)]);
+    PREFOPT_CHECK(y >= 0 && y < v, invalid_argument, fn, ": positive.responses token ", t, " = ", y,
+                  ", expected a token id in [0, ", v, ")");
+    lp_positive(t) = row(y) - lse(t);
+    entropy(t) = lse(t) - (e * row).sum() / sum;  // -sum_v p_v log p_v
+    supervised += (1.0 - eps) * (-lp_positive(t)) + eps * (lse(t) - row.mean());
+    entropy_sum += entropy(t);
   }
+  hir_loss_parts parts;
+  parts.supervised = supervised * inv_n;
+  if (config.entropy_weight > 0.0) parts.entropy = -config.entropy_weight * entropy_sum * inv_n;
+  // Per-token weight of the positive prompt's log-prob from the 2-way contrast (0 without one).
+  vector_d w_positive = vector_d::Zero(tokens);
   const bool grad = gradient.size() > 0;
   if (config.contrast_weight > 0.0) {
     const auto k = static_cast<index_t>(alternatives.size());
@@ -167,7 +201,7 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
     const bool positive_from_logits = !k_way;
     // Response i's score under alternative a: column a of `ell` (mean-token or summed).
     matrix_d ell = matrix_d::Zero(n, k);
-    vector_d len(n), lp(tokens), lse;
+    vector_d len(n), lp(tokens);
     for (index_t i = 0; i < n; ++i) {
       const auto u = static_cast<std::size_t>(i);
       const index_t length = positive.responses.offsets[u + 1] - positive.responses.offsets[u];
@@ -181,12 +215,7 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
                     ": alternative ", a, " has ", alt.size(), " responses and ",
                     alt.responses.total_length(), " tokens, expected those of positive");
       if (a == 0 && positive_from_logits) {
-        lse.resize(tokens);
-        for (index_t t = 0; t < tokens; ++t) {
-          const double top = zd.row(t).maxCoeff();
-          lse(t) = top + std::log((zd.row(t).array() - top).exp().sum());
-          lp(t) = zd(t, targets[static_cast<std::size_t>(t)]) - lse(t);
-        }
+        lp = lp_positive;
       } else {
         token_log_probs(model, alt, lp, config.scoring);
       }
@@ -223,11 +252,7 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
           }
         }
         if (a == 0 && positive_from_logits) {
-          // d (w_t log p_t[y_t]) / dz_t = w_t (onehot(y_t) - softmax(z_t)).
-          for (index_t t = 0; t < tokens; ++t) {
-            dz.row(t).array() -= w(t) * (zd.row(t).array() - lse(t)).exp();
-            dz(t, targets[static_cast<std::size_t>(t)]) += w(t);
-          }
+          w_positive = w;  // joins the logits' gradient below
         } else {
           token_weights tw;
           tw.log_probs = cspan_d(w);
@@ -238,8 +263,21 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
     }
   }
   if (grad) {
-    const row_matrix_t<T> dzt = dz.template cast<T>();
-    model.accumulate_logits_gradient(positive, dzt, gradient);
+    // dz_tv = p_tv (1/N + w_ent (log p_tv + H_t) / N - w_t) - eps / (V N)
+    //         + [v = y_t] (w_t - (1 - eps) / N),
+    // the cross-entropy's, the entropy bonus's and the positive contrast's (w_t) gradients.
+    const double w_ent = config.entropy_weight > 0.0 ? config.entropy_weight : 0.0;
+    const double smooth = eps * inv_n / static_cast<double>(v);
+    row_matrix_t<T> dz(tokens, v);
+    for (index_t t = 0; t < tokens; ++t) {
+      row = z.row(t).transpose().template cast<double>().array() - lse(t);  // log p
+      e = row.exp();
+      row = e * (inv_n + w_ent * inv_n * (row + entropy(t)) - w_positive(t)) - smooth;
+      const auto y = static_cast<index_t>(targets[static_cast<std::size_t>(t)]);
+      row(y) += w_positive(t) - (1.0 - eps) * inv_n;
+      dz.row(t) = row.transpose().template cast<T>();
+    }
+    model.accumulate_logits_gradient(positive, dz, gradient);
   }
   parts.total = parts.supervised + config.contrast_weight * parts.contrast + parts.entropy;
   return parts;

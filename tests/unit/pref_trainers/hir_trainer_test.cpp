@@ -7,6 +7,7 @@
 
 #include "../sequence/bigram_model.hpp"
 #include "pref_helpers.hpp"
+#include "prefopt/policies/sequence_adapters.hpp"
 #include "prefopt/sequence/instruction_task.hpp"
 #include "prefopt/solvers/common/run.hpp"
 
@@ -173,6 +174,20 @@ TEST_CASE("hir_trainer is deterministic and names bad config fields") {
   c = {};
   c.scoring.temperature = 0.5;
   CHECK_THROWS_WITH(hir_trainer(c), Catch::Contains("config.scoring.temperature = 0.5"));
+}
+
+TEST_CASE("hir_loss_gradient names a -inf logit: the one-token view of a table forbids tokens") {
+  // tabular_sequence_model: responses [a, eos], logits -inf outside the actions, then only eos;
+  // label smoothing and the entropy read every vocabulary entry, so the loss is undefined there.
+  const tabular_sequence_model model(tabular_softmax_policy(3, 4));
+  const std::vector<prefopt::index_t> po{0, 1, 2}, ro{0, 2, 4};
+  const std::vector<token_id> pos{0, 2}, neg{1, 0}, resp{1, model.eos(), 3, model.eos()};
+  const sequence_batch positive{{po, pos}, {ro, resp}}, negative{{po, neg}, {ro, resp}};
+  vector_d grad = vector_d::Zero(model.num_parameters());
+  CHECK_THROWS_WITH(hir_loss_gradient(model, positive, negative, hir_trainer_config{}, grad),
+                    Catch::Contains("hir_loss_gradient: model.logits wrote -inf at response "
+                                    "position 0, vocabulary entry 4"));
+  CHECK(grad.cwiseAbs().maxCoeff() == 0.0);  // nothing written
 }
 
 TEST_CASE("hir_trainer: a round that overflows the parameters ends the run as diverged") {
