@@ -6,11 +6,16 @@
 /// for instruction `g` is `success = [outcome(y) == g]`; `reference()` is the distribution every
 /// policy starts from (the same under every instruction). The sequence-level instruction task is
 /// `sequence/instruction_task.hpp`.
+///
+/// `goal_task_relabeler` poses the same task to the generic `hir_trainer` (an
+/// `InstructionRelabeler`) on `tabular_sequence_model`'s one-token view of a policy over (goal,
+/// response): prompts `[g]`, responses `[y, eos]`.
 
 #include <Eigen/Core>
 
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -111,6 +116,93 @@ class goal_task {
   std::vector<index_t> outcome_;
   index_t goals_;
   vector_d reference_;
+};
+
+/// `goal_task` as an instruction relabeler (`hir_trainer`'s `InstructionRelabeler`): instructions
+/// are the goals, prompts `[g]` (`prompt_offsets()` / `prompt_tokens()`: one per goal), a
+/// response's first token `y < num_responses()` the response (`tabular_sequence_model` writes `[y,
+/// eos]`). Success is `outcome(y) == g`; hindsight relabeling writes `[outcome(y)]`; the negative
+/// instruction of a response is `(outcome(y) + 1) mod G`, a goal it never achieves (the tabular
+/// HIR draws its negatives instead: the sampled goal when the response failed, another one at
+/// random when it succeeded). Holds a copy of the task.
+class goal_task_relabeler {
+ public:
+  explicit goal_task_relabeler(goal_task task) : task_(std::move(task)) {
+    for (index_t g = 0; g < task_.num_goals(); ++g) {
+      tokens_.push_back(static_cast<token_id>(g));
+      offsets_.push_back(g + 1);
+    }
+  }
+
+  /// Success feedback as a `RewardModel` over `sequence_batch` (out[i] in {0, 1}).
+  class feedback_model {
+   public:
+    using batch_type = sequence_batch;
+    explicit feedback_model(const goal_task_relabeler& r) : r_(&r) {}
+    void reward(const sequence_batch& batch, Eigen::Ref<vector_d> out) const {
+      constexpr const char* fn = "goal_task_relabeler::feedback_model::reward";
+      PREFOPT_CHECK(out.size() == batch.size() && batch.prompts.num_sequences() == batch.size(),
+                    shape_error, fn, ": out has ", out.size(), " entries, batch ",
+                    batch.prompts.num_sequences(), " prompts and ", batch.size(),
+                    " responses, expected equal");
+      vector_d result(batch.size());
+      for (index_t i = 0; i < batch.size(); ++i) {
+        result(i) =
+            r_->goal(fn, batch, i) == r_->achieved(fn, batch.responses.sequence(i), i) ? 1.0 : 0.0;
+      }
+      out = result;  // nothing written on error
+    }
+
+   private:
+    const goal_task_relabeler* r_;
+  };
+
+  [[nodiscard]] const goal_task& task() const noexcept { return task_; }
+  [[nodiscard]] feedback_model feedback() const { return feedback_model(*this); }
+  [[nodiscard]] index_t modulus() const noexcept { return task_.num_goals(); }
+  /// The prompt pool: `[g]` for every goal.
+  [[nodiscard]] ragged_view<const token_id> prompts() const { return {offsets_, tokens_}; }
+
+  /// `(outcome(y) + 1) mod G` for the response `y` (its first token).
+  [[nodiscard]] index_t negative_instruction(std::span<const token_id> y) const {
+    return (achieved("goal_task_relabeler::negative_instruction", y, 0) + 1) % task_.num_goals();
+  }
+
+  /// Each prompt `[g, ...]` with `g` replaced by the goal its response achieves.
+  void relabel_prompts(const sequence_batch& batch, std::vector<index_t>& offsets,
+                       std::vector<token_id>& prompts) const {
+    constexpr const char* fn = "goal_task_relabeler::relabel_prompts";
+    std::vector<index_t> o{0};
+    std::vector<token_id> p;
+    for (index_t i = 0; i < batch.size(); ++i) {
+      static_cast<void>(goal(fn, batch, i));  // validates the prompt
+      const auto x = batch.prompts.sequence(i);
+      p.push_back(static_cast<token_id>(achieved(fn, batch.responses.sequence(i), i)));
+      p.insert(p.end(), x.begin() + 1, x.end());
+      o.push_back(static_cast<index_t>(p.size()));
+    }
+    offsets = std::move(o);
+    prompts = std::move(p);
+  }
+
+ private:
+  [[nodiscard]] index_t goal(const char* fn, const sequence_batch& batch, index_t i) const {
+    const auto x = batch.prompts.sequence(i);
+    PREFOPT_CHECK(!x.empty() && x[0] >= 0 && x[0] < task_.num_goals(), invalid_argument, fn,
+                  ": batch.prompts[", i, "] must start with a goal in [0, ", task_.num_goals(),
+                  ")");
+    return x[0];
+  }
+  [[nodiscard]] index_t achieved(const char* fn, std::span<const token_id> y, index_t i) const {
+    PREFOPT_CHECK(!y.empty() && y[0] >= 0 && y[0] < task_.num_responses(), invalid_argument, fn,
+                  ": response ", i, " must start with a response id in [0, ", task_.num_responses(),
+                  ")");
+    return task_.outcome(y[0]);
+  }
+
+  goal_task task_;
+  std::vector<index_t> offsets_{0};
+  std::vector<token_id> tokens_;
 };
 
 }  // namespace prefopt

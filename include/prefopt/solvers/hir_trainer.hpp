@@ -23,15 +23,19 @@
 /// `losses::contrastive_instruction_loss`, `losses::entropy_bonus`). The modes differ only in the
 /// data they train on:
 /// - `hindsight` (HIR): positive prompt = the relabeled one (`relabel_prompts`: the instruction
-///   `y_i` satisfies), negative = `negative_instruction(y_i)`;
+///   `y_i` satisfies), negative = `negative_instruction(y_i)` (or drawn: `hir_negatives`);
 /// - `no_relabeling` (baseline): positive = the prompt as sampled, negative = the next
-///   instruction `(c_i + 1) mod num_instructions()`;
+///   instruction `(c_i + 1) mod num_instructions()` (or drawn);
 /// - `successes_only` (baseline; filtered supervised learning): `L_sup` on the successful samples
 ///   only (no contrast, no entropy term); a round without success makes no update.
 ///
 /// The loss goes through the model's teacher-forced logits (`[T, V]` for the round's `T`
-/// response tokens), not the fused linear-head path. Deterministic for `config.seed`. Not
-/// supported: sub-output relabeling (`data::sample_sub_span`), a replay buffer across rounds.
+/// response tokens), not the fused linear-head path. A logit of -inf is a token the model forbids
+/// at that position (constrained decoding; `tabular_sequence_model`'s one-token view of a table):
+/// label smoothing spreads `eps_ls` over the allowed tokens only and the entropy is over them, so a
+/// position with one allowed token (a forced eos) adds nothing but its share of the mean.
+/// Deterministic for `config.seed`. Not supported: sub-output relabeling (`data::sample_sub_span`),
+/// a replay buffer across rounds.
 
 #include <Eigen/Core>
 
@@ -41,11 +45,13 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "prefopt/core/assert.hpp"
 #include "prefopt/core/concepts.hpp"
 #include "prefopt/core/error.hpp"
+#include "prefopt/core/random.hpp"
 #include "prefopt/core/types.hpp"
 #include "prefopt/losses/hir.hpp"
 #include "prefopt/sequence/derived.hpp"
@@ -53,9 +59,19 @@
 #include "prefopt/solvers/common/optimizers.hpp"
 #include "prefopt/solvers/common/prompt_batch.hpp"
 #include "prefopt/solvers/common/sequence_problem.hpp"
-#include "prefopt/solvers/hir.hpp"  // hir_mode, shared with the tabular HIR
 
 namespace prefopt {
+
+/// HIR's training data (file comment); shared with `tabular_hir`.
+enum class hir_mode { hindsight, no_relabeling, successes_only };
+/// The instruction contrast: the reference code's 2-way or the paper's k-way form.
+enum class hir_contrast { two_way, k_way };
+
+[[nodiscard]] constexpr std::string_view to_string(hir_mode m) noexcept {
+  return m == hir_mode::hindsight       ? "hindsight"
+         : m == hir_mode::no_relabeling ? "no_relabeling"
+                                        : "successes_only";
+}
 
 /// What HIR needs from its feedback (declared here, not in `core/concepts.hpp`): a success
 /// `RewardModel` over `sequence_batch` (`feedback()`), hindsight relabeling of a batch's prompts
@@ -73,6 +89,17 @@ concept InstructionRelabeler = requires(const R& r, const sequence_batch& batch,
   { r.modulus() } -> std::convertible_to<index_t>;
 };
 
+/// Where the 2-way contrast's negative instruction comes from.
+enum class hir_negatives {
+  /// `relabeler.negative_instruction(y)` in `hindsight` (an instruction `y` never satisfies),
+  /// the next instruction `(c + 1) mod m` in `no_relabeling`: deterministic.
+  relabeler,
+  /// The tabular HIR's rule (`tabular_hir`): in `hindsight` the sampled instruction when the
+  /// response failed it, and a uniformly drawn instruction other than the relabeled one when it
+  /// succeeded; in `no_relabeling` a uniformly drawn instruction other than the sampled one.
+  sampled,
+};
+
 /// Hyperparameters of `hir_trainer` (defaults: the reference code's `eps_ls = 0.2`, `w_con = 1`,
 /// `w_ent = 0.001`, mean-token likelihoods in the contrast).
 struct hir_trainer_config {
@@ -86,6 +113,8 @@ struct hir_trainer_config {
   /// `two_way`: the reference code's contrast of the positive and one negative instruction;
   /// `k_way`: the paper's softmax over all `modulus()` instructions (K teacher-forced passes).
   hir_contrast contrast = hir_contrast::two_way;
+  /// The 2-way contrast's negative instruction (file comment).
+  hir_negatives negatives = hir_negatives::relabeler;
   /// How the contrast's other prompts are scored (the fused linear head or materialised logits,
   /// chunking); the supervised term always reads the positive prompt's logits.
   sequence_options scoring{};
@@ -154,38 +183,65 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
   // One pass over each row of the `[T, V]` logits, in double: its log-sum-exp, the target's
   // log-prob, the entropy and the label-smoothed cross-entropy (`losses::
   // label_smoothed_cross_entropy` and `losses::entropy_bonus` define them; the gradient pass below
-  // writes their sum, and the positive contrast's, straight into the logits' gradient).
+  // writes their sum, and the positive contrast's, straight into the logits' gradient). Entries
+  // at -inf are tokens the model forbids there: outside the smoothing and the entropy.
+  constexpr double minus_inf = -std::numeric_limits<double>::infinity();
   const double eps = config.label_smoothing;
   const double inv_n = 1.0 / static_cast<double>(tokens);
-  vector_d lse(tokens), lp_positive(tokens), entropy(tokens);
+  vector_d lse(tokens), lp_positive(tokens), entropy(tokens), support(tokens);
+  std::vector<std::uint8_t> masked(static_cast<std::size_t>(tokens), 0);
   Eigen::ArrayXd row(v), e(v);
   double supervised = 0.0, entropy_sum = 0.0;
   for (index_t t = 0; t < tokens; ++t) {
     row = z.row(t).transpose().template cast<double>().array();
-    if (!row.allFinite()) {
+    const bool some_masked = !row.allFinite();
+    index_t allowed = v;
+    if (some_masked) {
+      allowed = 0;
       for (index_t u = 0; u < v; ++u) {
-        PREFOPT_CHECK(row(u) != -std::numeric_limits<double>::infinity(), invalid_argument, fn,
-                      ": model.logits wrote -inf at response position ", t, ", vocabulary entry ",
-                      u,
-                      "; expected finite logits (label smoothing and the entropy read every "
-                      "entry)");
+        if (row(u) == minus_inf) continue;
         if (!std::isfinite(row(u))) {
           PREFOPT_THROW(convergence_error, fn, ": model.logits wrote ", row(u),
                         " at response position ", t, ", vocabulary entry ", u,
-                        ", expected finite logits");
+                        ", expected finite logits or -inf (a forbidden token)");
         }
+        ++allowed;
       }
+      PREFOPT_CHECK(allowed > 0, invalid_argument, fn,
+                    ": model.logits wrote only -inf at response position ", t,
+                    ", expected at least one allowed token");
     }
+    masked[static_cast<std::size_t>(t)] = some_masked ? 1 : 0;
+    support(t) = static_cast<double>(allowed);
     const double top = row.maxCoeff();
     e = (row - top).exp();
+    if (some_masked) {  // Eigen's vectorised exp(-inf) is a denormal, not 0
+      for (index_t u = 0; u < v; ++u) {
+        if (row(u) == minus_inf) e(u) = 0.0;
+      }
+    }
     const double sum = e.sum();
     lse(t) = top + std::log(sum);
     const auto y = static_cast<index_t>(targets[static_cast<std::size_t>(t)]);
     PREFOPT_CHECK(y >= 0 && y < v, invalid_argument, fn, ": positive.responses token ", t, " = ", y,
                   ", expected a token id in [0, ", v, ")");
+    PREFOPT_CHECK(row(y) != minus_inf, invalid_argument, fn, ": positive.responses token ", t,
+                  " = ", y, " has logit -inf (the model forbids it there)");
     lp_positive(t) = row(y) - lse(t);
-    entropy(t) = lse(t) - (e * row).sum() / sum;  // -sum_v p_v log p_v
-    supervised += (1.0 - eps) * (-lp_positive(t)) + eps * (lse(t) - row.mean());
+    // Sums over the allowed tokens (the forbidden ones have p = 0).
+    double pz = 0.0, z_sum = 0.0;
+    if (some_masked) {
+      for (index_t u = 0; u < v; ++u) {
+        if (row(u) == minus_inf) continue;
+        pz += e(u) * row(u);
+        z_sum += row(u);
+      }
+    } else {
+      pz = (e * row).sum();
+      z_sum = row.sum();
+    }
+    entropy(t) = lse(t) - pz / sum;  // -sum_v p_v log p_v
+    supervised += (1.0 - eps) * (-lp_positive(t)) + eps * (lse(t) - z_sum / support(t));
     entropy_sum += entropy(t);
   }
   hir_loss_parts parts;
@@ -201,7 +257,7 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
     const bool positive_from_logits = !k_way;
     // Response i's score under alternative a: column a of `ell` (mean-token or summed).
     matrix_d ell = matrix_d::Zero(n, k);
-    vector_d len(n), lp(tokens);
+    vector_d len(n);
     for (index_t i = 0; i < n; ++i) {
       const auto u = static_cast<std::size_t>(i);
       const index_t length = positive.responses.offsets[u + 1] - positive.responses.offsets[u];
@@ -209,16 +265,33 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
                    ? static_cast<double>(std::max<index_t>(length, 1))
                    : 1.0;
     }
+    // Every alternative scored through the model (all but the 2-way form's positive) goes into one
+    // batch: one log-prob pass and one gradient call for all of them.
+    const index_t first_scored = positive_from_logits ? 1 : 0;
+    const index_t scored = k - first_scored;
+    std::vector<index_t> cpo{0}, cro{0};
+    std::vector<token_id> cpt, crt;
     for (index_t a = 0; a < k; ++a) {
       const sequence_batch& alt = alternatives[static_cast<std::size_t>(a)];
       PREFOPT_CHECK(alt.size() == n && alt.responses.total_length() == tokens, shape_error, fn,
                     ": alternative ", a, " has ", alt.size(), " responses and ",
                     alt.responses.total_length(), " tokens, expected those of positive");
-      if (a == 0 && positive_from_logits) {
-        lp = lp_positive;
-      } else {
-        token_log_probs(model, alt, lp, config.scoring);
+      if (a < first_scored) continue;
+      for (index_t i = 0; i < n; ++i) {
+        const auto x = alt.prompts.sequence(i);
+        const auto y = alt.responses.sequence(i);
+        cpt.insert(cpt.end(), x.begin(), x.end());
+        crt.insert(crt.end(), y.begin(), y.end());
+        cpo.push_back(static_cast<index_t>(cpt.size()));
+        cro.push_back(static_cast<index_t>(crt.size()));
       }
+    }
+    const sequence_batch combined{{cpo, cpt}, {cro, crt}};
+    vector_d lp_scored(scored * tokens);
+    if (scored > 0) token_log_probs(model, combined, lp_scored, config.scoring);
+    for (index_t a = 0; a < k; ++a) {
+      const auto lp = a < first_scored ? lp_positive.segment(0, tokens)
+                                       : lp_scored.segment((a - first_scored) * tokens, tokens);
       for (index_t i = 0; i < n; ++i) {
         const auto u = static_cast<std::size_t>(i);
         for (index_t t = positive.responses.offsets[u] - base;
@@ -242,8 +315,10 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
       g.col(1) = gn;
     }
     if (grad) {
-      vector_d w(tokens);
+      vector_d w_scored(scored * tokens);
       for (index_t a = 0; a < k; ++a) {
+        auto w = a < first_scored ? w_positive.segment(0, tokens)
+                                  : w_scored.segment((a - first_scored) * tokens, tokens);
         for (index_t i = 0; i < n; ++i) {
           const auto u = static_cast<std::size_t>(i);
           for (index_t t = positive.responses.offsets[u] - base;
@@ -251,28 +326,37 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
             w(t) = config.contrast_weight * g(i, a) / len(i);
           }
         }
-        if (a == 0 && positive_from_logits) {
-          w_positive = w;  // joins the logits' gradient below
-        } else {
-          token_weights tw;
-          tw.log_probs = cspan_d(w);
-          accumulate_token_gradient(model, alternatives[static_cast<std::size_t>(a)], tw, gradient,
-                                    config.scoring);
-        }
+      }
+      // The 2-way form's positive joins the logits' gradient below (w_positive).
+      if (scored > 0) {
+        token_weights tw;
+        tw.log_probs = cspan_d(w_scored);
+        accumulate_token_gradient(model, combined, tw, gradient, config.scoring);
       }
     }
   }
   if (grad) {
-    // dz_tv = p_tv (1/N + w_ent (log p_tv + H_t) / N - w_t) - eps / (V N)
-    //         + [v = y_t] (w_t - (1 - eps) / N),
+    // dz_tv = p_tv (1/N + w_ent (log p_tv + H_t) / N - w_t) - eps / (S_t N)
+    //         + [v = y_t] (w_t - (1 - eps) / N)   (0 at forbidden tokens; S_t allowed ones),
     // the cross-entropy's, the entropy bonus's and the positive contrast's (w_t) gradients.
     const double w_ent = config.entropy_weight > 0.0 ? config.entropy_weight : 0.0;
-    const double smooth = eps * inv_n / static_cast<double>(v);
     row_matrix_t<T> dz(tokens, v);
     for (index_t t = 0; t < tokens; ++t) {
+      const double smooth = eps * inv_n / support(t);
       row = z.row(t).transpose().template cast<double>().array() - lse(t);  // log p
-      e = row.exp();
-      row = e * (inv_n + w_ent * inv_n * (row + entropy(t)) - w_positive(t)) - smooth;
+      if (masked[static_cast<std::size_t>(t)] == 0) e = row.exp();
+      if (masked[static_cast<std::size_t>(t)] != 0) {
+        for (index_t u = 0; u < v; ++u) {
+          const double log_p = row(u);
+          row(u) = log_p == minus_inf
+                       ? 0.0
+                       : std::exp(log_p) *
+                                 (inv_n + w_ent * inv_n * (log_p + entropy(t)) - w_positive(t)) -
+                             smooth;
+        }
+      } else {
+        row = e * (inv_n + w_ent * inv_n * (row + entropy(t)) - w_positive(t)) - smooth;
+      }
       const auto y = static_cast<index_t>(targets[static_cast<std::size_t>(t)]);
       row(y) += w_positive(t) - (1.0 - eps) * inv_n;
       dz.row(t) = row.transpose().template cast<T>();
@@ -381,6 +465,7 @@ class hir_trainer {
     std::vector<token_id> hind_t;
     if (config_.mode == hir_mode::hindsight) relabeler.relabel_prompts(y.batch(), hind_o, hind_t);
     const index_t m = relabeler.modulus();
+    rng negatives_gen(detail::step_seed(config_.seed, s.iteration_, 2), /*stream=*/3);
     for (index_t i = 0; i < n; ++i) {
       const auto u = static_cast<std::size_t>(i);
       if (config_.mode == hir_mode::successes_only && success(i) < 0.5) continue;
@@ -392,9 +477,23 @@ class hir_trainer {
         pt.insert(pt.end(), x.begin(), x.end());
       }
       po.push_back(static_cast<index_t>(pt.size()));
-      const token_id negative = config_.mode == hir_mode::hindsight
-                                    ? static_cast<token_id>(relabeler.negative_instruction(resp))
-                                    : static_cast<token_id>((static_cast<index_t>(x[0]) + 1) % m);
+      const auto sampled = static_cast<index_t>(x[0]);
+      token_id negative = 0;
+      if (config_.negatives == hir_negatives::sampled) {
+        // The sampled instruction when the response failed it; else another one at random.
+        const index_t positive_instruction =
+            config_.mode == hir_mode::hindsight
+                ? static_cast<index_t>(hind_t[static_cast<std::size_t>(hind_o[u])])
+                : sampled;
+        const bool failed = config_.mode == hir_mode::hindsight && success(i) < 0.5;
+        index_t other = negatives_gen.uniform_index(m - 1);
+        if (other >= positive_instruction) ++other;
+        negative = static_cast<token_id>(failed ? sampled : other);
+      } else {
+        negative = config_.mode == hir_mode::hindsight
+                       ? static_cast<token_id>(relabeler.negative_instruction(resp))
+                       : static_cast<token_id>((sampled + 1) % m);
+      }
       nt.push_back(negative);
       nt.insert(nt.end(), x.begin() + 1, x.end());
       no.push_back(static_cast<index_t>(nt.size()));

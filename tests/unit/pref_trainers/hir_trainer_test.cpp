@@ -41,6 +41,25 @@ double hir_success_after(hir_mode mode, std::uint64_t model_seed, long rounds,
   REQUIRE(r.status == run_status::completed);
   return test::hir_exact_success(r.state.policy(), f.task, f.prompts(), 1);
 }
+/// The worst relative gap between `grad` and central differences of the HIR loss of `model`'s
+/// copies on `(positive, negative)` under `c`.
+template <class Model>
+double hir_fd_worst(const Model& model, const sequence_batch& positive,
+                    const sequence_batch& negative, const hir_trainer_config& c,
+                    const vector_d& grad) {
+  auto f_of = [&](const vector_d& theta) {
+    Model m = model;
+    m.parameters() = theta;
+    vector_d none;
+    return hir_loss_gradient(m, positive, negative, c, none).total;
+  };
+  double worst = 0.0;
+  for (prefopt::index_t k = 0; k < grad.size(); ++k) {
+    const double fd = test::pref_central_difference(f_of, model.parameters(), k);
+    worst = std::max(worst, std::abs(fd - grad(k)) / std::max(1e-3, std::abs(fd)));
+  }
+  return worst;
+}
 }  // namespace
 
 static_assert(InstructionRelabeler<modular_sum_instruction_task>);
@@ -63,18 +82,7 @@ TEST_CASE("hir_loss_gradient equals central differences of the HIR loss (CE, con
     const auto parts = hir_loss_gradient(model, positive, negative, c, grad);
     CHECK(parts.total == Approx(parts.supervised + 0.7 * parts.contrast + parts.entropy));
     CHECK(parts.entropy < 0.0);
-    auto f_of = [&](const vector_d& theta) {
-      hir_test_model m = model;
-      m.parameters() = theta;
-      vector_d none;
-      return hir_loss_gradient(m, positive, negative, c, none).total;
-    };
-    double worst = 0.0;
-    for (prefopt::index_t k = 0; k < grad.size(); ++k) {
-      const double fd = test::pref_central_difference(f_of, model.parameters(), k);
-      worst = std::max(worst, std::abs(fd - grad(k)) / std::max(1e-3, std::abs(fd)));
-    }
-    CHECK(worst < 1e-6);
+    CHECK(hir_fd_worst(model, positive, negative, c, grad) < 1e-6);
   }
   (void)f;
 }
@@ -176,18 +184,42 @@ TEST_CASE("hir_trainer is deterministic and names bad config fields") {
   CHECK_THROWS_WITH(hir_trainer(c), Catch::Contains("config.scoring.temperature = 0.5"));
 }
 
-TEST_CASE("hir_loss_gradient names a -inf logit: the one-token view of a table forbids tokens") {
-  // tabular_sequence_model: responses [a, eos], logits -inf outside the actions, then only eos;
-  // label smoothing and the entropy read every vocabulary entry, so the loss is undefined there.
-  const tabular_sequence_model model(tabular_softmax_policy(3, 4));
+TEST_CASE("hir_loss_gradient on forbidden tokens (-inf logits): the one-token view of a table") {
+  // tabular_sequence_model: responses [a, eos], logits -inf outside the 4 actions, then only eos.
+  // Label smoothing and the entropy cover the allowed tokens only: the supervised term is half the
+  // table's label-smoothed CE over its actions (the eos positions add 0 to a mean over 2 tokens
+  // per response), and the gradient matches central differences.
+  row_matrix_d logits(3, 4);
+  logits << 0.3, -0.2, 0.5, 0.1, -0.4, 0.2, 0.0, 0.7, 0.6, -0.1, 0.2, -0.5;
+  const tabular_sequence_model model{tabular_softmax_policy(logits)};
   const std::vector<prefopt::index_t> po{0, 1, 2}, ro{0, 2, 4};
   const std::vector<token_id> pos{0, 2}, neg{1, 0}, resp{1, model.eos(), 3, model.eos()};
   const sequence_batch positive{{po, pos}, {ro, resp}}, negative{{po, neg}, {ro, resp}};
+  hir_trainer_config c;
+  c.label_smoothing = 0.2;
+  c.entropy_weight = 0.3;
+  c.contrast_likelihood = losses::likelihood_reduction::sum;
   vector_d grad = vector_d::Zero(model.num_parameters());
-  CHECK_THROWS_WITH(hir_loss_gradient(model, positive, negative, hir_trainer_config{}, grad),
-                    Catch::Contains("hir_loss_gradient: model.logits wrote -inf at response "
-                                    "position 0, vocabulary entry 4"));
-  CHECK(grad.cwiseAbs().maxCoeff() == 0.0);  // nothing written
+  const auto parts = hir_loss_gradient(model, positive, negative, c, grad);
+  row_matrix_d rows(2, 4), unused(2, 4);
+  rows.row(0) = logits.row(0);
+  rows.row(1) = logits.row(2);
+  const std::vector<token_id> actions{1, 3};
+  const double table_ce = losses::label_smoothed_cross_entropy<double>(rows, actions, 0.2, unused);
+  const double table_entropy = losses::entropy_bonus<double>(rows, 0.3, unused);
+  CHECK(parts.supervised == Approx(0.5 * table_ce).epsilon(1e-12));
+  CHECK(parts.entropy == Approx(0.5 * table_entropy).epsilon(1e-12));
+  CHECK(std::isfinite(parts.contrast));
+  CHECK(hir_fd_worst(model, positive, negative, c, grad) < 1e-6);
+
+  // A target the model forbids is named, and nothing is written.
+  const std::vector<token_id> bad_resp{1, 1, 3, model.eos()};  // token 1 after an action
+  const sequence_batch bad{{po, pos}, {ro, bad_resp}}, bad_negative{{po, neg}, {ro, bad_resp}};
+  vector_d untouched = vector_d::Zero(model.num_parameters());
+  CHECK_THROWS_WITH(hir_loss_gradient(model, bad, bad_negative, c, untouched),
+                    Catch::Contains("hir_loss_gradient: positive.responses token 1 = 1 has logit "
+                                    "-inf (the model forbids it there)"));
+  CHECK(untouched.cwiseAbs().maxCoeff() == 0.0);
 }
 
 TEST_CASE("hir_trainer: a round that overflows the parameters ends the run as diverged") {
