@@ -173,23 +173,26 @@ TEST_CASE("tabular_hir (the generic trainer on a one-token view) agrees with the
           "[alignment][hir]") {
   // Mean success after 30 rounds of 64 over seeds; the seed-to-seed spread is about 0.01.
   const auto task = goal_task::random(400, 50, 1.0, 7);
+  const auto small = goal_task::random(200, 20, 1.0, 7);
   struct setting {
     hir_mode mode;
     prefopt::hir_contrast contrast;
     int seeds;
   };
-  for (const setting s : {setting{hir_mode::hindsight, prefopt::hir_contrast::two_way, 4},
-                          setting{hir_mode::no_relabeling, prefopt::hir_contrast::two_way, 3},
-                          setting{hir_mode::successes_only, prefopt::hir_contrast::two_way, 3},
-                          setting{hir_mode::hindsight, prefopt::hir_contrast::k_way, 1}}) {
+  for (const setting s : {setting{hir_mode::hindsight, prefopt::hir_contrast::two_way, 3},
+                          setting{hir_mode::no_relabeling, prefopt::hir_contrast::two_way, 2},
+                          setting{hir_mode::successes_only, prefopt::hir_contrast::two_way, 2},
+                          setting{hir_mode::hindsight, prefopt::hir_contrast::k_way, 2}}) {
+    // The k-way form on 20 goals (its cost grows with G x batch_size, see below).
+    const goal_task& on = s.contrast == prefopt::hir_contrast::k_way ? small : task;
     double generic = 0.0, reference = 0.0;
     for (int seed = 1; seed <= s.seeds; ++seed) {
       hir_config c;
       c.mode = s.mode;
       c.contrast = s.contrast;
       c.seed = static_cast<std::uint64_t>(seed);
-      generic += success_after(task, c, 30) / s.seeds;
-      reference += success_after<prefopt::reference_tabular_hir>(task, c, 30) / s.seeds;
+      generic += success_after(on, c, 30) / s.seeds;
+      reference += success_after<prefopt::reference_tabular_hir>(on, c, 30) / s.seeds;
     }
     WARN("HIR mode " << prefopt::to_string(s.mode) << ", "
                      << (s.contrast == prefopt::hir_contrast::k_way ? "k-way" : "2-way")
@@ -217,10 +220,17 @@ TEST_CASE("HIR beats both baselines within the same sample budget when success i
   CHECK(hir > 0.3);
   CHECK(hir > 2 * successes_only);
   CHECK(hir > 2 * no_relabel);
-  // The k-way contrast over all instructions works as well.
+  // The k-way contrast over all instructions works as well; on a task of 20 goals (success 5%
+  // under the reference): it scores every response under every goal, G x batch_size sequences a
+  // update, which at 50 goals would dominate the suite's time under the sanitizers.
+  const auto small = goal_task::random(200, 20, 1.0, 7);
+  config.mode = hir_mode::successes_only;
+  const double small_successes_only = success_after(small, config, rounds);
   config.mode = hir_mode::hindsight;
   config.contrast = prefopt::hir_contrast::k_way;
-  CHECK(success_after(task, config, rounds) > 2 * successes_only);
+  const double k_way = success_after(small, config, rounds);
+  WARN("20 goals, k-way HIR " << k_way << ", successes only " << small_successes_only);
+  CHECK(k_way > small_successes_only + 0.2);
 }
 
 TEST_CASE("hindsight relabeling trains on the instruction each response achieved",
