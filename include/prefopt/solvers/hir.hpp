@@ -32,7 +32,10 @@
 /// prompt sampler, so its numbers agree with the earlier table-only implementation within noise,
 /// not bitwise (success rates after 30 rounds on `goal_task::random(400, 50, 1, 7)`, mean of six
 /// seeds: 0.498 against 0.502 with the 2-way contrast, 0.573 against 0.572 k-way; tested in
-/// `tests/unit/alignment/hir_test.cpp`).
+/// `tests/unit/alignment/hir_test.cpp`). The price of one code path: the generic k-way contrast
+/// scores every response under every goal as its own sequence (G x batch_size per update), about
+/// 20x the time of a table's one `[G, n]` log-prob pass at 50 goals (1.0 s against 0.05 s for 30
+/// rounds); the 2-way form takes about twice the table-only time.
 
 #include <Eigen/Core>
 
