@@ -16,7 +16,7 @@
 // V = 32000 (`memory`) reports its peak resident memory beside the `[T, V]` logits it never
 // builds.
 // Preference-based trainers: 16 prompts, 128 new tokens; the judge is Bradley-Terry on a
-// transformer reward model (`sigmoid(r(y) - r(y'))`, one forward of both responses); Nash-MD-PG
+// transformer reward model (`sigmoid(r(y) - r(y'))`, one reward forward per side); Nash-MD-PG
 // samples one policy response and one mixture response per prompt; ONPO and INPO one pair per
 // prompt and 4 inner steps (ONPO fits twice per iteration: the played policy and its auxiliary);
 // HIR samples one response per prompt on the instruction task over the model's vocabulary
@@ -151,8 +151,8 @@ class timed_reward {
   double* slot_;
 };
 
-/// A Bradley-Terry judge on a reward model, `P(y > y') = sigmoid(r(y) - r(y'))` (both responses
-/// scored in one call), timed as judging (a `PreferenceModel` over sequence pairs).
+/// A Bradley-Terry judge on a reward model, `P(y > y') = sigmoid(r(y) - r(y'))` (one reward
+/// forward per side), timed as judging (a `PreferenceModel` over sequence pairs).
 template <class R>
 class timed_bt_judge {
  public:

@@ -142,6 +142,16 @@ class rng {
       total += w;
     }
     PREFOPT_CHECK(total > 0.0, invalid_argument, "rng::categorical: weights sum to 0");
+    return categorical(weights, total);
+  }
+
+  /// The same draw from weights already known to be finite and non-negative, `total` their sum
+  /// (finite, > 0; computed by the caller, e.g. beside the weights in one pass).
+  template <class Derived>
+  index_t categorical(const Eigen::DenseBase<Derived>& weights, double total) {
+    PREFOPT_CHECK(total > 0.0 && std::isfinite(total), invalid_argument,
+                  "rng::categorical: total = ", total, ", expected a finite sum > 0");
+    const index_t n = weights.size();
     const double u = uniform() * total;
     double cumulative = 0.0;
     index_t last_positive = 0;

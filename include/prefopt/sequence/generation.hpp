@@ -183,22 +183,6 @@ void checked_log_softmax(const char* fn, const char* who, const Row& z, index_t 
   log_normalize(out, m, weights);
 }
 
-/// One categorical draw by inverse CDF from `weights` (one uniform), as `rng::categorical`.
-inline index_t draw_token(const row_weights& weights, rng& gen) {
-  const double u = gen.uniform() * weights.total;
-  double cumulative = 0.0;
-  index_t last_positive = 0;
-  const auto v = static_cast<index_t>(weights.w.size());
-  for (index_t i = 0; i < v; ++i) {
-    const double w = weights.w[static_cast<std::size_t>(i)];
-    if (w <= 0.0) continue;
-    cumulative += w;
-    last_positive = i;
-    if (u < cumulative) return i;
-  }
-  return last_positive;  // u landed in the rounding slack at the top
-}
-
 /// Chooses the next token from base log-probs `base` (normalised, with their sampling weights
 /// `weights`); writes log q(token).
 inline token_id choose_token(const generation_config& c, std::vector<double>& base,
@@ -252,7 +236,8 @@ inline token_id choose_token(const generation_config& c, std::vector<double>& ba
     }
     log_normalize(base, weights);
   }
-  const index_t tok = draw_token(weights, gen);
+  const index_t tok =
+      gen.categorical(Eigen::Map<const Eigen::ArrayXd>(weights.w.data(), v), weights.total);
   log_q = base[static_cast<std::size_t>(tok)];
   return static_cast<token_id>(tok);
 }

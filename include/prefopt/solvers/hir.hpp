@@ -87,7 +87,9 @@ class tabular_hir {
 
    private:
     friend class tabular_hir;
-    explicit state(hir_trainer::state<tabular_sequence_model> inner) : inner_(std::move(inner)) {}
+    state(tabular_sequence_model reference, hir_trainer::state<tabular_sequence_model> inner)
+        : reference_(std::move(reference)), inner_(std::move(inner)) {}
+    tabular_sequence_model reference_;  // the task's reference as a one-token model
     hir_trainer::state<tabular_sequence_model> inner_;
     long samples_ = 0;
   };
@@ -98,16 +100,14 @@ class tabular_hir {
   [[nodiscard]] const hir_config& config() const noexcept { return config_; }
 
   [[nodiscard]] state init(const goal_task& task) const {
-    const tabular_sequence_model reference(task.reference_policy());
-    const goal_task_relabeler relabeler(task);
-    return state(trainer_.init(problem(reference, relabeler)));
+    tabular_sequence_model reference(task.reference_policy());
+    auto inner = trainer_.init(problem(reference, goal_task_relabeler(task)));
+    return {std::move(reference), std::move(inner)};
   }
 
   /// One round: sample, relabel, `updates_per_round` updates (`hir_trainer::step`).
   step_stats step(const goal_task& task, state& s) const {
-    const tabular_sequence_model reference(task.reference_policy());
-    const goal_task_relabeler relabeler(task);
-    const auto st = trainer_.step(problem(reference, relabeler), s.inner_);
+    const auto st = trainer_.step(problem(s.reference_, goal_task_relabeler(task)), s.inner_);
     s.samples_ += config_.batch_size;
     step_stats stats;
     stats.loss = st.loss;

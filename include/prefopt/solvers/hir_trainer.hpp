@@ -158,13 +158,29 @@ struct hir_loss_parts {
 };
 
 namespace detail {
-/// The HIR loss with the contrast over the prompts of `alternatives` (each holding the responses of
-/// `positive`): the 2-way form on alternatives 0 (`positive` itself, scored from its logits) and 1
-/// (negative), or the k-way softmax
-/// with `positive_column[i]` the alternative that is response i's positive prompt.
+/// Storage and view of several batches of the same responses, one after another.
+struct stacked_batches {
+  std::vector<index_t> prompt_offsets{0}, response_offsets{0};
+  std::vector<token_id> prompts, responses;
+  void add(std::span<const token_id> prompt, std::span<const token_id> response) {
+    prompts.insert(prompts.end(), prompt.begin(), prompt.end());
+    responses.insert(responses.end(), response.begin(), response.end());
+    prompt_offsets.push_back(static_cast<index_t>(prompts.size()));
+    response_offsets.push_back(static_cast<index_t>(responses.size()));
+  }
+  [[nodiscard]] sequence_batch view() const {
+    return {{prompt_offsets, prompts}, {response_offsets, responses}};
+  }
+};
+
+/// The HIR loss with the contrast over `k` prompts per response. `scored` holds the alternatives
+/// scored through the model, each a copy of `positive`'s responses under other prompts, one after
+/// another: the 2-way form's negative (`k = 2`; its positive is `positive` itself, scored from
+/// its logits), or all `k` alternatives of the k-way softmax, `positive_column[i]` the one that
+/// is response i's positive prompt.
 template <SequenceModel M>
 hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
-                        std::span<const sequence_batch> alternatives,
+                        const sequence_batch& scored, index_t k,
                         std::span<const index_t> positive_column, bool k_way,
                         const hir_trainer_config& config,
                         Eigen::Ref<vector_t<typename M::scalar_type>> gradient) {
@@ -251,10 +267,15 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
   vector_d w_positive = vector_d::Zero(tokens);
   const bool grad = gradient.size() > 0;
   if (config.contrast_weight > 0.0) {
-    const auto k = static_cast<index_t>(alternatives.size());
     // The 2-way form's positive alternative is `positive` itself: its token log-probs come from
     // the logits above, and its contrast gradient joins dz (one backward through the model).
-    const bool positive_from_logits = !k_way;
+    const index_t first_scored = k_way ? 0 : 1;
+    const index_t scored_count = k - first_scored;
+    PREFOPT_CHECK(scored.size() == scored_count * n &&
+                      scored.responses.total_length() == scored_count * tokens,
+                  shape_error, fn, ": the contrast's batches hold ", scored.size(),
+                  " responses and ", scored.responses.total_length(), " tokens, expected ",
+                  scored_count, " copies of positive's ", n, " and ", tokens);
     // Response i's score under alternative a: column a of `ell` (mean-token or summed).
     matrix_d ell = matrix_d::Zero(n, k);
     vector_d len(n);
@@ -265,30 +286,9 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
                    ? static_cast<double>(std::max<index_t>(length, 1))
                    : 1.0;
     }
-    // Every alternative scored through the model (all but the 2-way form's positive) goes into one
-    // batch: one log-prob pass and one gradient call for all of them.
-    const index_t first_scored = positive_from_logits ? 1 : 0;
-    const index_t scored = k - first_scored;
-    std::vector<index_t> cpo{0}, cro{0};
-    std::vector<token_id> cpt, crt;
-    for (index_t a = 0; a < k; ++a) {
-      const sequence_batch& alt = alternatives[static_cast<std::size_t>(a)];
-      PREFOPT_CHECK(alt.size() == n && alt.responses.total_length() == tokens, shape_error, fn,
-                    ": alternative ", a, " has ", alt.size(), " responses and ",
-                    alt.responses.total_length(), " tokens, expected those of positive");
-      if (a < first_scored) continue;
-      for (index_t i = 0; i < n; ++i) {
-        const auto x = alt.prompts.sequence(i);
-        const auto y = alt.responses.sequence(i);
-        cpt.insert(cpt.end(), x.begin(), x.end());
-        crt.insert(crt.end(), y.begin(), y.end());
-        cpo.push_back(static_cast<index_t>(cpt.size()));
-        cro.push_back(static_cast<index_t>(crt.size()));
-      }
-    }
-    const sequence_batch combined{{cpo, cpt}, {cro, crt}};
-    vector_d lp_scored(scored * tokens);
-    if (scored > 0) token_log_probs(model, combined, lp_scored, config.scoring);
+    // One log-prob pass and (below) one gradient call for every alternative scored.
+    vector_d lp_scored(scored_count * tokens);
+    token_log_probs(model, scored, lp_scored, config.scoring);
     for (index_t a = 0; a < k; ++a) {
       const auto lp = a < first_scored ? lp_positive.segment(0, tokens)
                                        : lp_scored.segment((a - first_scored) * tokens, tokens);
@@ -315,7 +315,7 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
       g.col(1) = gn;
     }
     if (grad) {
-      vector_d w_scored(scored * tokens);
+      vector_d w_scored(scored_count * tokens);
       for (index_t a = 0; a < k; ++a) {
         auto w = a < first_scored ? w_positive.segment(0, tokens)
                                   : w_scored.segment((a - first_scored) * tokens, tokens);
@@ -328,11 +328,9 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
         }
       }
       // The 2-way form's positive joins the logits' gradient below (w_positive).
-      if (scored > 0) {
-        token_weights tw;
-        tw.log_probs = cspan_d(w_scored);
-        accumulate_token_gradient(model, combined, tw, gradient, config.scoring);
-      }
+      token_weights tw;
+      tw.log_probs = cspan_d(w_scored);
+      accumulate_token_gradient(model, scored, tw, gradient, config.scoring);
     }
   }
   if (grad) {
@@ -344,7 +342,6 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
     for (index_t t = 0; t < tokens; ++t) {
       const double smooth = eps * inv_n / support(t);
       row = z.row(t).transpose().template cast<double>().array() - lse(t);  // log p
-      if (masked[static_cast<std::size_t>(t)] == 0) e = row.exp();
       if (masked[static_cast<std::size_t>(t)] != 0) {
         for (index_t u = 0; u < v; ++u) {
           const double log_p = row(u);
@@ -355,6 +352,7 @@ hir_loss_parts hir_loss(const M& model, const sequence_batch& positive,
                              smooth;
         }
       } else {
+        e = row.exp();
         row = e * (inv_n + w_ent * inv_n * (row + entropy(t)) - w_positive(t)) - smooth;
       }
       const auto y = static_cast<index_t>(targets[static_cast<std::size_t>(t)]);
@@ -380,9 +378,7 @@ hir_loss_parts hir_loss_gradient(const M& model, const sequence_batch& positive,
   PREFOPT_CHECK(config.contrast == hir_contrast::two_way, invalid_argument,
                 "hir_loss_gradient: config.contrast = k_way, expected two_way with one negative "
                 "batch (the k-way contrast takes the alternatives and positive_column overload)");
-  const sequence_batch both[2] = {positive, negative};
-  return detail::hir_loss(model, positive, std::span<const sequence_batch>(both), {},
-                          /*k_way=*/false, config, gradient);
+  return detail::hir_loss(model, positive, negative, 2, {}, /*k_way=*/false, config, gradient);
 }
 
 /// The HIR loss with the k-way contrast (the paper's `L_con`, label-smoothed softmax over K
@@ -401,8 +397,18 @@ hir_loss_parts hir_loss_gradient(const M& model, const sequence_batch& positive,
   PREFOPT_CHECK(positive_column.size() == static_cast<std::size_t>(positive.size()), shape_error,
                 "hir_loss_gradient: positive_column has ", positive_column.size(),
                 " entries, expected one per response (", positive.size(), ")");
-  return detail::hir_loss(model, positive, alternatives, positive_column, /*k_way=*/true, config,
-                          gradient);
+  detail::stacked_batches stacked;
+  for (std::size_t a = 0; a < alternatives.size(); ++a) {
+    const sequence_batch& alt = alternatives[a];
+    PREFOPT_CHECK(alt.size() == positive.size(), shape_error, "hir_loss_gradient: alternative ", a,
+                  " has ", alt.size(), " responses, expected those of positive (", positive.size(),
+                  ")");
+    for (index_t i = 0; i < alt.size(); ++i)
+      stacked.add(alt.prompts.sequence(i), alt.responses.sequence(i));
+  }
+  return detail::hir_loss(model, positive, stacked.view(),
+                          static_cast<index_t>(alternatives.size()), positive_column,
+                          /*k_way=*/true, config, gradient);
 }
 
 /// HIR trainer (file comment).
@@ -515,8 +521,7 @@ class hir_trainer {
     }
     // k-way: every response under each instruction's prompt (the positive's first token replaced).
     const bool k_way = config_.contrast == hir_contrast::k_way && c.contrast_weight > 0.0;
-    std::vector<std::vector<token_id>> alt_tokens;
-    std::vector<sequence_batch> alternatives;
+    detail::stacked_batches alternatives;  // k-way: instruction a's copy of every kept response
     std::vector<index_t> positive_column;
     if (k_way) {
       for (index_t i = 0; i < kept; ++i) {
@@ -527,14 +532,14 @@ class hir_trainer {
                       ", expected one in [0, modulus() = ", m, ")");
         positive_column.push_back(instruction);
       }
-      alt_tokens.assign(static_cast<std::size_t>(m), pt);
+      std::vector<token_id> prompt;
       for (index_t a = 0; a < m; ++a) {
-        std::vector<token_id>& at = alt_tokens[static_cast<std::size_t>(a)];
-        for (index_t i = 0; i < kept; ++i)
-          at[static_cast<std::size_t>(po[static_cast<std::size_t>(i)])] = static_cast<token_id>(a);
-      }
-      for (index_t a = 0; a < m; ++a) {
-        alternatives.push_back({{po, alt_tokens[static_cast<std::size_t>(a)]}, {ro, rt}});
+        for (index_t i = 0; i < kept; ++i) {
+          const auto x = positive.prompts.sequence(i);
+          prompt.assign(x.begin(), x.end());
+          prompt[0] = static_cast<token_id>(a);
+          alternatives.add(prompt, positive.responses.sequence(i));
+        }
       }
     }
     optimizer& opt = s.optimizer_;
@@ -542,8 +547,9 @@ class hir_trainer {
     for (index_t k = 0; k < config_.updates_per_round; ++k) {
       grad.setZero();
       const auto parts =
-          k_way ? hir_loss_gradient(policy, positive, alternatives, positive_column, c, grad)
-                : hir_loss_gradient(policy, positive, negative, with_two_way(c), grad);
+          k_way ? detail::hir_loss(policy, positive, alternatives.view(), m, positive_column,
+                                   /*k_way=*/true, c, grad)
+                : detail::hir_loss(policy, positive, negative, 2, {}, /*k_way=*/false, c, grad);
       st.loss = parts.total;
       st.supervised_loss = parts.supervised;
       st.contrast_loss = parts.contrast;
@@ -556,11 +562,6 @@ class hir_trainer {
   }
 
  private:
-  static hir_trainer_config with_two_way(hir_trainer_config c) {
-    c.contrast = hir_contrast::two_way;  // k-way without a contrast term: no alternatives needed
-    return c;
-  }
-
   config_type config_;
 };
 
